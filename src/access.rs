@@ -1,0 +1,53 @@
+//! Checking access tokens on resource endpoints.
+
+use crate::authorization::token_from_header;
+use crate::claims::AccessClaims;
+use crate::clock::Clock;
+use crate::error::{Error, InternalKind, Unauthorized};
+use crate::jws::UntrustedToken;
+use crate::keys::Keyring;
+use crate::ledger::SessionLedger;
+use crate::mint::unix_now;
+use crate::policy::Policy;
+
+impl Policy {
+    /// Verifies an access token from an `Authorization` header: signature
+    /// under `keyring`, access-token claims (a refresh token is 422), `exp`.
+    ///
+    /// Stateless: a token revoked by rotation or logout still passes until
+    /// its `exp`. Use [`Policy::verify_access_unrevoked`] where that matters.
+    pub fn verify_access<C: Clock>(
+        &self,
+        authorization: Option<&[u8]>,
+        keyring: &Keyring,
+        clock: &C,
+    ) -> Result<AccessClaims, Error> {
+        let token = token_from_header(authorization)?;
+        let claims: AccessClaims = UntrustedToken::parse(token, self.algorithm)?.verify(keyring)?.claims()?;
+        let now = unix_now(clock)?;
+        if now >= claims.expires_at.saturating_add(self.leeway) {
+            return Err(Unauthorized::Expired.into());
+        }
+        Ok(claims)
+    }
+
+    /// [`Policy::verify_access`], then the ledger's revocation list: an
+    /// access token whose pair was rotated, logged out or caught in a reuse
+    /// is refused with 401.
+    pub async fn verify_access_unrevoked<L: SessionLedger, C: Clock>(
+        &self,
+        authorization: Option<&[u8]>,
+        keyring: &Keyring,
+        ledger: &L,
+        clock: &C,
+    ) -> Result<AccessClaims, Error> {
+        let claims = self.verify_access(authorization, keyring, clock)?;
+        let now = unix_now(clock)?;
+        let revoked =
+            ledger.is_access_revoked(claims.id, now).await.map_err(|e| Error::internal(InternalKind::Ledger, e))?;
+        if revoked {
+            return Err(Unauthorized::AccessRevoked.into());
+        }
+        Ok(claims)
+    }
+}

@@ -1,0 +1,145 @@
+//! The two token kinds and their claims, in the seed's member order.
+//!
+//! Access: `acc`, `sub`, `role`, `exp`, `jti`. Refresh: `sub`, `acjti`,
+//! `exp`, `jti`. Parsing is strict: every member present exactly once, of
+//! the right JSON type, nothing else. Because the two claim sets are
+//! disjoint, an access token offered as a refresh token (or the reverse)
+//! fails to parse: the kinds cannot be confused (RFC 8725 §3.12).
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::TokenId;
+
+/// The latest accepted `exp`: 9999-12-31T23:59:59Z.
+pub const MAX_EXP: i64 = 253_402_300_799;
+
+/// Checks a claim set beyond its JSON shape. Sealed: implemented by the
+/// crate's two claim types only.
+pub trait Validate: sealed::Sealed {
+    /// Whether the values are in range.
+    fn is_valid(&self) -> bool;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::AccessClaims {}
+    impl Sealed for super::RefreshClaims {}
+}
+
+/// Claims of an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessClaims {
+    /// `acc`: the account the user acts as.
+    #[serde(rename = "acc")]
+    pub account: String,
+    /// `sub`: the user.
+    #[serde(rename = "sub")]
+    pub subject: String,
+    /// `role`.
+    pub role: String,
+    /// `exp`: unix seconds.
+    #[serde(rename = "exp")]
+    pub expires_at: i64,
+    /// `jti`.
+    #[serde(rename = "jti")]
+    pub id: TokenId,
+}
+
+/// Claims of a refresh token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshClaims {
+    /// `sub`: the user.
+    #[serde(rename = "sub")]
+    pub subject: String,
+    /// `acjti`: the `jti` of the access token issued with this one.
+    #[serde(rename = "acjti")]
+    pub access_id: TokenId,
+    /// `exp`: unix seconds.
+    #[serde(rename = "exp")]
+    pub expires_at: i64,
+    /// `jti`.
+    #[serde(rename = "jti")]
+    pub id: TokenId,
+}
+
+/// A text claim we accept: non-empty, no control characters.
+fn is_clean_text(text: &str, allow_empty: bool) -> bool {
+    (allow_empty || !text.is_empty()) && !text.chars().any(char::is_control)
+}
+
+fn exp_in_range(exp: i64) -> bool {
+    (0..=MAX_EXP).contains(&exp)
+}
+
+impl Validate for AccessClaims {
+    fn is_valid(&self) -> bool {
+        is_clean_text(&self.subject, false)
+            && is_clean_text(&self.account, true)
+            && is_clean_text(&self.role, true)
+            && exp_in_range(self.expires_at)
+    }
+}
+
+impl Validate for RefreshClaims {
+    fn is_valid(&self) -> bool {
+        is_clean_text(&self.subject, false) && exp_in_range(self.expires_at)
+    }
+}
+
+/// Borrowed access claims, for writing without cloning.
+#[derive(Serialize)]
+pub(crate) struct AccessClaimsRef<'a> {
+    pub(crate) acc: &'a str,
+    pub(crate) sub: &'a str,
+    pub(crate) role: &'a str,
+    pub(crate) exp: i64,
+    pub(crate) jti: TokenId,
+}
+
+/// Borrowed refresh claims, for writing without cloning.
+#[derive(Serialize)]
+pub(crate) struct RefreshClaimsRef<'a> {
+    pub(crate) sub: &'a str,
+    pub(crate) acjti: TokenId,
+    pub(crate) exp: i64,
+    pub(crate) jti: TokenId,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_order_matches_the_seed() {
+        let jti = TokenId::parse("8e1783d8-4a5b-4dd4-b78d-b50565400503").unwrap_or_else(TokenId::random);
+        let access = serde_json::to_string(&AccessClaimsRef {
+            acc: "bob@admin",
+            sub: "bob@mail.com",
+            role: "ROLE_ADMIN",
+            exp: 1_703_261_574,
+            jti,
+        })
+        .unwrap_or_default();
+        assert_eq!(
+            access,
+            r#"{"acc":"bob@admin","sub":"bob@mail.com","role":"ROLE_ADMIN","exp":1703261574,"jti":"8e1783d8-4a5b-4dd4-b78d-b50565400503"}"#
+        );
+    }
+
+    #[test]
+    fn kinds_do_not_parse_as_each_other() {
+        let access = r#"{"acc":"a","sub":"s","role":"r","exp":1,"jti":"8e1783d8-4a5b-4dd4-b78d-b50565400503"}"#;
+        assert!(serde_json::from_str::<RefreshClaims>(access).is_err());
+        let refresh = r#"{"sub":"s","acjti":"8e1783d8-4a5b-4dd4-b78d-b50565400503","exp":1,"jti":"a6fbd9f9-e8dd-4c0f-ba46-49d01908626a"}"#;
+        assert!(serde_json::from_str::<RefreshClaims>(refresh).is_ok());
+        assert!(serde_json::from_str::<AccessClaims>(refresh).is_err());
+    }
+
+    #[test]
+    fn repeated_members_are_refused() {
+        let twice = r#"{"sub":"s","sub":"t","acjti":"8e1783d8-4a5b-4dd4-b78d-b50565400503","exp":1,"jti":"a6fbd9f9-e8dd-4c0f-ba46-49d01908626a"}"#;
+        assert!(serde_json::from_str::<RefreshClaims>(twice).is_err());
+    }
+}

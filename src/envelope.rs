@@ -1,0 +1,233 @@
+//! The JSON envelope of SPEC §3, byte-compatible with the seed page.
+//!
+//! Success: `{"status":{"code":200,"name":"OK"},"data":{…}}` with no
+//! `message` member. Failure: the same shape with `data: null` and a public
+//! message. [`Reply`] bundles the status, body and headers an HTTP adapter
+//! needs, so every framework writes the same bytes.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, InternalKind, StatusName};
+
+/// `{"status":…,"data":…}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    /// Status code, name and (on failure) message.
+    pub status: Status,
+    /// The payload on success; `null` on failure.
+    pub data: Option<T>,
+}
+
+/// `{"code":…,"name":…,"message":…}`; `message` only on failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// The HTTP status code.
+    pub code: u16,
+    /// The stable machine name, e.g. `OK` or `UNAUTHORIZED`.
+    pub name: Cow<'static, str>,
+    /// A short public message; absent on success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<Cow<'static, str>>,
+}
+
+/// The `data` of a successful login or refresh.
+///
+/// `Debug` redacts both tokens: they are bearer credentials and must not end
+/// up in logs.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TokenPair {
+    /// The new access token.
+    pub access_token: String,
+    /// The new refresh token; the presented one is now consumed.
+    pub refresh_token: String,
+    /// The access token's lifetime in seconds.
+    pub expiration_time: i64,
+}
+
+impl fmt::Debug for TokenPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenPair")
+            .field("access_token", &"<redacted>")
+            .field("refresh_token", &"<redacted>")
+            .field("expiration_time", &self.expiration_time)
+            .finish()
+    }
+}
+
+impl<T> Envelope<T> {
+    /// A 200 `OK` envelope around `data`.
+    pub fn ok(data: T) -> Self {
+        Self { status: Status::ok(), data: Some(data) }
+    }
+
+    /// The failure envelope for `error`: `data: null`, public message only.
+    pub fn error(error: &Error) -> Self {
+        Self {
+            status: Status {
+                code: error.status_code(),
+                name: Cow::Borrowed(error.name()),
+                message: Some(Cow::Borrowed(error.public_message())),
+            },
+            data: None,
+        }
+    }
+}
+
+impl Envelope<()> {
+    /// `{"status":{"code":200,"name":"OK"},"data":null}`: success with
+    /// nothing to return (logout).
+    pub fn empty() -> Self {
+        Self { status: Status::ok(), data: None }
+    }
+}
+
+impl Status {
+    fn ok() -> Self {
+        Self { code: StatusName::Ok.code(), name: Cow::Borrowed(StatusName::Ok.as_str()), message: None }
+    }
+}
+
+/// An HTTP answer ready to write: status, JSON body, and the headers every
+/// token response carries.
+///
+/// ```
+/// use token_refresh::{Reply, Error, Unauthorized};
+///
+/// let reply = Reply::from_error(&Error::from(Unauthorized::Expired));
+/// assert_eq!(reply.status(), 401);
+/// assert_eq!(
+///     reply.body(),
+///     br#"{"status":{"code":401,"name":"UNAUTHORIZED","message":"token has expired"},"data":null}"#
+/// );
+/// assert!(reply.headers().any(|(name, value)| name == "www-authenticate"
+///     && value == r#"Bearer error="invalid_token""#));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Reply {
+    status: u16,
+    body: Vec<u8>,
+    www_authenticate: Option<&'static str>,
+}
+
+impl Reply {
+    /// A 200 reply around `data`.
+    pub fn ok<T: Serialize>(data: T) -> Self {
+        Self::encode(StatusName::Ok.code(), &Envelope::ok(data), None)
+    }
+
+    /// A 200 reply with `data: null`.
+    pub fn empty() -> Self {
+        Self::encode(StatusName::Ok.code(), &Envelope::empty(), None)
+    }
+
+    /// The failure reply for `error`.
+    pub fn from_error(error: &Error) -> Self {
+        Self::encode(error.status_code(), &Envelope::<()>::error(error), error.www_authenticate())
+    }
+
+    /// The reply for a flow's result.
+    pub fn from_result<T: Serialize>(result: &Result<T, Error>) -> Self {
+        match result {
+            Ok(data) => Self::ok(data),
+            Err(error) => Self::from_error(error),
+        }
+    }
+
+    fn encode<T: Serialize>(status: u16, envelope: &Envelope<T>, www_authenticate: Option<&'static str>) -> Self {
+        match serde_json::to_vec(envelope) {
+            Ok(body) => Self { status, body, www_authenticate },
+            // Serializing our own types cannot fail; if a caller's `T` does,
+            // answer 500 rather than a half-written body.
+            Err(cause) => {
+                let error = Error::internal(InternalKind::Encoding, cause);
+                let body = serde_json::to_vec(&Envelope::<()>::error(&error)).unwrap_or_default();
+                Self { status: error.status_code(), body, www_authenticate: None }
+            }
+        }
+    }
+
+    /// The HTTP status code.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// The body, by value.
+    pub fn into_body(self) -> Vec<u8> {
+        self.body
+    }
+
+    /// The headers to send, lower-case names: `content-type`,
+    /// `cache-control: no-store`, `pragma: no-cache` (tokens must not be
+    /// cached, RFC 6749 §5.1), and `www-authenticate` on 400/401.
+    pub fn headers(&self) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
+        [("content-type", "application/json"), ("cache-control", "no-store"), ("pragma", "no-cache")]
+            .into_iter()
+            .chain(self.www_authenticate.map(|value| ("www-authenticate", value)))
+    }
+}
+
+impl fmt::Debug for Reply {
+    // The body may hold tokens: show only its size.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reply").field("status", &self.status).field("body_len", &self.body.len()).finish()
+    }
+}
+
+#[cfg(feature = "http")]
+impl From<Reply> for http::Response<Vec<u8>> {
+    fn from(reply: Reply) -> Self {
+        let mut response = http::Response::new(Vec::new());
+        *response.status_mut() =
+            http::StatusCode::from_u16(reply.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+        let headers = response.headers_mut();
+        for (name, value) in reply.headers() {
+            headers.insert(name, http::HeaderValue::from_static(value));
+        }
+        *response.body_mut() = reply.body;
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{BadRequest, Unauthorized};
+
+    #[test]
+    fn success_bytes_match_the_seed_shape() {
+        let pair = TokenPair { access_token: "a".into(), refresh_token: "r".into(), expiration_time: 300 };
+        let body = serde_json::to_string(&Envelope::ok(pair)).unwrap_or_default();
+        assert_eq!(
+            body,
+            r#"{"status":{"code":200,"name":"OK"},"data":{"accessToken":"a","refreshToken":"r","expirationTime":300}}"#
+        );
+    }
+
+    #[test]
+    fn failure_bytes_have_null_data_and_a_message() {
+        let reply = Reply::from_error(&Error::from(BadRequest::MissingHeader));
+        assert_eq!(reply.status(), 400);
+        assert_eq!(
+            reply.body(),
+            br#"{"status":{"code":400,"name":"BAD_REQUEST","message":"authorization header is missing"},"data":null}"#
+        );
+        assert!(reply.headers().any(|h| h == ("www-authenticate", r#"Bearer error="invalid_request""#)));
+    }
+
+    #[test]
+    fn debug_never_prints_tokens() {
+        let pair = TokenPair { access_token: "SECRET-A".into(), refresh_token: "SECRET-R".into(), expiration_time: 1 };
+        let shown = format!("{pair:?} {:?}", Reply::ok(&pair));
+        assert!(!shown.contains("SECRET"), "{shown}");
+        let _ = Unauthorized::Expired;
+    }
+}

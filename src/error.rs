@@ -1,0 +1,347 @@
+//! The one error type of the token flows, and its mapping onto the wire.
+//!
+//! Every refusal is a precise variant. The mapping to an HTTP status, a
+//! stable machine name and a public message is one exhaustive `match` per
+//! method, right here, so adding a variant cannot silently change the wire.
+//!
+//! Internal causes (a store outage, a signer failure) are kept in
+//! [`Internal`] for logs through [`std::error::Error::source`]; they never
+//! reach [`Error::public_message`] and so never reach an HTTP body.
+
+use std::fmt;
+
+/// Why a request was refused (or failed), one variant per SPEC §4 outcome
+/// class. The detail enums say exactly which check decided.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// 400: the request itself is malformed (header missing, empty, too long,
+    /// not visible ASCII; a login body that is not the expected JSON).
+    #[error("bad request: {0}")]
+    BadRequest(#[from] BadRequest),
+    /// 401: the token or credential is not acceptable.
+    #[error("unauthorized: {0}")]
+    Unauthorized(#[from] Unauthorized),
+    /// 404: the token is authentic but names a user the directory does not
+    /// know (or a login names an unknown user).
+    #[error("user not found")]
+    UserNotFound,
+    /// 422: the token is authentic but its claims are not a well-formed
+    /// token of the expected kind, or a login's key material is unusable.
+    #[error("unprocessable: {0}")]
+    Unprocessable(#[from] Unprocessable),
+    /// 500: a store, signer or clock failed. The cause is kept for logs.
+    #[error("internal error: {0}")]
+    Internal(#[from] Internal),
+}
+
+/// Detail of a 400 refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BadRequest {
+    /// No `Authorization` header.
+    #[error("authorization header is missing")]
+    MissingHeader,
+    /// The header is empty or only spaces.
+    #[error("authorization header is empty")]
+    EmptyHeader,
+    /// The header is longer than [`crate::MAX_HEADER_LEN`].
+    #[error("authorization header is too long")]
+    HeaderTooLong,
+    /// The header holds a byte outside visible ASCII and space.
+    #[error("authorization header is not visible ASCII")]
+    HeaderNotAscii,
+    /// A login body that is not the expected JSON object.
+    #[error("request body is malformed")]
+    MalformedBody,
+}
+
+/// Detail of a 401 refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Unauthorized {
+    /// A scheme other than `Bearer` (or none where one is required).
+    #[error("authorization scheme is not Bearer")]
+    WrongScheme,
+    /// Not three base64url segments, or a segment of the wrong size.
+    #[error("token is not a compact JWS")]
+    Malformed,
+    /// The JOSE header or the payload is not JSON.
+    #[error("token segment is not JSON")]
+    NotJson,
+    /// `alg` is not the configured algorithm name.
+    #[error("token algorithm is not accepted")]
+    Algorithm,
+    /// `typ` is present and not `JWT`.
+    #[error("token type is not accepted")]
+    TokenType,
+    /// The header has a member this crate refuses (`crit`, `jku`, `jwk`,
+    /// `x5u`, `x5c`, or any member other than `typ`, `alg`, `kid`), a member
+    /// given twice, or a member of the wrong JSON type.
+    #[error("token header is not accepted")]
+    Header,
+    /// `kid` names no configured key.
+    #[error("token key id is unknown")]
+    UnknownKey,
+    /// The signature does not verify under the configured key(s).
+    #[error("token signature is invalid")]
+    Signature,
+    /// `exp` has been reached.
+    #[error("token has expired")]
+    Expired,
+    /// The user exists but is disabled.
+    #[error("user is disabled")]
+    UserDisabled,
+    /// The session ledger does not know the token.
+    #[error("token is not known")]
+    UnknownToken,
+    /// The token's session was revoked (logout, reuse, admin action).
+    #[error("session has been revoked")]
+    SessionRevoked,
+    /// The token's session is past its absolute or idle lifetime.
+    #[error("session has expired")]
+    SessionExpired,
+    /// The refresh token was already rotated: the whole session is now
+    /// revoked.
+    #[error("token was already used")]
+    Reused,
+    /// The access token was revoked (rotation, logout, reuse).
+    #[error("access token has been revoked")]
+    AccessRevoked,
+    /// A login signature over the e-mail does not verify.
+    #[error("login signature is invalid")]
+    LoginSignature,
+}
+
+/// Detail of a 422 refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Unprocessable {
+    /// Authentic token, but its claims are not a well-formed token of the
+    /// expected kind (missing, repeated, ill-typed, unknown or out-of-range
+    /// members; ids that are not canonical UUID v4; the other kind's claims).
+    #[error("token claims are malformed")]
+    Claims,
+    /// A login field is not valid hex or has the wrong length.
+    #[error("login key material is malformed")]
+    LoginEncoding,
+    /// A login public key that is not the user's registered key.
+    #[error("login key is not the user's key")]
+    LoginKey,
+}
+
+/// What failed inside, for a 500. Kept for logs; never shown to a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InternalKind {
+    /// The user directory.
+    Users,
+    /// The session ledger.
+    Ledger,
+    /// The token signer.
+    Signer,
+    /// The clock.
+    Clock,
+    /// Encoding a response (cannot happen with the built-in types).
+    Encoding,
+}
+
+/// A 500: which component failed, and its cause for the logs.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind:?} failed")]
+pub struct Internal {
+    kind: InternalKind,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl Internal {
+    /// An internal failure of `kind`, caused by `source`.
+    pub fn new(kind: InternalKind, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self { kind, source: source.into() }
+    }
+
+    /// Which component failed.
+    pub fn kind(&self) -> InternalKind {
+        self.kind
+    }
+}
+
+/// The stable machine names of SPEC §3, one per status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StatusName {
+    /// 200
+    Ok,
+    /// 400
+    BadRequest,
+    /// 401
+    Unauthorized,
+    /// 404
+    NotFound,
+    /// 422
+    UnprocessableEntity,
+    /// 500
+    InternalServerError,
+}
+
+impl StatusName {
+    /// The numeric HTTP status.
+    pub const fn code(self) -> u16 {
+        match self {
+            Self::Ok => 200,
+            Self::BadRequest => 400,
+            Self::Unauthorized => 401,
+            Self::NotFound => 404,
+            Self::UnprocessableEntity => 422,
+            Self::InternalServerError => 500,
+        }
+    }
+
+    /// The wire name: `OK`, `BAD_REQUEST`, `UNAUTHORIZED`, `NOT_FOUND`,
+    /// `UNPROCESSABLE_ENTITY`, `INTERNAL_SERVER_ERROR`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "OK",
+            Self::BadRequest => "BAD_REQUEST",
+            Self::Unauthorized => "UNAUTHORIZED",
+            Self::NotFound => "NOT_FOUND",
+            Self::UnprocessableEntity => "UNPROCESSABLE_ENTITY",
+            Self::InternalServerError => "INTERNAL_SERVER_ERROR",
+        }
+    }
+}
+
+impl fmt::Display for StatusName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Error {
+    /// The status class of this error.
+    pub const fn status(&self) -> StatusName {
+        match self {
+            Self::BadRequest(_) => StatusName::BadRequest,
+            Self::Unauthorized(_) => StatusName::Unauthorized,
+            Self::UserNotFound => StatusName::NotFound,
+            Self::Unprocessable(_) => StatusName::UnprocessableEntity,
+            Self::Internal(_) => StatusName::InternalServerError,
+        }
+    }
+
+    /// The numeric HTTP status: 400, 401, 404, 422 or 500.
+    pub const fn status_code(&self) -> u16 {
+        self.status().code()
+    }
+
+    /// The stable machine name, e.g. `UNAUTHORIZED`.
+    pub const fn name(&self) -> &'static str {
+        self.status().as_str()
+    }
+
+    /// A short message safe to show to the client: it names the failed check
+    /// in general terms and never contains internals, keys or tokens.
+    pub const fn public_message(&self) -> &'static str {
+        match self {
+            Self::BadRequest(detail) => match detail {
+                BadRequest::MissingHeader => "authorization header is missing",
+                BadRequest::EmptyHeader => "authorization header is empty",
+                BadRequest::HeaderTooLong => "authorization header is too long",
+                BadRequest::HeaderNotAscii => "authorization header is not visible ASCII",
+                BadRequest::MalformedBody => "request body is malformed",
+            },
+            Self::Unauthorized(detail) => match detail {
+                Unauthorized::WrongScheme => "authorization scheme is not Bearer",
+                Unauthorized::Malformed
+                | Unauthorized::NotJson
+                | Unauthorized::Algorithm
+                | Unauthorized::TokenType
+                | Unauthorized::Header
+                | Unauthorized::UnknownKey => "token could not be parsed",
+                Unauthorized::Signature => "token signature is invalid",
+                Unauthorized::Expired => "token has expired",
+                Unauthorized::UserDisabled => "user is disabled",
+                Unauthorized::UnknownToken => "refresh token is not valid",
+                Unauthorized::SessionRevoked => "session has been revoked",
+                Unauthorized::SessionExpired => "session has expired",
+                Unauthorized::Reused => "refresh token was already used; the session is revoked",
+                Unauthorized::AccessRevoked => "access token has been revoked",
+                Unauthorized::LoginSignature => "signature is invalid",
+            },
+            Self::UserNotFound => "user not found",
+            Self::Unprocessable(detail) => match detail {
+                Unprocessable::Claims => "token claims are malformed",
+                Unprocessable::LoginEncoding => "key or signature is malformed",
+                Unprocessable::LoginKey => "public key does not match the user",
+            },
+            Self::Internal(_) => "internal server error",
+        }
+    }
+
+    /// The `WWW-Authenticate` value an HTTP adapter should send (RFC 6750
+    /// §3): `invalid_token` for 401, `invalid_request` for 400.
+    pub const fn www_authenticate(&self) -> Option<&'static str> {
+        match self {
+            Self::Unauthorized(_) => Some(r#"Bearer error="invalid_token""#),
+            Self::BadRequest(_) => Some(r#"Bearer error="invalid_request""#),
+            Self::UserNotFound | Self::Unprocessable(_) | Self::Internal(_) => None,
+        }
+    }
+
+    pub(crate) fn internal(kind: InternalKind, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Internal(Internal::new(kind, source))
+    }
+}
+
+#[cfg(feature = "http")]
+impl Error {
+    /// The status as an [`http::StatusCode`].
+    pub fn http_status(&self) -> http::StatusCode {
+        self.status().http_status()
+    }
+}
+
+#[cfg(feature = "http")]
+impl StatusName {
+    /// The status as an [`http::StatusCode`].
+    pub fn http_status(self) -> http::StatusCode {
+        match self {
+            Self::Ok => http::StatusCode::OK,
+            Self::BadRequest => http::StatusCode::BAD_REQUEST,
+            Self::Unauthorized => http::StatusCode::UNAUTHORIZED,
+            Self::NotFound => http::StatusCode::NOT_FOUND,
+            Self::UnprocessableEntity => http::StatusCode::UNPROCESSABLE_ENTITY,
+            Self::InternalServerError => http::StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_cause_never_reaches_the_public_message() {
+        let error = Error::internal(InternalKind::Ledger, "connection to 10.0.0.7 refused: password=hunter2");
+        assert_eq!(error.status_code(), 500);
+        assert_eq!(error.name(), "INTERNAL_SERVER_ERROR");
+        assert_eq!(error.public_message(), "internal server error");
+        let source = std::error::Error::source(&error).map(ToString::to_string).unwrap_or_default();
+        assert!(source.contains("Ledger"), "cause kept for logs: {source}");
+    }
+
+    #[test]
+    fn statuses_and_names_match_the_spec_table() {
+        let cases = [
+            (Error::from(BadRequest::MissingHeader), 400, "BAD_REQUEST"),
+            (Error::from(Unauthorized::Signature), 401, "UNAUTHORIZED"),
+            (Error::UserNotFound, 404, "NOT_FOUND"),
+            (Error::from(Unprocessable::Claims), 422, "UNPROCESSABLE_ENTITY"),
+            (Error::internal(InternalKind::Clock, "x"), 500, "INTERNAL_SERVER_ERROR"),
+        ];
+        for (error, code, name) in cases {
+            assert_eq!((error.status_code(), error.name()), (code, name));
+        }
+    }
+}

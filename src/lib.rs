@@ -1,0 +1,163 @@
+//! Refresh-token rotation for Rust services.
+//!
+//! `token-refresh` serves one endpoint well: a client presents its refresh
+//! token, the service verifies it, rotates it, and answers with a new
+//! access/refresh pair in a typed JSON envelope. Tokens are compact EdDSA
+//! JWTs, byte-compatible with the FIB API; every refresh token is single
+//! use, and presenting a rotated one revokes the whole session.
+//!
+//! The core is framework-agnostic: it takes the `Authorization` header as
+//! bytes and returns a [`TokenPair`] or an [`Error`] that knows its HTTP
+//! status; [`Reply`] turns either into status, headers and body.
+//!
+//! # Getting started
+//!
+//! ```
+//! use token_refresh::{Ed25519Signer, MemoryStore, SystemClock, User, Reply};
+//!
+//! # tokio_test_block_on(async {
+//! let store = MemoryStore::in_memory([User::new("bob@mail.com", "bob@admin", "ROLE_ADMIN")]);
+//! let signer = Ed25519Signer::from_seed(&[0x5e; 32])?;
+//! let clock = SystemClock;
+//!
+//! // At login, after your own authentication:
+//! let first = token_refresh::issue("bob@mail.com", &store, &signer, &clock).await?;
+//!
+//! // PATCH /auth/api/v1/authentication-management/session
+//! let header = format!("Bearer {}", first.refresh_token);
+//! let second = token_refresh::refresh(Some(header.as_bytes()), &store, &signer, &clock).await?;
+//! assert_ne!(second.refresh_token, first.refresh_token);
+//!
+//! // The rotated token is spent: presenting it again revokes the session.
+//! let reused = token_refresh::refresh(Some(header.as_bytes()), &store, &signer, &clock).await;
+//! let reply = Reply::from_result(&reused);
+//! assert_eq!(reply.status(), 401);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
+//! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+//! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Shape
+//!
+//! - Flows: [`refresh`], [`issue`], [`login`], [`revoke`],
+//!   [`verify_access`], and the same as methods of a configured [`Policy`].
+//! - Extension points: [`UserStore`], [`SessionLedger`], [`Signer`],
+//!   [`Clock`]. Store traits return `Send` futures, so any async runtime
+//!   (or none) drives them.
+//! - In memory: [`MemoryUserStore`], [`MemoryLedger`], [`MemoryStore`].
+//!
+//! # Security
+//!
+//! The [`jws`] module states how tokens are checked and which attacks each
+//! rule refuses; [`ledger`] states the rotation contract every backend
+//! keeps. The README's security section collects the decisions.
+//!
+//! # Features
+//!
+//! - `http`: `http::StatusCode` for errors and `http::Response` from
+//!   [`Reply`].
+//! - `tracing`: `tracing` events for every [`Event`].
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod access;
+mod authorization;
+pub mod claims;
+mod clock;
+mod envelope;
+mod error;
+mod events;
+mod hex;
+mod ids;
+pub mod jws;
+mod keys;
+pub mod ledger;
+mod memory_ledger;
+mod mint;
+mod policy;
+mod refresh;
+mod session;
+mod signer;
+mod store;
+mod users;
+
+pub use authorization::MAX_HEADER_LEN;
+pub use claims::{AccessClaims, RefreshClaims};
+pub use clock::{Clock, ClockError, ManualClock, SystemClock};
+pub use envelope::{Envelope, Reply, Status, TokenPair};
+pub use error::{BadRequest, Error, Internal, InternalKind, StatusName, Unauthorized, Unprocessable};
+pub use events::{Event, EventSink};
+pub use ids::{SessionId, TokenId};
+pub use jws::Algorithm;
+pub use keys::{KeyError, KeyId, Keyring, MAX_KEY_ID_LEN, MAX_KEYS, VerificationKey};
+pub use ledger::{Grace, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionLedger};
+pub use memory_ledger::{LedgerStats, MemoryLedger};
+pub use policy::{MAX_GRACE, MAX_LEEWAY, Policy, PolicyBuilder, PolicyError};
+pub use session::MAX_LOGIN_BODY;
+pub use signer::{Ed25519Signer, Signer, SignerError};
+pub use store::{MemoryStore, Store};
+pub use users::{MemoryUserStore, StoreError, User, UserStore};
+
+/// The ed25519-dalek version this crate builds on, for key types in the
+/// public API.
+pub use ed25519_dalek;
+
+/// [`Policy::refresh`] with the seed defaults (300 s access, 86 400 s
+/// refresh, no grace window).
+pub async fn refresh<U, L, S, C>(
+    authorization: Option<&[u8]>,
+    store: &Store<U, L>,
+    signer: &S,
+    clock: &C,
+) -> Result<TokenPair, Error>
+where
+    U: UserStore,
+    L: SessionLedger,
+    S: Signer,
+    C: Clock,
+{
+    Policy::default().refresh(authorization, store, signer, clock).await
+}
+
+/// [`Policy::issue`] with the seed defaults.
+pub async fn issue<U, L, S, C>(subject: &str, store: &Store<U, L>, signer: &S, clock: &C) -> Result<TokenPair, Error>
+where
+    U: UserStore,
+    L: SessionLedger,
+    S: Signer,
+    C: Clock,
+{
+    Policy::default().issue(subject, store, signer, clock).await
+}
+
+/// [`Policy::login`] with the seed defaults.
+pub async fn login<U, L, S, C>(body: &[u8], store: &Store<U, L>, signer: &S, clock: &C) -> Result<TokenPair, Error>
+where
+    U: UserStore,
+    L: SessionLedger,
+    S: Signer,
+    C: Clock,
+{
+    Policy::default().login(body, store, signer, clock).await
+}
+
+/// [`Policy::revoke`] with the seed defaults.
+pub async fn revoke<L, S, C>(authorization: Option<&[u8]>, ledger: &L, signer: &S, clock: &C) -> Result<(), Error>
+where
+    L: SessionLedger,
+    S: Signer,
+    C: Clock,
+{
+    Policy::default().revoke(authorization, ledger, signer, clock).await
+}
+
+/// [`Policy::verify_access`] with the seed defaults.
+pub fn verify_access<C: Clock>(
+    authorization: Option<&[u8]>,
+    keyring: &Keyring,
+    clock: &C,
+) -> Result<AccessClaims, Error> {
+    Policy::default().verify_access(authorization, keyring, clock)
+}

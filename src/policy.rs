@@ -1,0 +1,234 @@
+//! The knobs of the token flows, with the seed's defaults.
+//!
+//! A [`Policy`] is built once and validated when built: fields are private,
+//! so an out-of-range lifetime or grace window cannot exist at run time.
+
+use std::fmt;
+use std::sync::Arc;
+
+use time::Duration;
+
+use crate::events::EventSink;
+use crate::jws::Algorithm;
+use crate::ledger::Grace;
+
+/// Longest grace window (SPEC §5).
+pub const MAX_GRACE: Duration = Duration::seconds(60);
+/// Longest clock leeway.
+pub const MAX_LEEWAY: Duration = Duration::seconds(300);
+
+/// Lifetimes, leeway, grace window and algorithm name for the flows.
+///
+/// ```
+/// use token_refresh::Policy;
+/// use time::Duration;
+///
+/// let policy = Policy::builder()
+///     .grace_window(Duration::seconds(10))
+///     .build()
+///     .unwrap();
+/// assert_eq!(policy.access_lifetime(), Duration::seconds(300));
+/// assert!(Policy::builder().grace_window(Duration::seconds(61)).build().is_err());
+/// ```
+#[derive(Clone)]
+pub struct Policy {
+    pub(crate) access_ttl: i64,
+    pub(crate) refresh_ttl: i64,
+    pub(crate) session_ttl: i64,
+    pub(crate) leeway: i64,
+    pub(crate) grace: Grace,
+    pub(crate) algorithm: Algorithm,
+    pub(crate) events: Option<Arc<dyn EventSink>>,
+}
+
+impl Default for Policy {
+    /// The seed's defaults: access 300 s, refresh 86 400 s, session 30 days,
+    /// no leeway, no grace window (3 replays once enabled), `EdDSA`.
+    fn default() -> Self {
+        Self {
+            access_ttl: 300,
+            refresh_ttl: 86_400,
+            session_ttl: 30 * 86_400,
+            leeway: 0,
+            grace: Grace { window: 0, max_replays: 3 },
+            algorithm: Algorithm::EdDsa,
+            events: None,
+        }
+    }
+}
+
+impl fmt::Debug for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Policy")
+            .field("access_ttl", &self.access_ttl)
+            .field("refresh_ttl", &self.refresh_ttl)
+            .field("session_ttl", &self.session_ttl)
+            .field("leeway", &self.leeway)
+            .field("grace", &self.grace)
+            .field("algorithm", &self.algorithm)
+            .field("events", &self.events.is_some())
+            .finish()
+    }
+}
+
+impl Policy {
+    /// A builder starting from the defaults.
+    pub fn builder() -> PolicyBuilder {
+        PolicyBuilder { policy: Self::default(), error: None }
+    }
+
+    /// Access token lifetime (the envelope's `expirationTime`).
+    pub fn access_lifetime(&self) -> Duration {
+        Duration::seconds(self.access_ttl)
+    }
+
+    /// Refresh token lifetime, which is also the idle lifetime of a session.
+    pub fn refresh_lifetime(&self) -> Duration {
+        Duration::seconds(self.refresh_ttl)
+    }
+
+    /// Absolute session lifetime: no refresh token outlives it.
+    pub fn session_lifetime(&self) -> Duration {
+        Duration::seconds(self.session_ttl)
+    }
+
+    /// Clock leeway applied to `exp`.
+    pub fn leeway(&self) -> Duration {
+        Duration::seconds(self.leeway)
+    }
+
+    /// Grace window (zero when off).
+    pub fn grace_window(&self) -> Duration {
+        Duration::seconds(self.grace.window)
+    }
+
+    /// Replays one rotation tolerates inside the grace window.
+    pub fn grace_max_replays(&self) -> u32 {
+        self.grace.max_replays
+    }
+
+    /// The `alg` name issued and accepted.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    pub(crate) fn events(&self) -> Option<&dyn EventSink> {
+        self.events.as_deref()
+    }
+}
+
+/// A policy value out of range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// A lifetime that is not a positive whole number of seconds within its
+    /// bound (access ≤ 1 day, refresh and session ≤ 400 days).
+    #[error("{0} lifetime out of range")]
+    Lifetime(&'static str),
+    /// Leeway negative or above [`MAX_LEEWAY`].
+    #[error("leeway out of range")]
+    Leeway,
+    /// Grace window negative or above [`MAX_GRACE`].
+    #[error("grace window out of range")]
+    GraceWindow,
+    /// Grace replays must be 1 to 16.
+    #[error("grace replay count out of range")]
+    GraceReplays,
+}
+
+/// Builds a [`Policy`]; errors are reported by [`PolicyBuilder::build`].
+#[must_use]
+pub struct PolicyBuilder {
+    policy: Policy,
+    error: Option<PolicyError>,
+}
+
+impl fmt::Debug for PolicyBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PolicyBuilder").field("policy", &self.policy).field("error", &self.error).finish()
+    }
+}
+
+const DAY: i64 = 86_400;
+
+impl PolicyBuilder {
+    fn seconds(&mut self, value: Duration, min: i64, max: i64, error: PolicyError) -> Option<i64> {
+        let whole = value.whole_seconds();
+        let ok = value.subsec_nanoseconds() == 0 && (min..=max).contains(&whole);
+        if !ok {
+            self.error.get_or_insert(error);
+        }
+        ok.then_some(whole)
+    }
+
+    /// Access token lifetime; default 300 s.
+    pub fn access_lifetime(mut self, lifetime: Duration) -> Self {
+        if let Some(s) = self.seconds(lifetime, 1, DAY, PolicyError::Lifetime("access")) {
+            self.policy.access_ttl = s;
+        }
+        self
+    }
+
+    /// Refresh token (and idle session) lifetime; default 86 400 s.
+    pub fn refresh_lifetime(mut self, lifetime: Duration) -> Self {
+        if let Some(s) = self.seconds(lifetime, 1, 400 * DAY, PolicyError::Lifetime("refresh")) {
+            self.policy.refresh_ttl = s;
+        }
+        self
+    }
+
+    /// Absolute session lifetime; default 30 days.
+    pub fn session_lifetime(mut self, lifetime: Duration) -> Self {
+        if let Some(s) = self.seconds(lifetime, 1, 400 * DAY, PolicyError::Lifetime("session")) {
+            self.policy.session_ttl = s;
+        }
+        self
+    }
+
+    /// Leeway for `exp` checks, 0 to 300 s; default 0.
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        if let Some(s) = self.seconds(leeway, 0, MAX_LEEWAY.whole_seconds(), PolicyError::Leeway) {
+            self.policy.leeway = s;
+        }
+        self
+    }
+
+    /// Grace window, 0 (off) to 60 s; default 0.
+    pub fn grace_window(mut self, window: Duration) -> Self {
+        if let Some(s) = self.seconds(window, 0, MAX_GRACE.whole_seconds(), PolicyError::GraceWindow) {
+            self.policy.grace.window = s;
+        }
+        self
+    }
+
+    /// Replays one rotation tolerates in the grace window, 1 to 16;
+    /// default 3.
+    pub fn grace_max_replays(mut self, replays: u32) -> Self {
+        if (1..=16).contains(&replays) {
+            self.policy.grace.max_replays = replays;
+        } else {
+            self.error.get_or_insert(PolicyError::GraceReplays);
+        }
+        self
+    }
+
+    /// Issue and accept `alg` = `algorithm`; default `EdDSA`.
+    pub fn algorithm(mut self, algorithm: Algorithm) -> Self {
+        self.policy.algorithm = algorithm;
+        self
+    }
+
+    /// Reports every [`crate::Event`] to `sink`.
+    pub fn on_event(mut self, sink: impl EventSink) -> Self {
+        self.policy.events = Some(Arc::new(sink));
+        self
+    }
+
+    /// The policy, or the first out-of-range value.
+    pub fn build(self) -> Result<Policy, PolicyError> {
+        match self.error {
+            Some(error) => Err(error),
+            None => Ok(self.policy),
+        }
+    }
+}

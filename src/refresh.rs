@@ -1,0 +1,90 @@
+//! The refresh flow (SPEC §4), top to bottom.
+
+use crate::authorization::token_from_header;
+use crate::claims::RefreshClaims;
+use crate::clock::Clock;
+use crate::envelope::TokenPair;
+use crate::error::{Error, InternalKind, Unauthorized};
+use crate::events::{Event, emit};
+use crate::jws::UntrustedToken;
+use crate::ledger::{Rotation, RotationRequest, SessionLedger};
+use crate::mint::unix_now;
+use crate::policy::Policy;
+use crate::signer::Signer;
+use crate::store::Store;
+use crate::users::UserStore;
+
+impl Policy {
+    /// Refreshes: verifies the presented refresh token, rotates it in the
+    /// ledger, and signs the new pair.
+    ///
+    /// `authorization` is the raw `Authorization` header value (`None` when
+    /// absent), bare or `Bearer`. The checks run in SPEC §4 order; the first
+    /// that fails decides the [`Error`].
+    pub async fn refresh<U, L, S, C>(
+        &self,
+        authorization: Option<&[u8]>,
+        store: &Store<U, L>,
+        signer: &S,
+        clock: &C,
+    ) -> Result<TokenPair, Error>
+    where
+        U: UserStore,
+        L: SessionLedger,
+        S: Signer,
+        C: Clock,
+    {
+        // Steps 1–5: header, shape, JOSE header, signature, claims.
+        let token = token_from_header(authorization)?;
+        let claims: RefreshClaims = UntrustedToken::parse(token, self.algorithm)?.verify(signer.keyring())?.claims()?;
+
+        // Step 6: expiry.
+        let now = unix_now(clock)?;
+        if now >= claims.expires_at.saturating_add(self.leeway) {
+            return Err(Unauthorized::Expired.into());
+        }
+
+        // Steps 7–8: the user.
+        let user = store
+            .users()
+            .find(&claims.subject)
+            .await
+            .map_err(|e| Error::internal(InternalKind::Users, e))?
+            .ok_or(Error::UserNotFound)?;
+        if !user.is_enabled() {
+            return Err(Unauthorized::UserDisabled.into());
+        }
+
+        // Steps 9–10: the one atomic rotation.
+        let request = RotationRequest {
+            presented: claims.id,
+            successor: self.new_pair(&user, now),
+            subject: claims.subject,
+            now,
+            grace: self.grace,
+            leeway: self.leeway,
+        };
+        let rotation = store.ledger().rotate(&request).await.map_err(|e| Error::internal(InternalKind::Ledger, e))?;
+        let pair = match rotation {
+            Rotation::Rotated { session, generation, pair } => {
+                emit(self.events(), &Event::Rotated { session, generation });
+                pair
+            }
+            Rotation::Replayed { session, generation, pair, replay } => {
+                emit(self.events(), &Event::GraceReplay { session, generation, replay });
+                pair
+            }
+            Rotation::Reused { session, presented_generation, current_generation } => {
+                emit(self.events(), &Event::ReuseDetected { session, presented_generation, current_generation });
+                return Err(Unauthorized::Reused.into());
+            }
+            Rotation::Unknown => return Err(Unauthorized::UnknownToken.into()),
+            Rotation::Revoked { .. } => return Err(Unauthorized::SessionRevoked.into()),
+            Rotation::Expired { .. } => return Err(Unauthorized::SessionExpired.into()),
+        };
+
+        // Step 12: sign. A signer failure here (step 11) leaves the token
+        // consumed; with a grace window the client's retry gets this pair.
+        self.sign_pair(&pair, signer).await
+    }
+}

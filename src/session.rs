@@ -1,0 +1,166 @@
+//! Starting and ending sessions: login, issue, logout.
+
+use std::borrow::Cow;
+
+use ed25519_dalek::{Signature, VerifyingKey};
+use serde::Deserialize;
+
+use crate::authorization::token_from_header;
+use crate::claims::RefreshClaims;
+use crate::clock::Clock;
+use crate::envelope::TokenPair;
+use crate::error::{BadRequest, Error, InternalKind, Unauthorized, Unprocessable};
+use crate::events::{Event, emit};
+use crate::hex;
+use crate::ids::SessionId;
+use crate::jws::UntrustedToken;
+use crate::ledger::{NewSession, Revocation, SessionLedger};
+use crate::mint::unix_now;
+use crate::policy::Policy;
+use crate::signer::Signer;
+use crate::store::Store;
+use crate::users::{User, UserStore};
+
+/// The largest login body looked at.
+pub const MAX_LOGIN_BODY: usize = 4 * 1024;
+
+/// The FIB login body: `{email, signature, publicKey}` (SPEC §1).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct LoginRequest<'a> {
+    #[serde(borrow)]
+    email: Cow<'a, str>,
+    #[serde(borrow)]
+    signature: Cow<'a, str>,
+    #[serde(borrow)]
+    public_key: Cow<'a, str>,
+}
+
+impl Policy {
+    /// Starts a session for `subject` without checking a credential: call it
+    /// after your own authentication. 404 for an unknown user, 401 for a
+    /// disabled one.
+    pub async fn issue<U, L, S, C>(
+        &self,
+        subject: &str,
+        store: &Store<U, L>,
+        signer: &S,
+        clock: &C,
+    ) -> Result<TokenPair, Error>
+    where
+        U: UserStore,
+        L: SessionLedger,
+        S: Signer,
+        C: Clock,
+    {
+        let user = find_user(store, subject).await?;
+        if !user.is_enabled() {
+            return Err(Unauthorized::UserDisabled.into());
+        }
+        self.start_session(&user, store, signer, clock).await
+    }
+
+    /// The FIB login (`POST`): `body` is `{email, signature, publicKey}`
+    /// where `signature` is the hex Ed25519 signature of the e-mail's UTF-8
+    /// bytes and `publicKey` the hex of the user's registered key.
+    ///
+    /// 400 malformed body; 422 bad hex or lengths; 404 unknown user; 422 a
+    /// key that is not the user's; 401 bad signature or disabled user.
+    pub async fn login<U, L, S, C>(
+        &self,
+        body: &[u8],
+        store: &Store<U, L>,
+        signer: &S,
+        clock: &C,
+    ) -> Result<TokenPair, Error>
+    where
+        U: UserStore,
+        L: SessionLedger,
+        S: Signer,
+        C: Clock,
+    {
+        if body.len() > MAX_LOGIN_BODY {
+            return Err(BadRequest::MalformedBody.into());
+        }
+        let request: LoginRequest<'_> = serde_json::from_slice(body).map_err(|_| BadRequest::MalformedBody)?;
+        let signature = hex::decode_array::<64>(&request.signature).ok_or(Unprocessable::LoginEncoding)?;
+        let public_key = hex::decode_array::<32>(&request.public_key).ok_or(Unprocessable::LoginEncoding)?;
+        let user = find_user(store, &request.email).await?;
+        let key = user.login_key().filter(|key| key.as_bytes() == &public_key).ok_or(Unprocessable::LoginKey)?;
+        verify_login_signature(key, request.email.as_bytes(), &signature)?;
+        if !user.is_enabled() {
+            return Err(Unauthorized::UserDisabled.into());
+        }
+        self.start_session(&user, store, signer, clock).await
+    }
+
+    /// Logout (`DELETE`): revokes the whole session of the presented
+    /// refresh token and its current access token. Idempotent: logging out
+    /// of a revoked session succeeds. Works for any token of the session,
+    /// and without consulting the user directory (a deleted user can still
+    /// be logged out).
+    pub async fn revoke<L, S, C>(
+        &self,
+        authorization: Option<&[u8]>,
+        ledger: &L,
+        signer: &S,
+        clock: &C,
+    ) -> Result<(), Error>
+    where
+        L: SessionLedger,
+        S: Signer,
+        C: Clock,
+    {
+        let token = token_from_header(authorization)?;
+        let claims: RefreshClaims = UntrustedToken::parse(token, self.algorithm)?.verify(signer.keyring())?.claims()?;
+        let now = unix_now(clock)?;
+        if now >= claims.expires_at.saturating_add(self.leeway) {
+            return Err(Unauthorized::Expired.into());
+        }
+        match ledger.revoke(claims.id, now).await.map_err(|e| Error::internal(InternalKind::Ledger, e))? {
+            Revocation::Revoked { session } => {
+                emit(self.events(), &Event::SessionRevoked { session });
+                Ok(())
+            }
+            Revocation::AlreadyRevoked { .. } => Ok(()),
+            Revocation::Unknown => Err(Unauthorized::UnknownToken.into()),
+        }
+    }
+
+    async fn start_session<U, L, S, C>(
+        &self,
+        user: &User,
+        store: &Store<U, L>,
+        signer: &S,
+        clock: &C,
+    ) -> Result<TokenPair, Error>
+    where
+        U: UserStore,
+        L: SessionLedger,
+        S: Signer,
+        C: Clock,
+    {
+        let now = unix_now(clock)?;
+        let absolute_expires_at = now.saturating_add(self.session_ttl);
+        let mut pair = self.new_pair(user, now);
+        pair.refresh_expires_at = pair.refresh_expires_at.min(absolute_expires_at);
+        let session = SessionId::random();
+        // Sign before recording: a signer failure then leaves no session.
+        let tokens = self.sign_pair(&pair, signer).await?;
+        let new = NewSession { session, pair, created_at: now, absolute_expires_at, leeway: self.leeway };
+        store.ledger().create(&new).await.map_err(|e| Error::internal(InternalKind::Ledger, e))?;
+        emit(self.events(), &Event::SessionStarted { session });
+        Ok(tokens)
+    }
+}
+
+async fn find_user<U: UserStore, L: SessionLedger>(
+    store: &Store<U, L>,
+    subject: &str,
+) -> Result<std::sync::Arc<User>, Error> {
+    store.users().find(subject).await.map_err(|e| Error::internal(InternalKind::Users, e))?.ok_or(Error::UserNotFound)
+}
+
+fn verify_login_signature(key: &VerifyingKey, message: &[u8], signature: &[u8; 64]) -> Result<(), Error> {
+    key.verify_strict(message, &Signature::from_bytes(signature)).map_err(|_| Unauthorized::LoginSignature.into())
+}

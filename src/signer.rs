@@ -1,0 +1,166 @@
+//! Who signs tokens: the [`Signer`] trait and its Ed25519 implementation.
+
+use std::fmt;
+use std::future::Future;
+
+use ed25519_dalek::pkcs8::DecodePrivateKey;
+use ed25519_dalek::{Signature, Signer as _, SigningKey};
+
+use crate::keys::{KeyError, KeyId, Keyring, VerificationKey};
+
+/// Signs tokens with the active key and publishes the keys that verify them.
+///
+/// # Contract
+///
+/// - `sign` must be deterministic for a given key and message, as Ed25519
+///   is (RFC 8032). The grace window re-signs a stored successor pair and
+///   promises the client the same bytes.
+/// - `keyring` must contain the active key first, so fresh tokens verify on
+///   the first try.
+/// - `sign` may be slow (a KMS or HSM round trip): it returns a `Send`
+///   future and must not block the executor.
+pub trait Signer: Send + Sync {
+    /// The `kid` written into new tokens, if the deployment configured one.
+    fn key_id(&self) -> Option<&KeyId>;
+
+    /// The keys tokens are verified against, active key first.
+    fn keyring(&self) -> &Keyring;
+
+    /// Signs `message` (a JWS signing input) with the active key.
+    fn sign(&self, message: &[u8]) -> impl Future<Output = Result<Signature, SignerError>> + Send;
+}
+
+impl<S: Signer + ?Sized> Signer for std::sync::Arc<S> {
+    fn key_id(&self) -> Option<&KeyId> {
+        (**self).key_id()
+    }
+    fn keyring(&self) -> &Keyring {
+        (**self).keyring()
+    }
+    fn sign(&self, message: &[u8]) -> impl Future<Output = Result<Signature, SignerError>> + Send {
+        (**self).sign(message)
+    }
+}
+
+/// A signer could not sign (remote signer down, key unavailable).
+#[derive(Debug, thiserror::Error)]
+#[error("signer failed: {0}")]
+pub struct SignerError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
+/// An in-process Ed25519 signer.
+///
+/// The secret key is zeroized on drop (ed25519-dalek's `zeroize`), and
+/// `Debug` shows only the public key and key id.
+///
+/// ```
+/// use token_refresh::Ed25519Signer;
+///
+/// let signer = Ed25519Signer::from_seed(&[7; 32]).unwrap();
+/// assert!(format!("{signer:?}").contains("public"));
+/// ```
+pub struct Ed25519Signer {
+    key: SigningKey,
+    kid: Option<KeyId>,
+    active: VerificationKey,
+    keyring: Keyring,
+}
+
+impl Ed25519Signer {
+    /// From the 32-byte secret seed (RFC 8032 private key).
+    pub fn from_seed(seed: &[u8; 32]) -> Result<Self, KeyError> {
+        Self::from_signing_key(SigningKey::from_bytes(seed))
+    }
+
+    /// From a PKCS#8 PEM document (`-----BEGIN PRIVATE KEY-----`), as
+    /// `openssl genpkey -algorithm ed25519` writes it.
+    pub fn from_pkcs8_pem(pem: &str) -> Result<Self, KeyError> {
+        let key = SigningKey::from_pkcs8_pem(pem).map_err(|e| KeyError::Encoding(e.to_string()))?;
+        Self::from_signing_key(key)
+    }
+
+    /// From PKCS#8 DER.
+    pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, KeyError> {
+        let key = SigningKey::from_pkcs8_der(der).map_err(|e| KeyError::Encoding(e.to_string()))?;
+        Self::from_signing_key(key)
+    }
+
+    /// From an ed25519-dalek signing key.
+    pub fn from_signing_key(key: SigningKey) -> Result<Self, KeyError> {
+        let active = VerificationKey::new(key.verifying_key())?;
+        let keyring = Keyring::new([active.clone()])?;
+        Ok(Self { key, kid: None, active, keyring })
+    }
+
+    /// Writes `kid` into new tokens and announces the active key under it.
+    /// Verify-only keys keep their own ids.
+    pub fn with_key_id(mut self, kid: KeyId) -> Result<Self, KeyError> {
+        let keys = self
+            .keyring
+            .keys()
+            .iter()
+            .enumerate()
+            .map(|(i, key)| if i == 0 { key.clone().with_key_id(kid.clone()) } else { key.clone() });
+        self.keyring = Keyring::new(keys.collect::<Vec<_>>())?;
+        self.active = self.active.with_key_id(kid.clone());
+        self.kid = Some(kid);
+        Ok(self)
+    }
+
+    /// Also accepts tokens signed by `key` (a previous or upcoming key during
+    /// a rotation). Never signs with it.
+    pub fn with_verify_only_key(mut self, key: VerificationKey) -> Result<Self, KeyError> {
+        let keys: Vec<_> = self.keyring.keys().iter().cloned().chain([key]).collect();
+        self.keyring = Keyring::new(keys)?;
+        Ok(self)
+    }
+
+    /// The active public key.
+    pub fn verification_key(&self) -> &VerificationKey {
+        &self.active
+    }
+}
+
+impl fmt::Debug for Ed25519Signer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ed25519Signer")
+            .field("public", &crate::hex::encode(self.key.verifying_key().as_bytes()))
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Signer for Ed25519Signer {
+    fn key_id(&self) -> Option<&KeyId> {
+        self.kid.as_ref()
+    }
+
+    fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    fn sign(&self, message: &[u8]) -> impl Future<Output = Result<Signature, SignerError>> + Send {
+        std::future::ready(Ok(self.key.sign(message)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let seed = [0x42; 32];
+        let signer = Ed25519Signer::from_seed(&seed).unwrap_or_else(|_| unreachable!());
+        let shown = format!("{signer:?}");
+        assert!(!shown.contains(&crate::hex::encode(&seed)), "{shown}");
+    }
+
+    #[test]
+    fn loads_openssl_pkcs8_pem() {
+        // `openssl genpkey -algorithm ed25519` output (RFC 8410 §10.3 sample).
+        let pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n-----END PRIVATE KEY-----\n";
+        let signer = Ed25519Signer::from_pkcs8_pem(pem);
+        assert!(signer.is_ok(), "{signer:?}");
+        assert!(Ed25519Signer::from_pkcs8_pem("-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n").is_err());
+    }
+}

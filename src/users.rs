@@ -1,0 +1,157 @@
+//! The user directory: who a token's `sub` is.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+
+use ed25519_dalek::VerifyingKey;
+
+/// A user as the token flows need them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct User {
+    subject: String,
+    account: String,
+    role: String,
+    enabled: bool,
+    login_key: Option<VerifyingKey>,
+}
+
+impl User {
+    /// An enabled user: `subject` (the `sub` claim, the FIB e-mail),
+    /// `account` (`acc`) and `role`.
+    pub fn new(subject: impl Into<String>, account: impl Into<String>, role: impl Into<String>) -> Self {
+        Self { subject: subject.into(), account: account.into(), role: role.into(), enabled: true, login_key: None }
+    }
+
+    /// The same user, with the Ed25519 public key their login signatures
+    /// verify under (SPEC §1, the `POST` login).
+    #[must_use]
+    pub fn with_login_key(mut self, key: VerifyingKey) -> Self {
+        self.login_key = Some(key);
+        self
+    }
+
+    /// The same user, disabled: refreshes and logins are refused with 401.
+    #[must_use]
+    pub fn disabled(mut self) -> Self {
+        self.enabled = false;
+        self
+    }
+
+    /// `sub`.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// `acc`.
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+
+    /// `role`.
+    pub fn role(&self) -> &str {
+        &self.role
+    }
+
+    /// Whether the user may hold sessions.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The registered login key, if any.
+    pub fn login_key(&self) -> Option<&VerifyingKey> {
+        self.login_key.as_ref()
+    }
+}
+
+impl fmt::Debug for User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("User")
+            .field("subject", &self.subject)
+            .field("account", &self.account)
+            .field("role", &self.role)
+            .field("enabled", &self.enabled)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A store failed (connection lost, timeout, corrupt row). Becomes a 500;
+/// the cause is kept for logs only.
+#[derive(Debug, thiserror::Error)]
+#[error("store failed: {0}")]
+pub struct StoreError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
+impl StoreError {
+    /// Wraps any error as a store failure.
+    pub fn new(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self(cause.into())
+    }
+}
+
+/// Looks users up by subject.
+///
+/// Returning `Ok(None)` means "no such user" (404); an `Err` means the
+/// directory could not answer (500). Never fold the second into the first.
+pub trait UserStore: Send + Sync {
+    /// The user whose `sub` is `subject`.
+    fn find(&self, subject: &str) -> impl Future<Output = Result<Option<Arc<User>>, StoreError>> + Send;
+}
+
+impl<U: UserStore + ?Sized> UserStore for Arc<U> {
+    fn find(&self, subject: &str) -> impl Future<Output = Result<Option<Arc<User>>, StoreError>> + Send {
+        (**self).find(subject)
+    }
+}
+
+/// An in-memory user directory.
+///
+/// ```
+/// use token_refresh::{MemoryUserStore, User};
+///
+/// let users = MemoryUserStore::new([User::new("bob@mail.com", "bob@admin", "ROLE_ADMIN")]);
+/// assert_eq!(users.len(), 1);
+/// ```
+#[derive(Debug, Default)]
+pub struct MemoryUserStore {
+    users: RwLock<HashMap<String, Arc<User>>>,
+}
+
+impl MemoryUserStore {
+    /// A directory holding `users`.
+    pub fn new(users: impl IntoIterator<Item = User>) -> Self {
+        let store = Self::default();
+        for user in users {
+            store.insert(user);
+        }
+        store
+    }
+
+    /// Adds or replaces a user.
+    pub fn insert(&self, user: User) {
+        let mut users = self.users.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        users.insert(user.subject.clone(), Arc::new(user));
+    }
+
+    /// Removes a user; their tokens then get 404.
+    pub fn remove(&self, subject: &str) -> Option<Arc<User>> {
+        self.users.write().unwrap_or_else(std::sync::PoisonError::into_inner).remove(subject)
+    }
+
+    /// How many users there are.
+    pub fn len(&self) -> usize {
+        self.users.read().unwrap_or_else(std::sync::PoisonError::into_inner).len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl UserStore for MemoryUserStore {
+    fn find(&self, subject: &str) -> impl Future<Output = Result<Option<Arc<User>>, StoreError>> + Send {
+        let found = self.users.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(subject).cloned();
+        std::future::ready(Ok(found))
+    }
+}
