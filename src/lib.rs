@@ -94,11 +94,16 @@ pub use jws::Algorithm;
 pub use keys::{KeyError, KeyId, Keyring, MAX_KEY_ID_LEN, MAX_KEYS, VerificationKey};
 pub use ledger::{Grace, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionLedger};
 pub use memory_ledger::{LedgerStats, MemoryLedger};
-pub use policy::{MAX_GRACE, MAX_LEEWAY, Policy, PolicyBuilder, PolicyError};
+pub use policy::{MAX_GRACE, MAX_GRACE_REPLAYS, MAX_LEEWAY, Policy, PolicyBuilder, PolicyError};
 pub use session::MAX_LOGIN_BODY;
 pub use signer::{Ed25519Signer, Signer, SignerError};
 pub use store::{MemoryStore, Store};
 pub use users::{MemoryUserStore, StoreError, User, UserStore};
+
+// The README's Rust blocks compile as doctests, so its examples cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 /// The ed25519-dalek version this crate builds on, for key types in the
 /// public API.

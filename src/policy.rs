@@ -14,6 +14,8 @@ use crate::ledger::Grace;
 
 /// Longest grace window (SPEC §5).
 pub const MAX_GRACE: Duration = Duration::seconds(60);
+/// Most grace replays one rotation may be configured to tolerate.
+pub const MAX_GRACE_REPLAYS: u32 = 100;
 /// Longest clock leeway.
 pub const MAX_LEEWAY: Duration = Duration::seconds(300);
 
@@ -131,7 +133,7 @@ pub enum PolicyError {
     /// Grace window negative or above [`MAX_GRACE`].
     #[error("grace window out of range")]
     GraceWindow,
-    /// Grace replays must be 1 to 16.
+    /// Grace replays must be 1 to [`MAX_GRACE_REPLAYS`].
     #[error("grace replay count out of range")]
     GraceReplays,
 }
@@ -201,10 +203,11 @@ impl PolicyBuilder {
         self
     }
 
-    /// Replays one rotation tolerates in the grace window, 1 to 16;
+    /// Replays one rotation tolerates in the grace window, 1 to
+    /// [`MAX_GRACE_REPLAYS`];
     /// default 3.
     pub fn grace_max_replays(mut self, replays: u32) -> Self {
-        if (1..=16).contains(&replays) {
+        if (1..=MAX_GRACE_REPLAYS).contains(&replays) {
             self.policy.grace.max_replays = replays;
         } else {
             self.error.get_or_insert(PolicyError::GraceReplays);

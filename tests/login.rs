@@ -1,0 +1,118 @@
+//! SPEC §1 login: `{email, signature, publicKey}` and its statuses.
+
+// A panic in a test is a failed assertion: the no-panic lints guard src/ only.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use ed25519_dalek::{Signer as _, SigningKey};
+use token_refresh::{Ed25519Signer, ManualClock, MemoryStore, Policy, User};
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+struct Setup {
+    store: MemoryStore,
+    signer: Ed25519Signer,
+    clock: ManualClock,
+    user_key: SigningKey,
+}
+
+fn setup() -> Setup {
+    let user_key = SigningKey::from_bytes(&[0x33; 32]);
+    let store = MemoryStore::in_memory([
+        User::new("bob@mail.com", "bob@admin", "ROLE_ADMIN").with_login_key(user_key.verifying_key()),
+        User::new("nokey@mail.com", "n", "ROLE_USER"),
+        User::new("off@mail.com", "o", "ROLE_USER").with_login_key(user_key.verifying_key()).disabled(),
+    ]);
+    Setup {
+        store,
+        signer: Ed25519Signer::from_seed(&[9; 32]).unwrap(),
+        clock: ManualClock::at_unix(1_800_000_000),
+        user_key,
+    }
+}
+
+fn body(email: &str, signature: &str, public_key: &str) -> Vec<u8> {
+    serde_json::json!({"email": email, "signature": signature, "publicKey": public_key}).to_string().into_bytes()
+}
+
+fn signed(key: &SigningKey, email: &str) -> Vec<u8> {
+    body(email, &hex(&key.sign(email.as_bytes()).to_bytes()), &hex(key.verifying_key().as_bytes()))
+}
+
+async fn status(s: &Setup, body: &[u8]) -> Result<(), (u16, &'static str)> {
+    Policy::default()
+        .login(body, &s.store, &s.signer, &s.clock)
+        .await
+        .map(drop)
+        .map_err(|e| (e.status_code(), e.public_message()))
+}
+
+#[tokio::test]
+async fn a_signed_email_logs_in_and_the_pair_refreshes() {
+    let s = setup();
+    let pair =
+        Policy::default().login(&signed(&s.user_key, "bob@mail.com"), &s.store, &s.signer, &s.clock).await.unwrap();
+    assert_eq!(pair.expiration_time, 300);
+    let refreshed = token_refresh::refresh(Some(pair.refresh_token.as_bytes()), &s.store, &s.signer, &s.clock).await;
+    assert!(refreshed.is_ok());
+    // Upper-case hex is hex too.
+    let upper = body(
+        "bob@mail.com",
+        &hex(&s.user_key.sign(b"bob@mail.com").to_bytes()).to_uppercase(),
+        &hex(s.user_key.verifying_key().as_bytes()).to_uppercase(),
+    );
+    assert_eq!(status(&s, &upper).await, Ok(()));
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_400() {
+    let s = setup();
+    for bad in [
+        &b""[..],
+        b"null",
+        b"[]",
+        b"{",
+        br#"{"email":"bob@mail.com"}"#,
+        br#"{"email":1,"signature":"00","publicKey":"00"}"#,
+        br#"{"email":"a","signature":"00","publicKey":"00","extra":1}"#,
+    ] {
+        assert_eq!(status(&s, bad).await.map_err(|e| e.0), Err(400), "{}", String::from_utf8_lossy(bad));
+    }
+    let huge = body(&"a".repeat(5000), "00", "00");
+    assert_eq!(status(&s, &huge).await.map_err(|e| e.0), Err(400));
+}
+
+#[tokio::test]
+async fn undecodable_or_wrong_length_hex_is_422() {
+    let s = setup();
+    let good = s.user_key.sign(b"bob@mail.com").to_bytes();
+    let key = hex(s.user_key.verifying_key().as_bytes());
+    for (signature, public_key) in [
+        (hex(&good).replace('a', "g"), key.clone()),
+        (hex(&good[..63]), key.clone()),
+        (hex(&good), key[..62].to_owned()),
+        (hex(&good), format!("{key}00")),
+        (String::new(), key.clone()),
+    ] {
+        assert_eq!(status(&s, &body("bob@mail.com", &signature, &public_key)).await.map_err(|e| e.0), Err(422));
+    }
+}
+
+#[tokio::test]
+async fn unknown_user_is_404_wrong_key_is_422_bad_signature_is_401() {
+    let s = setup();
+    assert_eq!(status(&s, &signed(&s.user_key, "ghost@mail.com")).await.map_err(|e| e.0), Err(404));
+    let stranger = SigningKey::from_bytes(&[0x44; 32]);
+    assert_eq!(status(&s, &signed(&stranger, "bob@mail.com")).await, Err((422, "public key does not match the user")));
+    assert_eq!(status(&s, &signed(&s.user_key, "nokey@mail.com")).await.map_err(|e| e.0), Err(422));
+    // The user's key, but a signature over another message.
+    let wrong = body(
+        "bob@mail.com",
+        &hex(&s.user_key.sign(b"alice@mail.com").to_bytes()),
+        &hex(s.user_key.verifying_key().as_bytes()),
+    );
+    assert_eq!(status(&s, &wrong).await, Err((401, "signature is invalid")));
+    assert_eq!(status(&s, &signed(&s.user_key, "off@mail.com")).await, Err((401, "user is disabled")));
+    assert_eq!(s.store.ledger().stats().sessions, 0, "no refused login created a session");
+}

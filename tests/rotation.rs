@@ -1,0 +1,248 @@
+//! SPEC §5: single use under concurrency, reuse, grace window, lifetimes,
+//! access revocation, logout, and the event hook.
+
+// A panic in a test is a failed assertion: the no-panic lints guard src/ only.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+
+use support::{BOB, Fixture, payload};
+use token_refresh::{Event, Policy, Signer as _};
+
+fn grace_policy(window: i64, replays: u32) -> Policy {
+    Policy::builder().grace_window(time::Duration::seconds(window)).grace_max_replays(replays).build().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_64_concurrent_refreshes_exactly_one_succeeds() {
+    let fx = Arc::new(Fixture::new());
+    let token = Arc::new(fx.login(BOB).await.refresh_token);
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let (fx, token) = (Arc::clone(&fx), Arc::clone(&token));
+            tokio::spawn(async move { fx.refresh(&token).await })
+        })
+        .collect();
+    let mut ok = 0;
+    let mut reused = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(e) => {
+                assert_eq!(e.status_code(), 401);
+                reused += 1;
+            }
+        }
+    }
+    assert_eq!((ok, reused), (1, 63));
+    // Reuse revoked the family, including the one winner's successor.
+    assert_eq!(fx.store.ledger().stats().revoked_sessions, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_a_grace_window_concurrent_retries_all_get_the_identical_pair() {
+    let fx = Arc::new(Fixture::with_policy(grace_policy(10, 64)));
+    let token = Arc::new(fx.login(BOB).await.refresh_token);
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let (fx, token) = (Arc::clone(&fx), Arc::clone(&token));
+            tokio::spawn(async move { fx.refresh(&token).await })
+        })
+        .collect();
+    let mut pairs = Vec::new();
+    for task in tasks {
+        pairs.push(task.await.unwrap().unwrap());
+    }
+    assert!(pairs.windows(2).all(|w| w[0] == w[1]), "every retry got the same bytes");
+    assert_eq!(fx.store.ledger().stats().revoked_sessions, 0);
+}
+
+#[tokio::test]
+async fn grace_window_is_bounded_three_ways() {
+    // Replay limit.
+    let fx = Fixture::with_policy(grace_policy(10, 2));
+    let first = fx.login(BOB).await.refresh_token;
+    let second = fx.refresh(&first).await.unwrap();
+    assert_eq!(fx.refresh(&first).await.unwrap(), second);
+    assert_eq!(fx.refresh(&first).await.unwrap(), second);
+    assert_eq!(
+        fx.refresh(&first).await.unwrap_err().public_message(),
+        "refresh token was already used; the session is revoked"
+    );
+
+    // Timed from the rotation.
+    let fx = Fixture::with_policy(grace_policy(10, 2));
+    let first = fx.login(BOB).await.refresh_token;
+    let second = fx.refresh(&first).await.unwrap();
+    fx.advance(10);
+    assert_eq!(fx.refresh(&first).await.unwrap(), second, "inside the window (inclusive)");
+    fx.advance(1);
+    assert_eq!(fx.refresh(&first).await.unwrap_err().status_code(), 401);
+    assert_eq!(fx.store.ledger().stats().revoked_sessions, 1);
+
+    // Only the immediate predecessor.
+    let fx = Fixture::with_policy(grace_policy(10, 2));
+    let first = fx.login(BOB).await.refresh_token;
+    let second = fx.refresh(&first).await.unwrap().refresh_token;
+    let _third = fx.refresh(&second).await.unwrap();
+    assert_eq!(fx.refresh(&first).await.unwrap_err().status_code(), 401);
+    assert_eq!(fx.store.ledger().stats().revoked_sessions, 1);
+}
+
+#[tokio::test]
+async fn without_a_grace_window_an_immediate_retry_is_reuse() {
+    let fx = Fixture::new();
+    let first = fx.login(BOB).await.refresh_token;
+    fx.refresh(&first).await.unwrap();
+    assert_eq!(fx.refresh(&first).await.unwrap_err().status_code(), 401);
+}
+
+#[tokio::test]
+async fn idle_lifetime_is_renewed_by_each_rotation() {
+    let fx = Fixture::new();
+    let mut token = fx.login(BOB).await.refresh_token;
+    // Five days of refreshing every 20 hours: each rotation renews the idle
+    // lifetime (86 400 s), though the first token would have died on day 1.
+    for _ in 0..6 {
+        fx.advance(20 * 3600);
+        token = fx.refresh(&token).await.unwrap().refresh_token;
+    }
+    fx.advance(86_400);
+    assert_eq!(fx.refresh(&token).await.unwrap_err().public_message(), "token has expired");
+}
+
+#[tokio::test]
+async fn a_consumed_token_is_remembered_until_its_own_expiry() {
+    let fx = Fixture::new();
+    let first = fx.login(BOB).await.refresh_token;
+    let mut current = fx.refresh(&first).await.unwrap().refresh_token;
+    // Much later (but before the first token's exp), after many writes that
+    // drive the ledger's incremental expiry, reuse is still recognised.
+    for _ in 0..50 {
+        fx.advance(1000);
+        current = fx.refresh(&current).await.unwrap().refresh_token;
+        fx.login("alice@mail.com").await;
+    }
+    assert_eq!(
+        fx.refresh(&first).await.unwrap_err().public_message(),
+        "refresh token was already used; the session is revoked"
+    );
+}
+
+#[tokio::test]
+async fn rotation_and_logout_revoke_the_access_token_until_its_exp() {
+    let fx = Fixture::new();
+    let keyring = fx.signer.keyring();
+    let first = fx.login(BOB).await;
+    let check = |token: String| {
+        let header = format!("Bearer {token}");
+        let fx = &fx;
+        async move {
+            fx.policy.verify_access_unrevoked(Some(header.as_bytes()), keyring, fx.store.ledger(), &fx.clock).await
+        }
+    };
+    let claims = check(first.access_token.clone()).await.unwrap();
+    assert_eq!(
+        (claims.subject.as_str(), claims.account.as_str(), claims.role.as_str()),
+        (BOB, "bob@admin", "ROLE_ADMIN")
+    );
+
+    let second = fx.refresh(&first.refresh_token).await.unwrap();
+    assert_eq!(check(first.access_token.clone()).await.unwrap_err().public_message(), "access token has been revoked");
+    // Stateless verification still accepts it until exp (documented).
+    assert!(fx.policy.verify_access(Some(first.access_token.as_bytes()), keyring, &fx.clock).is_ok());
+    assert!(check(second.access_token.clone()).await.is_ok());
+
+    // Logout revokes the session and its current access token; idempotent.
+    let logout = || fx.policy.revoke(Some(second.refresh_token.as_bytes()), fx.store.ledger(), &fx.signer, &fx.clock);
+    logout().await.unwrap();
+    logout().await.unwrap();
+    assert_eq!(check(second.access_token.clone()).await.unwrap_err().status_code(), 401);
+    assert_eq!(fx.refresh(&second.refresh_token).await.unwrap_err().public_message(), "session has been revoked");
+
+    // After its exp the access token is simply expired.
+    fx.advance(300);
+    assert_eq!(check(second.access_token).await.unwrap_err().public_message(), "token has expired");
+}
+
+#[tokio::test]
+async fn a_refresh_token_is_not_an_access_token() {
+    let fx = Fixture::new();
+    let pair = fx.login(BOB).await;
+    let error =
+        fx.policy.verify_access(Some(pair.refresh_token.as_bytes()), fx.signer.keyring(), &fx.clock).unwrap_err();
+    assert_eq!(error.status_code(), 422);
+}
+
+#[tokio::test]
+async fn revoke_user_ends_every_session_of_that_user_only() {
+    let fx = Fixture::new();
+    let a = fx.login(BOB).await;
+    let b = fx.login(BOB).await;
+    let other = fx.login("alice@mail.com").await;
+    let revoked = token_refresh::SessionLedger::revoke_user(fx.store.ledger(), BOB, support::NOW).await.unwrap();
+    assert_eq!(revoked, 2);
+    for pair in [a, b] {
+        assert_eq!(fx.refresh(&pair.refresh_token).await.unwrap_err().public_message(), "session has been revoked");
+    }
+    assert!(fx.refresh(&other.refresh_token).await.is_ok());
+}
+
+#[tokio::test]
+async fn events_report_rotation_grace_and_reuse_without_tokens() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    let policy = Policy::builder()
+        .grace_window(time::Duration::seconds(5))
+        .on_event(move |event: &Event| sink.lock().unwrap().push(event.clone()))
+        .build()
+        .unwrap();
+    let fx = Fixture::with_policy(policy);
+    let first = fx.login(BOB).await;
+    let second = fx.refresh(&first.refresh_token).await.unwrap();
+    fx.refresh(&first.refresh_token).await.unwrap();
+    fx.refresh(&second.refresh_token).await.unwrap();
+    fx.refresh(&first.refresh_token).await.unwrap_err();
+
+    let events = seen.lock().unwrap().clone();
+    let Event::SessionStarted { session } = events[0] else { panic!("{events:?}") };
+    assert_eq!(
+        events[1..],
+        [
+            Event::Rotated { session, generation: 1 },
+            Event::GraceReplay { session, generation: 1, replay: 1 },
+            Event::Rotated { session, generation: 2 },
+            Event::ReuseDetected { session, presented_generation: 0, current_generation: 2 },
+        ]
+    );
+    let shown = format!("{events:?} {}", events.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "));
+    for token in [&first.refresh_token, &first.access_token, &second.refresh_token] {
+        let signature = token.rsplit('.').next().unwrap();
+        assert!(!shown.contains(signature));
+    }
+    assert!(!shown.contains(BOB), "events carry ids, not identities");
+}
+
+#[tokio::test]
+async fn the_successor_names_its_access_token() {
+    let fx = Fixture::new();
+    let first = fx.login(BOB).await;
+    let second = fx.refresh(&first.refresh_token).await.unwrap();
+    assert_eq!(payload(&second.refresh_token)["acjti"], payload(&second.access_token)["jti"]);
+    assert_ne!(payload(&second.refresh_token)["jti"], payload(&first.refresh_token)["jti"]);
+}
+
+/// Every public flow future is `Send`, so it can run on a multi-threaded
+/// executor; this fails to compile if that regresses.
+#[allow(dead_code)]
+fn flow_futures_are_send(fx: &'static Fixture) {
+    fn is_send<T: Send>(_: T) {}
+    is_send(fx.policy.refresh(None, &fx.store, &fx.signer, &fx.clock));
+    is_send(fx.policy.issue(BOB, &fx.store, &fx.signer, &fx.clock));
+    is_send(fx.policy.login(b"", &fx.store, &fx.signer, &fx.clock));
+    is_send(fx.policy.revoke(None, fx.store.ledger(), &fx.signer, &fx.clock));
+    is_send(fx.policy.verify_access_unrevoked(None, fx.signer.keyring(), fx.store.ledger(), &fx.clock));
+    is_send(token_refresh::refresh(None, &fx.store, &fx.signer, &fx.clock));
+}
