@@ -1,28 +1,36 @@
 //! The in-memory session ledger: the default for one process.
 //!
-//! Concurrency: state is split into independent shards, each behind its own
-//! mutex, so refreshes of different sessions rarely meet. A rotation takes
-//! the lock of its session's shard and makes every decision under it; the
-//! only other locks it takes while holding it are *leaf* locks (the token
-//! index and the revoked-access list), which never wait on anything. That
-//! ordering cannot deadlock, and it makes each rotation atomic.
+//! Layout: every refresh token still worth remembering has an entry in a
+//! sharded index, `jti → (session cell, generation)`. A session's state
+//! lives once, in a reference-counted cell behind its own mutex, shared by
+//! the index entries of all its tokens. Users' identities (subject, account,
+//! role) are interned, so a session costs one small allocation.
 //!
-//! Expiry: each shard keeps a min-heap of expiry times. Every write removes
-//! a few expired entries, so memory follows the live set without a sweep
+//! Concurrency: a rotation finds the cell through the index (a shard lock
+//! held only for the lookup) and makes every decision under the cell's own
+//! mutex, so the consume-once step is atomic per session and refreshes of
+//! different sessions never wait for each other. While holding a cell it
+//! only takes *leaf* locks (an index shard, the revoked-access list), and
+//! index shards only take user shards: `cell → index → users`, always in
+//! that order, so no cycle can form.
+//!
+//! Expiry: each index shard keeps a min-heap of expiry times, and every
+//! write removes a few expired entries. A session's cell goes when the last
+//! index entry naming it goes: memory follows the live set, without a sweep
 //! over all sessions.
 //!
-//! Hashing: maps keyed by token and session ids use the id's own random
-//! bits as the hash. That is safe only because an id reaches a lookup after
-//! its token's signature verified, and every id we sign is a fresh random
-//! v4 UUID: nobody can choose ids to collide. Subjects, which users choose,
-//! are hashed with the standard keyed hasher.
+//! Hashing: index maps use the id's own random bits as the hash. That is
+//! safe only because an id reaches a lookup after its token's signature
+//! verified, and every id we sign is a fresh random v4 UUID: nobody can
+//! choose ids to collide. Subjects, which users choose, are hashed with the
+//! standard keyed hasher.
 
 use std::cmp::Reverse;
-use std::collections::hash_map::{Entry, RandomState};
+use std::collections::hash_map::RandomState;
 use std::collections::{BinaryHeap, HashMap};
 use std::future::{Future, ready};
-use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::hash::{BuildHasher, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::ids::{SessionId, TokenId};
 use crate::ledger::{NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionLedger};
@@ -30,8 +38,8 @@ use crate::users::StoreError;
 
 /// Shard count: a power of two well above any core count we expect.
 const SHARDS: usize = 64;
-/// Expired entries removed per write, at most. More than one, so the
-/// backlog shrinks even when writes slow down.
+/// Expired entries removed per write, at most. More than one, so a backlog
+/// shrinks even when writes slow down.
 const PURGE_PER_WRITE: usize = 4;
 
 /// The in-memory [`SessionLedger`].
@@ -39,21 +47,20 @@ const PURGE_PER_WRITE: usize = 4;
 /// ```
 /// use token_refresh::MemoryLedger;
 /// let ledger = MemoryLedger::new();
-/// assert_eq!(ledger.live_sessions(), 0);
+/// assert_eq!(ledger.stats().sessions, 0);
 /// ```
 #[derive(Debug, Default)]
 pub struct MemoryLedger {
-    sessions: Shards<SessionId, SessionRecord, IdHashing>,
-    tokens: Shards<TokenId, TokenRecord, IdHashing>,
+    tokens: Shards<TokenId, TokenEntry, IdHashing>,
     revoked_access: Shards<TokenId, i64, IdHashing>,
-    by_subject: Shards<Box<str>, Vec<SessionId>, RandomState>,
+    users: Shards<Box<str>, UserEntry, RandomState>,
 }
 
 /// What a [`MemoryLedger`] holds; see [`MemoryLedger::stats`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct LedgerStats {
-    /// Sessions held.
+    /// Sessions held (live, or kept for reuse detection).
     pub sessions: usize,
     /// Of those, revoked.
     pub revoked_sessions: usize,
@@ -67,51 +74,61 @@ pub struct LedgerStats {
     pub revoked_access_tokens: usize,
 }
 
+/// Who a session belongs to, interned: all sessions of a user share one.
+#[derive(Debug, PartialEq, Eq)]
+struct Identity {
+    subject: Box<str>,
+    account: Box<str>,
+    role: Box<str>,
+}
+
+type Cell = Arc<Mutex<SessionRecord>>;
+
 #[derive(Debug)]
 struct SessionRecord {
-    pair: PairClaims,
-    generation: u64,
+    identity: Arc<Identity>,
+    session: SessionId,
+    access_id: TokenId,
+    refresh_id: TokenId,
+    access_expires_at: i64,
+    refresh_expires_at: i64,
     absolute_expires_at: i64,
     rotated_at: i64,
+    generation: u64,
     replays: u32,
     revoked: bool,
-    retain_until: i64,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct TokenRecord {
-    session: SessionId,
+impl SessionRecord {
+    fn pair(&self) -> PairClaims {
+        PairClaims {
+            subject: self.identity.subject.to_string(),
+            account: self.identity.account.to_string(),
+            role: self.identity.role.to_string(),
+            access_id: self.access_id,
+            access_expires_at: self.access_expires_at,
+            refresh_id: self.refresh_id,
+            refresh_expires_at: self.refresh_expires_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct TokenEntry {
+    cell: Cell,
     generation: u64,
-    retain_until: i64,
 }
 
-trait Retained {
-    fn retain_until(&self) -> i64;
+#[derive(Debug, Default)]
+struct UserEntry {
+    identity: Option<Arc<Identity>>,
+    sessions: Vec<Cell>,
 }
 
-impl Retained for SessionRecord {
-    fn retain_until(&self) -> i64 {
-        self.retain_until
-    }
-}
-
-impl Retained for TokenRecord {
-    fn retain_until(&self) -> i64 {
-        self.retain_until
-    }
-}
-
-impl Retained for i64 {
-    fn retain_until(&self) -> i64 {
-        *self
-    }
-}
-
-/// Index lists are removed explicitly when their last session goes.
-impl Retained for Vec<SessionId> {
-    fn retain_until(&self) -> i64 {
-        i64::MAX
-    }
+fn lock(cell: &Cell) -> MutexGuard<'_, SessionRecord> {
+    // Every decision replaces fields of the record before any fallible work,
+    // so a poisoned cell is still consistent.
+    cell.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl MemoryLedger {
@@ -120,122 +137,139 @@ impl MemoryLedger {
         Self::default()
     }
 
-    /// Sessions currently held (live, or kept for reuse detection).
-    pub fn live_sessions(&self) -> usize {
-        self.sessions.len()
-    }
-
-    /// Token records currently held (one per issued refresh token until its
-    /// expiry).
-    pub fn token_records(&self) -> usize {
-        self.tokens.len()
-    }
-
     /// A summary of everything held, for monitoring and for tests that
-    /// assert a refused request changed nothing.
+    /// assert a refused request changed nothing. Walks every entry.
     pub fn stats(&self) -> LedgerStats {
-        let mut stats = LedgerStats {
-            sessions: 0,
-            revoked_sessions: 0,
-            rotations: 0,
-            grace_replays: 0,
-            token_records: self.tokens.len(),
-            revoked_access_tokens: self.revoked_access.len(),
-        };
+        let mut seen = std::collections::HashSet::new();
+        let mut stats = LedgerStats::default();
         for i in 0..SHARDS {
-            for record in self.sessions.lock(i).map.values() {
-                stats.sessions += 1;
-                stats.revoked_sessions += usize::from(record.revoked);
-                stats.rotations += record.generation;
-                stats.grace_replays += u64::from(record.replays);
+            // Collect first, lock cells after: a rotation holds its cell
+            // while it waits for an index shard, never the other way round.
+            let cells: Vec<Cell> = {
+                let shard = self.tokens.lock(i);
+                stats.token_records += shard.map.len();
+                shard.map.values().map(|entry| Arc::clone(&entry.cell)).collect()
+            };
+            for cell in cells {
+                if seen.insert(Arc::as_ptr(&cell)) {
+                    let record = lock(&cell);
+                    stats.sessions += 1;
+                    stats.revoked_sessions += usize::from(record.revoked);
+                    stats.rotations += record.generation;
+                    stats.grace_replays += u64::from(record.replays);
+                }
             }
         }
+        stats.revoked_access_tokens = (0..SHARDS).map(|i| self.revoked_access.lock(i).map.len()).sum();
         stats
     }
 
-    fn revoke_access(&self, pair: &PairClaims, leeway: i64, now: i64) {
-        let until = pair.access_expires_at.saturating_add(leeway);
+    /// The interned identity for `pair`'s user, and registers `cell` as one
+    /// of the user's sessions (for [`SessionLedger::revoke_user`]).
+    fn register(&self, pair: &PairClaims, cell: Option<&Cell>) -> Arc<Identity> {
+        let subject = pair.subject.as_str();
+        self.users.with_str(subject, |shard| {
+            let entry = match shard.map.get_mut(subject) {
+                Some(entry) => entry,
+                None => shard.map.entry(subject.into()).or_default(),
+            };
+            let identity = match &entry.identity {
+                Some(identity) if *identity.account == *pair.account && *identity.role == *pair.role => {
+                    Arc::clone(identity)
+                }
+                _ => {
+                    let identity = Arc::new(Identity {
+                        subject: subject.into(),
+                        account: pair.account.as_str().into(),
+                        role: pair.role.as_str().into(),
+                    });
+                    entry.identity = Some(Arc::clone(&identity));
+                    identity
+                }
+            };
+            if let Some(cell) = cell {
+                entry.sessions.push(Arc::clone(cell));
+            }
+            identity
+        })
+    }
+
+    fn index(&self, id: TokenId, entry: TokenEntry, retain_until: i64, now: i64) {
+        let purged = self.tokens.with(&id, |shard| {
+            shard.insert(id, entry, retain_until);
+            shard.purge(now)
+        });
+        for entry in purged {
+            self.forget_if_last(entry);
+        }
+    }
+
+    /// Drops a session from its user's list once no index entry names it:
+    /// the list's reference and the purged entry's are all that is left.
+    fn forget_if_last(&self, purged: TokenEntry) {
+        if Arc::strong_count(&purged.cell) > 2 {
+            return;
+        }
+        // No index entry and no rotation holds this cell any more, so locking
+        // it here (under an index shard) cannot wait on a rotation.
+        let subject = lock(&purged.cell).identity.subject.clone();
+        self.users.with_str(&subject, |shard| {
+            if let Some(entry) = shard.map.get_mut(&*subject) {
+                entry.sessions.retain(|cell| !Arc::ptr_eq(cell, &purged.cell));
+                if entry.sessions.is_empty() {
+                    shard.map.remove(&*subject);
+                }
+            }
+        });
+    }
+
+    fn revoke_access(&self, access_id: TokenId, access_expires_at: i64, leeway: i64, now: i64) {
+        let until = access_expires_at.saturating_add(leeway);
         if until > now {
-            self.revoked_access.with(&pair.access_id, |shard| {
-                shard.insert(pair.access_id, until);
+            self.revoked_access.with(&access_id, |shard| {
+                shard.insert(access_id, until, until);
                 shard.purge(now);
             });
         }
     }
 
-    fn forget_purged_sessions(&self, purged: Vec<(SessionId, SessionRecord)>) {
-        for (id, record) in purged {
-            let subject: &str = &record.pair.subject;
-            self.by_subject.with_str(subject, |shard| {
-                if let Some(list) = shard.map.get_mut(subject) {
-                    list.retain(|s| *s != id);
-                    if list.is_empty() {
-                        shard.map.remove(subject);
-                    }
-                }
-            });
-        }
-    }
-
     fn create_now(&self, new: &NewSession) {
-        let retain_until = new.pair.refresh_expires_at.saturating_add(new.leeway);
+        let identity = self.register(&new.pair, None);
         let record = SessionRecord {
-            pair: new.pair.clone(),
-            generation: 0,
+            identity,
+            session: new.session,
+            access_id: new.pair.access_id,
+            refresh_id: new.pair.refresh_id,
+            access_expires_at: new.pair.access_expires_at,
+            refresh_expires_at: new.pair.refresh_expires_at,
             absolute_expires_at: new.absolute_expires_at,
             rotated_at: new.created_at,
+            generation: 0,
             replays: 0,
             revoked: false,
-            retain_until,
         };
-        self.by_subject.with_str(&new.pair.subject, |shard| match shard.map.get_mut(new.pair.subject.as_str()) {
-            Some(list) => list.push(new.session),
-            None => shard.insert(new.pair.subject.as_str().into(), vec![new.session]),
-        });
-        let token = TokenRecord { session: new.session, generation: 0, retain_until };
-        self.tokens.with(&new.pair.refresh_id, |shard| {
-            shard.insert(new.pair.refresh_id, token);
-            shard.purge(new.created_at);
-        });
-        let purged = self.sessions.with(&new.session, |shard| {
-            shard.insert(new.session, record);
-            shard.purge(new.created_at)
-        });
-        self.forget_purged_sessions(purged);
+        let cell = Arc::new(Mutex::new(record));
+        self.register(&new.pair, Some(&cell));
+        let retain_until = new.pair.refresh_expires_at.saturating_add(new.leeway);
+        self.index(new.pair.refresh_id, TokenEntry { cell, generation: 0 }, retain_until, new.created_at);
+    }
+
+    fn lookup(&self, id: TokenId) -> Option<TokenEntry> {
+        self.tokens.with(&id, |shard| shard.map.get(&id).cloned())
     }
 
     fn rotate_now(&self, request: &RotationRequest) -> Rotation {
-        let now = request.now;
-        let Some(token) = self.tokens.with(&request.presented, |shard| shard.map.get(&request.presented).copied())
-        else {
+        let Some(token) = self.lookup(request.presented) else {
             return Rotation::Unknown;
         };
-        let session = token.session;
-        let (outcome, purged) = self.sessions.with(&session, |shard| {
-            let outcome = match shard.map.get_mut(&session) {
-                None => Rotation::Unknown,
-                Some(record) => self.decide(session, record, token, request),
-            };
-            if let Rotation::Rotated { .. } = outcome {
-                // The retention time grew: re-queue so purge sees the new one.
-                shard.requeue(session);
-            }
-            (outcome, shard.purge(now))
-        });
-        self.forget_purged_sessions(purged);
-        outcome
+        let mut record = lock(&token.cell);
+        self.decide(&mut record, &token, request)
     }
 
-    /// The rotation decision for one session; runs under its shard lock.
-    fn decide(
-        &self,
-        session: SessionId,
-        record: &mut SessionRecord,
-        token: TokenRecord,
-        request: &RotationRequest,
-    ) -> Rotation {
-        let now = request.now;
-        if record.pair.subject != request.subject {
+    /// The rotation decision for one session; runs under its cell lock.
+    fn decide(&self, record: &mut SessionRecord, token: &TokenEntry, request: &RotationRequest) -> Rotation {
+        let (now, session) = (request.now, record.session);
+        if *record.identity.subject != *request.subject {
             return Rotation::Unknown;
         }
         if record.revoked {
@@ -245,25 +279,25 @@ impl MemoryLedger {
             return Rotation::Expired { session };
         }
         if token.generation == record.generation {
-            if now >= record.pair.refresh_expires_at.saturating_add(request.leeway) {
+            if now >= record.refresh_expires_at.saturating_add(request.leeway) {
                 return Rotation::Expired { session };
             }
-            let mut pair = request.successor.clone();
-            pair.refresh_expires_at = pair.refresh_expires_at.min(record.absolute_expires_at);
-            self.revoke_access(&record.pair, request.leeway, now);
-            let generation = record.generation + 1;
-            let retain_until = pair.refresh_expires_at.saturating_add(request.leeway);
-            let successor = TokenRecord { session, generation, retain_until };
-            self.tokens.with(&pair.refresh_id, |shard| {
-                shard.insert(pair.refresh_id, successor);
-                shard.purge(now);
-            });
-            record.generation = generation;
+            let successor = &request.successor;
+            self.revoke_access(record.access_id, record.access_expires_at, request.leeway, now);
+            if *record.identity.account != *successor.account || *record.identity.role != *successor.role {
+                record.identity = self.register(successor, None);
+            }
+            record.generation += 1;
+            record.access_id = successor.access_id;
+            record.access_expires_at = successor.access_expires_at;
+            record.refresh_id = successor.refresh_id;
+            record.refresh_expires_at = successor.refresh_expires_at.min(record.absolute_expires_at);
             record.rotated_at = now;
             record.replays = 0;
-            record.retain_until = record.retain_until.max(retain_until);
-            record.pair = pair.clone();
-            return Rotation::Rotated { session, generation, pair };
+            let entry = TokenEntry { cell: Arc::clone(&token.cell), generation: record.generation };
+            let retain_until = record.refresh_expires_at.saturating_add(request.leeway);
+            self.index(record.refresh_id, entry, retain_until, now);
+            return Rotation::Rotated { session, generation: record.generation, pair: record.pair() };
         }
         let grace = request.grace;
         let within_grace = token.generation + 1 == record.generation
@@ -275,13 +309,13 @@ impl MemoryLedger {
             return Rotation::Replayed {
                 session,
                 generation: record.generation,
-                pair: record.pair.clone(),
+                pair: record.pair(),
                 replay: record.replays,
             };
         }
         if token.generation < record.generation {
             record.revoked = true;
-            self.revoke_access(&record.pair, request.leeway, now);
+            self.revoke_access(record.access_id, record.access_expires_at, request.leeway, now);
             return Rotation::Reused {
                 session,
                 presented_generation: token.generation,
@@ -291,33 +325,33 @@ impl MemoryLedger {
         Rotation::Unknown
     }
 
-    fn revoke_now(&self, presented: TokenId, now: i64) -> Revocation {
-        let Some(token) = self.tokens.with(&presented, |shard| shard.map.get(&presented).copied()) else {
-            return Revocation::Unknown;
-        };
-        self.revoke_session(token.session, now).unwrap_or(Revocation::Unknown)
+    fn revoke_cell(&self, cell: &Cell, leeway: i64, now: i64) -> Revocation {
+        let mut record = lock(cell);
+        let session = record.session;
+        if record.revoked {
+            return Revocation::AlreadyRevoked { session };
+        }
+        record.revoked = true;
+        self.revoke_access(record.access_id, record.access_expires_at, leeway, now);
+        Revocation::Revoked { session }
     }
 
-    fn revoke_session(&self, session: SessionId, now: i64) -> Option<Revocation> {
-        self.sessions.with(&session, |shard| {
-            let record = shard.map.get_mut(&session)?;
-            if record.revoked {
-                return Some(Revocation::AlreadyRevoked { session });
-            }
-            record.revoked = true;
-            // The access token lives on until its own exp; keep it listed
-            // that long, with the leeway the session was created with.
-            let leeway = record.retain_until.saturating_sub(record.pair.refresh_expires_at).max(0);
-            self.revoke_access(&record.pair, leeway, now);
-            Some(Revocation::Revoked { session })
-        })
+    fn revoke_now(&self, presented: TokenId, now: i64) -> Revocation {
+        match self.lookup(presented) {
+            // The access token lives on until its own exp: list it that long.
+            Some(token) => self.revoke_cell(&token.cell, 0, now),
+            None => Revocation::Unknown,
+        }
     }
 
     fn revoke_user_now(&self, subject: &str, now: i64) -> u64 {
-        let sessions = self.by_subject.with_str(subject, |shard| shard.map.get(subject).cloned()).unwrap_or_default();
-        let revoked = sessions
-            .into_iter()
-            .filter(|session| matches!(self.revoke_session(*session, now), Some(Revocation::Revoked { .. })))
+        let cells = self
+            .users
+            .with_str(subject, |shard| shard.map.get(subject).map(|entry| entry.sessions.clone()).unwrap_or_default());
+        let revoked = cells
+            .iter()
+            .filter(|cell| lock(cell).refresh_expires_at > now)
+            .filter(|cell| matches!(self.revoke_cell(cell, 0, now), Revocation::Revoked { .. }))
             .count();
         u64::try_from(revoked).unwrap_or(u64::MAX)
     }
@@ -384,26 +418,14 @@ impl BuildHasher for IdHashing {
     }
 }
 
-/// Keys know their shard; ids use bits the map's hash does not lean on.
-trait ShardKey: Hash + Eq + Clone + Ord {
+/// Keys pick their shard from bits the map's hash does not lean on.
+trait ShardKey: Eq + std::hash::Hash + Ord {
     fn shard(&self) -> usize;
 }
 
 impl ShardKey for TokenId {
     fn shard(&self) -> usize {
         usize::from(self.as_bytes()[15]) % SHARDS
-    }
-}
-
-impl ShardKey for SessionId {
-    fn shard(&self) -> usize {
-        usize::from(self.as_bytes()[15]) % SHARDS
-    }
-}
-
-impl ShardKey for Box<str> {
-    fn shard(&self) -> usize {
-        str_shard(self)
     }
 }
 
@@ -437,13 +459,9 @@ impl<K, V, S> std::fmt::Debug for Shards<K, V, S> {
 impl<K, V, S> Shards<K, V, S> {
     #[expect(clippy::indexing_slicing, reason = "the index is reduced modulo the fixed shard count")]
     fn lock(&self, index: usize) -> MutexGuard<'_, Shard<K, V, S>> {
-        // A panic while holding a shard cannot leave a half-made decision
-        // (records are replaced whole), so a poisoned lock is still usable.
+        // Entries are inserted and removed whole, so a poisoned shard is
+        // still consistent.
         self.shards[index % SHARDS].lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn len(&self) -> usize {
-        (0..SHARDS).map(|i| self.lock(i).map.len()).sum()
     }
 }
 
@@ -464,38 +482,24 @@ struct Shard<K, V, S> {
     expiry: BinaryHeap<Reverse<(i64, K)>>,
 }
 
-impl<K: ShardKey, V: Retained, S: BuildHasher> Shard<K, V, S> {
-    fn insert(&mut self, key: K, value: V) {
-        let until = value.retain_until();
-        if until != i64::MAX {
-            self.expiry.push(Reverse((until, key.clone())));
-        }
+impl<K: ShardKey + Copy, V, S: BuildHasher> Shard<K, V, S> {
+    /// Inserts an entry that lives until `retain_until`. Keys are fresh
+    /// random ids, never re-inserted, so each has one queue entry.
+    fn insert(&mut self, key: K, value: V, retain_until: i64) {
+        self.expiry.push(Reverse((retain_until, key)));
         self.map.insert(key, value);
     }
 
-    /// Queues `key` again at its current retention time.
-    fn requeue(&mut self, key: K) {
-        if let Some(value) = self.map.get(&key) {
-            self.expiry.push(Reverse((value.retain_until(), key)));
-        }
-    }
-
     /// Removes up to [`PURGE_PER_WRITE`] entries whose retention ended.
-    fn purge(&mut self, now: i64) -> Vec<(K, V)> {
+    fn purge(&mut self, now: i64) -> Vec<V> {
         let mut removed = Vec::new();
-        for _ in 0..PURGE_PER_WRITE {
+        while removed.len() < PURGE_PER_WRITE {
             match self.expiry.peek() {
                 Some(Reverse((until, _))) if *until <= now => {}
                 _ => break,
             }
-            let Some(Reverse((until, key))) = self.expiry.pop() else { break };
-            // Stale queue entries (the value was kept longer since) are
-            // dropped; the value has a newer entry of its own.
-            if let Entry::Occupied(entry) = self.map.entry(key)
-                && entry.get().retain_until() <= until
-            {
-                removed.push(entry.remove_entry());
-            }
+            let Some(Reverse((_, key))) = self.expiry.pop() else { break };
+            removed.extend(self.map.remove(&key));
         }
         removed
     }
@@ -564,13 +568,25 @@ mod tests {
         for _ in 0..200 {
             start(&ledger, 0);
         }
-        assert_eq!(ledger.live_sessions(), 200);
+        assert_eq!(ledger.stats().sessions, 200);
         // Each later write purges a few; enough writes empty the old ones.
         for _ in 0..200 {
             start(&ledger, 100_000);
         }
-        assert!(ledger.live_sessions() < 400, "some expired sessions were purged");
-        let removed = 400 - ledger.live_sessions();
+        let removed = 400 - ledger.stats().sessions;
         assert!(removed >= 150, "purging keeps pace with writes: removed {removed}");
+        // The user index forgets purged sessions too.
+        let listed = ledger.users.with_str("bob", |shard| shard.map.get("bob").map_or(0, |e| e.sessions.len()));
+        assert_eq!(listed, 400 - removed);
+    }
+
+    #[test]
+    fn sessions_of_one_user_share_one_identity() {
+        let ledger = MemoryLedger::new();
+        let (_, a) = start(&ledger, 0);
+        let (_, b) = start(&ledger, 0);
+        let identity = |id| ledger.lookup(id).map(|e| Arc::as_ptr(&lock(&e.cell).identity));
+        assert!(identity(a.refresh_id).is_some());
+        assert_eq!(identity(a.refresh_id), identity(b.refresh_id));
     }
 }
