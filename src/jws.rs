@@ -234,14 +234,18 @@ fn is_base64url(segment: &str) -> bool {
 }
 
 /// The base64url JOSE header segment for `algorithm` and optional `kid`:
-/// `{"typ":"JWT","alg":"EdDSA"}` plus `"kid"` only when configured.
-pub(crate) fn encode_header(algorithm: Algorithm, kid: Option<&str>) -> String {
-    // KeyId admits only characters that need no JSON escaping.
-    let json = match kid {
-        None => format!(r#"{{"typ":"JWT","alg":"{}"}}"#, algorithm.as_str()),
-        Some(kid) => format!(r#"{{"typ":"JWT","alg":"{}","kid":"{kid}"}}"#, algorithm.as_str()),
-    };
-    URL_SAFE_NO_PAD.encode(json)
+/// `{"typ":"JWT","alg":"EdDSA"}` plus `"kid"` only when configured. The
+/// common case without `kid` is a constant.
+pub(crate) fn encode_header(algorithm: Algorithm, kid: Option<&str>) -> Cow<'static, str> {
+    match (algorithm, kid) {
+        // base64url of {"typ":"JWT","alg":"EdDSA"} and {"typ":"JWT","alg":"Ed25519"}.
+        (Algorithm::EdDsa, None) => Cow::Borrowed("eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSJ9"),
+        (Algorithm::Ed25519, None) => Cow::Borrowed("eyJ0eXAiOiJKV1QiLCJhbGciOiJFZDI1NTE5In0"),
+        // KeyId admits only characters that need no JSON escaping.
+        (algorithm, Some(kid)) => Cow::Owned(
+            URL_SAFE_NO_PAD.encode(format!(r#"{{"typ":"JWT","alg":"{}","kid":"{kid}"}}"#, algorithm.as_str())),
+        ),
+    }
 }
 
 /// `header.payload`: the bytes to sign.
@@ -268,10 +272,20 @@ mod tests {
     const SEED_ACCESS: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSJ9.eyJhY2MiOiJib2JAYWRtaW4iLCJzdWIiOiJib2JAbWFpbC5jb20iLCJyb2xlIjoiUk9MRV9BRE1JTiIsImV4cCI6MTcwMzI2MTU3NCwianRpIjoiOGUxNzgzZDgtNGE1Yi00ZGQ0LWI3OGQtYjUwNTY1NDAwNTAzIn0.BUqeWAnkqtE6oKc-ztDwaQ36om9trZTNKR8vwelMqr4m67y3td-cVu9lOY7WTY09tTMoVQQ-rbuEFcmxCY17BA";
 
     #[test]
+    fn header_constants_are_the_encoded_json() {
+        for algorithm in [Algorithm::EdDsa, Algorithm::Ed25519] {
+            let json = format!(r#"{{"typ":"JWT","alg":"{}"}}"#, algorithm.as_str());
+            assert_eq!(encode_header(algorithm, None), URL_SAFE_NO_PAD.encode(json));
+        }
+        let with_kid = URL_SAFE_NO_PAD.decode(encode_header(Algorithm::EdDsa, Some("k1")).as_bytes());
+        assert_eq!(with_kid.ok().as_deref(), Some(&br#"{"typ":"JWT","alg":"EdDSA","kid":"k1"}"#[..]));
+    }
+
+    #[test]
     fn the_seed_header_is_what_we_write() {
         let header = encode_header(Algorithm::EdDsa, None);
         assert_eq!(header, "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSJ9");
-        assert!(SEED_ACCESS.starts_with(&header));
+        assert!(SEED_ACCESS.starts_with(&*header));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use crate::envelope::TokenPair;
 use crate::error::{Error, InternalKind};
 use crate::ids::TokenId;
 use crate::jws;
+use crate::keys::KeyId;
 use crate::ledger::PairClaims;
 use crate::policy::Policy;
 use crate::signer::Signer;
@@ -28,7 +29,7 @@ impl Policy {
     /// Signs both tokens of `pair`. Deterministic: the same claims and key
     /// give the same bytes (the grace window relies on it).
     pub(crate) async fn sign_pair<S: Signer>(&self, pair: &PairClaims, signer: &S) -> Result<TokenPair, Error> {
-        let header = jws::encode_header(self.algorithm, signer.key_id().map(|kid| kid.as_str()));
+        let header = jws::encode_header(self.algorithm, signer.key_id().map(KeyId::as_str));
         let access = AccessClaimsRef {
             acc: &pair.account,
             sub: &pair.subject,
