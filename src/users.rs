@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, RwLock};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use ed25519_dalek::VerifyingKey;
 
@@ -104,7 +105,12 @@ impl<U: UserStore + ?Sized> UserStore for Arc<U> {
     }
 }
 
-/// An in-memory user directory.
+/// Lock shards of [`MemoryUserStore`]: lookups of different users rarely
+/// touch the same lock.
+const USER_SHARDS: usize = 16;
+
+/// An in-memory user directory, sharded so lookups on the refresh path do
+/// not share one lock.
 ///
 /// ```
 /// use token_refresh::{MemoryUserStore, User};
@@ -112,9 +118,18 @@ impl<U: UserStore + ?Sized> UserStore for Arc<U> {
 /// let users = MemoryUserStore::new([User::new("bob@mail.com", "bob@admin", "ROLE_ADMIN")]);
 /// assert_eq!(users.len(), 1);
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryUserStore {
-    users: RwLock<HashMap<String, Arc<User>>>,
+    hasher: RandomState,
+    shards: Box<[UserShard]>,
+}
+
+type UserShard = RwLock<HashMap<String, Arc<User>>>;
+
+impl Default for MemoryUserStore {
+    fn default() -> Self {
+        Self { hasher: RandomState::new(), shards: (0..USER_SHARDS).map(|_| RwLock::default()).collect() }
+    }
 }
 
 impl MemoryUserStore {
@@ -127,20 +142,26 @@ impl MemoryUserStore {
         store
     }
 
+    #[expect(clippy::indexing_slicing, reason = "the index is reduced modulo the fixed shard count")]
+    fn shard(&self, subject: &str) -> &UserShard {
+        let index = usize::try_from(self.hasher.hash_one(subject) % USER_SHARDS as u64).unwrap_or(0);
+        &self.shards[index % USER_SHARDS]
+    }
+
     /// Adds or replaces a user.
     pub fn insert(&self, user: User) {
-        let mut users = self.users.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        users.insert(user.subject.clone(), Arc::new(user));
+        let mut shard = self.shard(&user.subject).write().unwrap_or_else(PoisonError::into_inner);
+        shard.insert(user.subject.clone(), Arc::new(user));
     }
 
     /// Removes a user; their tokens then get 404.
     pub fn remove(&self, subject: &str) -> Option<Arc<User>> {
-        self.users.write().unwrap_or_else(std::sync::PoisonError::into_inner).remove(subject)
+        self.shard(subject).write().unwrap_or_else(PoisonError::into_inner).remove(subject)
     }
 
     /// How many users there are.
     pub fn len(&self) -> usize {
-        self.users.read().unwrap_or_else(std::sync::PoisonError::into_inner).len()
+        self.shards.iter().map(|shard| shard.read().unwrap_or_else(PoisonError::into_inner).len()).sum()
     }
 
     /// Whether there are none.
@@ -151,7 +172,7 @@ impl MemoryUserStore {
 
 impl UserStore for MemoryUserStore {
     fn find(&self, subject: &str) -> impl Future<Output = Result<Option<Arc<User>>, StoreError>> + Send {
-        let found = self.users.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(subject).cloned();
+        let found = self.shard(subject).read().unwrap_or_else(PoisonError::into_inner).get(subject).cloned();
         std::future::ready(Ok(found))
     }
 }
