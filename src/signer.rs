@@ -71,6 +71,25 @@ impl Ed25519Signer {
         Self::from_signing_key(SigningKey::from_bytes(seed))
     }
 
+    /// From the 32-byte seed written as text, for secrets kept in environment
+    /// variables: 64 hex digits, or base64 / base64url (padding optional).
+    ///
+    /// ```
+    /// use token_refresh::Ed25519Signer;
+    ///
+    /// let hex = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
+    /// assert!(Ed25519Signer::from_seed_text(hex).is_ok());
+    /// assert!(Ed25519Signer::from_seed_text("nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A").is_ok());
+    /// assert!(Ed25519Signer::from_seed_text("too short").is_err());
+    /// ```
+    pub fn from_seed_text(text: &str) -> Result<Self, KeyError> {
+        let mut seed = decode_seed(text.trim()).ok_or(KeyError::InvalidSecretKey)?;
+        let signer = Self::from_seed(&seed);
+        // Best effort: the signing key zeroizes itself; clear our copy too.
+        seed.fill(0);
+        signer
+    }
+
     /// From a PKCS#8 PEM document (`-----BEGIN PRIVATE KEY-----`), as
     /// `openssl genpkey -algorithm ed25519` writes it.
     pub fn from_pkcs8_pem(pem: &str) -> Result<Self, KeyError> {
@@ -118,6 +137,28 @@ impl Ed25519Signer {
     pub fn verification_key(&self) -> &VerificationKey {
         &self.active
     }
+}
+
+fn decode_seed(text: &str) -> Option<[u8; 32]> {
+    use base64::Engine as _;
+    use base64::engine::DecodePaddingMode;
+    use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+
+    if let Some(seed) = crate::hex::decode_array::<32>(text) {
+        return Some(seed);
+    }
+    let indifferent = GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    let engines = [
+        GeneralPurpose::new(&base64::alphabet::STANDARD, indifferent),
+        GeneralPurpose::new(&base64::alphabet::URL_SAFE, indifferent),
+    ];
+    engines.iter().find_map(|engine| {
+        let mut seed = [0u8; 32];
+        match engine.decode_slice(text, &mut seed) {
+            Ok(32) => Some(seed),
+            _ => None,
+        }
+    })
 }
 
 impl fmt::Debug for Ed25519Signer {
