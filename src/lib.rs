@@ -48,6 +48,8 @@
 //!   [`Clock`]. Store traits return `Send` futures, so any async runtime
 //!   (or none) drives them.
 //! - In memory: [`MemoryUserStore`], [`MemoryLedger`], [`MemoryStore`].
+//! - Key publication: [`Keyring::to_jwks`] (RFC 8037 JWK Set) and
+//!   [`Jwk::thumbprint`] (RFC 7638).
 //!
 //! # Security
 //!
@@ -71,6 +73,7 @@ mod error;
 mod events;
 mod hex;
 mod ids;
+mod jwk;
 pub mod jws;
 mod keys;
 pub mod ledger;
@@ -90,6 +93,7 @@ pub use envelope::{Envelope, Reply, Status, TokenPair};
 pub use error::{BadRequest, Error, Internal, InternalKind, StatusName, Unauthorized, Unprocessable};
 pub use events::{Event, EventSink};
 pub use ids::{SessionId, TokenId};
+pub use jwk::{Jwk, Jwks};
 pub use jws::Algorithm;
 pub use keys::{KeyError, KeyId, Keyring, MAX_KEY_ID_LEN, MAX_KEYS, VerificationKey};
 pub use ledger::{Grace, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionLedger};
