@@ -22,6 +22,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
+#[cfg(feature = "thumbprint")]
 use sha2::{Digest as _, Sha256};
 
 use crate::jws::Algorithm;
@@ -64,6 +65,7 @@ pub struct Jwk {
 /// The RFC 7638 thumbprint input: the required members only, in
 /// lexicographic order, no whitespace. Serializing through serde keeps
 /// members escaped even for a JWK that came from outside.
+#[cfg(feature = "thumbprint")]
 #[derive(Serialize)]
 struct ThumbprintInput<'a> {
     crv: &'a str,
@@ -85,6 +87,8 @@ impl Jwk {
         }
     }
 
+    #[cfg(feature = "thumbprint")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "thumbprint")))]
     /// The RFC 7638 SHA-256 thumbprint, base64url without padding (43
     /// characters). It depends on `kty`, `crv` and `x` only, so the same key
     /// has the same thumbprint whatever its `kid`, `use` or `alg`.
@@ -121,6 +125,8 @@ impl VerificationKey {
         Jwk::from_key(self, algorithm)
     }
 
+    #[cfg(feature = "thumbprint")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "thumbprint")))]
     /// The RFC 7638 SHA-256 thumbprint of this key; see [`Jwk::thumbprint`].
     pub fn thumbprint(&self) -> String {
         self.to_jwk(Algorithm::EdDsa).thumbprint()
@@ -145,6 +151,7 @@ mod tests {
     const RFC8037_D: &str = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A";
     const RFC8037_X: &str = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
     // RFC 8037 Appendix A.3: its RFC 7638 thumbprint.
+    #[cfg(feature = "thumbprint")]
     const RFC8037_THUMBPRINT: &str = "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k";
 
     fn rfc8037_signer() -> Ed25519Signer {
@@ -153,6 +160,7 @@ mod tests {
         Ed25519Signer::from_seed(&seed).unwrap_or_else(|_| unreachable!())
     }
 
+    #[cfg(feature = "thumbprint")]
     #[test]
     fn rfc8037_vector_gives_its_x_and_thumbprint() {
         let signer = rfc8037_signer();
@@ -174,6 +182,7 @@ mod tests {
             )
         );
         // The kid does not change the thumbprint.
+        #[cfg(feature = "thumbprint")]
         assert_eq!(
             signer.keyring().to_jwks(Algorithm::EdDsa).keys.first().map(Jwk::thumbprint).as_deref(),
             Some(RFC8037_THUMBPRINT)
