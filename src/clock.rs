@@ -67,6 +67,11 @@ impl ManualClock {
         self.unix_seconds.store(time.unix_timestamp(), Ordering::SeqCst);
     }
 
+    /// The time it reads, in unix seconds.
+    pub fn now_unix(&self) -> i64 {
+        self.unix_seconds.load(Ordering::SeqCst)
+    }
+
     /// Moves the time by `by` (whole seconds; may be negative).
     pub fn advance(&self, by: time::Duration) {
         self.unix_seconds.fetch_add(by.whole_seconds(), Ordering::SeqCst);

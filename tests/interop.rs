@@ -1,0 +1,209 @@
+//! Our tokens are ordinary EdDSA JWTs to the rest of the world.
+//!
+//! Two independent JOSE implementations, PyJWT (with `cryptography`) and
+//! Node's `jose`, check tokens minted by this crate using only the published
+//! JWK Set; tokens they mint with our key pass our signature check and then
+//! get the SPEC status their claims deserve.
+//!
+//! The peers' packages (pinned in `tests/interop/`) are installed on first
+//! use under Cargo's per-target temporary directory. If they cannot be
+//! installed the test fails: it never skips.
+
+// A panic in a test is a failed assertion: the no-panic lints guard src/ only.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+mod support;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use serde_json::{Value, json};
+use support::{BOB, SEED};
+use token_refresh::{Algorithm, Ed25519Signer, KeyId, ManualClock, MemoryStore, Policy, Signer as _, User};
+
+const HERE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop");
+
+fn run(mut command: Command, what: &str) {
+    let output = command.output().unwrap_or_else(|e| panic!("{what}: could not start: {e}"));
+    assert!(output.status.success(), "{what} failed:\n{}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// Installs the pinned peers once per build directory.
+fn peers() -> &'static (PathBuf, PathBuf) {
+    static PEERS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    PEERS.get_or_init(|| {
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("interop");
+        let python = root.join("python");
+        let probe = Command::new("python3")
+            .args(["-c", "import jwt, cryptography"])
+            .env("PYTHONPATH", &python)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if !probe {
+            let mut pip = Command::new("python3");
+            pip.args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
+                .arg(&python)
+                .args(["-r", &format!("{HERE}/requirements.txt")]);
+            run(pip, "pip install of PyJWT and cryptography");
+        }
+        let node = root.join("node");
+        if !node.join("node_modules/jose/package.json").exists() {
+            std::fs::create_dir_all(&node).unwrap();
+            for file in ["package.json", "package-lock.json"] {
+                std::fs::copy(format!("{HERE}/{file}"), node.join(file)).unwrap();
+            }
+            let mut npm = Command::new("npm");
+            npm.args(["ci", "--silent", "--no-audit", "--no-fund"]).current_dir(&node);
+            run(npm, "npm ci of jose");
+        }
+        // Node resolves packages from the script's own directory.
+        std::fs::copy(format!("{HERE}/jose_peer.mjs"), node.join("jose_peer.mjs")).unwrap();
+        (python, node)
+    })
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Peer {
+    PyJwt,
+    Jose,
+}
+
+impl Peer {
+    fn call(self, mode: &str, request: &Value) -> Value {
+        let (python, node) = peers();
+        let mut command = match self {
+            Self::PyJwt => {
+                let mut c = Command::new("python3");
+                c.arg(format!("{HERE}/pyjwt_peer.py")).arg(mode).env("PYTHONPATH", python);
+                c
+            }
+            Self::Jose => {
+                let mut c = Command::new("node");
+                c.arg(node.join("jose_peer.mjs")).arg(mode).current_dir(node);
+                c
+            }
+        };
+        let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(request.to_string().as_bytes()).unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{self:?} {mode}: {}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+}
+
+struct Deployment {
+    store: MemoryStore,
+    signer: Ed25519Signer,
+    clock: ManualClock,
+    pem: String,
+}
+
+fn deployment(kid: Option<&str>) -> Deployment {
+    let mut signer = Ed25519Signer::from_seed(&SEED).unwrap();
+    if let Some(kid) = kid {
+        signer = signer.with_key_id(KeyId::new(kid).unwrap()).unwrap();
+    }
+    let pem = pkcs8_v1_pem(&SEED);
+    // The peers check `exp` against the real clock, so issue at real time.
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    Deployment {
+        store: MemoryStore::in_memory([User::new(BOB, "bob@admin", "ROLE_ADMIN")]),
+        signer,
+        clock: ManualClock::at_unix(now),
+        pem,
+    }
+}
+
+/// The PKCS#8 v1 document `openssl genpkey -algorithm ed25519` writes (RFC
+/// 8410 §7): a fixed 16-byte prefix, then the seed. OpenSSL 3 (under both
+/// peers) refuses the v2 form with an embedded public key.
+fn pkcs8_v1_pem(seed: &[u8; 32]) -> String {
+    let mut der = vec![0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+    der.extend_from_slice(seed);
+    let body = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der);
+    format!("-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n")
+}
+
+fn claims_of(token: &str) -> Value {
+    support::payload(token)
+}
+
+#[tokio::test]
+async fn peers_verify_our_tokens_with_only_the_jwks() {
+    for kid in [None, Some("2026-11-a")] {
+        let d = deployment(kid);
+        let first = Policy::default().issue(BOB, &d.store, &d.signer, &d.clock).await.unwrap();
+        let second =
+            token_refresh::refresh(Some(first.refresh_token.as_bytes()), &d.store, &d.signer, &d.clock).await.unwrap();
+        let jwks = serde_json::to_value(d.signer.keyring().to_jwks(Algorithm::EdDsa)).unwrap();
+        let tokens = [&first.access_token, &first.refresh_token, &second.access_token, &second.refresh_token];
+        // A forged token proves the peers can say no.
+        let forged =
+            support::mint_with(&[0x77; 32], r#"{"typ":"JWT","alg":"EdDSA"}"#, &claims_of(tokens[0]).to_string());
+        let request = json!({"jwks": jwks, "tokens": [tokens[0], tokens[1], tokens[2], tokens[3], forged]});
+        for peer in [Peer::PyJwt, Peer::Jose] {
+            let verdicts = peer.call("verify", &request);
+            for (i, token) in tokens.iter().enumerate() {
+                assert_eq!(verdicts[i], claims_of(token), "{peer:?} kid={kid:?} token {i}");
+            }
+            assert!(verdicts[4]["error"].is_string(), "{peer:?} must refuse a forged token: {}", verdicts[4]);
+        }
+    }
+}
+
+async fn refresh(
+    d: &Deployment,
+    policy: &Policy,
+    token: &str,
+) -> Result<token_refresh::TokenPair, token_refresh::Error> {
+    let header = format!("Bearer {token}");
+    policy.refresh(Some(header.as_bytes()), &d.store, &d.signer, &d.clock).await
+}
+
+#[tokio::test]
+async fn tokens_the_peers_mint_with_our_key_get_the_status_their_claims_deserve() {
+    let policy = Policy::default();
+    for peer in [Peer::PyJwt, Peer::Jose] {
+        let d = deployment(None);
+        let first = policy.issue(BOB, &d.store, &d.signer, &d.clock).await.unwrap();
+        let now = d.clock.now_unix();
+        let current = claims_of(&first.refresh_token);
+        let unknown_session = json!({"sub": BOB, "acjti": support::uuid(), "exp": now + 600, "jti": support::uuid()});
+        let mut extra_claim = current.clone();
+        extra_claim["iat"] = json!(now);
+        let access = claims_of(&first.access_token);
+        let minted = peer.call(
+            "mint",
+            &json!({"pem": d.pem, "kid": null, "claims": [current, unknown_session, extra_claim, access]}),
+        );
+        let minted: Vec<String> = serde_json::from_value(minted).unwrap();
+
+        // The peer re-signed our current refresh token's claims: a valid
+        // refresh of the real session.
+        assert!(refresh(&d, &policy, &minted[0]).await.is_ok(), "{peer:?}: our claims, their token");
+        // Authentic but unknown to the ledger: 401 after the signature check.
+        let error = refresh(&d, &policy, &minted[1]).await.unwrap_err();
+        assert_eq!((error.status_code(), error.public_message()), (401, "refresh token is not valid"), "{peer:?}");
+        // Authentic with a claim we never write: 422.
+        assert_eq!(refresh(&d, &policy, &minted[2]).await.unwrap_err().status_code(), 422, "{peer:?}");
+        // Their access token verifies as an access token, not as a refresh one.
+        assert!(policy.verify_access(Some(minted[3].as_bytes()), d.signer.keyring(), &d.clock).is_ok(), "{peer:?}");
+        assert_eq!(refresh(&d, &policy, &minted[3]).await.unwrap_err().status_code(), 422, "{peer:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_rfc_9864_name_is_refused_unless_opted_in() {
+    let d = deployment(None);
+    let first = Policy::default().issue(BOB, &d.store, &d.signer, &d.clock).await.unwrap();
+    let minted =
+        Peer::Jose.call("mint", &json!({"pem": d.pem, "alg": "Ed25519", "claims": [claims_of(&first.access_token)]}));
+    let token = minted[0].as_str().unwrap();
+    let error = Policy::default().verify_access(Some(token.as_bytes()), d.signer.keyring(), &d.clock).unwrap_err();
+    assert_eq!(error.status_code(), 401);
+    let ed25519 = Policy::builder().algorithm(Algorithm::Ed25519).build().unwrap();
+    assert!(ed25519.verify_access(Some(token.as_bytes()), d.signer.keyring(), &d.clock).is_ok());
+}
