@@ -94,12 +94,20 @@ struct SessionRecord {
     refresh_expires_at: i64,
     absolute_expires_at: i64,
     rotated_at: i64,
+    /// Until when the session must be remembered: its latest refresh
+    /// token's expiry plus leeway, never moved earlier.
+    retain_until: i64,
     generation: u64,
     replays: u32,
     revoked: bool,
 }
 
 impl SessionRecord {
+    /// The leeway the session's records are kept with.
+    fn leeway(&self) -> i64 {
+        self.retain_until.saturating_sub(self.refresh_expires_at).max(0)
+    }
+
     fn pair(&self) -> PairClaims {
         PairClaims {
             subject: self.identity.subject.to_string(),
@@ -244,6 +252,7 @@ impl MemoryLedger {
             refresh_expires_at: new.pair.refresh_expires_at,
             absolute_expires_at: new.absolute_expires_at,
             rotated_at: new.created_at,
+            retain_until: new.pair.refresh_expires_at.saturating_add(new.leeway),
             generation: 0,
             replays: 0,
             revoked: false,
@@ -296,6 +305,7 @@ impl MemoryLedger {
             record.replays = 0;
             let entry = TokenEntry { cell: Arc::clone(&token.cell), generation: record.generation };
             let retain_until = record.refresh_expires_at.saturating_add(request.leeway);
+            record.retain_until = record.retain_until.max(retain_until);
             self.index(record.refresh_id, entry, retain_until, now);
             return Rotation::Rotated { session, generation: record.generation, pair: record.pair() };
         }
@@ -325,21 +335,22 @@ impl MemoryLedger {
         Rotation::Unknown
     }
 
-    fn revoke_cell(&self, cell: &Cell, leeway: i64, now: i64) -> Revocation {
+    fn revoke_cell(&self, cell: &Cell, now: i64) -> Revocation {
         let mut record = lock(cell);
         let session = record.session;
         if record.revoked {
             return Revocation::AlreadyRevoked { session };
         }
         record.revoked = true;
-        self.revoke_access(record.access_id, record.access_expires_at, leeway, now);
+        // The access token lives on until its own exp: list it that long,
+        // with the leeway the session was created with.
+        self.revoke_access(record.access_id, record.access_expires_at, record.leeway(), now);
         Revocation::Revoked { session }
     }
 
     fn revoke_now(&self, presented: TokenId, now: i64) -> Revocation {
         match self.lookup(presented) {
-            // The access token lives on until its own exp: list it that long.
-            Some(token) => self.revoke_cell(&token.cell, 0, now),
+            Some(token) => self.revoke_cell(&token.cell, now),
             None => Revocation::Unknown,
         }
     }
@@ -348,11 +359,8 @@ impl MemoryLedger {
         let cells = self
             .users
             .with_str(subject, |shard| shard.map.get(subject).map(|entry| entry.sessions.clone()).unwrap_or_default());
-        let revoked = cells
-            .iter()
-            .filter(|cell| lock(cell).refresh_expires_at > now)
-            .filter(|cell| matches!(self.revoke_cell(cell, 0, now), Revocation::Revoked { .. }))
-            .count();
+        let revoked =
+            cells.iter().filter(|cell| matches!(self.revoke_cell(cell, now), Revocation::Revoked { .. })).count();
         u64::try_from(revoked).unwrap_or(u64::MAX)
     }
 
