@@ -49,7 +49,8 @@ impl Clock for SystemClock {
 ///
 /// let clock = ManualClock::at_unix(1_700_000_000);
 /// clock.advance(Duration::seconds(30));
-/// assert_eq!(clock.now().unwrap().unix_timestamp(), 1_700_000_030);
+/// assert_eq!(clock.now()?.unix_timestamp(), 1_700_000_030);
+/// # Ok::<(), token_refresh::ClockError>(())
 /// ```
 #[derive(Debug)]
 pub struct ManualClock {

@@ -12,11 +12,12 @@
 //! ```
 //! use token_refresh::{Algorithm, Ed25519Signer, Signer};
 //!
-//! let signer = Ed25519Signer::from_seed(&[7; 32]).unwrap();
+//! let signer = Ed25519Signer::from_seed(&[7; 32])?;
 //! let jwks = signer.keyring().to_jwks(Algorithm::EdDsa);
-//! let json = serde_json::to_string(&jwks).unwrap();
+//! let json = serde_json::to_string(&jwks)?;
 //! assert!(json.starts_with(r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":""#));
-//! assert_eq!(jwks.keys[0].to_verification_key().unwrap(), *signer.verification_key());
+//! assert_eq!(jwks.keys[0].to_verification_key()?, *signer.verification_key());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use base64::Engine as _;

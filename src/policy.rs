@@ -25,12 +25,10 @@ pub const MAX_LEEWAY: Duration = Duration::seconds(300);
 /// use token_refresh::Policy;
 /// use time::Duration;
 ///
-/// let policy = Policy::builder()
-///     .grace_window(Duration::seconds(10))
-///     .build()
-///     .unwrap();
+/// let policy = Policy::builder().grace_window(Duration::seconds(10)).build()?;
 /// assert_eq!(policy.access_lifetime(), Duration::seconds(300));
 /// assert!(Policy::builder().grace_window(Duration::seconds(61)).build().is_err());
+/// # Ok::<(), token_refresh::PolicyError>(())
 /// ```
 #[derive(Clone)]
 pub struct Policy {

@@ -55,8 +55,9 @@ pub struct SignerError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
 /// ```
 /// use token_refresh::Ed25519Signer;
 ///
-/// let signer = Ed25519Signer::from_seed(&[7; 32]).unwrap();
+/// let signer = Ed25519Signer::from_seed(&[7; 32])?;
 /// assert!(format!("{signer:?}").contains("public"));
+/// # Ok::<(), token_refresh::KeyError>(())
 /// ```
 pub struct Ed25519Signer {
     key: SigningKey,
