@@ -29,7 +29,7 @@
 //! `examples/common/mod.rs`, shared with the `actix` and `hyper` examples.
 
 #[path = "common/mod.rs"]
-mod common;
+pub(crate) mod common;
 
 use std::future::Future;
 use std::process::ExitCode;
@@ -38,7 +38,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -163,13 +163,6 @@ async fn observe(request: Request, next: Next) -> Response {
 
 impl IntoResponse for Answer {
     fn into_response(self) -> Response {
-        let mut response = Response::new(Body::from(self.body));
-        *response.status_mut() = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        for (name, value) in self.headers {
-            if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value)) {
-                response.headers_mut().append(name, value);
-            }
-        }
-        response
+        self.into_http().map(Body::from)
     }
 }

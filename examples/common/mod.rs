@@ -746,6 +746,23 @@ impl fmt::Debug for Answer {
     }
 }
 
+impl Answer {
+    /// As an `http` 1.x response (axum and hyper; actix-web 4 is still on
+    /// `http` 0.2 and converts on its own).
+    pub(crate) fn into_http(self) -> http::Response<Vec<u8>> {
+        let mut response = http::Response::new(self.body);
+        *response.status_mut() =
+            http::StatusCode::from_u16(self.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+        for (name, value) in self.headers {
+            let name = http::HeaderName::from_bytes(name.as_bytes());
+            if let (Ok(name), Ok(value)) = (name, http::HeaderValue::from_str(&value)) {
+                response.headers_mut().append(name, value);
+            }
+        }
+        response
+    }
+}
+
 impl From<Reply> for Answer {
     fn from(reply: Reply) -> Self {
         let headers = reply.headers().map(|(name, value)| (name, Cow::Borrowed(value))).collect();
