@@ -804,8 +804,14 @@ pub(crate) fn not_found() -> Answer {
 /// oversized body itself (`BadRequest::MalformedBody`), so the limit looks the
 /// same whether the adapter or the core enforces it. 413 would add a status
 /// outside the SPEC's set for no gain to the client.
+///
+/// The rest of the body is never read, so the connection cannot carry
+/// another request: `connection: close` says so (actix adds it on its own;
+/// saying it everywhere keeps the stacks byte-identical).
 pub(crate) fn body_too_large() -> Answer {
-    Answer::from(Reply::from_error(&Error::from(BadRequest::MalformedBody)))
+    let mut answer = Answer::from(Reply::from_error(&Error::from(BadRequest::MalformedBody)));
+    answer.headers.push(("connection", Cow::Borrowed("close")));
+    answer
 }
 
 /// Two `Authorization` headers: 400 `invalid_request`.
