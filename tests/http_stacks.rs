@@ -3,6 +3,10 @@
 //! the transcripts (status, headers, body; tokens reduced to their
 //! deterministic parts) must be identical.
 
+// Each example is its own crate with its own copy of `examples/common`; here
+// all three are included side by side, so the glue is compiled three times.
+#![allow(clippy::duplicate_mod)]
+
 #[allow(dead_code)]
 #[path = "../examples/actix.rs"]
 mod actix_stack;
