@@ -635,6 +635,7 @@ fn command_line_flags() -> TestResult {
     assert_eq!((config.access_ttl, config.refresh_ttl, config.grace), (Some(60), Some(3600), Some(5)));
     assert_eq!(config.kid.as_deref(), Some("k1"));
     assert_eq!(parse(&["--help"])?, Command::Help);
+    assert_eq!(parse(&["--bogus"]), Err("unknown option --bogus".to_owned()));
     for bad in [
         &["--listen"][..],
         &["--listen", "localhost"],

@@ -134,6 +134,10 @@ pub(crate) enum Command {
     Help,
 }
 
+/// The flags that take a value.
+const FLAGS: [&str; 8] =
+    ["--listen", "--signing-key", "--kid", "--users", "--store", "--access-ttl", "--refresh-ttl", "--grace"];
+
 /// Parses the arguments after the program name. Accepts `--flag value` and
 /// `--flag=value`; a flag given twice is an error rather than a silent
 /// override.
@@ -151,6 +155,9 @@ pub(crate) fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Comm
         };
         if !flag.starts_with("--") {
             return Err(format!("unexpected argument '{arg}'"));
+        }
+        if !FLAGS.contains(&flag.as_str()) {
+            return Err(format!("unknown option {flag}"));
         }
         if seen.contains(&flag) {
             return Err(format!("{flag} given twice"));
