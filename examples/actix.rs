@@ -83,17 +83,18 @@ async fn handle(app: web::Data<App>, request: HttpRequest, payload: web::Payload
     let method = request.method().as_str();
     let path = request.path();
     let incoming_id = request.headers().get("x-request-id").map(HeaderValue::as_bytes);
-    let answer = common::observe(method, path, incoming_id, async {
-        let route = common::route(method, path);
-        let authorization =
-            Authorization::from_values(request.headers().get_all(AUTHORIZATION).map(HeaderValue::as_bytes));
-        let login_body = match route {
-            Route::Login => read_login_body(request.headers().get(CONTENT_LENGTH), payload).await,
-            _ => None,
-        };
-        app.answer(route, authorization, login_body.as_deref()).await
-    })
-    .await;
+    let answer = app
+        .observe(method, path, incoming_id, async {
+            let route = common::route(method, path);
+            let authorization =
+                Authorization::from_values(request.headers().get_all(AUTHORIZATION).map(HeaderValue::as_bytes));
+            let login_body = match route {
+                Route::Login => read_login_body(request.headers().get(CONTENT_LENGTH), payload).await,
+                _ => None,
+            };
+            app.answer(route, authorization, login_body.as_deref()).await
+        })
+        .await;
     into_response(answer)
 }
 

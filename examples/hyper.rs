@@ -105,17 +105,18 @@ async fn handle(app: &App, request: Request<Incoming>) -> Response<Full<Bytes>> 
     let method = parts.method.as_str();
     let path = parts.uri.path();
     let incoming_id = parts.headers.get("x-request-id").map(HeaderValue::as_bytes);
-    let answer = common::observe(method, path, incoming_id, async {
-        let route = common::route(method, path);
-        let authorization =
-            Authorization::from_values(parts.headers.get_all(AUTHORIZATION).iter().map(HeaderValue::as_bytes));
-        let login_body = match route {
-            Route::Login => read_login_body(parts.headers.get(CONTENT_LENGTH), body).await,
-            _ => None,
-        };
-        app.answer(route, authorization, login_body.as_deref()).await
-    })
-    .await;
+    let answer = app
+        .observe(method, path, incoming_id, async {
+            let route = common::route(method, path);
+            let authorization =
+                Authorization::from_values(parts.headers.get_all(AUTHORIZATION).iter().map(HeaderValue::as_bytes));
+            let login_body = match route {
+                Route::Login => read_login_body(parts.headers.get(CONTENT_LENGTH), body).await,
+                _ => None,
+            };
+            app.answer(route, authorization, login_body.as_deref()).await
+        })
+        .await;
     into_response(answer)
 }
 

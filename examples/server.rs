@@ -93,7 +93,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route(ME_PATH, get(me).fallback(get_method_not_allowed))
         .route(JWKS_PATH, get(jwks).fallback(get_method_not_allowed))
         .fallback(not_found)
-        .layer(middleware::from_fn(observe))
+        .layer(middleware::from_fn_with_state(Arc::clone(&app), observe))
         .with_state(app)
 }
 
@@ -145,15 +145,15 @@ fn authorization(headers: &HeaderMap) -> Authorization<'_> {
 }
 
 /// Request id, log line and deadline around every route (and the
-/// fallbacks), as `common::observe` does for the other stacks.
-async fn observe(request: Request, next: Next) -> Response {
+/// fallbacks), as `App::observe` does for the other stacks.
+async fn observe(State(app): AppState, request: Request, next: Next) -> Response {
     let incoming_id = request.headers().get("x-request-id").map(HeaderValue::as_bytes);
     let scope = common::RequestScope::begin(request.method().as_str(), request.uri().path(), incoming_id);
-    let mut response =
-        match tokio::time::timeout(common::REQUEST_TIMEOUT, next.run(request).instrument(scope.span())).await {
-            Ok(response) => response,
-            Err(_) => scope.timed_out().into_response(),
-        };
+    let mut response = match tokio::time::timeout(app.request_timeout, next.run(request).instrument(scope.span())).await
+    {
+        Ok(response) => response,
+        Err(_) => scope.timed_out(app.request_timeout).into_response(),
+    };
     let id = scope.end(response.status().as_u16());
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);

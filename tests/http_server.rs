@@ -43,9 +43,16 @@ impl Running {
     }
 
     async fn start_with(policy: Policy, signer: Ed25519Signer) -> TestResult<Self> {
+        Self::start_tuned(policy, signer, |_| {}).await
+    }
+
+    /// Starts with `tune` applied to the state first.
+    async fn start_tuned(policy: Policy, signer: Ed25519Signer, tune: impl FnOnce(&mut App)) -> TestResult<Self> {
         let clock = Arc::new(support::clock());
         let shared_clock: Arc<dyn Clock> = clock.clone();
-        let app = Arc::new(App::new(MemoryStore::in_memory(support::users()), signer, policy, shared_clock));
+        let mut app = App::new(MemoryStore::in_memory(support::users()), signer, policy, shared_clock);
+        tune(&mut app);
+        let app = Arc::new(app);
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let http = Http::new(listener.local_addr()?);
         let (stop, stopped) = oneshot::channel::<()>();
@@ -585,6 +592,47 @@ async fn request_ids_and_repeated_authorization() -> TestResult {
     assert_eq!(twice.header("www-authenticate"), Some(INVALID_REQUEST));
     // Refused before the ledger: the token still works.
     assert_eq!(http.refresh(Some(&bearer(&refresh))).await?.status, 200);
+    server.stop().await
+}
+
+/// A client that stops sending its login body mid-way gets the 500 envelope
+/// when the request deadline passes, instead of holding the task.
+#[tokio::test]
+async fn a_stalled_body_hits_the_request_deadline() -> TestResult {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let server = Running::start_tuned(Policy::default(), support::signer()?, |app| {
+        app.request_timeout = std::time::Duration::from_millis(200);
+    })
+    .await?;
+    let mut stream = tokio::net::TcpStream::connect(server.http.address()).await?;
+    let head = format!(
+        "POST {SESSION} HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(br#"{"email":"#).await?;
+    // Read until the envelope is complete (or the server closes); the outer
+    // bound only keeps a broken server from hanging the suite.
+    let mut received = Vec::new();
+    let read = async {
+        let mut chunk = [0u8; 1024];
+        while !received.ends_with(b"\"data\":null}") {
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                break;
+            }
+            received.extend_from_slice(chunk.get(..n).unwrap_or_default());
+        }
+        Ok::<_, std::io::Error>(())
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), read).await??;
+    let text = String::from_utf8(received)?;
+    assert!(text.starts_with("HTTP/1.1 500"), "{text}");
+    assert!(
+        text.ends_with(
+            r#"{"status":{"code":500,"name":"INTERNAL_SERVER_ERROR","message":"internal server error"},"data":null}"#
+        ),
+        "{text}"
+    );
     server.stop().await
 }
 

@@ -558,6 +558,9 @@ pub(crate) struct App {
     pub(crate) policy: Policy,
     /// Where "now" comes from (a `ManualClock` in tests).
     pub(crate) clock: Arc<dyn Clock>,
+    /// How long one request may take, body included; [`REQUEST_TIMEOUT`]
+    /// unless a test shortens it.
+    pub(crate) request_timeout: Duration,
     jwks: Vec<u8>,
 }
 
@@ -580,7 +583,7 @@ impl App {
     pub(crate) fn new(store: MemoryStore, signer: Ed25519Signer, policy: Policy, clock: Arc<dyn Clock>) -> Self {
         // The key set only changes with the signer: encode it once.
         let jwks = serde_json::to_vec(&signer.keyring().to_jwks(policy.algorithm())).unwrap_or_default();
-        Self { store, signer, policy, clock, jwks }
+        Self { store, signer, policy, clock, request_timeout: REQUEST_TIMEOUT, jwks }
     }
 
     /// `POST` session: the FIB login. `body` is at most [`MAX_LOGIN_BODY`]
@@ -883,9 +886,10 @@ impl RequestScope {
         self.span.clone()
     }
 
-    /// Logs and answers a request that ran past [`REQUEST_TIMEOUT`].
-    pub(crate) fn timed_out(&self) -> Answer {
-        self.span.in_scope(|| tracing::warn!(timeout_s = REQUEST_TIMEOUT.as_secs(), "request timed out"));
+    /// Logs and answers a request that ran past its deadline.
+    pub(crate) fn timed_out(&self, deadline: Duration) -> Answer {
+        let timeout_ms = u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX);
+        self.span.in_scope(|| tracing::warn!(timeout_ms, "request timed out"));
         timed_out()
     }
 
@@ -897,18 +901,20 @@ impl RequestScope {
     }
 }
 
-/// Runs `handle` for one request in a [`RequestScope`], under
-/// [`REQUEST_TIMEOUT`], and adds `x-request-id` to the answer.
-pub(crate) async fn observe<F>(method: &str, path: &str, incoming_id: Option<&[u8]>, handle: F) -> Answer
-where
-    F: Future<Output = Answer>,
-{
-    let scope = RequestScope::begin(method, path, incoming_id);
-    let mut answer = match tokio::time::timeout(REQUEST_TIMEOUT, handle.instrument(scope.span())).await {
-        Ok(answer) => answer,
-        Err(_) => scope.timed_out(),
-    };
-    let id = scope.end(answer.status);
-    answer.headers.push(("x-request-id", Cow::Owned(id)));
-    answer
+impl App {
+    /// Runs `handle` for one request in a [`RequestScope`], under the
+    /// request deadline, and adds `x-request-id` to the answer.
+    pub(crate) async fn observe<F>(&self, method: &str, path: &str, incoming_id: Option<&[u8]>, handle: F) -> Answer
+    where
+        F: Future<Output = Answer>,
+    {
+        let scope = RequestScope::begin(method, path, incoming_id);
+        let mut answer = match tokio::time::timeout(self.request_timeout, handle.instrument(scope.span())).await {
+            Ok(answer) => answer,
+            Err(_) => scope.timed_out(self.request_timeout),
+        };
+        let id = scope.end(answer.status);
+        answer.headers.push(("x-request-id", Cow::Owned(id)));
+        answer
+    }
 }

@@ -138,12 +138,18 @@ impl Response {
 #[derive(Clone)]
 pub(crate) struct Http {
     client: Client<HttpConnector, Full<Bytes>>,
+    address: std::net::SocketAddr,
     base: String,
 }
 
 impl Http {
     pub(crate) fn new(address: std::net::SocketAddr) -> Self {
-        Self { client: Client::builder(TokioExecutor::new()).build_http(), base: format!("http://{address}") }
+        Self { client: Client::builder(TokioExecutor::new()).build_http(), address, base: format!("http://{address}") }
+    }
+
+    /// The server's address, for raw TCP.
+    pub(crate) fn address(&self) -> std::net::SocketAddr {
+        self.address
     }
 
     pub(crate) async fn send(
