@@ -399,6 +399,23 @@ async fn stateful_rows_disabled_removed_expired_and_internal() -> TestResult {
     server.stop().await
 }
 
+/// Step 9's third case: a session past its absolute lifetime. The token's
+/// own `exp` is capped at the same instant, so only a leeway lets the request
+/// reach the ledger to be refused there.
+#[tokio::test]
+async fn session_past_its_absolute_lifetime_is_refused() -> TestResult {
+    let policy =
+        Policy::builder().session_lifetime(time::Duration::seconds(100)).leeway(time::Duration::seconds(60)).build()?;
+    let server = Running::start_with(policy, support::signer()?).await?;
+    let (_, refresh) = server.http.session(BOB, &BOB_LOGIN_SEED).await?;
+    assert_eq!(payload(&refresh)?["exp"], NOW + 100, "refresh exp is capped by the session");
+    server.clock.advance(time::Duration::seconds(110));
+    let late = server.http.refresh(Some(&bearer(&refresh))).await?;
+    assert_eq!((late.status, late.message().as_str()), (401, "session has expired"));
+    assert_eq!(late.header("www-authenticate"), Some(INVALID_TOKEN));
+    server.stop().await
+}
+
 #[tokio::test]
 async fn twenty_four_concurrent_refreshes_of_one_token_give_exactly_one_200() -> TestResult {
     let server = Running::start().await?;
