@@ -169,6 +169,10 @@ async fn exchange(http: &Http) -> TestResult<Vec<String>> {
     let (alice_access, alice_refresh) = http.session(ALICE, &ALICE_LOGIN_SEED).await?;
     transcript.push(line("no header", &http.refresh(None).await?)?);
     transcript.push(line("garbage", &http.refresh(Some("Bearer a.b")).await?)?);
+    let long = format!("Bearer {}", "a".repeat(8 * 1024));
+    transcript.push(line("over 8 KiB", &http.refresh(Some(&long)).await?)?);
+    transcript.push(line("non-ASCII", &http.refresh_raw("Bearer é".as_bytes()).await?)?);
+    transcript.push(line("wrong scheme", &http.refresh(Some("Basic dXNlcjpwdw==")).await?)?);
     transcript.push(line("access as refresh", &http.refresh(Some(&bearer(&alice_access))).await?)?);
     let stranger = forge(
         r#"{"typ":"JWT","alg":"EdDSA"}"#,
@@ -235,6 +239,9 @@ async fn axum_actix_and_hyper_send_the_same_bytes() -> TestResult {
         ("me predecessor: 401", "access token has been revoked"),
         ("reuse: 401", "refresh token was already used"),
         ("no header: 400", "authorization header is missing"),
+        ("over 8 KiB: 400", "authorization header is too long"),
+        ("non-ASCII: 400", "authorization header is not visible ASCII"),
+        ("wrong scheme: 401", "authorization scheme is not Bearer"),
         ("access as refresh: 422", "UNPROCESSABLE_ENTITY"),
         ("unknown user: 404", "NOT_FOUND"),
         ("repeated authorization: 400", "authorization header is repeated"),

@@ -548,10 +548,17 @@ pub(crate) async fn shutdown_signal() {
 // The state and the handlers
 // ---------------------------------------------------------------------------
 
+/// The stores the examples serve from. Shared ledgers (`--store redis://…`,
+/// `postgres://…`) plug in here: `SessionLedger` returns `impl Future`, so it
+/// is not object safe, and the way in is an enum over the ledgers that
+/// implements `SessionLedger` by delegation, which keeps [`App`] and every
+/// adapter non-generic.
+pub(crate) type ServerStore = MemoryStore;
+
 /// What every request shares.
 pub(crate) struct App {
     /// Users and sessions.
-    pub(crate) store: MemoryStore,
+    pub(crate) store: ServerStore,
     /// The signing key.
     pub(crate) signer: Ed25519Signer,
     /// Lifetimes and grace window.
@@ -580,7 +587,7 @@ struct Me<'a> {
 
 impl App {
     /// The state for `store`, `signer`, `policy` and `clock`.
-    pub(crate) fn new(store: MemoryStore, signer: Ed25519Signer, policy: Policy, clock: Arc<dyn Clock>) -> Self {
+    pub(crate) fn new(store: ServerStore, signer: Ed25519Signer, policy: Policy, clock: Arc<dyn Clock>) -> Self {
         // The key set only changes with the signer: encode it once.
         let jwks = serde_json::to_vec(&signer.keyring().to_jwks(policy.algorithm())).unwrap_or_default();
         Self { store, signer, policy, clock, request_timeout: REQUEST_TIMEOUT, jwks }
