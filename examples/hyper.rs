@@ -7,10 +7,10 @@
 //! ```
 //!
 //! Same flags, endpoints and bytes on the wire as `server`; routing,
-//! handlers, request ids and the deadline come from `examples/common`.
-//! Headers must arrive within 10 s (slow-header clients are cut off), and on
-//! SIGINT/SIGTERM the listener closes and open connections finish their
-//! current request.
+//! handlers, request ids, the deadline and the accept loop come from
+//! `examples/common`. This file is the part a hyper user writes: a
+//! `service_fn` that reads the method, path, headers and (bounded) body and
+//! writes the answer.
 
 #[path = "common/mod.rs"]
 pub(crate) mod common;
@@ -19,25 +19,16 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, HeaderValue};
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use token_refresh::MAX_LOGIN_BODY;
 use tokio::net::TcpListener;
 
 use common::{Answer, App, Authorization, Route};
-
-/// How long a client may take to send its request headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long open connections get to finish after a shutdown signal.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -59,45 +50,15 @@ async fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Accepts connections on `listener` until `shutdown` resolves, then drains
-/// open connections (at most [`DRAIN_TIMEOUT`]).
+/// Serves `app` on `listener` until `shutdown` resolves, then drains open
+/// connections; the accept loop (header-read timeout, drain) is
+/// `common::serve_http1`, shared with the axum server.
 pub(crate) async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
-    let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(error) => {
-                    // Out of file descriptors and the like: back off instead
-                    // of spinning.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
+    let service = service_fn(move |request| {
         let app = Arc::clone(&app);
-        let service = service_fn(move |request| {
-            let app = Arc::clone(&app);
-            async move { Ok::<_, Infallible>(handle(&app, request).await) }
-        });
-        let connection = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
-            .serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "connection closed with an error");
-            }
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
-        tracing::warn!("connections still open after the drain timeout");
-    }
+        async move { Ok::<_, Infallible>(handle(&app, request).await) }
+    });
+    common::serve_http1(listener, service, shutdown).await;
 }
 
 async fn handle(app: &App, request: Request<Incoming>) -> Response<Full<Bytes>> {

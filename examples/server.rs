@@ -63,26 +63,21 @@ async fn main() -> ExitCode {
     };
     let bound = listener.local_addr().unwrap_or(config.listen);
     common::announce(bound, &setup, "axum");
-    match serve(listener, setup.app, common::shutdown_signal()).await {
-        Ok(()) => {
-            tracing::info!("stopped");
-            ExitCode::SUCCESS
-        }
-        Err(error) => {
-            tracing::error!(%error, "server failed");
-            ExitCode::FAILURE
-        }
-    }
+    serve(listener, setup.app, common::shutdown_signal()).await;
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets
 /// in-flight requests finish.
-pub(crate) async fn serve(
-    listener: TcpListener,
-    app: Arc<App>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await
+///
+/// `axum::serve(listener, router(app)).with_graceful_shutdown(shutdown)` is
+/// the usual line; it has no header-read timeout, so a client that trickles
+/// its headers holds a connection forever. `common::serve_http1` is the
+/// same hyper accept loop with that timeout.
+pub(crate) async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+    let service = hyper_util::service::TowerToHyperService::new(router(app));
+    common::serve_http1(listener, service, shutdown).await;
 }
 
 /// The routes. Method mismatches fall back to an envelope 405 with `Allow`

@@ -69,7 +69,7 @@ async fn logs_carry_request_ids_and_no_credentials() -> TestResult {
     let _ = http.refresh(Some("Bearer not.a.token")).await?;
     let _ = http.login(&login_body(BOB, &ALICE_LOGIN_SEED)).await?;
     let _ = stop.send(());
-    task.await??;
+    task.await?;
 
     let logs = String::from_utf8(captured.0.lock().map_err(|_| "poisoned")?.clone())?;
     assert!(logs.contains("answered") && logs.contains("request{id="), "{logs}");

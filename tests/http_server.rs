@@ -34,7 +34,7 @@ struct Running {
     app: Arc<App>,
     clock: Arc<ManualClock>,
     stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -67,7 +67,7 @@ impl Running {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        (&mut self.task).await??;
+        (&mut self.task).await?;
         Ok(())
     }
 }
@@ -786,7 +786,7 @@ async fn key_and_users_files_drive_a_login() -> TestResult {
     assert_eq!(bad.code, 2);
 
     let _ = stop.send(());
-    task.await??;
+    task.await?;
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
@@ -812,6 +812,6 @@ async fn demo_login_body_logs_in() -> TestResult {
     assert!(walkthrough.starts_with(&format!("BASE=http://{address}\n")));
     assert!(walkthrough.contains(&format!("LOGIN='{body}'")));
     let _ = stop.send(());
-    task.await??;
+    task.await?;
     Ok(())
 }

@@ -71,12 +71,9 @@ async fn start_axum() -> TestResult<Stack> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let http = Http::new(listener.local_addr()?);
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let _ = axum_stack::serve(listener, app, async {
-            let _ = stopped.await;
-        })
-        .await;
-    });
+    let task = tokio::spawn(axum_stack::serve(listener, app, async {
+        let _ = stopped.await;
+    }));
     Ok(Stack { name: "axum", http, stop: Stop::Tokio(stop, task) })
 }
 

@@ -45,6 +45,11 @@ pub(crate) const GET_METHODS: &str = "GET, HEAD";
 /// How long one request may take, body included. A slow store or a client
 /// trickling its body gets a 500 envelope instead of holding a task forever.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send its request headers (slow-header
+/// clients are cut off).
+pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long open connections get to finish after a shutdown signal.
+pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long JWKS responses may be cached: short enough that a key rotation
 /// reaches resource servers within minutes.
 pub(crate) const JWKS_CACHE_CONTROL: &str = "public, max-age=300";
@@ -516,6 +521,56 @@ pub(crate) fn init_logging() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+}
+
+/// The HTTP/1 accept loop of the axum and hyper stacks: one task per
+/// connection, [`HEADER_READ_TIMEOUT`] for request headers, and on `shutdown`
+/// the listener closes while open connections finish their current request
+/// (at most [`DRAIN_TIMEOUT`]). `axum::serve` does the same minus the header
+/// timeout, which is why the axum server uses this loop too.
+pub(crate) async fn serve_http1<S, B>(listener: tokio::net::TcpListener, service: S, shutdown: impl Future<Output = ()>)
+where
+    S: hyper::service::Service<hyper::Request<hyper::body::Incoming>, Response = hyper::Response<B>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead
+                    // of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), service.clone());
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection closed with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+        tracing::warn!("connections still open after the drain timeout");
+    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM (what orchestrators send), so the
