@@ -8,7 +8,8 @@
 #   3. runs the document's curl block and checks every status
 #      (login 200, refresh 200, me 200, logout 200, then 401, 401);
 #   4. stops the server with SIGTERM and checks it exits cleanly;
-#   5. when openssl is installed, runs the document's own-key block
+#   5. checks `--store redis://…` exits with code 2 without echoing the URL;
+#   6. when openssl is installed, runs the document's own-key block
 #      (openssl-made signing key and user) and logs in with it, checking that
 #      the JWKS publishes the PEM's public key.
 #
@@ -104,6 +105,13 @@ server_pid=
 [ "$code" -eq 0 ] || fail "the server exited with $code after SIGTERM"
 grep -q 'shutting down' "$work/demo.stderr" || fail "no shutdown log line"
 echo "stopped cleanly"
+
+echo "==> --store redis://… is not built in yet: exit code 2, URL not echoed"
+code=0
+cargo run --quiet --example "$example" -- --store 'redis://:s3cret@127.0.0.1:6379/0' >"$work/store.stdout" 2>"$work/store.stderr" || code=$?
+[ "$code" -eq 2 ] || fail "--store redis:// exited with $code, expected 2"
+if grep -q s3cret "$work/store.stderr" "$work/store.stdout"; then fail "the store URL's password was printed"; fi
+cat "$work/store.stderr"
 
 if command -v openssl >/dev/null; then
   echo "==> own signing key and users (openssl)"
