@@ -1,0 +1,982 @@
+//! Glue shared by the HTTP examples (`server` on axum, `actix`, `hyper`) and
+//! by the tests that run them in process.
+//!
+//! Everything that is not framework code lives here once: the command line,
+//! the state (store, signer, policy, clock), the demo user, the users file,
+//! routing, and the "request → [`Answer`]" handlers. A framework adapter only
+//! moves the method, the path, the `Authorization` header and (for login) a
+//! bounded body in, and writes an [`Answer`] out, so every stack sends the
+//! same bytes.
+//!
+//! Nothing here logs a token, a key or a signature: request logs carry the
+//! request id, method, path, status and duration only.
+
+// Each example uses a different part of this module.
+#![allow(dead_code)]
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use token_refresh::ed25519_dalek::{Signer as _, SigningKey};
+use token_refresh::{
+    BadRequest, Clock, Ed25519Signer, Envelope, Error, Event, KeyId, MAX_LOGIN_BODY, MemoryStore, Policy, Reply,
+    Signer as _, Status, SystemClock, User, VerificationKey,
+};
+use tracing::Instrument as _;
+
+/// The session endpoint of the FIB API: `POST` login, `PATCH` refresh,
+/// `DELETE` logout.
+pub(crate) const SESSION_PATH: &str = "/auth/api/v1/authentication-management/session";
+/// A protected resource: who the access token belongs to.
+pub(crate) const ME_PATH: &str = "/api/v1/me";
+/// The public keys, for resource servers that verify access tokens alone.
+pub(crate) const JWKS_PATH: &str = "/.well-known/jwks.json";
+/// The methods the session path answers, for `Allow` on a 405.
+pub(crate) const SESSION_METHODS: &str = "POST, PATCH, DELETE";
+/// The methods the read-only paths answer.
+pub(crate) const GET_METHODS: &str = "GET, HEAD";
+/// How long one request may take, body included. A slow store or a client
+/// trickling its body gets a 500 envelope instead of holding a task forever.
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send its request headers (slow-header
+/// clients are cut off).
+pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long open connections get to finish after a shutdown signal.
+pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long JWKS responses may be cached: short enough that a key rotation
+/// reaches resource servers within minutes.
+pub(crate) const JWKS_CACHE_CONTROL: &str = "public, max-age=300";
+/// The demo user created when no `--users` file is given.
+pub(crate) const DEMO_EMAIL: &str = "bob@mail.com";
+
+// ---------------------------------------------------------------------------
+// Command line
+// ---------------------------------------------------------------------------
+
+/// The command-line help. The flags are a public interface: change them
+/// only compatibly.
+pub(crate) const USAGE: &str = "\
+Usage: server [OPTIONS]
+
+A reference token-refresh service on the in-memory ledger.
+
+Options:
+  --listen ADDR        address to listen on [default: 127.0.0.1:8080]; port 0 picks a free port
+  --signing-key FILE   Ed25519 PKCS#8 PEM signing key (openssl genpkey -algorithm ed25519 -out key.pem);
+                       without it a fresh key is made per start and tokens die with the process
+  --kid ID             key id written into tokens and the JWKS (A-Z a-z 0-9 - _ . ~, at most 64)
+  --users FILE         JSON array of {\"email\",\"account\",\"role\",\"publicKey\"} (publicKey: hex of the
+                       user's 32-byte Ed25519 login key; optional \"disabled\": true); without it one demo
+                       user bob@mail.com with a fresh login key, whose login body is printed
+  --store URL          session ledger: memory [default]; redis:// and postgres:// are not built in yet
+  --access-ttl SECS    access token lifetime [default: 300]
+  --refresh-ttl SECS   refresh token (idle session) lifetime [default: 86400]
+  --grace SECS         grace window for a retried refresh, 0 to 60 [default: 0 = off]
+  -h, --help           print this help
+
+Environment: RUST_LOG sets the log filter [default: info]. Logs go to stderr;
+stdout carries the `listening on http://ADDR` line and the demo walkthrough.";
+
+/// Where sessions are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StoreUrl {
+    /// The in-process ledger.
+    Memory,
+    /// A shared ledger this build does not provide yet; holds the scheme only
+    /// (the URL may carry a password and is never printed).
+    NotBuiltIn(&'static str),
+}
+
+/// The parsed command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Config {
+    /// `--listen`.
+    pub(crate) listen: SocketAddr,
+    /// `--signing-key`.
+    pub(crate) signing_key: Option<PathBuf>,
+    /// `--kid`.
+    pub(crate) kid: Option<String>,
+    /// `--users`.
+    pub(crate) users: Option<PathBuf>,
+    /// `--store`.
+    pub(crate) store: StoreUrl,
+    /// `--access-ttl`, seconds.
+    pub(crate) access_ttl: Option<i64>,
+    /// `--refresh-ttl`, seconds.
+    pub(crate) refresh_ttl: Option<i64>,
+    /// `--grace`, seconds.
+    pub(crate) grace: Option<i64>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            signing_key: None,
+            kid: None,
+            users: None,
+            store: StoreUrl::Memory,
+            access_ttl: None,
+            refresh_ttl: None,
+            grace: None,
+        }
+    }
+}
+
+/// What the command line asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Command {
+    /// Serve with this configuration.
+    Serve(Config),
+    /// Print [`USAGE`] and exit.
+    Help,
+}
+
+/// The flags that take a value.
+const FLAGS: [&str; 8] =
+    ["--listen", "--signing-key", "--kid", "--users", "--store", "--access-ttl", "--refresh-ttl", "--grace"];
+
+/// Parses the arguments after the program name. Accepts `--flag value` and
+/// `--flag=value`; a flag given twice is an error rather than a silent
+/// override.
+pub(crate) fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String> {
+    let mut config = Config::default();
+    let mut seen: Vec<String> = Vec::new();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        if arg == "-h" || arg == "--help" {
+            return Ok(Command::Help);
+        }
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag.to_owned(), Some(value.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        if !flag.starts_with("--") {
+            return Err(format!("unexpected argument '{arg}'"));
+        }
+        if !FLAGS.contains(&flag.as_str()) {
+            return Err(format!("unknown option {flag}"));
+        }
+        if seen.contains(&flag) {
+            return Err(format!("{flag} given twice"));
+        }
+        seen.push(flag.clone());
+        let value = match inline {
+            Some(value) => value,
+            None => args.next().ok_or_else(|| format!("{flag} needs a value"))?,
+        };
+        match flag.as_str() {
+            "--listen" => {
+                config.listen = value.parse().map_err(|_| format!("--listen: '{value}' is not IP:PORT"))?;
+            }
+            "--signing-key" => config.signing_key = Some(PathBuf::from(value)),
+            "--kid" => config.kid = Some(value),
+            "--users" => config.users = Some(PathBuf::from(value)),
+            "--store" => config.store = parse_store(&value)?,
+            "--access-ttl" => config.access_ttl = Some(parse_seconds(&flag, &value)?),
+            "--refresh-ttl" => config.refresh_ttl = Some(parse_seconds(&flag, &value)?),
+            "--grace" => config.grace = Some(parse_seconds(&flag, &value)?),
+            _ => return Err(format!("unknown option {flag}")),
+        }
+    }
+    Ok(Command::Serve(config))
+}
+
+fn parse_store(url: &str) -> Result<StoreUrl, String> {
+    if url == "memory" {
+        return Ok(StoreUrl::Memory);
+    }
+    // Only the scheme is kept: the rest may hold credentials.
+    let scheme = url.split_once("://").map(|(scheme, _)| scheme.to_ascii_lowercase());
+    match scheme.as_deref() {
+        Some("redis" | "rediss") => Ok(StoreUrl::NotBuiltIn("redis")),
+        Some("postgres" | "postgresql") => Ok(StoreUrl::NotBuiltIn("postgres")),
+        _ => Err("--store: expected memory, redis://… or postgres://…".to_owned()),
+    }
+}
+
+fn parse_seconds(flag: &str, value: &str) -> Result<i64, String> {
+    value.parse::<u32>().map(i64::from).map_err(|_| format!("{flag}: '{value}' is not a whole number of seconds"))
+}
+
+// ---------------------------------------------------------------------------
+// Start-up
+// ---------------------------------------------------------------------------
+
+/// A configuration that cannot start: the message for stderr and the exit
+/// code.
+#[derive(Debug)]
+pub(crate) struct StartError {
+    /// What went wrong, without secrets.
+    pub(crate) message: String,
+    /// 2 for a usage or configuration error (the convention of most Unix
+    /// tools), 1 for anything else.
+    pub(crate) code: u8,
+}
+
+impl StartError {
+    fn config(message: impl Into<String>) -> Self {
+        Self { message: message.into(), code: 2 }
+    }
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// A ready-to-serve [`App`] and what start-up should tell the operator.
+pub(crate) struct Setup {
+    /// The state every request shares.
+    pub(crate) app: Arc<App>,
+    /// The demo user's login body, when no users file was given.
+    pub(crate) demo_login: Option<String>,
+    /// Whether the signing key is a throw-away made at start.
+    pub(crate) ephemeral_key: bool,
+}
+
+/// Reads the command line; on `--help` or an error prints what is needed
+/// and returns the exit code to end with.
+pub(crate) fn config_from_args() -> Result<Config, ExitCode> {
+    match parse_args(std::env::args().skip(1)) {
+        Ok(Command::Serve(config)) => Ok(config),
+        Ok(Command::Help) => {
+            println!("{USAGE}");
+            Err(ExitCode::SUCCESS)
+        }
+        Err(message) => {
+            eprintln!("error: {message}\n\n{USAGE}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// Parses the command line, starts logging and builds the state: the whole
+/// start-up shared by every example, up to binding the socket.
+pub(crate) fn start() -> Result<(Config, Setup), ExitCode> {
+    let config = config_from_args()?;
+    init_logging();
+    match setup(&config) {
+        Ok(setup) => Ok((config, setup)),
+        Err(error) => {
+            eprintln!("error: {error}");
+            Err(ExitCode::from(error.code))
+        }
+    }
+}
+
+/// Builds the state `config` describes.
+pub(crate) fn setup(config: &Config) -> Result<Setup, StartError> {
+    if let StoreUrl::NotBuiltIn(scheme) = config.store {
+        return Err(StartError::config(format!(
+            "--store {scheme}://…: this build has no {scheme} ledger yet; use --store memory (one process)"
+        )));
+    }
+    let (signer, ephemeral_key) = load_signer(config)?;
+    let policy = build_policy(config)?;
+    let (users, demo_login) = match &config.users {
+        Some(path) => (load_users(path)?, None),
+        None => {
+            let (user, body) = demo_user()?;
+            (vec![user], Some(body))
+        }
+    };
+    let app = App::new(MemoryStore::in_memory(users), signer, policy, Arc::new(SystemClock));
+    Ok(Setup { app: Arc::new(app), demo_login, ephemeral_key })
+}
+
+fn load_signer(config: &Config) -> Result<(Ed25519Signer, bool), StartError> {
+    let (signer, ephemeral) = match &config.signing_key {
+        Some(path) => {
+            let pem = std::fs::read_to_string(path)
+                .map_err(|e| StartError::config(format!("--signing-key {}: {e}", path.display())))?;
+            // The decoder's message names the encoding problem, never key bytes.
+            let signer = Ed25519Signer::from_pkcs8_pem(&pem)
+                .map_err(|e| StartError::config(format!("--signing-key {}: {e}", path.display())))?;
+            (signer, false)
+        }
+        None => {
+            let seed = random_seed()?;
+            let signer = Ed25519Signer::from_seed(&seed).map_err(|e| StartError::config(e.to_string()))?;
+            (signer, true)
+        }
+    };
+    let signer = match &config.kid {
+        Some(kid) => {
+            let kid = KeyId::new(kid).map_err(|e| StartError::config(format!("--kid: {e}")))?;
+            signer.with_key_id(kid).map_err(|e| StartError::config(format!("--kid: {e}")))?
+        }
+        None => signer,
+    };
+    Ok((signer, ephemeral))
+}
+
+fn random_seed() -> Result<[u8; 32], StartError> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| StartError { message: format!("no randomness for a key: {e}"), code: 1 })?;
+    Ok(seed)
+}
+
+fn build_policy(config: &Config) -> Result<Policy, StartError> {
+    let mut builder = Policy::builder();
+    if let Some(seconds) = config.access_ttl {
+        builder = builder.access_lifetime(time::Duration::seconds(seconds));
+    }
+    if let Some(seconds) = config.refresh_ttl {
+        builder = builder.refresh_lifetime(time::Duration::seconds(seconds));
+    }
+    if let Some(seconds) = config.grace {
+        builder = builder.grace_window(time::Duration::seconds(seconds));
+    }
+    // With the core's `tracing` feature on, it reports events itself.
+    #[cfg(not(feature = "tracing"))]
+    {
+        builder = builder.on_event(log_event);
+    }
+    builder.build().map_err(|e| StartError::config(e.to_string()))
+}
+
+/// Logs a ledger decision. Events carry session ids and generations, never
+/// tokens.
+fn log_event(event: &Event) {
+    match event {
+        Event::ReuseDetected { .. } => tracing::warn!(target: "token_refresh", "{event}"),
+        _ => tracing::info!(target: "token_refresh", "{event}"),
+    }
+}
+
+/// One entry of a `--users` file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct UserEntry {
+    email: String,
+    account: String,
+    role: String,
+    public_key: String,
+    #[serde(default)]
+    disabled: bool,
+}
+
+/// Reads a `--users` file: a JSON array of
+/// `{"email","account","role","publicKey"}`.
+pub(crate) fn load_users(path: &std::path::Path) -> Result<Vec<User>, StartError> {
+    let where_ = path.display();
+    let text = std::fs::read(path).map_err(|e| StartError::config(format!("--users {where_}: {e}")))?;
+    let entries: Vec<UserEntry> =
+        serde_json::from_slice(&text).map_err(|e| StartError::config(format!("--users {where_}: {e}")))?;
+    let mut users = Vec::with_capacity(entries.len());
+    for (index, entry) in entries.into_iter().enumerate() {
+        let key = decode_hex_32(&entry.public_key)
+            .and_then(|bytes| VerificationKey::from_bytes(&bytes).ok())
+            .ok_or_else(|| {
+                StartError::config(format!(
+                    "--users {where_}: entry {index} ({}): publicKey is not the hex of a usable Ed25519 key",
+                    entry.email
+                ))
+            })?;
+        let user = User::new(entry.email, entry.account, entry.role).with_login_key(*key.verifying_key());
+        users.push(if entry.disabled { user.disabled() } else { user });
+    }
+    Ok(users)
+}
+
+/// The demo user (`bob@mail.com`, account `bob@admin`, `ROLE_ADMIN`) with a
+/// fresh login key, and the login body signed for it.
+pub(crate) fn demo_user() -> Result<(User, String), StartError> {
+    let key = SigningKey::from_bytes(&random_seed()?);
+    let user = User::new(DEMO_EMAIL, "bob@admin", "ROLE_ADMIN").with_login_key(key.verifying_key());
+    Ok((user, login_body(&key, DEMO_EMAIL)))
+}
+
+/// The FIB login body for `email`, signed with `key`: `signature` is the hex
+/// Ed25519 signature of the e-mail's UTF-8 bytes, `publicKey` the hex key.
+pub(crate) fn login_body(key: &SigningKey, email: &str) -> String {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Body<'a> {
+        email: &'a str,
+        signature: String,
+        public_key: String,
+    }
+    let body = Body {
+        email,
+        signature: hex(&key.sign(email.as_bytes()).to_bytes()),
+        public_key: hex(key.verifying_key().as_bytes()),
+    };
+    serde_json::to_string(&body).unwrap_or_default()
+}
+
+/// Lower-case hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_hex_32(text: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
+    }
+    for (byte, pair) in out.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
+        let pair = std::str::from_utf8(pair).ok()?;
+        *byte = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Tells the operator the server is up: the machine-readable
+/// `listening on http://ADDR` line on stdout (tests and scripts wait for
+/// it), the key thumbprint in the log, and for the demo user a walkthrough
+/// to paste.
+pub(crate) fn announce(bound: SocketAddr, setup: &Setup, stack: &str) {
+    let app = &setup.app;
+    let key = app.signer.verification_key();
+    tracing::info!(
+        %bound,
+        stack,
+        key_thumbprint = %key.thumbprint(),
+        kid = key.key_id().map_or("-", |kid| kid.as_str()),
+        alg = app.policy.algorithm().as_str(),
+        access_ttl = app.policy.access_lifetime().whole_seconds(),
+        refresh_ttl = app.policy.refresh_lifetime().whole_seconds(),
+        grace = app.policy.grace_window().whole_seconds(),
+        "token-refresh listening"
+    );
+    if setup.ephemeral_key {
+        tracing::warn!(
+            "no --signing-key: using a fresh random key; every token dies with this process \
+             (make a key with: openssl genpkey -algorithm ed25519 -out key.pem)"
+        );
+    }
+    println!("listening on http://{bound}");
+    if let Some(body) = &setup.demo_login {
+        println!();
+        println!("Demo user {DEMO_EMAIL} (account bob@admin, role ROLE_ADMIN) has a fresh login key.");
+        println!("login body: {body}");
+        println!();
+        println!("Paste into a shell (needs curl and sed):");
+        println!();
+        println!("{}", walkthrough(client_address(bound), body));
+    }
+}
+
+/// The address a local client should use: an unspecified listen address
+/// (`0.0.0.0`, `[::]`) is reached through loopback.
+pub(crate) fn client_address(bound: SocketAddr) -> SocketAddr {
+    let mut address = bound;
+    if bound.ip().is_unspecified() {
+        address.set_ip(if bound.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    address
+}
+
+/// The curl walkthrough (login → refresh → me → logout → refresh after
+/// logout), the same lines `docs/quickstart.md` shows.
+pub(crate) fn walkthrough(address: SocketAddr, login_body: &str) -> String {
+    let base = format!("http://{address}");
+    format!(
+        r#"BASE={base}
+API=$BASE/auth/api/v1/authentication-management/session
+LOGIN='{login_body}'
+
+# Log in: 200 and a token pair.
+curl -s -w '\nHTTP %{{http_code}}\n' -X POST "$API" -H 'Content-Type: application/json' -d "$LOGIN" | tee login.out
+REFRESH=$(sed -nE 's/.*"refreshToken":"([^"]*)".*/\1/p' login.out)
+
+# Refresh: 200 and a new pair; the refresh token just sent is now spent.
+curl -s -w '\nHTTP %{{http_code}}\n' -X PATCH "$API" -H "Authorization: Bearer $REFRESH" | tee refresh.out
+ACCESS=$(sed -nE 's/.*"accessToken":"([^"]*)".*/\1/p' refresh.out)
+NEXT=$(sed -nE 's/.*"refreshToken":"([^"]*)".*/\1/p' refresh.out)
+
+# Call a protected resource with the new access token: 200.
+curl -s -w '\nHTTP %{{http_code}}\n' "$BASE/api/v1/me" -H "Authorization: Bearer $ACCESS"
+
+# Log out: 200; the whole session is revoked.
+curl -s -w '\nHTTP %{{http_code}}\n' -X DELETE "$API" -H "Authorization: Bearer $NEXT"
+
+# After logout neither token works: 401 and 401.
+curl -s -w '\nHTTP %{{http_code}}\n' -X PATCH "$API" -H "Authorization: Bearer $NEXT"
+curl -s -w '\nHTTP %{{http_code}}\n' "$BASE/api/v1/me" -H "Authorization: Bearer $ACCESS""#
+    )
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub(crate) fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A second call (tests start several servers) keeps the first subscriber.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+/// The HTTP/1 accept loop of the axum and hyper stacks: one task per
+/// connection, [`HEADER_READ_TIMEOUT`] for request headers, and on `shutdown`
+/// the listener closes while open connections finish their current request
+/// (at most [`DRAIN_TIMEOUT`]). `axum::serve` does the same minus the header
+/// timeout, which is why the axum server uses this loop too.
+pub(crate) async fn serve_http1<S, B>(listener: tokio::net::TcpListener, service: S, shutdown: impl Future<Output = ()>)
+where
+    S: hyper::service::Service<hyper::Request<hyper::body::Incoming>, Response = hyper::Response<B>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead
+                    // of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), service.clone());
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection closed with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+        tracing::warn!("connections still open after the drain timeout");
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (what orchestrators send), so the
+/// server stops accepting and lets in-flight requests finish.
+pub(crate) async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            // No handler could be installed: never resolve from this arm.
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT: shutting down"),
+        () = terminate => tracing::info!("SIGTERM: shutting down"),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The state and the handlers
+// ---------------------------------------------------------------------------
+
+/// The stores the examples serve from. Shared ledgers (`--store redis://…`,
+/// `postgres://…`) plug in here: `SessionLedger` returns `impl Future`, so it
+/// is not object safe, and the way in is an enum over the ledgers that
+/// implements `SessionLedger` by delegation, which keeps [`App`] and every
+/// adapter non-generic.
+pub(crate) type ServerStore = MemoryStore;
+
+/// What every request shares.
+pub(crate) struct App {
+    /// Users and sessions.
+    pub(crate) store: ServerStore,
+    /// The signing key.
+    pub(crate) signer: Ed25519Signer,
+    /// Lifetimes and grace window.
+    pub(crate) policy: Policy,
+    /// Where "now" comes from (a `ManualClock` in tests).
+    pub(crate) clock: Arc<dyn Clock>,
+    /// How long one request may take, body included; [`REQUEST_TIMEOUT`]
+    /// unless a test shortens it.
+    pub(crate) request_timeout: Duration,
+    jwks: Vec<u8>,
+}
+
+impl fmt::Debug for App {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("App").field("signer", &self.signer).field("policy", &self.policy).finish_non_exhaustive()
+    }
+}
+
+/// The `data` of `GET /api/v1/me`.
+#[derive(Serialize)]
+struct Me<'a> {
+    sub: &'a str,
+    acc: &'a str,
+    role: &'a str,
+}
+
+impl App {
+    /// The state for `store`, `signer`, `policy` and `clock`.
+    pub(crate) fn new(store: ServerStore, signer: Ed25519Signer, policy: Policy, clock: Arc<dyn Clock>) -> Self {
+        // The key set only changes with the signer: encode it once.
+        let jwks = serde_json::to_vec(&signer.keyring().to_jwks(policy.algorithm())).unwrap_or_default();
+        Self { store, signer, policy, clock, request_timeout: REQUEST_TIMEOUT, jwks }
+    }
+
+    /// `POST` session: the FIB login. `body` is at most [`MAX_LOGIN_BODY`]
+    /// bytes; adapters answer [`body_too_large`] beyond that.
+    pub(crate) async fn login(&self, body: &[u8]) -> Answer {
+        let result = self.policy.login(body, &self.store, &self.signer, &self.clock).await;
+        answer(&result)
+    }
+
+    /// `PATCH` session: the refresh.
+    pub(crate) async fn refresh(&self, authorization: Option<&[u8]>) -> Answer {
+        let result = self.policy.refresh(authorization, &self.store, &self.signer, &self.clock).await;
+        answer(&result)
+    }
+
+    /// `DELETE` session: logout; `data: null` on success.
+    pub(crate) async fn logout(&self, authorization: Option<&[u8]>) -> Answer {
+        let result = self.policy.revoke(authorization, self.store.ledger(), &self.signer, &self.clock).await;
+        match result {
+            Ok(()) => Answer::from(Reply::empty()),
+            Err(error) => answer::<()>(&Err(error)),
+        }
+    }
+
+    /// `GET /api/v1/me`: checks the access token, including the revocation
+    /// list (a rotated or logged-out pair's access token is refused).
+    pub(crate) async fn me(&self, authorization: Option<&[u8]>) -> Answer {
+        let result = self
+            .policy
+            .verify_access_unrevoked(authorization, self.signer.keyring(), self.store.ledger(), &self.clock)
+            .await;
+        match result {
+            Ok(claims) => {
+                Answer::from(Reply::ok(Me { sub: &claims.subject, acc: &claims.account, role: &claims.role }))
+            }
+            Err(error) => answer::<()>(&Err(error)),
+        }
+    }
+
+    /// `GET /.well-known/jwks.json`: public, cacheable for five minutes.
+    pub(crate) fn jwks(&self) -> Answer {
+        Answer {
+            status: 200,
+            headers: vec![
+                ("content-type", Cow::Borrowed("application/json")),
+                ("cache-control", Cow::Borrowed(JWKS_CACHE_CONTROL)),
+            ],
+            body: self.jwks.clone(),
+        }
+    }
+
+    /// Answers a routed request. `body` is only read for [`Route::Login`];
+    /// `None` there means it was over [`MAX_LOGIN_BODY`].
+    pub(crate) async fn answer(&self, route: Route, authorization: Authorization<'_>, body: Option<&[u8]>) -> Answer {
+        let authorization = match authorization {
+            Authorization::Repeated => return repeated_authorization(),
+            Authorization::Absent => None,
+            Authorization::Value(value) => Some(value),
+        };
+        match route {
+            Route::Login => match body {
+                Some(body) => self.login(body).await,
+                None => body_too_large(),
+            },
+            Route::Refresh => self.refresh(authorization).await,
+            Route::Logout => self.logout(authorization).await,
+            Route::Me => self.me(authorization).await,
+            Route::Jwks => self.jwks(),
+            Route::MethodNotAllowed(allow) => method_not_allowed(allow),
+            Route::NotFound => not_found(),
+        }
+    }
+}
+
+/// The answer for a flow's result; a 500 is logged with its cause (which
+/// never reaches the client).
+fn answer<T: Serialize>(result: &Result<T, Error>) -> Answer {
+    match result {
+        Err(error @ Error::Internal(_)) => {
+            tracing::error!(%error, cause = ?std::error::Error::source(error), "request failed inside");
+        }
+        // The detail (which check refused) helps an operator; it names the
+        // check only, never the token.
+        Err(error) => tracing::debug!(%error, "refused"),
+        Ok(_) => {}
+    }
+    Answer::from(Reply::from_result(result))
+}
+
+// ---------------------------------------------------------------------------
+// Routing and answers
+// ---------------------------------------------------------------------------
+
+/// Which handler a method and path reach. The axum server routes with axum;
+/// the actix and hyper adapters use [`route`], and the tests check that all
+/// three agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// `POST` session.
+    Login,
+    /// `PATCH` session.
+    Refresh,
+    /// `DELETE` session.
+    Logout,
+    /// `GET` me.
+    Me,
+    /// `GET` JWKS.
+    Jwks,
+    /// A known path, another method: 405 with this `Allow`.
+    MethodNotAllowed(&'static str),
+    /// No such path: 404.
+    NotFound,
+}
+
+/// Routes `method` and `path` (without query).
+pub(crate) fn route(method: &str, path: &str) -> Route {
+    match (path, method) {
+        (SESSION_PATH, "POST") => Route::Login,
+        (SESSION_PATH, "PATCH") => Route::Refresh,
+        (SESSION_PATH, "DELETE") => Route::Logout,
+        (SESSION_PATH, _) => Route::MethodNotAllowed(SESSION_METHODS),
+        // HEAD is GET without a body, as axum's `get` does it.
+        (ME_PATH, "GET" | "HEAD") => Route::Me,
+        (JWKS_PATH, "GET" | "HEAD") => Route::Jwks,
+        (ME_PATH | JWKS_PATH, _) => Route::MethodNotAllowed(GET_METHODS),
+        _ => Route::NotFound,
+    }
+}
+
+/// The `Authorization` header as the request carried it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Authorization<'a> {
+    /// No header.
+    Absent,
+    /// Exactly one header, raw bytes.
+    Value(&'a [u8]),
+    /// More than one: ambiguous, refused with 400 rather than guessing
+    /// which one a proxy or the client meant.
+    Repeated,
+}
+
+impl<'a> Authorization<'a> {
+    /// From every `Authorization` value of a request, in order.
+    pub(crate) fn from_values<I: IntoIterator<Item = &'a [u8]>>(values: I) -> Self {
+        let mut values = values.into_iter();
+        match (values.next(), values.next()) {
+            (None, _) => Self::Absent,
+            (Some(value), None) => Self::Value(value),
+            (Some(_), Some(_)) => Self::Repeated,
+        }
+    }
+}
+
+/// An HTTP answer, framework-neutral: status, headers (lower-case names),
+/// body. Each adapter writes it as is.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Answer {
+    /// The status code.
+    pub(crate) status: u16,
+    /// The headers.
+    pub(crate) headers: Vec<(&'static str, Cow<'static, str>)>,
+    /// The body.
+    pub(crate) body: Vec<u8>,
+}
+
+impl fmt::Debug for Answer {
+    // The body may hold tokens.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Answer").field("status", &self.status).field("body_len", &self.body.len()).finish()
+    }
+}
+
+impl Answer {
+    /// As an `http` 1.x response (axum and hyper; actix-web 4 is still on
+    /// `http` 0.2 and converts on its own).
+    pub(crate) fn into_http(self) -> http::Response<Vec<u8>> {
+        let mut response = http::Response::new(self.body);
+        *response.status_mut() =
+            http::StatusCode::from_u16(self.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+        for (name, value) in self.headers {
+            let name = http::HeaderName::from_bytes(name.as_bytes());
+            if let (Ok(name), Ok(value)) = (name, http::HeaderValue::from_str(&value)) {
+                response.headers_mut().append(name, value);
+            }
+        }
+        response
+    }
+}
+
+impl From<Reply> for Answer {
+    fn from(reply: Reply) -> Self {
+        let headers = reply.headers().map(|(name, value)| (name, Cow::Borrowed(value))).collect();
+        Self { status: reply.status(), headers, body: reply.into_body() }
+    }
+}
+
+/// A failure envelope for an outcome the core has no [`Error`] for (405,
+/// 404, 500 on timeout): same shape, same no-cache headers.
+fn envelope_answer(code: u16, name: &'static str, message: &'static str) -> Answer {
+    let envelope = Envelope::<()> {
+        status: Status { code, name: Cow::Borrowed(name), message: Some(Cow::Borrowed(message)) },
+        data: None,
+    };
+    Answer {
+        status: code,
+        headers: vec![
+            ("content-type", Cow::Borrowed("application/json")),
+            ("cache-control", Cow::Borrowed("no-store")),
+            ("pragma", Cow::Borrowed("no-cache")),
+        ],
+        body: serde_json::to_vec(&envelope).unwrap_or_default(),
+    }
+}
+
+/// 405 with `Allow`.
+pub(crate) fn method_not_allowed(allow: &'static str) -> Answer {
+    let mut answer = envelope_answer(405, "METHOD_NOT_ALLOWED", "method not allowed");
+    answer.headers.push(("allow", Cow::Borrowed(allow)));
+    answer
+}
+
+/// 404 for a path the service does not have.
+pub(crate) fn not_found() -> Answer {
+    envelope_answer(404, "NOT_FOUND", "no such endpoint")
+}
+
+/// A login body over [`MAX_LOGIN_BODY`]: 400, the status the core gives an
+/// oversized body itself (`BadRequest::MalformedBody`), so the limit looks the
+/// same whether the adapter or the core enforces it. 413 would add a status
+/// outside the SPEC's set for no gain to the client.
+///
+/// The rest of the body is never read, so the connection cannot carry
+/// another request: `connection: close` says so (actix adds it on its own;
+/// saying it everywhere keeps the stacks byte-identical).
+pub(crate) fn body_too_large() -> Answer {
+    let mut answer = Answer::from(Reply::from_error(&Error::from(BadRequest::MalformedBody)));
+    answer.headers.push(("connection", Cow::Borrowed("close")));
+    answer
+}
+
+/// Two `Authorization` headers: 400 `invalid_request`.
+pub(crate) fn repeated_authorization() -> Answer {
+    let mut answer = envelope_answer(400, "BAD_REQUEST", "authorization header is repeated");
+    answer.headers.push(("www-authenticate", Cow::Borrowed(r#"Bearer error="invalid_request""#)));
+    answer
+}
+
+/// The request took longer than [`REQUEST_TIMEOUT`]: a 500 like any other
+/// failure to answer in time (SPEC §4 step 11).
+pub(crate) fn timed_out() -> Answer {
+    envelope_answer(500, "INTERNAL_SERVER_ERROR", "internal server error")
+}
+
+/// Whether a declared `Content-Length` already rules the login body out, so
+/// it is refused without reading.
+pub(crate) fn declared_too_large(content_length: Option<&[u8]>) -> bool {
+    content_length
+        .and_then(|value| std::str::from_utf8(value).ok())
+        .and_then(|value| value.trim().parse::<u64>().ok())
+        .is_some_and(|length| length > MAX_LOGIN_BODY as u64)
+}
+
+// ---------------------------------------------------------------------------
+// Request scope: id, log line, deadline
+// ---------------------------------------------------------------------------
+
+/// The request id: the caller's `x-request-id` when it is short and plain
+/// (so a proxy's id carries through), otherwise a fresh UUID. Plain means
+/// 1–64 characters of `A-Z a-z 0-9 - _ .`, so it is safe in logs and headers.
+pub(crate) fn request_id(incoming: Option<&[u8]>) -> String {
+    let plain = |value: &&[u8]| {
+        (1..=64).contains(&value.len())
+            && value.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    match incoming.filter(plain).and_then(|value| std::str::from_utf8(value).ok()) {
+        Some(id) => id.to_owned(),
+        None => uuid::Uuid::new_v4().to_string(),
+    }
+}
+
+/// One request's log context: its id, a span carrying it, and when it
+/// started. Only the method and path are recorded (never headers, query or
+/// body, which may hold credentials).
+pub(crate) struct RequestScope {
+    id: String,
+    span: tracing::Span,
+    started: Instant,
+}
+
+impl RequestScope {
+    /// Opens the scope of a request.
+    pub(crate) fn begin(method: &str, path: &str, incoming_id: Option<&[u8]>) -> Self {
+        let id = request_id(incoming_id);
+        let span = tracing::info_span!("request", id = %id, method, path);
+        Self { id, span, started: Instant::now() }
+    }
+
+    /// The span handlers run in.
+    pub(crate) fn span(&self) -> tracing::Span {
+        self.span.clone()
+    }
+
+    /// Logs and answers a request that ran past its deadline.
+    pub(crate) fn timed_out(&self, deadline: Duration) -> Answer {
+        let timeout_ms = u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX);
+        self.span.in_scope(|| tracing::warn!(timeout_ms, "request timed out"));
+        timed_out()
+    }
+
+    /// Logs the outcome; returns the id for the `x-request-id` header.
+    pub(crate) fn end(self, status: u16) -> String {
+        let elapsed_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.span.in_scope(|| tracing::info!(status, elapsed_us, "answered"));
+        self.id
+    }
+}
+
+impl App {
+    /// Runs `handle` for one request in a [`RequestScope`], under the
+    /// request deadline, and adds `x-request-id` to the answer.
+    pub(crate) async fn observe<F>(&self, method: &str, path: &str, incoming_id: Option<&[u8]>, handle: F) -> Answer
+    where
+        F: Future<Output = Answer>,
+    {
+        let scope = RequestScope::begin(method, path, incoming_id);
+        let mut answer = match tokio::time::timeout(self.request_timeout, handle.instrument(scope.span())).await {
+            Ok(answer) => answer,
+            Err(_) => scope.timed_out(self.request_timeout),
+        };
+        let id = scope.end(answer.status);
+        answer.headers.push(("x-request-id", Cow::Owned(id)));
+        answer
+    }
+}

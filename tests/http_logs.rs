@@ -1,0 +1,88 @@
+//! What the reference server logs: request ids and outcomes, never a
+//! token, a token signature or a login signature.
+//!
+//! Its own test binary: `tracing` caches per call site whether anyone
+//! listens, so a scoped subscriber only sees everything when no other test
+//! in the process reaches the same call sites first.
+
+#[allow(dead_code)]
+#[path = "../examples/server.rs"]
+mod server;
+#[path = "http_support/mod.rs"]
+mod support;
+
+use std::sync::Arc;
+
+use token_refresh::{Clock, MemoryStore, Policy};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use server::common::App;
+use support::{ALICE_LOGIN_SEED, BOB, BOB_LOGIN_SEED, Http, TestResult, login_body};
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// A `MakeWriter` that keeps everything written in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Logs at the most verbose level carry request ids and outcomes, never a
+/// token, a token's signature, or a login signature.
+// One thread: the server's tasks then log through this test's scoped subscriber.
+#[tokio::test(flavor = "current_thread")]
+async fn logs_carry_request_ids_and_no_credentials() -> TestResult {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let clock: Arc<dyn Clock> = Arc::new(support::clock());
+    let app =
+        Arc::new(App::new(MemoryStore::in_memory(support::users()), support::signer()?, Policy::default(), clock));
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let http = &Http::new(listener.local_addr()?);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(server::serve(listener, app, async {
+        let _ = stopped.await;
+    }));
+    let body = login_body(BOB, &BOB_LOGIN_SEED);
+    let login = http.login(&body).await?;
+    let (access, first) = (login.data("accessToken")?, login.data("refreshToken")?);
+    let second = http.refresh(Some(&bearer(&first))).await?;
+    let _ = http.me(&bearer(&access)).await?;
+    let _ = http.refresh(Some(&bearer(&first))).await?; // reuse: logged as a warning
+    let _ = http.refresh(Some("Bearer not.a.token")).await?;
+    let _ = http.login(&login_body(BOB, &ALICE_LOGIN_SEED)).await?;
+    let _ = stop.send(());
+    task.await?;
+
+    let logs = String::from_utf8(captured.0.lock().map_err(|_| "poisoned")?.clone())?;
+    assert!(logs.contains("answered") && logs.contains("request{id="), "{logs}");
+    assert!(logs.contains("reuse"), "the reuse decision is logged: {logs}");
+    let login_json: serde_json::Value = serde_json::from_str(&body)?;
+    let mut secrets = vec![access, first, second.data("accessToken")?, second.data("refreshToken")?];
+    secrets.push(login_json["signature"].as_str().ok_or("signature")?.to_owned());
+    for secret in &secrets {
+        // Whole tokens, and each signature segment on its own.
+        let signature = secret.rsplit('.').next().unwrap_or(secret);
+        assert!(!logs.contains(secret.as_str()) && !logs.contains(signature), "a credential reached the logs");
+    }
+    assert!(!logs.contains("not.a.token"), "presented header values stay out of the logs");
+    Ok(())
+}

@@ -1,0 +1,818 @@
+//! The reference server (`examples/server.rs`, axum) over real HTTP on an
+//! ephemeral loopback port: the whole SPEC through the wire.
+//!
+//! The server runs in process (the example's own `router`/`serve`, included
+//! by path) so a `ManualClock` drives expiry and the user directory can be
+//! edited mid-test; a hyper client talks to it over TCP.
+
+#[allow(dead_code)]
+#[path = "../examples/server.rs"]
+mod server;
+#[path = "http_support/mod.rs"]
+mod support;
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use token_refresh::ed25519_dalek::{Signature, SigningKey, Verifier as _, VerifyingKey};
+use token_refresh::{Clock, Ed25519Signer, KeyId, ManualClock, MemoryStore, Policy, User};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use server::common::{self, App, Command, Config, StoreUrl};
+use support::{
+    ALICE, ALICE_LOGIN_SEED, BOB, BOB_LOGIN_SEED, Http, NOW, SESSION, SIGNING_SEED, TestResult, forge, login_body,
+    payload,
+};
+
+const INVALID_TOKEN: &str = r#"Bearer error="invalid_token""#;
+const INVALID_REQUEST: &str = r#"Bearer error="invalid_request""#;
+
+/// A server on 127.0.0.1:0 and what a test needs to steer it.
+struct Running {
+    http: Http,
+    app: Arc<App>,
+    clock: Arc<ManualClock>,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    async fn start() -> TestResult<Self> {
+        Self::start_with(Policy::default(), support::signer()?).await
+    }
+
+    async fn start_with(policy: Policy, signer: Ed25519Signer) -> TestResult<Self> {
+        Self::start_tuned(policy, signer, |_| {}).await
+    }
+
+    /// Starts with `tune` applied to the state first.
+    async fn start_tuned(policy: Policy, signer: Ed25519Signer, tune: impl FnOnce(&mut App)) -> TestResult<Self> {
+        let clock = Arc::new(support::clock());
+        let shared_clock: Arc<dyn Clock> = clock.clone();
+        let mut app = App::new(MemoryStore::in_memory(support::users()), signer, policy, shared_clock);
+        tune(&mut app);
+        let app = Arc::new(app);
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let http = Http::new(listener.local_addr()?);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server::serve(listener, Arc::clone(&app), async {
+            let _ = stopped.await;
+        }));
+        Ok(Self { http, app, clock, stop: Some(stop), task })
+    }
+
+    /// Graceful shutdown; the server must end cleanly.
+    async fn stop(mut self) -> TestResult {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await?;
+        Ok(())
+    }
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// A refresh token payload for `sub` with fresh ids, valid until
+/// `NOW + 1000` unless `exp` says otherwise.
+fn refresh_claims(sub: &str, exp: i64) -> String {
+    format!(r#"{{"sub":"{sub}","acjti":"{}","exp":{exp},"jti":"{}"}}"#, uuid::Uuid::new_v4(), uuid::Uuid::new_v4())
+}
+
+const JOSE: &str = r#"{"typ":"JWT","alg":"EdDSA"}"#;
+
+#[tokio::test]
+async fn login_refresh_reuse_and_logout_over_http() -> TestResult {
+    let server = Running::start().await?;
+    let http = &server.http;
+
+    let login = http.login(&login_body(BOB, &BOB_LOGIN_SEED)).await?;
+    assert_eq!(login.status, 200);
+    assert_eq!(login.header("content-type"), Some("application/json"));
+    assert_eq!(login.header("cache-control"), Some("no-store"));
+    assert_eq!(login.header("pragma"), Some("no-cache"));
+    assert!(login.header("www-authenticate").is_none());
+    assert!(login.header("x-request-id").is_some_and(|id| !id.is_empty()));
+    let json = login.json()?;
+    assert_eq!(json["status"], serde_json::json!({"code": 200, "name": "OK"}));
+    assert_eq!(json["data"]["expirationTime"], 300);
+    let access = login.data("accessToken")?;
+    let first = login.data("refreshToken")?;
+    // Seed shape: exact JOSE header, claims in order, refresh exp − access exp = 86 100.
+    let header = URL_SAFE_NO_PAD.decode(first.split('.').next().ok_or("no header")?)?;
+    assert_eq!(header, JOSE.as_bytes());
+    let (access_claims, refresh_claims) = (payload(&access)?, payload(&first)?);
+    assert_eq!(access_claims["exp"], NOW + 300);
+    assert_eq!(refresh_claims["exp"], NOW + 86_400);
+    assert_eq!(refresh_claims["acjti"], access_claims["jti"]);
+
+    // Refresh with the bare token (the seed's form).
+    let second = http.refresh(Some(&first)).await?;
+    assert_eq!(second.status, 200, "{}", second.message());
+    let second_token = second.data("refreshToken")?;
+    assert_ne!(second_token, first);
+
+    // Refresh with `Bearer` (RFC 6750 form), odd case and extra spaces.
+    let third = http.refresh(Some(&format!("bEaReR   {second_token}"))).await?;
+    assert_eq!(third.status, 200, "{}", third.message());
+    let third_token = third.data("refreshToken")?;
+
+    // Reuse of a rotated token: 401, and the whole family is revoked.
+    let reuse = http.refresh(Some(&bearer(&first))).await?;
+    assert_eq!((reuse.status, reuse.name().as_str()), (401, "UNAUTHORIZED"));
+    assert_eq!(reuse.message(), "refresh token was already used; the session is revoked");
+    assert_eq!(reuse.header("www-authenticate"), Some(INVALID_TOKEN));
+    assert_eq!(reuse.json()?["data"], serde_json::Value::Null);
+    let victim = http.refresh(Some(&bearer(&third_token))).await?;
+    assert_eq!((victim.status, victim.message().as_str()), (401, "session has been revoked"));
+
+    // A fresh session, then logout: 200 with data null, and the token is dead.
+    let (_, refresh) = http.session(BOB, &BOB_LOGIN_SEED).await?;
+    let logout = http.logout(&bearer(&refresh)).await?;
+    assert_eq!(logout.status, 200);
+    assert_eq!(logout.body, br#"{"status":{"code":200,"name":"OK"},"data":null}"#);
+    assert_eq!(logout.header("cache-control"), Some("no-store"));
+    let after = http.refresh(Some(&bearer(&refresh))).await?;
+    assert_eq!((after.status, after.message().as_str()), (401, "session has been revoked"));
+    // Logout is idempotent; logout without a token is a 400.
+    assert_eq!(http.logout(&bearer(&refresh)).await?.status, 200);
+    let no_token = http.send("DELETE", SESSION, &[], b"").await?;
+    assert_eq!((no_token.status, no_token.header("www-authenticate")), (400, Some(INVALID_REQUEST)));
+
+    server.stop().await
+}
+
+/// Every SPEC §4 row that a header or a hand-made token can reach, with the
+/// exact status, name, message and `WWW-Authenticate`.
+#[tokio::test]
+async fn spec_section_4_rows_over_http() -> TestResult {
+    let server = Running::start().await?;
+    let http = &server.http;
+    let (access, valid) = http.session(BOB, &BOB_LOGIN_SEED).await?;
+    let [header_b64, payload_b64, signature_b64] = {
+        let parts: Vec<&str> = valid.split('.').collect();
+        <[&str; 3]>::try_from(parts).map_err(|_| "not three segments")?
+    };
+    let other_key = [0x77; 32];
+    let good_claims = refresh_claims(BOB, NOW + 1000);
+
+    struct Row {
+        what: &'static str,
+        authorization: Option<Vec<u8>>,
+        status: u16,
+        name: &'static str,
+        message: &'static str,
+        www_authenticate: Option<&'static str>,
+    }
+    let row = |what, authorization: Option<String>, status, message| Row {
+        what,
+        authorization: authorization.map(String::into_bytes),
+        status,
+        name: match status {
+            400 => "BAD_REQUEST",
+            401 => "UNAUTHORIZED",
+            404 => "NOT_FOUND",
+            422 => "UNPROCESSABLE_ENTITY",
+            _ => "INTERNAL_SERVER_ERROR",
+        },
+        message,
+        www_authenticate: match status {
+            400 => Some(INVALID_REQUEST),
+            401 => Some(INVALID_TOKEN),
+            _ => None,
+        },
+    };
+    let mut rows = vec![
+        // Step 1.
+        row("missing header", None, 400, "authorization header is missing"),
+        row("empty header", Some(String::new()), 400, "authorization header is empty"),
+        row("only spaces", Some("   ".into()), 400, "authorization header is empty"),
+        row("over 8 KiB", Some(format!("Bearer {}", "a".repeat(8 * 1024))), 400, "authorization header is too long"),
+        row(
+            "tab inside",
+            Some(format!("Bearer {header_b64}.\t{payload_b64}")),
+            400,
+            "authorization header is not visible ASCII",
+        ),
+        // Step 2.
+        row("wrong scheme", Some(format!("Basic {valid}")), 401, "authorization scheme is not Bearer"),
+        row("two segments", Some(format!("Bearer {header_b64}.{payload_b64}")), 401, "token could not be parsed"),
+        row("not base64url", Some(format!("Bearer {header_b64}.{payload_b64}.***")), 401, "token could not be parsed"),
+        row(
+            "header not JSON",
+            Some(bearer(&forge("not json", &good_claims, &SIGNING_SEED))),
+            401,
+            "token could not be parsed",
+        ),
+        // Step 3.
+        row(
+            "alg HS256",
+            Some(bearer(&forge(r#"{"typ":"JWT","alg":"HS256"}"#, &good_claims, &SIGNING_SEED))),
+            401,
+            "token could not be parsed",
+        ),
+        row(
+            "alg none",
+            Some(bearer(&forge(r#"{"typ":"JWT","alg":"none"}"#, &good_claims, &SIGNING_SEED))),
+            401,
+            "token could not be parsed",
+        ),
+        row(
+            "alg Ed25519 not opted in",
+            Some(bearer(&forge(r#"{"typ":"JWT","alg":"Ed25519"}"#, &good_claims, &SIGNING_SEED))),
+            401,
+            "token could not be parsed",
+        ),
+        row(
+            "typ JWS",
+            Some(bearer(&forge(r#"{"typ":"JWS","alg":"EdDSA"}"#, &good_claims, &SIGNING_SEED))),
+            401,
+            "token could not be parsed",
+        ),
+        row(
+            "crit",
+            Some(bearer(&forge(r#"{"typ":"JWT","alg":"EdDSA","crit":["exp"]}"#, &good_claims, &SIGNING_SEED))),
+            401,
+            "token could not be parsed",
+        ),
+        row(
+            "jku",
+            Some(bearer(&forge(
+                r#"{"typ":"JWT","alg":"EdDSA","jku":"https://evil.example/k"}"#,
+                &good_claims,
+                &SIGNING_SEED,
+            ))),
+            401,
+            "token could not be parsed",
+        ),
+        row(
+            "unknown kid",
+            Some(bearer(&forge(r#"{"typ":"JWT","alg":"EdDSA","kid":"nope"}"#, &good_claims, &SIGNING_SEED))),
+            401,
+            "token could not be parsed",
+        ),
+        row(
+            "alg twice",
+            Some(bearer(&forge(r#"{"typ":"JWT","alg":"EdDSA","alg":"EdDSA"}"#, &good_claims, &SIGNING_SEED))),
+            401,
+            "token could not be parsed",
+        ),
+        // Step 4.
+        row("foreign key", Some(bearer(&forge(JOSE, &good_claims, &other_key))), 401, "token signature is invalid"),
+        row(
+            "payload swapped",
+            Some(format!("Bearer {header_b64}.{}.{signature_b64}", URL_SAFE_NO_PAD.encode(&good_claims))),
+            401,
+            "token signature is invalid",
+        ),
+        // Step 5: authentic, but not a refresh token.
+        row("access token", Some(bearer(&access)), 422, "token claims are malformed"),
+        row(
+            "missing jti",
+            Some(bearer(&forge(
+                JOSE,
+                &format!(r#"{{"sub":"{BOB}","acjti":"{}","exp":{}}}"#, uuid::Uuid::new_v4(), NOW + 1000),
+                &SIGNING_SEED,
+            ))),
+            422,
+            "token claims are malformed",
+        ),
+        row(
+            "exp as string",
+            Some(bearer(&forge(
+                JOSE,
+                &format!(
+                    r#"{{"sub":"{BOB}","acjti":"{}","exp":"{}","jti":"{}"}}"#,
+                    uuid::Uuid::new_v4(),
+                    NOW + 1000,
+                    uuid::Uuid::new_v4()
+                ),
+                &SIGNING_SEED,
+            ))),
+            422,
+            "token claims are malformed",
+        ),
+        row(
+            "jti not a UUID",
+            Some(bearer(&forge(
+                JOSE,
+                &format!(r#"{{"sub":"{BOB}","acjti":"{}","exp":{},"jti":"42"}}"#, uuid::Uuid::new_v4(), NOW + 1000),
+                &SIGNING_SEED,
+            ))),
+            422,
+            "token claims are malformed",
+        ),
+        // Step 6.
+        row(
+            "expired",
+            Some(bearer(&forge(JOSE, &refresh_claims(BOB, NOW - 1), &SIGNING_SEED))),
+            401,
+            "token has expired",
+        ),
+        row(
+            "expires now",
+            Some(bearer(&forge(JOSE, &refresh_claims(BOB, NOW), &SIGNING_SEED))),
+            401,
+            "token has expired",
+        ),
+        // Step 7.
+        row(
+            "unknown user",
+            Some(bearer(&forge(JOSE, &refresh_claims("nobody@mail.com", NOW + 1000), &SIGNING_SEED))),
+            404,
+            "user not found",
+        ),
+        // Step 9: authentic, well-formed, but never issued.
+        row("never issued", Some(bearer(&forge(JOSE, &good_claims, &SIGNING_SEED))), 401, "refresh token is not valid"),
+    ];
+    // Step 1 again: a byte outside ASCII (obs-text), which `&str` cannot carry.
+    let mut non_ascii = b"Bearer ".to_vec();
+    non_ascii.extend_from_slice("é".as_bytes());
+    rows.push(Row {
+        authorization: Some(non_ascii),
+        ..row("non-ASCII byte", Some(String::new()), 400, "authorization header is not visible ASCII")
+    });
+
+    for row in &rows {
+        let response = match &row.authorization {
+            None => http.refresh(None).await?,
+            Some(value) => http.refresh_raw(value).await?,
+        };
+        let seen = (response.status, response.name(), response.message(), response.header("www-authenticate"));
+        let want = (row.status, row.name.to_owned(), row.message.to_owned(), row.www_authenticate);
+        assert_eq!(seen, want, "row '{}'", row.what);
+        assert_eq!(response.json()?["data"], serde_json::Value::Null, "row '{}'", row.what);
+        assert_eq!(response.header("cache-control"), Some("no-store"), "row '{}'", row.what);
+    }
+
+    // None of the refusals touched the real session.
+    assert_eq!(http.refresh(Some(&bearer(&valid))).await?.status, 200);
+    server.stop().await
+}
+
+/// Rows that need the server's state changed: disabled and removed users,
+/// expiry by the clock, a failing clock (500).
+#[tokio::test]
+async fn stateful_rows_disabled_removed_expired_and_internal() -> TestResult {
+    let server = Running::start().await?;
+    let http = &server.http;
+    let users = server.app.store.users();
+
+    // Step 8: disabled after login.
+    let (_, alice_refresh) = http.session(ALICE, &ALICE_LOGIN_SEED).await?;
+    users.insert(User::new(ALICE, "alice@acme", "ROLE_USER").disabled());
+    let disabled = http.refresh(Some(&bearer(&alice_refresh))).await?;
+    assert_eq!((disabled.status, disabled.message().as_str()), (401, "user is disabled"));
+    assert_eq!(disabled.header("www-authenticate"), Some(INVALID_TOKEN));
+
+    // Step 7: removed after login.
+    let (_, bob_refresh) = http.session(BOB, &BOB_LOGIN_SEED).await?;
+    let removed = users.remove(BOB).ok_or("bob was there")?;
+    let gone = http.refresh(Some(&bearer(&bob_refresh))).await?;
+    assert_eq!((gone.status, gone.name().as_str()), (404, "NOT_FOUND"));
+    assert!(gone.header("www-authenticate").is_none());
+    users.insert((*removed).clone());
+
+    // Step 6 by the clock: the refresh token lives 86 400 s.
+    let (access, refresh) = http.session(BOB, &BOB_LOGIN_SEED).await?;
+    server.clock.advance(time::Duration::seconds(300));
+    let stale = http.me(&bearer(&access)).await?;
+    assert_eq!((stale.status, stale.message().as_str()), (401, "token has expired"));
+    server.clock.advance(time::Duration::seconds(86_100));
+    let expired = http.refresh(Some(&bearer(&refresh))).await?;
+    assert_eq!((expired.status, expired.message().as_str()), (401, "token has expired"));
+
+    // Step 11: a clock that cannot tell the time is a 500 that reveals nothing.
+    let (_, refresh) = http.session(BOB, &BOB_LOGIN_SEED).await?;
+    server.clock.set(time::OffsetDateTime::UNIX_EPOCH);
+    server.clock.advance(time::Duration::seconds(i64::MAX / 2));
+    let broken = http.refresh(Some(&bearer(&refresh))).await?;
+    assert_eq!(broken.status, 500);
+    assert_eq!(
+        broken.body,
+        br#"{"status":{"code":500,"name":"INTERNAL_SERVER_ERROR","message":"internal server error"},"data":null}"#
+    );
+    assert!(broken.header("www-authenticate").is_none());
+    server.stop().await
+}
+
+/// Step 9's third case: a session past its absolute lifetime. The token's
+/// own `exp` is capped at the same instant, so only a leeway lets the request
+/// reach the ledger to be refused there.
+#[tokio::test]
+async fn session_past_its_absolute_lifetime_is_refused() -> TestResult {
+    let policy =
+        Policy::builder().session_lifetime(time::Duration::seconds(100)).leeway(time::Duration::seconds(60)).build()?;
+    let server = Running::start_with(policy, support::signer()?).await?;
+    let (_, refresh) = server.http.session(BOB, &BOB_LOGIN_SEED).await?;
+    assert_eq!(payload(&refresh)?["exp"], NOW + 100, "refresh exp is capped by the session");
+    server.clock.advance(time::Duration::seconds(110));
+    let late = server.http.refresh(Some(&bearer(&refresh))).await?;
+    assert_eq!((late.status, late.message().as_str()), (401, "session has expired"));
+    assert_eq!(late.header("www-authenticate"), Some(INVALID_TOKEN));
+    server.stop().await
+}
+
+#[tokio::test]
+async fn twenty_four_concurrent_refreshes_of_one_token_give_exactly_one_200() -> TestResult {
+    let server = Running::start().await?;
+    let (_, refresh) = server.http.session(BOB, &BOB_LOGIN_SEED).await?;
+    let authorization = bearer(&refresh);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..24 {
+        let http = server.http.clone();
+        let authorization = authorization.clone();
+        tasks.spawn(async move { http.refresh(Some(&authorization)).await.map(|r| r.status).unwrap_or(0) });
+    }
+    let mut statuses = Vec::new();
+    while let Some(status) = tasks.join_next().await {
+        statuses.push(status?);
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses.iter().filter(|&&s| s == 200).count(), 1, "{statuses:?}");
+    assert!(statuses.iter().all(|&s| s == 200 || s == 401), "{statuses:?}");
+    server.stop().await
+}
+
+#[tokio::test]
+async fn me_answers_claims_and_refuses_the_predecessor_access_token() -> TestResult {
+    let server = Running::start().await?;
+    let http = &server.http;
+    let (access, refresh) = http.session(BOB, &BOB_LOGIN_SEED).await?;
+
+    let me = http.me(&bearer(&access)).await?;
+    assert_eq!(me.status, 200);
+    assert_eq!(
+        me.body,
+        br#"{"status":{"code":200,"name":"OK"},"data":{"sub":"bob@mail.com","acc":"bob@admin","role":"ROLE_ADMIN"}}"#
+    );
+    assert_eq!(me.header("cache-control"), Some("no-store"));
+    // The bare form works here too.
+    assert_eq!(http.me(&access).await?.status, 200);
+
+    let rotated = http.refresh(Some(&bearer(&refresh))).await?;
+    assert_eq!(rotated.status, 200);
+    let predecessor = http.me(&bearer(&access)).await?;
+    assert_eq!((predecessor.status, predecessor.message().as_str()), (401, "access token has been revoked"));
+    assert_eq!(predecessor.header("www-authenticate"), Some(INVALID_TOKEN));
+    assert_eq!(http.me(&bearer(&rotated.data("accessToken")?)).await?.status, 200);
+
+    // A refresh token is not an access token.
+    let wrong_kind = http.me(&bearer(&rotated.data("refreshToken")?)).await?;
+    assert_eq!((wrong_kind.status, wrong_kind.name().as_str()), (422, "UNPROCESSABLE_ENTITY"));
+    server.stop().await
+}
+
+#[tokio::test]
+async fn jwks_publishes_the_signing_key() -> TestResult {
+    let kid = KeyId::new("test-key-1")?;
+    let server = Running::start_with(Policy::default(), support::signer()?.with_key_id(kid)?).await?;
+    let http = &server.http;
+    let jwks = http.send("GET", "/.well-known/jwks.json", &[], b"").await?;
+    assert_eq!(jwks.status, 200);
+    assert_eq!(jwks.header("cache-control"), Some("public, max-age=300"));
+    assert_eq!(jwks.header("content-type"), Some("application/json"));
+    let public = SigningKey::from_bytes(&SIGNING_SEED).verifying_key();
+    let expected = format!(
+        r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","x":"{}","use":"sig","alg":"EdDSA","kid":"test-key-1"}}]}}"#,
+        URL_SAFE_NO_PAD.encode(public.as_bytes())
+    );
+    assert_eq!(String::from_utf8(jwks.body.clone())?, expected);
+
+    // A token from this server names the kid and verifies under the JWKS key
+    // alone, as an independent resource server would check it.
+    let (access, _) = http.session(BOB, &BOB_LOGIN_SEED).await?;
+    let jwk = &jwks.json()?["keys"][0];
+    let x = URL_SAFE_NO_PAD.decode(jwk["x"].as_str().ok_or("no x")?)?;
+    let key = VerifyingKey::from_bytes(&<[u8; 32]>::try_from(x.as_slice())?)?;
+    let (input, signature) = access.rsplit_once('.').ok_or("no signature")?;
+    let signature = Signature::from_slice(&URL_SAFE_NO_PAD.decode(signature)?)?;
+    key.verify(input.as_bytes(), &signature)?;
+    let header: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(access.split('.').next().ok_or("no header")?)?)?;
+    assert_eq!(header["kid"], "test-key-1");
+    // The published thumbprint helper agrees with RFC 7638 over these members.
+    let thumbprint = server.app.signer.verification_key().thumbprint();
+    assert_eq!(thumbprint.len(), 43);
+    server.stop().await
+}
+
+#[tokio::test]
+async fn login_refusals_have_the_spec_statuses() -> TestResult {
+    let server = Running::start().await?;
+    let http = &server.http;
+    let bob = SigningKey::from_bytes(&BOB_LOGIN_SEED);
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let bob_key = hex(bob.verifying_key().as_bytes());
+    let bob_signature = hex(&token_refresh::ed25519_dalek::Signer::sign(&bob, BOB.as_bytes()).to_bytes());
+    let body = |email: &str, signature: &str, key: &str| {
+        serde_json::json!({"email": email, "signature": signature, "publicKey": key}).to_string()
+    };
+    let other_signature = hex(&token_refresh::ed25519_dalek::Signer::sign(&bob, b"someone else's message").to_bytes());
+
+    let cases: Vec<(&str, String, u16, &str)> = vec![
+        ("not JSON", "email=bob".into(), 400, "request body is malformed"),
+        ("empty", String::new(), 400, "request body is malformed"),
+        (
+            "missing field",
+            serde_json::json!({"email": BOB, "signature": bob_signature}).to_string(),
+            400,
+            "request body is malformed",
+        ),
+        (
+            "extra field",
+            serde_json::json!({"email": BOB, "signature": bob_signature, "publicKey": bob_key, "x": 1}).to_string(),
+            400,
+            "request body is malformed",
+        ),
+        (
+            "oversized",
+            format!(r#"{{"email":"{}"}}"#, "a".repeat(token_refresh::MAX_LOGIN_BODY)),
+            400,
+            "request body is malformed",
+        ),
+        ("signature not hex", body(BOB, &"zz".repeat(64), &bob_key), 422, "key or signature is malformed"),
+        ("short key", body(BOB, &bob_signature, &bob_key[..62]), 422, "key or signature is malformed"),
+        (
+            "someone else's key",
+            body(BOB, &bob_signature, &hex(SigningKey::from_bytes(&ALICE_LOGIN_SEED).verifying_key().as_bytes())),
+            422,
+            "public key does not match the user",
+        ),
+        ("wrong signature", body(BOB, &other_signature, &bob_key), 401, "signature is invalid"),
+        ("unknown user", login_body("nobody@mail.com", &BOB_LOGIN_SEED), 404, "user not found"),
+    ];
+    for (what, body, status, message) in cases {
+        let response = http.login(&body).await?;
+        assert_eq!((response.status, response.message().as_str()), (status, message), "case '{what}'");
+        assert_eq!(response.json()?["data"], serde_json::Value::Null, "case '{what}'");
+    }
+
+    // A declared length over the limit is refused without reading the body.
+    let declared = http.send("POST", SESSION, &[("content-length", "5000")], &vec![b' '; 5000]).await?;
+    assert_eq!((declared.status, declared.name().as_str()), (400, "BAD_REQUEST"));
+
+    // Disabled user: the signature is checked first, then 401.
+    server.app.store.users().insert(
+        User::new(ALICE, "alice@acme", "ROLE_USER")
+            .with_login_key(SigningKey::from_bytes(&ALICE_LOGIN_SEED).verifying_key())
+            .disabled(),
+    );
+    let disabled = http.login(&login_body(ALICE, &ALICE_LOGIN_SEED)).await?;
+    assert_eq!((disabled.status, disabled.message().as_str()), (401, "user is disabled"));
+    server.stop().await
+}
+
+#[tokio::test]
+async fn other_methods_get_405_with_allow_and_unknown_paths_404() -> TestResult {
+    let server = Running::start().await?;
+    let http = &server.http;
+    for method in ["GET", "PUT", "OPTIONS"] {
+        let response = http.send(method, SESSION, &[], b"").await?;
+        assert_eq!(response.status, 405, "{method}");
+        assert_eq!(response.header("allow"), Some("POST, PATCH, DELETE"), "{method}");
+        assert_eq!(
+            response.body,
+            br#"{"status":{"code":405,"name":"METHOD_NOT_ALLOWED","message":"method not allowed"},"data":null}"#
+        );
+        assert_eq!(response.header("content-type"), Some("application/json"));
+    }
+    for path in ["/api/v1/me", "/.well-known/jwks.json"] {
+        let response = http.send("POST", path, &[], b"").await?;
+        assert_eq!((response.status, response.header("allow")), (405, Some("GET, HEAD")), "{path}");
+    }
+    let missing = http.send("GET", "/auth/api/v1/nope", &[], b"").await?;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.body, br#"{"status":{"code":404,"name":"NOT_FOUND","message":"no such endpoint"},"data":null}"#);
+    server.stop().await
+}
+
+#[tokio::test]
+async fn request_ids_and_repeated_authorization() -> TestResult {
+    let server = Running::start().await?;
+    let http = &server.http;
+    let echoed = http.send("GET", "/.well-known/jwks.json", &[("x-request-id", "edge-42.a_b")], b"").await?;
+    assert_eq!(echoed.header("x-request-id"), Some("edge-42.a_b"));
+    // An id that could smuggle text into logs is replaced by a fresh UUID.
+    let replaced = http.send("GET", "/.well-known/jwks.json", &[("x-request-id", "a b\"c")], b"").await?;
+    let id = replaced.header("x-request-id").ok_or("no id")?;
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
+
+    let (_, refresh) = http.session(BOB, &BOB_LOGIN_SEED).await?;
+    let twice = http
+        .send("PATCH", SESSION, &[("authorization", &bearer(&refresh)), ("authorization", &bearer(&refresh))], b"")
+        .await?;
+    assert_eq!((twice.status, twice.message().as_str()), (400, "authorization header is repeated"));
+    assert_eq!(twice.header("www-authenticate"), Some(INVALID_REQUEST));
+    // Refused before the ledger: the token still works.
+    assert_eq!(http.refresh(Some(&bearer(&refresh))).await?.status, 200);
+    server.stop().await
+}
+
+/// A client that stops sending its login body mid-way gets the 500 envelope
+/// when the request deadline passes, instead of holding the task.
+#[tokio::test]
+async fn a_stalled_body_hits_the_request_deadline() -> TestResult {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let server = Running::start_tuned(Policy::default(), support::signer()?, |app| {
+        app.request_timeout = std::time::Duration::from_millis(200);
+    })
+    .await?;
+    let mut stream = tokio::net::TcpStream::connect(server.http.address()).await?;
+    let head = format!(
+        "POST {SESSION} HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(br#"{"email":"#).await?;
+    // Read until the envelope is complete (or the server closes); the outer
+    // bound only keeps a broken server from hanging the suite.
+    let mut received = Vec::new();
+    let read = async {
+        let mut chunk = [0u8; 1024];
+        while !received.ends_with(b"\"data\":null}") {
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                break;
+            }
+            received.extend_from_slice(chunk.get(..n).unwrap_or_default());
+        }
+        Ok::<_, std::io::Error>(())
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), read).await??;
+    let text = String::from_utf8(received)?;
+    assert!(text.starts_with("HTTP/1.1 500"), "{text}");
+    assert!(
+        text.ends_with(
+            r#"{"status":{"code":500,"name":"INTERNAL_SERVER_ERROR","message":"internal server error"},"data":null}"#
+        ),
+        "{text}"
+    );
+    server.stop().await
+}
+
+#[tokio::test]
+async fn grace_window_replay_returns_the_same_pair_over_http() -> TestResult {
+    let policy = Policy::builder().grace_window(time::Duration::seconds(10)).build()?;
+    let server = Running::start_with(policy, support::signer()?).await?;
+    let http = &server.http;
+    let (_, refresh) = http.session(BOB, &BOB_LOGIN_SEED).await?;
+    let first = http.refresh(Some(&bearer(&refresh))).await?;
+    server.clock.advance(time::Duration::seconds(5));
+    let retry = http.refresh(Some(&bearer(&refresh))).await?;
+    assert_eq!((first.status, retry.status), (200, 200));
+    assert_eq!(first.body, retry.body, "a grace replay returns the same pair, byte for byte");
+    server.clock.advance(time::Duration::seconds(6));
+    let late = http.refresh(Some(&bearer(&refresh))).await?;
+    assert_eq!(late.status, 401);
+    server.stop().await
+}
+
+#[test]
+fn command_line_flags() -> TestResult {
+    let parse = |args: &[&str]| common::parse_args(args.iter().map(|a| (*a).to_owned()));
+    assert_eq!(parse(&[])?, Command::Serve(Config::default()));
+    assert_eq!(Config::default().listen.to_string(), "127.0.0.1:8080");
+    let Command::Serve(config) = parse(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--signing-key=key.pem",
+        "--users",
+        "users.json",
+        "--store",
+        "memory",
+        "--access-ttl",
+        "60",
+        "--refresh-ttl=3600",
+        "--grace",
+        "5",
+        "--kid",
+        "k1",
+    ])?
+    else {
+        return Err("expected serve".into());
+    };
+    assert_eq!(config.listen.port(), 0);
+    assert_eq!(config.signing_key.as_deref(), Some(std::path::Path::new("key.pem")));
+    assert_eq!(config.users.as_deref(), Some(std::path::Path::new("users.json")));
+    assert_eq!((config.access_ttl, config.refresh_ttl, config.grace), (Some(60), Some(3600), Some(5)));
+    assert_eq!(config.kid.as_deref(), Some("k1"));
+    assert_eq!(parse(&["--help"])?, Command::Help);
+    assert_eq!(parse(&["--bogus"]), Err("unknown option --bogus".to_owned()));
+    for bad in [
+        &["--listen"][..],
+        &["--listen", "localhost"],
+        &["--nope", "1"],
+        &["positional"],
+        &["--grace", "-1"],
+        &["--access-ttl", "5m"],
+        &["--kid", "a", "--kid", "b"],
+        &["--store", "mysql://x"],
+    ] {
+        assert!(parse(bad).is_err(), "{bad:?}");
+    }
+
+    // Shared ledgers are not built in yet: a clear error, exit code 2, and
+    // the URL (which may hold a password) is not repeated.
+    let Command::Serve(config) = parse(&["--store", "postgres://app:hunter2@db/tokens"])? else {
+        return Err("expected serve".into());
+    };
+    assert_eq!(config.store, StoreUrl::NotBuiltIn("postgres"));
+    let error = common::setup(&config).err().ok_or("postgres must not start")?;
+    assert_eq!(error.code, 2);
+    assert!(error.message.contains("postgres") && !error.message.contains("hunter2"), "{}", error.message);
+    let Command::Serve(config) = parse(&["--store", "redis://:pw@cache:6379/0"])? else {
+        return Err("expected serve".into());
+    };
+    assert_eq!(common::setup(&config).err().map(|e| e.code), Some(2));
+
+    // Out-of-range policy values are configuration errors too.
+    let Command::Serve(config) = parse(&["--grace", "61"])? else { return Err("expected serve".into()) };
+    assert_eq!(common::setup(&config).err().map(|e| e.code), Some(2));
+    Ok(())
+}
+
+#[tokio::test]
+async fn key_and_users_files_drive_a_login() -> TestResult {
+    let dir = std::env::temp_dir().join(format!("token-refresh-test-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir)?;
+    // RFC 8410 §10.3's sample key, as `openssl genpkey -algorithm ed25519` writes it.
+    let pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n-----END PRIVATE KEY-----\n";
+    std::fs::write(dir.join("key.pem"), pem)?;
+    let carol_seed = [0xc0; 32];
+    let carol_key: String =
+        SigningKey::from_bytes(&carol_seed).verifying_key().as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let users = format!(
+        r#"[{{"email":"carol@mail.com","account":"carol@ops","role":"ROLE_OPS","publicKey":"{carol_key}"}},
+            {{"email":"dave@mail.com","account":"dave@ops","role":"ROLE_OPS","publicKey":"{carol_key}","disabled":true}}]"#
+    );
+    std::fs::write(dir.join("users.json"), users)?;
+    let config = Config {
+        signing_key: Some(dir.join("key.pem")),
+        users: Some(dir.join("users.json")),
+        kid: Some("ops-1".into()),
+        access_ttl: Some(60),
+        ..Config::default()
+    };
+    let setup = common::setup(&config).map_err(|e| e.message)?;
+    assert!(!setup.ephemeral_key && setup.demo_login.is_none());
+    let expected_key = Ed25519Signer::from_pkcs8_pem(pem)?;
+    assert_eq!(setup.app.signer.verification_key().to_bytes(), expected_key.verification_key().to_bytes());
+
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let http = Http::new(listener.local_addr()?);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(server::serve(listener, Arc::clone(&setup.app), async {
+        let _ = stopped.await;
+    }));
+    let login = http.login(&login_body("carol@mail.com", &carol_seed)).await?;
+    assert_eq!(login.status, 200, "{}", login.message());
+    assert_eq!(login.json()?["data"]["expirationTime"], 60);
+    let header = URL_SAFE_NO_PAD.decode(login.data("accessToken")?.split('.').next().ok_or("no header")?)?;
+    assert_eq!(header, br#"{"typ":"JWT","alg":"EdDSA","kid":"ops-1"}"#);
+    assert_eq!(http.login(&login_body("dave@mail.com", &carol_seed)).await?.status, 401);
+
+    // Bad files are configuration errors (exit code 2) naming the entry, not key bytes.
+    std::fs::write(dir.join("bad.json"), r#"[{"email":"x@y","account":"a","role":"r","publicKey":"00"}]"#)?;
+    let bad =
+        common::setup(&Config { users: Some(dir.join("bad.json")), ..Config::default() }).err().ok_or("bad users")?;
+    assert!(bad.code == 2 && bad.message.contains("entry 0"), "{}", bad.message);
+    std::fs::write(dir.join("bad.pem"), "-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n")?;
+    let bad = common::setup(&Config { signing_key: Some(dir.join("bad.pem")), ..Config::default() })
+        .err()
+        .ok_or("bad key")?;
+    assert_eq!(bad.code, 2);
+
+    let _ = stop.send(());
+    task.await?;
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+/// The demo user's printed login body works, and the walkthrough the server
+/// prints names the bound address.
+#[tokio::test]
+async fn demo_login_body_logs_in() -> TestResult {
+    let setup = common::setup(&Config::default()).map_err(|e| e.message)?;
+    assert!(setup.ephemeral_key);
+    let body = setup.demo_login.clone().ok_or("demo body")?;
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let http = Http::new(address);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(server::serve(listener, Arc::clone(&setup.app), async {
+        let _ = stopped.await;
+    }));
+    let login = http.login(&body).await?;
+    assert_eq!(login.status, 200, "{}", login.message());
+    assert_eq!(payload(&login.data("accessToken")?)?["sub"], BOB);
+    let walkthrough = common::walkthrough(address, &body);
+    assert!(walkthrough.starts_with(&format!("BASE=http://{address}\n")));
+    assert!(walkthrough.contains(&format!("LOGIN='{body}'")));
+    let _ = stop.send(());
+    task.await?;
+    Ok(())
+}

@@ -1,0 +1,216 @@
+//! Test helpers for driving the example servers over real HTTP: a small
+//! hyper client, fixed keys, and a token forge for the SPEC §4 rows that need
+//! hand-made tokens.
+
+#![allow(dead_code)]
+
+use std::error::Error as StdError;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use token_refresh::ed25519_dalek::{Signer as _, SigningKey};
+use token_refresh::{Ed25519Signer, ManualClock, User};
+
+pub(crate) type TestResult<T = ()> = Result<T, Box<dyn StdError + Send + Sync>>;
+
+pub(crate) const SESSION: &str = "/auth/api/v1/authentication-management/session";
+/// The token signing seed of every test server.
+pub(crate) const SIGNING_SEED: [u8; 32] = [0x5e; 32];
+/// The demo user's login key seed.
+pub(crate) const BOB_LOGIN_SEED: [u8; 32] = [0xb0; 32];
+pub(crate) const BOB: &str = "bob@mail.com";
+/// A second user, for "unknown user" and "disabled user" rows.
+pub(crate) const ALICE: &str = "alice@mail.com";
+pub(crate) const ALICE_LOGIN_SEED: [u8; 32] = [0xa1; 32];
+/// A fixed "now" for the manual clock.
+pub(crate) const NOW: i64 = 1_800_000_000;
+
+pub(crate) fn signer() -> TestResult<Ed25519Signer> {
+    Ok(Ed25519Signer::from_seed(&SIGNING_SEED)?)
+}
+
+pub(crate) fn clock() -> ManualClock {
+    ManualClock::at_unix(NOW)
+}
+
+pub(crate) fn users() -> Vec<User> {
+    vec![
+        User::new(BOB, "bob@admin", "ROLE_ADMIN")
+            .with_login_key(SigningKey::from_bytes(&BOB_LOGIN_SEED).verifying_key()),
+        User::new(ALICE, "alice@acme", "ROLE_USER")
+            .with_login_key(SigningKey::from_bytes(&ALICE_LOGIN_SEED).verifying_key()),
+    ]
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A FIB login body: `email`, signed with the key of `seed`.
+pub(crate) fn login_body(email: &str, seed: &[u8; 32]) -> String {
+    let key = SigningKey::from_bytes(seed);
+    serde_json::json!({
+        "email": email,
+        "signature": hex(&key.sign(email.as_bytes()).to_bytes()),
+        "publicKey": hex(key.verifying_key().as_bytes()),
+    })
+    .to_string()
+}
+
+/// A compact JWS over exactly these header and payload bytes, signed with
+/// the key of `seed`.
+pub(crate) fn forge(header: &str, payload: &str, seed: &[u8; 32]) -> String {
+    let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(payload));
+    let signature = SigningKey::from_bytes(seed).sign(input.as_bytes());
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))
+}
+
+/// The decoded payload of a compact token.
+pub(crate) fn payload(token: &str) -> TestResult<serde_json::Value> {
+    let segment = token.split('.').nth(1).ok_or("not a compact JWS")?;
+    Ok(serde_json::from_slice(&URL_SAFE_NO_PAD.decode(segment)?)?)
+}
+
+/// One response, fully read.
+#[derive(Debug)]
+pub(crate) struct Response {
+    pub(crate) status: u16,
+    pub(crate) headers: http::HeaderMap,
+    pub(crate) body: Vec<u8>,
+}
+
+impl Response {
+    pub(crate) fn json(&self) -> TestResult<serde_json::Value> {
+        Ok(serde_json::from_slice(&self.body)?)
+    }
+
+    /// `status.name` of the envelope.
+    pub(crate) fn name(&self) -> String {
+        self.json()
+            .ok()
+            .and_then(|v| v.pointer("/status/name").and_then(serde_json::Value::as_str).map(str::to_owned))
+            .unwrap_or_default()
+    }
+
+    /// `status.message` of the envelope.
+    pub(crate) fn message(&self) -> String {
+        self.json()
+            .ok()
+            .and_then(|v| v.pointer("/status/message").and_then(serde_json::Value::as_str).map(str::to_owned))
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// `data.<field>` as a string.
+    pub(crate) fn data(&self, field: &str) -> TestResult<String> {
+        let json = self.json()?;
+        Ok(json
+            .get("data")
+            .and_then(|data| data.get(field))
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| format!("no data.{field} in {json}"))?
+            .to_owned())
+    }
+
+    /// The headers an adapter chose, without the ones that vary per request
+    /// (`date`, `x-request-id`), sorted: for comparing stacks.
+    pub(crate) fn stable_headers(&self) -> Vec<(String, String)> {
+        let mut headers: Vec<(String, String)> = self
+            .headers
+            .iter()
+            .filter(|(name, _)| !matches!(name.as_str(), "date" | "x-request-id"))
+            .map(|(name, value)| (name.as_str().to_owned(), value.to_str().unwrap_or("<binary>").to_owned()))
+            .collect();
+        headers.sort();
+        headers
+    }
+}
+
+/// A plain HTTP/1 client for one server.
+#[derive(Clone)]
+pub(crate) struct Http {
+    client: Client<HttpConnector, Full<Bytes>>,
+    address: std::net::SocketAddr,
+    base: String,
+}
+
+impl Http {
+    pub(crate) fn new(address: std::net::SocketAddr) -> Self {
+        Self { client: Client::builder(TokioExecutor::new()).build_http(), address, base: format!("http://{address}") }
+    }
+
+    /// The server's address, for raw TCP.
+    pub(crate) fn address(&self) -> std::net::SocketAddr {
+        self.address
+    }
+
+    pub(crate) async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> TestResult<Response> {
+        let mut request = http::Request::builder().method(method).uri(format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Full::new(Bytes::copy_from_slice(body)))?;
+        let response = self.client.request(request).await?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await?.to_bytes().to_vec();
+        Ok(Response { status, headers, body })
+    }
+
+    /// PATCH with an `Authorization` value given as raw bytes (for values
+    /// `&str` cannot carry).
+    pub(crate) async fn refresh_raw(&self, authorization: &[u8]) -> TestResult<Response> {
+        let request = http::Request::builder()
+            .method("PATCH")
+            .uri(format!("{}{SESSION}", self.base))
+            .header("authorization", http::HeaderValue::from_bytes(authorization)?)
+            .body(Full::new(Bytes::new()))?;
+        let response = self.client.request(request).await?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await?.to_bytes().to_vec();
+        Ok(Response { status, headers, body })
+    }
+
+    pub(crate) async fn login(&self, body: &str) -> TestResult<Response> {
+        self.send("POST", SESSION, &[("content-type", "application/json")], body.as_bytes()).await
+    }
+
+    /// PATCH with `Authorization: <authorization>` (`None`: no header).
+    pub(crate) async fn refresh(&self, authorization: Option<&str>) -> TestResult<Response> {
+        let headers: Vec<(&str, &str)> = authorization.map(|a| ("authorization", a)).into_iter().collect();
+        self.send("PATCH", SESSION, &headers, b"").await
+    }
+
+    pub(crate) async fn logout(&self, authorization: &str) -> TestResult<Response> {
+        self.send("DELETE", SESSION, &[("authorization", authorization)], b"").await
+    }
+
+    pub(crate) async fn me(&self, authorization: &str) -> TestResult<Response> {
+        self.send("GET", "/api/v1/me", &[("authorization", authorization)], b"").await
+    }
+
+    /// Logs `email` in with the key of `seed`; expects 200 and returns
+    /// `(access, refresh)`.
+    pub(crate) async fn session(&self, email: &str, seed: &[u8; 32]) -> TestResult<(String, String)> {
+        let response = self.login(&login_body(email, seed)).await?;
+        if response.status != 200 {
+            return Err(format!("login failed: {} {}", response.status, String::from_utf8_lossy(&response.body)).into());
+        }
+        Ok((response.data("accessToken")?, response.data("refreshToken")?))
+    }
+}
