@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the quick start (docs/quickstart.md) the way a user would:
+# Runs the README quick start the way a user would:
 #
 #   1. `cargo run --example server -- --listen 127.0.0.1:0`, reading the bound
 #      address and the demo login body from its stdout;
@@ -13,12 +13,12 @@
 #      (openssl-made signing key and user) and logs in with it, checking that
 #      the JWKS publishes the PEM's public key.
 #
-# Needs cargo, curl, sed, od; openssl for step 5. EXAMPLE=actix or
+# Needs cargo, curl, sed, od and openssl. EXAMPLE=actix or
 # EXAMPLE=hyper runs the same walkthrough against the other stacks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-doc="$root/docs/quickstart.md"
+doc="$root/README.md"
 example=${EXAMPLE:-server}
 
 work=$(mktemp -d)
@@ -85,12 +85,12 @@ echo "listening on http://$address"
 normalize() { sed -e "s|^BASE=http://.*|BASE=<address>|" -e "s|^LOGIN=.*|LOGIN=<login body>|"; }
 doc_block walkthrough | normalize >"$work/doc.sh"
 sed -n '/^BASE=/,$p' "$work/demo.stdout" | normalize >"$work/printed.sh"
-diff -u "$work/doc.sh" "$work/printed.sh" || fail "docs/quickstart.md and the server's printed walkthrough differ"
+diff -u "$work/doc.sh" "$work/printed.sh" || fail "README.md and the server's printed walkthrough differ"
 
 # Run the document's block as pasted, with this server's address and login body.
 doc_block walkthrough |
   sed -e "s|^BASE=http://.*|BASE=http://$address|" -e "s|^LOGIN=.*|LOGIN='$login'|" >"$work/walkthrough.sh"
-echo "==> the walkthrough from docs/quickstart.md"
+echo "==> the walkthrough from README.md"
 (cd "$work" && bash -euo pipefail walkthrough.sh) >"$work/walkthrough.out" 2>&1 || fail "walkthrough failed: $(cat "$work/walkthrough.out")"
 # Tokens elided: the output shape is what matters here.
 sed -E 's/eyJ[A-Za-z0-9_.-]+/eyJ…/g' "$work/walkthrough.out"
@@ -113,7 +113,8 @@ cargo run --quiet --example "$example" -- --store 'redis://:s3cret@127.0.0.1:637
 if grep -q s3cret "$work/store.stderr" "$work/store.stdout"; then fail "the store URL's password was printed"; fi
 cat "$work/store.stderr"
 
-if command -v openssl >/dev/null; then
+command -v openssl >/dev/null || fail "openssl is needed for the own-key block"
+{
   echo "==> own signing key and users (openssl)"
   # The block's last line starts the server; the script starts it itself
   # with the same arguments plus --listen.
@@ -136,8 +137,6 @@ if command -v openssl >/dev/null; then
   grep -q '"kid":"key-1"' "$work/jwks.json" || fail "JWKS lacks the kid"
   echo "jwks publishes key.pem's public key: $(cat "$work/jwks.json")"
   stop_server
-else
-  echo "==> openssl not installed: own-key block skipped"
-fi
+}
 
 echo "readme-walkthrough: OK ($example)"

@@ -482,7 +482,7 @@ pub(crate) fn client_address(bound: SocketAddr) -> SocketAddr {
 }
 
 /// The curl walkthrough (login → refresh → me → logout → refresh after
-/// logout), the same lines `docs/quickstart.md` shows.
+/// logout), the same lines the README shows.
 pub(crate) fn walkthrough(address: SocketAddr, login_body: &str) -> String {
     let base = format!("http://{address}");
     format!(
