@@ -6,6 +6,9 @@
 //! unreachable server fails these tests, it never skips them. Every test
 //! works in a schema of its own (random name) and drops it at the end.
 
+// Test code: helpers outside #[test] functions may panic on a failed check.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -6,6 +6,9 @@
 //! fails these tests, it never skips them. Every test uses a key prefix of
 //! its own (random) and deletes its keys at the end.
 
+// Test code: helpers outside #[test] functions may panic on a failed check.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
 mod common;
 
 use std::future::Future;

@@ -1,6 +1,7 @@
 //! Helpers shared by the backend tests: a chain of rotations that must
 //! survive lost connections without a half rotation.
 #![allow(dead_code, unreachable_pub)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use token_refresh::{Grace, PairClaims, Rotation, RotationRequest, SessionLedger, TokenId};
 
