@@ -1,40 +1,4 @@
 //! The session ledger on PostgreSQL, shared by every instance of a service.
-//!
-//! # How it keeps the contract
-//!
-//! - **Consume once.** A rotation is one transaction at `READ COMMITTED`:
-//!   it reads the session row through the presented token's row with
-//!   `SELECT … FOR UPDATE OF s`, decides exactly as [`MemoryLedger`]
-//!   does, writes the outcome and commits. The row lock serialises every
-//!   rotation, replay, reuse and logout of one session across all
-//!   connections and processes; a waiter re-reads the row once the lock is
-//!   released (PostgreSQL re-evaluates locked rows), so a second rotation
-//!   of the same token sees the new generation and is reuse. Sessions do
-//!   not wait on each other.
-//! - **No half rotation.** The consumed mark, the successor's token row and
-//!   the revoked access token are written in that one transaction: if the
-//!   connection drops before `COMMIT` the server rolls it back and the
-//!   presented token is still current; if only the reply to `COMMIT` is
-//!   lost, the token is consumed and its successor recorded. Either way
-//!   the caller gets a [`StoreError`] (a 500).
-//! - **Logout and [`revoke_user`](SessionLedger::revoke_user)** are single
-//!   statements (`UPDATE … RETURNING` feeding the access-token revocation
-//!   list in the same statement), atomic on their own.
-//! - **Retention.** Rows carry `retain_until` (their token's `exp` plus
-//!   leeway); nothing reads past it for a decision that matters, and
-//!   [`PostgresLedger::purge`] deletes rows past it. Purging is
-//!   housekeeping for a scheduler, never needed for correctness.
-//! - **No bearer material.** Ids are stored as `uuid`, expiries as unix
-//!   seconds, plus the claims needed to re-sign a pair; never a token.
-//!
-//! # Schema
-//!
-//! `migrations/0001_sessions.sql`, shipped in the crate, creates the tables
-//! in a configurable schema (default `token_refresh`).
-//! [`PostgresLedger::migrate`] applies it idempotently (under an advisory
-//! lock, so several instances may call it at start).
-//!
-//! [`MemoryLedger`]: crate::MemoryLedger
 
 use std::fmt;
 use std::future::Future;
@@ -128,8 +92,43 @@ pub struct Purged {
 }
 
 /// The [`SessionLedger`] on PostgreSQL: one ledger shared by every
-/// instance that connects to the same database and schema. Read the
-/// [module documentation](self) for how it keeps the contract.
+/// instance that connects to the same database and schema.
+///
+/// # How it keeps the contract
+///
+/// - **Consume once.** A rotation is one transaction at `READ COMMITTED`:
+///   it reads the session row through the presented token's row with
+///   `SELECT … FOR UPDATE OF s`, decides exactly as [`MemoryLedger`]
+///   does, writes the outcome and commits. The row lock serialises every
+///   rotation, replay, reuse and logout of one session across all
+///   connections and processes; a waiter re-reads the row once the lock is
+///   released (PostgreSQL re-evaluates locked rows), so a second rotation
+///   of the same token sees the new generation and is reuse. Sessions do
+///   not wait on each other.
+/// - **No half rotation.** The consumed mark, the successor's token row and
+///   the revoked access token are written in that one transaction: if the
+///   connection drops before `COMMIT` the server rolls it back and the
+///   presented token is still current; if only the reply to `COMMIT` is
+///   lost, the token is consumed and its successor recorded. Either way
+///   the caller gets a [`StoreError`] (a 500).
+/// - **Logout and [`revoke_user`](SessionLedger::revoke_user)** are single
+///   statements (`UPDATE … RETURNING` feeding the access-token revocation
+///   list in the same statement), atomic on their own.
+/// - **Retention.** Rows carry `retain_until` (their token's `exp` plus
+///   leeway); nothing reads past it for a decision that matters, and
+///   [`PostgresLedger::purge`] deletes rows past it. Purging is
+///   housekeeping for a scheduler, never needed for correctness.
+/// - **No bearer material.** Ids are stored as `uuid`, expiries as unix
+///   seconds, plus the claims needed to re-sign a pair; never a token.
+///
+/// # Schema
+///
+/// `migrations/0001_sessions.sql`, shipped in the crate, creates the tables
+/// in a configurable schema (default `token_refresh`).
+/// [`PostgresLedger::migrate`] applies it idempotently (under an advisory
+/// lock, so several instances may call it at start).
+///
+/// # Use
 ///
 /// Cloning is cheap and shares the pool.
 ///
@@ -142,6 +141,8 @@ pub struct Purged {
 /// let store = Store::new(MemoryUserStore::default(), ledger);
 /// # Ok(()) }
 /// ```
+///
+/// [`MemoryLedger`]: crate::MemoryLedger
 #[derive(Clone)]
 pub struct PostgresLedger {
     pool: Pool,

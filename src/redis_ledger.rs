@@ -1,52 +1,4 @@
 //! The session ledger on Redis, shared by every instance of a service.
-//!
-//! # How it keeps the contract
-//!
-//! - **Consume once.** Every rotation is one Lua script (`EVALSHA`, loaded
-//!   on first use by [`redis::Script`]). Redis runs a script to completion
-//!   before it serves any other command, so the read of the session, the
-//!   decision (the same as [`MemoryLedger`]'s) and every write it implies
-//!   happen as one step for all clients of that server: of N concurrent
-//!   rotations of one token, exactly one sees it current.
-//! - **No half rotation.** A script validates everything it reads before
-//!   its first write, so it never stops half way. A connection lost while a
-//!   script runs loses only the reply: the caller gets a [`StoreError`]
-//!   (a 500) and the token is either untouched (the script never arrived)
-//!   or consumed with its successor recorded. Requests are never retried
-//!   by the client (a retried rotation would look like reuse).
-//! - **Logout, [`revoke_user`](SessionLedger::revoke_user)** and login are
-//!   scripts too.
-//! - **Retention.** Every key expires (`EXPIRE`) when its retention ends:
-//!   a token record at its `exp` plus leeway, a session at its latest
-//!   refresh expiry plus leeway, a revoked access token at its `exp` plus
-//!   leeway, a subject's session index with its last session. The TTL is
-//!   `retain_until − now` on the ledger's clock (the `now` each call
-//!   carries), the same instant as `EXPIREAT retain_until` when that clock
-//!   is the wall clock, but immune to skew between the service and Redis,
-//!   and it keeps tests with an injected clock honest. Decisions never
-//!   depend on a key having expired: expiry checks compare stored times
-//!   with `now` inside the scripts.
-//! - **No bearer material.** Ids are stored as 16 raw bytes (key names
-//!   spell them in hex), expiries as unix seconds, plus the claims needed
-//!   to re-sign a pair; never a token.
-//!
-//! # Deployment notes
-//!
-//! Use a single primary (standalone, or replicated with Sentinel). The
-//! scripts derive a session's key from the token record they read, which
-//! Redis Cluster does not route. Durability is Redis's: with asynchronous
-//! replication or `appendfsync everysec`, a failover or crash can forget
-//! the last rotations, making a consumed token current again; use the
-//! PostgreSQL ledger where that matters.
-//!
-//! # Keys
-//!
-//! Under the configured prefix (default `token_refresh:`): `t:<token
-//! hex>` (hash: session, generation), `s:<session hex>` (hash: the current
-//! pair's claims and the rotation state), `a:<access hex>` (string: revoked
-//! until), `u:<subject>` (set of session ids, for `revoke_user`).
-//!
-//! [`MemoryLedger`]: crate::MemoryLedger
 
 use std::fmt;
 use std::future::Future;
@@ -228,8 +180,55 @@ static REVOKE_USER_SCRIPT: LazyLock<Script> =
     LazyLock::new(|| Script::new(&format!("{LUA_PRELUDE}{REVOKE_SESSION_FN}{REVOKE_USER}")));
 
 /// The [`SessionLedger`] on Redis: one ledger shared by every instance
-/// that connects to the same server and key prefix. Read the [module
-/// documentation](self) for how it keeps the contract.
+/// that connects to the same server and key prefix.
+///
+/// # How it keeps the contract
+///
+/// - **Consume once.** Every rotation is one Lua script (`EVALSHA`, loaded
+///   on first use by [`redis::Script`]). Redis runs a script to completion
+///   before it serves any other command, so the read of the session, the
+///   decision (the same as [`MemoryLedger`]'s) and every write it implies
+///   happen as one step for all clients of that server: of N concurrent
+///   rotations of one token, exactly one sees it current.
+/// - **No half rotation.** A script validates everything it reads before
+///   its first write, so it never stops half way. A connection lost while a
+///   script runs loses only the reply: the caller gets a [`StoreError`]
+///   (a 500) and the token is either untouched (the script never arrived)
+///   or consumed with its successor recorded. Requests are never retried
+///   by the client (a retried rotation would look like reuse).
+/// - **Logout, [`revoke_user`](SessionLedger::revoke_user)** and login are
+///   scripts too.
+/// - **Retention.** Every key expires (`EXPIRE`) when its retention ends:
+///   a token record at its `exp` plus leeway, a session at its latest
+///   refresh expiry plus leeway, a revoked access token at its `exp` plus
+///   leeway, a subject's session index with its last session. The TTL is
+///   `retain_until − now` on the ledger's clock (the `now` each call
+///   carries), the same instant as `EXPIREAT retain_until` when that clock
+///   is the wall clock, but immune to skew between the service and Redis,
+///   and it keeps tests with an injected clock honest. Decisions never
+///   depend on a key having expired: expiry checks compare stored times
+///   with `now` inside the scripts.
+/// - **No bearer material.** Ids are stored as 16 raw bytes (key names
+///   spell them in hex), expiries as unix seconds, plus the claims needed
+///   to re-sign a pair; never a token.
+///
+/// # Deployment notes
+///
+/// Use a single primary (standalone, or replicated with Sentinel). The
+/// scripts derive a session's key from the token record they read, which
+/// Redis Cluster does not route. Durability is Redis's: with asynchronous
+/// replication or `appendfsync everysec`, a failover or crash can forget
+/// the last rotations, making a consumed token current again; use the
+/// PostgreSQL ledger where that matters.
+///
+/// # Keys
+///
+/// Under the configured prefix (default `token_refresh:`): `t:<token
+/// hex>` (hash: session, generation), `s:<session hex>` (hash: the current
+/// pair's claims and the rotation state), `a:<access hex>` (string: revoked
+/// until), `u:<subject>` (set of session ids, for `revoke_user`).
+///
+/// # Use
 ///
 /// Cloning is cheap and shares the connection (a multiplexed
 /// `ConnectionManager` that reconnects by itself after a lost connection).
@@ -242,6 +241,8 @@ static REVOKE_USER_SCRIPT: LazyLock<Script> =
 /// let store = Store::new(MemoryUserStore::default(), ledger);
 /// # Ok(()) }
 /// ```
+///
+/// [`MemoryLedger`]: crate::MemoryLedger
 #[derive(Clone)]
 pub struct RedisLedger {
     connection: ConnectionManager,
