@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
@@ -271,12 +271,12 @@ impl PostgresLedger {
             // Ends the transaction at once, releasing the row lock.
             Write::Nothing => {}
             Write::Rotate { pair, generation, token_retain_until, session_retain_until, revoke_access } => {
-                let update = transaction.prepare_cached(&self.sql.update_rotated).await.map_err(StoreError::new)?;
-                let insert = transaction.prepare_cached(&self.sql.insert_token).await.map_err(StoreError::new)?;
+                let write = transaction.prepare_cached(&self.sql.write_rotated).await.map_err(StoreError::new)?;
                 let generation = to_db_generation(generation)?;
+                let (revoke, access, until) = listing(revoke_access, pair.access_id);
                 transaction
                     .execute(
-                        &update,
+                        &write,
                         &[
                             state.session.as_uuid(),
                             &pair.subject,
@@ -289,47 +289,31 @@ impl PostgresLedger {
                             &generation,
                             &request.now,
                             &session_retain_until,
+                            &token_retain_until,
+                            access.as_uuid(),
+                            &until,
+                            &revoke,
                         ],
                     )
                     .await
                     .map_err(StoreError::new)?;
-                transaction
-                    .execute(
-                        &insert,
-                        &[pair.refresh_id.as_uuid(), state.session.as_uuid(), &generation, &token_retain_until],
-                    )
-                    .await
-                    .map_err(StoreError::new)?;
-                if let Some((access, until)) = revoke_access {
-                    self.revoke_access_in(&transaction, access, until).await?;
-                }
             }
             Write::Replayed { replays } => {
-                let update = transaction.prepare_cached(&self.sql.update_replays).await.map_err(StoreError::new)?;
+                let update = transaction.prepare_cached(&self.sql.write_replays).await.map_err(StoreError::new)?;
                 let replays = i32::try_from(replays).map_err(StoreError::new)?;
                 transaction.execute(&update, &[state.session.as_uuid(), &replays]).await.map_err(StoreError::new)?;
             }
             Write::Revoke { revoke_access } => {
-                let update = transaction.prepare_cached(&self.sql.update_revoked).await.map_err(StoreError::new)?;
-                transaction.execute(&update, &[state.session.as_uuid()]).await.map_err(StoreError::new)?;
-                if let Some((access, until)) = revoke_access {
-                    self.revoke_access_in(&transaction, access, until).await?;
-                }
+                let write = transaction.prepare_cached(&self.sql.write_revoked).await.map_err(StoreError::new)?;
+                let (revoke, access, until) = listing(revoke_access, state.pair.access_id);
+                transaction
+                    .execute(&write, &[state.session.as_uuid(), access.as_uuid(), &until, &revoke])
+                    .await
+                    .map_err(StoreError::new)?;
             }
         }
         transaction.commit().await.map_err(StoreError::new)?;
         Ok(outcome)
-    }
-
-    async fn revoke_access_in<C: GenericClient>(
-        &self,
-        client: &C,
-        access: TokenId,
-        until: i64,
-    ) -> Result<(), StoreError> {
-        let statement = client.prepare_cached(&self.sql.revoke_access).await.map_err(StoreError::new)?;
-        client.execute(&statement, &[access.as_uuid(), &until]).await.map_err(StoreError::new)?;
-        Ok(())
     }
 
     async fn revoke_now(&self, presented: TokenId, now: i64) -> Result<Revocation, StoreError> {
@@ -385,11 +369,9 @@ struct Statements {
     schema: String,
     create: String,
     select_for_update: String,
-    update_rotated: String,
-    insert_token: String,
-    update_replays: String,
-    update_revoked: String,
-    revoke_access: String,
+    write_rotated: String,
+    write_replays: String,
+    write_revoked: String,
     revoke: String,
     revoke_user: String,
     is_access_revoked: String,
@@ -429,19 +411,28 @@ impl Statements {
                  WHERE t.token_id = $1
                  FOR UPDATE OF s"
             ),
-            update_rotated: format!(
-                "UPDATE {s}.sessions SET subject = $2, account = $3, role = $4, access_id = $5, access_expires_at = $6,
-                        refresh_id = $7, refresh_expires_at = $8, generation = $9, rotated_at = $10, replays = 0,
-                        retain_until = $11
-                 WHERE session_id = $1"
+            // The writes of a rotation, one statement (one round trip): the
+            // new session state, the successor's token row, and (when $15)
+            // the consumed pair's access token on the revocation list.
+            write_rotated: format!(
+                "WITH rotated AS (
+                    UPDATE {s}.sessions SET subject = $2, account = $3, role = $4, access_id = $5,
+                        access_expires_at = $6, refresh_id = $7, refresh_expires_at = $8, generation = $9,
+                        rotated_at = $10, replays = 0, retain_until = $11
+                    WHERE session_id = $1),
+                 successor AS (
+                    INSERT INTO {s}.tokens (token_id, session_id, generation, retain_until) VALUES ($7, $1, $9, $12))
+                 INSERT INTO {s}.revoked_access AS revoked_access (access_id, revoked_until)
+                 SELECT $13::uuid, $14::bigint WHERE $15::boolean
+                 {UPSERT_ACCESS}"
             ),
-            insert_token: format!(
-                "INSERT INTO {s}.tokens (token_id, session_id, generation, retain_until) VALUES ($1, $2, $3, $4)"
-            ),
-            update_replays: format!("UPDATE {s}.sessions SET replays = $2 WHERE session_id = $1"),
-            update_revoked: format!("UPDATE {s}.sessions SET revoked = true WHERE session_id = $1"),
-            revoke_access: format!(
-                "INSERT INTO {s}.revoked_access AS revoked_access (access_id, revoked_until) VALUES ($1, $2) \
+            write_replays: format!("UPDATE {s}.sessions SET replays = $2 WHERE session_id = $1"),
+            // Reuse: the session revoked and (when $4) its current access
+            // token listed, one statement.
+            write_revoked: format!(
+                "WITH revoked AS (UPDATE {s}.sessions SET revoked = true WHERE session_id = $1)
+                 INSERT INTO {s}.revoked_access AS revoked_access (access_id, revoked_until)
+                 SELECT $2::uuid, $3::bigint WHERE $4::boolean
                  {UPSERT_ACCESS}"
             ),
             // One statement: lock the session through the token, mark it
@@ -603,6 +594,15 @@ fn decide(state: &SessionState, request: &RotationRequest) -> (Rotation, Write) 
         return (outcome, Write::Revoke { revoke_access: revoke_current() });
     }
     (Rotation::Unknown, Write::Nothing)
+}
+
+/// The parameters of an optional access-token listing: whether to list,
+/// which id, until when (`fallback` and 0 when not listing).
+fn listing(revoke: Option<(TokenId, i64)>, fallback: TokenId) -> (bool, TokenId, i64) {
+    match revoke {
+        Some((access, until)) => (true, access, until),
+        None => (false, fallback, 0),
+    }
 }
 
 fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, index: usize) -> Result<T, StoreError> {

@@ -172,7 +172,7 @@ async fn killed_connections_never_leave_a_half_rotation() {
                         .await
                         .unwrap();
                     killed += rows.len() as u64;
-                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 killed
             }
