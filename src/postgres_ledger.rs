@@ -66,7 +66,9 @@ impl PostgresOptions {
         self
     }
 
-    /// How long to wait to connect, or for a free pooled connection.
+    /// How long to wait to connect, or for a free pooled connection; also
+    /// the server's `idle_in_transaction_session_timeout` for the ledger's
+    /// connections (a stalled rotation releases its lock after this long).
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -165,6 +167,16 @@ impl PostgresLedger {
     pub async fn connect(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
         let mut config: tokio_postgres::Config = url.parse().map_err(StoreError::new)?;
         config.connect_timeout(options.timeout);
+        // A rotation holds its session's row lock for a few round trips. If
+        // the service hangs or the network partitions mid-transaction, the
+        // server ends the transaction (rolling it back) after this long, so
+        // the session's other refreshes do not wait for TCP keepalive.
+        let idle = format!("-c idle_in_transaction_session_timeout={}", options.timeout.as_millis());
+        let server_options = match config.get_options() {
+            Some(given) => format!("{given} {idle}"),
+            None => idle,
+        };
+        config.options(&server_options);
         let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(options.pool_size)

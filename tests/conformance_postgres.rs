@@ -201,6 +201,12 @@ async fn migration_is_idempotent_and_purge_removes_only_expired_rows() {
         a.unwrap();
         b.unwrap();
 
+        // A stalled rotation cannot hold its row lock for long.
+        let client = ledger.pool().get().await.unwrap();
+        let row = client.query_one("SHOW idle_in_transaction_session_timeout", &[]).await.unwrap();
+        assert_eq!(row.get::<_, String>(0), "5s");
+        drop(client);
+
         let t = now();
         let mut first = pair(t);
         first.refresh_expires_at = t + 100;
