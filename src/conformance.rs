@@ -1,10 +1,10 @@
 //! The conformance suite: the checks every [`SessionLedger`] must pass.
 //!
 //! Each check drives a ledger through one rule of the [ledger
-//! contract](crate::ledger) (SPEC §5) and compares what it answers with
-//! what [`MemoryLedger`](crate::MemoryLedger), the reference, answers. The
-//! crate runs it against its own ledgers; a third-party ledger runs it the
-//! same way:
+//! contract](crate::ledger) (SPEC §5) and expects the answers
+//! [`MemoryLedger`](crate::MemoryLedger), the reference, gives. The crate
+//! runs it against its own ledgers; a third-party ledger runs it the same
+//! way:
 //!
 //! ```no_run
 //! use token_refresh::conformance::{self, Harness};
