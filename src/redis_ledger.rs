@@ -28,16 +28,21 @@ local function hex(s)
   return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end))
 end
 local function int(n) return string.format('%d', n) end
--- Keeps `key` until `untl` on the caller's clock (at least one second).
+-- Seconds a key outlives its retention, for clock skew between instances:
+-- a caller whose clock runs ahead must not expire a record before a caller
+-- with a slower clock may still present the token.
+local SLACK = 60
+-- Keeps `key` until `untl` on the caller's clock, plus the slack.
 local function expire_at(key, untl, now)
   local ttl = untl - now
-  if ttl < 1 then ttl = 1 end
-  redis.call('EXPIRE', key, int(ttl))
+  if ttl < 0 then ttl = 0 end
+  redis.call('EXPIRE', key, int(ttl + SLACK))
 end
 -- Like expire_at, but never shortens a longer expiry.
 local function extend(key, untl, now)
   local ttl = untl - now
-  if ttl < 1 then ttl = 1 end
+  if ttl < 0 then ttl = 0 end
+  ttl = ttl + SLACK
   if redis.call('TTL', key) < ttl then redis.call('EXPIRE', key, int(ttl)) end
 end
 -- Lists access token `aid` as revoked until `untl`, if that is ahead.
@@ -203,11 +208,13 @@ static REVOKE_USER_SCRIPT: LazyLock<Script> =
 ///   refresh expiry plus leeway, a revoked access token at its `exp` plus
 ///   leeway, a subject's session index with its last session. The TTL is
 ///   `retain_until − now` on the ledger's clock (the `now` each call
-///   carries), the same instant as `EXPIREAT retain_until` when that clock
-///   is the wall clock, but immune to skew between the service and Redis,
-///   and it keeps tests with an injected clock honest. Decisions never
-///   depend on a key having expired: expiry checks compare stored times
-///   with `now` inside the scripts.
+///   carries) plus 60 s of slack: the same instant as `EXPIREAT
+///   retain_until` (plus slack) when that clock is the wall clock, but
+///   independent of the Redis server's clock, and it keeps tests with an
+///   injected clock honest. The slack covers skew between instances: one
+///   whose clock runs ahead does not drop a record another may still need
+///   for reuse detection. Decisions never depend on a key having expired:
+///   expiry checks compare stored times with `now` inside the scripts.
 /// - **No bearer material.** Ids are stored as 16 raw bytes (key names
 ///   spell them in hex), expiries as unix seconds, plus the claims needed
 ///   to re-sign a pair; never a token.
