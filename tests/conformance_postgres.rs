@@ -16,6 +16,7 @@ use std::time::Duration;
 
 mod common;
 
+use common::model::{check_sequence, op};
 use common::{now, pair, recovers, rotate_through_faults, rotation};
 use token_refresh::conformance::{self, Harness};
 use token_refresh::{
@@ -231,6 +232,27 @@ async fn migration_is_idempotent_and_purge_removes_only_expired_rows() {
         assert_eq!(access.revoked_access, 1, "the first access token's revocation, at its exp");
         let rest = ledger.purge(t + 1000).await.unwrap();
         assert_eq!((rest.tokens, rest.sessions), (1, 1), "the session and its last token, at their retention");
+    })
+    .await;
+}
+
+/// Random operation sequences answer as the `HashMap` model does (the same
+/// model `MemoryLedger` is held to), on the real server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_ledger_matches_the_model() {
+    with_schema("model", |_, ledger| async move {
+        let runtime = tokio::runtime::Handle::current();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let config = proptest::test_runner::Config { cases: 32, ..proptest::test_runner::Config::default() };
+            let mut runner = proptest::test_runner::TestRunner::new(config);
+            let sequences = proptest::collection::vec(op(), 1..60);
+            runner.run(&sequences, |ops| runtime.block_on(check_sequence(&ledger, &ops)))
+        })
+        .await
+        .unwrap();
+        if let Err(failure) = outcome {
+            panic!("{failure}");
+        }
     })
     .await;
 }

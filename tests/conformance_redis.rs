@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use common::model::{check_sequence, op};
 use common::{now, pair, recovers, rotate_through_faults, rotation};
 use token_refresh::conformance::{self, Harness};
 use token_refresh::redis::AsyncCommands;
@@ -204,6 +205,27 @@ async fn killed_connections_never_leave_a_half_rotation() {
         assert!(killed > 0 && errors > 0, "the test cut connections for real ({killed} kills, {errors} errors)");
         let reuse = ledger.rotate(&rotation(first.refresh_id, now())).await.unwrap();
         assert!(matches!(reuse, Rotation::Reused { .. }), "{reuse:?}");
+    })
+    .await;
+}
+
+/// Random operation sequences answer as the `HashMap` model does (the same
+/// model `MemoryLedger` is held to), on the real server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_ledger_matches_the_model() {
+    with_prefix("model", |_, ledger| async move {
+        let runtime = tokio::runtime::Handle::current();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let config = proptest::test_runner::Config { cases: 32, ..proptest::test_runner::Config::default() };
+            let mut runner = proptest::test_runner::TestRunner::new(config);
+            let sequences = proptest::collection::vec(op(), 1..60);
+            runner.run(&sequences, |ops| runtime.block_on(check_sequence(&ledger, &ops)))
+        })
+        .await
+        .unwrap();
+        if let Err(failure) = outcome {
+            panic!("{failure}");
+        }
     })
     .await;
 }

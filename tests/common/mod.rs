@@ -3,6 +3,8 @@
 #![allow(dead_code, unreachable_pub)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+pub mod model;
+
 use token_refresh::{Grace, PairClaims, Rotation, RotationRequest, SessionLedger, TokenId};
 
 pub fn now() -> i64 {
@@ -49,26 +51,37 @@ pub async fn rotate_through_faults<L: SessionLedger>(
             Ok(other) => panic!("a current token must rotate, got {other:?}"),
             Err(_) => {
                 errors += 1;
-                // Resolve what happened, retrying while the faults go on.
-                current = loop {
-                    match ledger.rotate(&rotation(request.successor.refresh_id, now())).await {
-                        Ok(Rotation::Rotated { pair, .. }) => {
-                            committed_despite_error += 1;
-                            break pair.refresh_id;
-                        }
-                        Ok(Rotation::Unknown) => match ledger.rotate(&rotation(current, now())).await {
-                            Ok(Rotation::Rotated { pair, .. }) => break pair.refresh_id,
-                            Ok(other) => panic!("half rotation: successor unknown, presented token {other:?}"),
-                            Err(_) => continue,
-                        },
-                        Ok(other) => panic!("successor of a failed rotation: {other:?}"),
-                        Err(_) => continue,
-                    }
-                };
+                let (resolved, committed) = resolve(ledger, vec![current, request.successor.refresh_id]).await;
+                current = resolved;
+                committed_despite_error += usize::from(committed);
             }
         }
     }
     (errors, committed_despite_error, current)
+}
+
+/// Finds the current token after rotations whose outcome is unknown.
+/// `pending` starts with the last token known current, followed by the
+/// successors of attempts that failed with an error, in order; of those
+/// attempts only a prefix can have taken effect. Probes from the newest:
+/// rotating an unrecorded token answers `Unknown` and changes nothing, so
+/// it is safe to walk back. Any other answer than `Rotated` or (for a
+/// pending successor) `Unknown` means a half rotation. Returns the new
+/// current token, and whether a failed attempt had in fact taken effect.
+pub async fn resolve<L: SessionLedger>(ledger: &L, mut pending: Vec<TokenId>) -> (TokenId, bool) {
+    loop {
+        let Some(&last) = pending.last() else { panic!("nothing pending") };
+        let request = rotation(last, now());
+        match ledger.rotate(&request).await {
+            Ok(Rotation::Rotated { pair, .. }) => return (pair.refresh_id, pending.len() > 1),
+            Ok(Rotation::Unknown) if pending.len() > 1 => {
+                pending.pop();
+            }
+            Ok(other) => panic!("half rotation: pending token #{} answered {other:?}", pending.len() - 1),
+            // This attempt's outcome is unknown too.
+            Err(_) => pending.push(request.successor.refresh_id),
+        }
+    }
 }
 
 /// After the faults stop: connections that died in the pool fail once
