@@ -50,6 +50,9 @@
 //! - In memory: [`MemoryUserStore`], [`MemoryLedger`], [`MemoryStore`].
 //! - Key publication: [`Keyring::to_jwks`] (RFC 8037 JWK Set) and
 //!   [`Jwk::thumbprint`] (RFC 7638).
+//! - Shared by many instances (features `postgres`, `redis`):
+//!   `PostgresLedger`, `RedisLedger`, with the same semantics; the
+//!   `conformance` feature's suite checks any ledger against the contract.
 //!
 //! # Security
 //!
@@ -62,12 +65,19 @@
 //! - `http`: `http::StatusCode` for errors and `http::Response` from
 //!   [`Reply`].
 //! - `tracing`: `tracing` events for every [`Event`].
+//! - `postgres`: `PostgresLedger` (tokio-postgres, deadpool-postgres).
+//! - `redis`: `RedisLedger` (the `redis` crate's tokio `ConnectionManager`).
+//! - `conformance`: the `conformance` module, the checks every
+//!   [`SessionLedger`] must pass.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod access;
 mod authorization;
 pub mod claims;
 mod clock;
+#[cfg(feature = "conformance")]
+#[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
+pub mod conformance;
 mod envelope;
 mod error;
 mod events;
@@ -80,6 +90,10 @@ pub mod ledger;
 mod memory_ledger;
 mod mint;
 mod policy;
+#[cfg(feature = "postgres")]
+mod postgres_ledger;
+#[cfg(feature = "redis")]
+mod redis_ledger;
 mod refresh;
 mod session;
 mod signer;
@@ -99,6 +113,12 @@ pub use keys::{KeyError, KeyId, Keyring, MAX_KEY_ID_LEN, MAX_KEYS, VerificationK
 pub use ledger::{Grace, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionLedger};
 pub use memory_ledger::{LedgerStats, MemoryLedger};
 pub use policy::{MAX_GRACE, MAX_GRACE_REPLAYS, MAX_LEEWAY, Policy, PolicyBuilder, PolicyError};
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use postgres_ledger::{DEFAULT_SCHEMA, MIGRATION_0001, PostgresLedger, PostgresOptions, Purged};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis_ledger::{DEFAULT_PREFIX, RedisLedger};
 pub use session::MAX_LOGIN_BODY;
 pub use signer::{Ed25519Signer, Signer, SignerError};
 pub use store::{MemoryStore, Store};
@@ -112,6 +132,18 @@ struct ReadmeDoctests;
 /// The ed25519-dalek version this crate builds on, for key types in the
 /// public API.
 pub use ed25519_dalek;
+
+/// The deadpool-postgres version [`PostgresLedger`] builds on, for its pool
+/// type.
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use deadpool_postgres;
+
+/// The `redis` crate version [`RedisLedger`] builds on, for its connection
+/// type.
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis;
 
 /// [`Policy::refresh`] with the seed defaults (300 s access, 86 400 s
 /// refresh, no grace window).

@@ -1,0 +1,114 @@
+//! Refresh throughput through each ledger: N concurrent tasks, each with a
+//! session of its own, refresh in a loop through `Policy::refresh` (verify,
+//! rotate in the ledger, sign). Prints ops/s and p50/p99 latency per
+//! backend. Bounded: a fixed number of refreshes per backend.
+//!
+//! ```text
+//! cargo run --release --features postgres,redis --example ledger_throughput -- [TASKS] [REFRESHES]
+//! ```
+//!
+//! PostgreSQL at `TOKEN_REFRESH_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`), Redis at
+//! `TOKEN_REFRESH_REDIS_URL` (default `redis://127.0.0.1:6379/0`). The run
+//! uses a schema and key prefix of its own and removes them afterwards.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use token_refresh::redis::AsyncCommands;
+use token_refresh::{
+    Ed25519Signer, MemoryLedger, MemoryUserStore, Policy, PostgresLedger, PostgresOptions, RedisLedger, SessionId,
+    SessionLedger, Store, SystemClock, User,
+};
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let mut args = std::env::args().skip(1);
+    let tasks: usize = args.next().map_or(Ok(16), |a| a.parse())?;
+    let refreshes: usize = args.next().map_or(Ok(4000), |a| a.parse())?;
+    let suffix = SessionId::random().to_string().replace('-', "");
+    let suffix = suffix.get(..8).unwrap_or("run");
+    println!("{tasks} concurrent tasks, {refreshes} refreshes per backend, {} cores", num_cores());
+
+    bench("memory", MemoryLedger::new(), tasks, refreshes).await?;
+
+    let pg_url = std::env::var("TOKEN_REFRESH_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!("tr_bench_{suffix}");
+    let options = PostgresOptions::new().schema(&schema).pool_size(tasks.clamp(1, 32));
+    let postgres = PostgresLedger::connect(&pg_url, options).await?;
+    postgres.migrate().await?;
+    let result = bench("postgres", postgres.clone(), tasks, refreshes).await;
+    postgres.pool().get().await?.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).await?;
+    result?;
+
+    let redis_url = std::env::var("TOKEN_REFRESH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
+    let prefix = format!("tr_bench:{suffix}:");
+    let redis = RedisLedger::connect(&redis_url, prefix.clone()).await?;
+    let result = bench("redis", redis.clone(), tasks, refreshes).await;
+    let mut connection = redis.connection();
+    let keys: Vec<Vec<u8>> = {
+        let mut iter = connection.scan_match::<_, Vec<u8>>(format!("{prefix}*")).await?;
+        let mut keys = Vec::new();
+        while let Some(key) = iter.next_item().await {
+            keys.push(key?);
+        }
+        keys
+    };
+    for chunk in keys.chunks(500) {
+        let _: () = connection.del(chunk).await?;
+    }
+    result
+}
+
+fn num_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+async fn bench<L: SessionLedger + 'static>(
+    name: &str,
+    ledger: L,
+    tasks: usize,
+    refreshes: usize,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let users: Vec<User> = (0..tasks).map(|i| User::new(format!("user{i}@bench"), "acc", "ROLE_USER")).collect();
+    let store = Arc::new(Store::new(MemoryUserStore::new(users), ledger));
+    let signer = Arc::new(Ed25519Signer::from_seed(&[0x5e; 32])?);
+    let policy = Arc::new(Policy::default());
+    let per_task = refreshes.div_ceil(tasks.max(1));
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for i in 0..tasks {
+        let (store, signer, policy) = (Arc::clone(&store), Arc::clone(&signer), Arc::clone(&policy));
+        handles.push(tokio::spawn(async move {
+            let mut pair = policy.issue(&format!("user{i}@bench"), &*store, &*signer, &SystemClock).await?;
+            let mut latencies = Vec::with_capacity(per_task);
+            for _ in 0..per_task {
+                let header = format!("Bearer {}", pair.refresh_token);
+                let start = Instant::now();
+                pair = policy.refresh(Some(header.as_bytes()), &*store, &*signer, &SystemClock).await?;
+                latencies.push(start.elapsed());
+            }
+            Ok::<_, token_refresh::Error>(latencies)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for handle in handles {
+        latencies.extend(handle.await??);
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let at = |q: f64| {
+        let index = ((latencies.len() as f64 - 1.0) * q).round() as usize;
+        latencies.get(index).copied().unwrap_or(Duration::ZERO)
+    };
+    println!(
+        "{name:>8}: {:>8.0} refresh/s  p50 {:>7.3} ms  p99 {:>7.3} ms  ({} refreshes in {:.2} s)",
+        latencies.len() as f64 / elapsed.as_secs_f64(),
+        at(0.50).as_secs_f64() * 1e3,
+        at(0.99).as_secs_f64() * 1e3,
+        latencies.len(),
+        elapsed.as_secs_f64(),
+    );
+    Ok(())
+}

@@ -1,0 +1,734 @@
+//! The conformance suite: the checks every [`SessionLedger`] must pass.
+//!
+//! Each check drives a ledger through one rule of the [ledger
+//! contract](crate::ledger) (SPEC §5) and expects the answers
+//! [`MemoryLedger`](crate::MemoryLedger), the reference, gives. The crate
+//! runs it against its own ledgers; a third-party ledger runs it the same
+//! way:
+//!
+//! ```no_run
+//! use token_refresh::conformance::{self, Harness};
+//! use token_refresh::{MemoryLedger, StoreError};
+//! use std::sync::Arc;
+//!
+//! struct Memory(Arc<MemoryLedger>);
+//!
+//! impl Harness for Memory {
+//!     type Ledger = Arc<MemoryLedger>;
+//!     // Every handle must be a view of one and the same ledger.
+//!     async fn handle(&self) -> Result<Self::Ledger, StoreError> {
+//!         Ok(self.0.clone())
+//!     }
+//! }
+//!
+//! # async fn demo() {
+//! let report = conformance::run(&Memory(Arc::new(MemoryLedger::new()))).await;
+//! assert!(report.is_success(), "{report}");
+//! # }
+//! ```
+//!
+//! Rules for the harness:
+//!
+//! - Checks run one after another on one backend and isolate themselves
+//!   (fresh session ids, token ids and subjects each), so one backend, for
+//!   example one schema or key prefix per test run, serves the whole suite.
+//! - Two checks ask for a second handle and spawn tasks with
+//!   `tokio::spawn`: call [`run`] inside a tokio runtime, multi-threaded to
+//!   test real parallelism.
+//! - Every `now` is near the real clock and moves only forward, so a
+//!   backend that expires keys on the server's clock keeps every record the
+//!   checks need; expiry decisions are driven by the `now` values alone
+//!   (no sleeping).
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::ids::{SessionId, TokenId};
+use crate::ledger::{Grace, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionLedger};
+use crate::users::StoreError;
+
+/// How many concurrent rotations of one token the concurrency checks run.
+pub const CONCURRENT_ROTATIONS: usize = 64;
+
+/// Gives the suite handles on the ledger under test.
+pub trait Harness: Send + Sync {
+    /// The ledger type.
+    type Ledger: SessionLedger + 'static;
+
+    /// A handle on the backend under test. Each call may return a new,
+    /// independent handle (a new pool, a new connection), but all of them
+    /// must see one and the same ledger: the suite checks that two
+    /// instances of a service agree.
+    fn handle(&self) -> impl Future<Output = Result<Self::Ledger, StoreError>> + Send;
+}
+
+/// Why a check failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The check.
+    pub check: &'static str,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.check, self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// The outcome of [`run`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Checks that passed.
+    pub passed: Vec<&'static str>,
+    /// Checks that failed, and why.
+    pub failed: Vec<Failure>,
+}
+
+impl Report {
+    /// Whether every check passed.
+    pub fn is_success(&self) -> bool {
+        self.failed.is_empty() && self.passed.len() == CHECKS.len()
+    }
+
+    fn record(&mut self, check: &'static str, result: Result<(), Failure>) {
+        match result {
+            Ok(()) => self.passed.push(check),
+            Err(failure) => self.failed.push(Failure { check, message: failure.message }),
+        }
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} passed, {} failed", self.passed.len(), self.failed.len())?;
+        for check in &self.passed {
+            writeln!(f, "  ok   {check}")?;
+        }
+        for failure in &self.failed {
+            writeln!(f, "  FAIL {failure}")?;
+        }
+        Ok(())
+    }
+}
+
+type CheckResult = Result<(), Failure>;
+
+fn failure(message: impl Into<String>) -> Failure {
+    Failure { check: "", message: message.into() }
+}
+
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Self {
+        failure(format!("store error: {error}"))
+    }
+}
+
+/// Fails the check with a message unless `cond` holds.
+macro_rules! ensure {
+    ($cond:expr, $($message:tt)+) => {
+        if !$cond {
+            return Err(failure(format!($($message)+)));
+        }
+    };
+}
+
+/// Fails the check unless `left == right`.
+macro_rules! ensure_eq {
+    ($left:expr, $right:expr, $what:literal) => {{
+        let (left, right) = (&$left, &$right);
+        if left != right {
+            return Err(failure(format!(concat!($what, ": got {:?}, expected {:?}"), left, right)));
+        }
+    }};
+}
+
+macro_rules! suite {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        /// The name of every check, in the order [`run`] runs them.
+        pub const CHECKS: &[&str] = &[$(stringify!($name)),*];
+
+        /// Runs every check against `harness`, each on its own sessions,
+        /// and reports each one. Call it inside a tokio runtime.
+        pub async fn run<H: Harness>(harness: &H) -> Report {
+            let mut report = Report::default();
+            $(
+                report.record(stringify!($name), $name(harness).await);
+            )*
+            report
+        }
+    };
+}
+
+suite!(
+    rotation_consumes_once,
+    generations_count_up,
+    rotation_revokes_previous_access,
+    reuse_revokes_family_and_current_access,
+    successor_dead_after_reuse,
+    grace_replays_identical_pair,
+    grace_replay_limit,
+    grace_only_immediate_predecessor,
+    grace_timed_from_rotation,
+    idle_expiry,
+    absolute_expiry_caps_refresh,
+    retention_until_exp,
+    access_revocation_expires,
+    revoke_by_any_token,
+    revoke_user_revokes_every_session,
+    subject_mismatch_is_unknown,
+    unknown_token,
+    concurrent_rotations_consume_once,
+    concurrent_rotations_with_grace,
+    two_handles_one_ledger,
+);
+
+/// Access-token lifetime the checks use.
+const ACCESS_TTL: i64 = 300;
+/// Refresh-token lifetime the checks use unless they say otherwise.
+const REFRESH_TTL: i64 = 86_400;
+/// Absolute session lifetime the checks use unless they say otherwise.
+const SESSION_TTL: i64 = 30 * 86_400;
+const NO_GRACE: Grace = Grace { window: 0, max_replays: 0 };
+
+/// Now, on the real clock: the checks start near it so that server-side
+/// key expiry (on the real clock) never removes what they look at.
+fn real_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn new_subject() -> String {
+    format!("conformance-{}@example.test", SessionId::random())
+}
+
+fn pair_with(subject: &str, now: i64, refresh_ttl: i64) -> PairClaims {
+    PairClaims {
+        subject: subject.to_owned(),
+        account: format!("acc-{subject}"),
+        role: "ROLE_USER".to_owned(),
+        access_id: TokenId::random(),
+        access_expires_at: now + ACCESS_TTL,
+        refresh_id: TokenId::random(),
+        refresh_expires_at: now + refresh_ttl,
+    }
+}
+
+/// One session under test.
+struct Session {
+    id: SessionId,
+    subject: String,
+    first: PairClaims,
+}
+
+struct Start {
+    now: i64,
+    refresh_ttl: i64,
+    session_ttl: i64,
+    leeway: i64,
+}
+
+impl Start {
+    fn at(now: i64) -> Self {
+        Self { now, refresh_ttl: REFRESH_TTL, session_ttl: SESSION_TTL, leeway: 0 }
+    }
+
+    async fn create<L: SessionLedger>(self, ledger: &L, subject: &str) -> Result<Session, Failure> {
+        let id = SessionId::random();
+        let first = pair_with(subject, self.now, self.refresh_ttl);
+        let new = NewSession {
+            session: id,
+            pair: first.clone(),
+            created_at: self.now,
+            absolute_expires_at: self.now + self.session_ttl,
+            leeway: self.leeway,
+        };
+        ledger.create(&new).await?;
+        Ok(Session { id, subject: subject.to_owned(), first })
+    }
+}
+
+async fn start<L: SessionLedger>(ledger: &L, now: i64) -> Result<Session, Failure> {
+    Start::at(now).create(ledger, &new_subject()).await
+}
+
+fn request(session: &Session, presented: TokenId, now: i64, grace: Grace, leeway: i64) -> RotationRequest {
+    RotationRequest {
+        presented,
+        subject: session.subject.clone(),
+        successor: pair_with(&session.subject, now, REFRESH_TTL),
+        now,
+        grace,
+        leeway,
+    }
+}
+
+async fn rotate<L: SessionLedger>(
+    ledger: &L,
+    session: &Session,
+    presented: TokenId,
+    now: i64,
+    grace: Grace,
+) -> Result<Rotation, Failure> {
+    Ok(ledger.rotate(&request(session, presented, now, grace, 0)).await?)
+}
+
+/// Rotates and expects `Rotated` at `generation` with the successor as
+/// proposed; returns the new pair.
+async fn rotated<L: SessionLedger>(
+    ledger: &L,
+    session: &Session,
+    presented: TokenId,
+    now: i64,
+    generation: u64,
+) -> Result<PairClaims, Failure> {
+    let request = request(session, presented, now, NO_GRACE, 0);
+    match ledger.rotate(&request).await? {
+        Rotation::Rotated { session: id, generation: got, pair } => {
+            ensure_eq!(id, session.id, "Rotated names the session");
+            ensure_eq!(got, generation, "generation of the new pair");
+            ensure_eq!(pair, request.successor, "the recorded successor");
+            Ok(pair)
+        }
+        other => Err(failure(format!("rotating the current token: expected Rotated, got {other:?}"))),
+    }
+}
+
+fn reused(session: &Session, presented: u64, current: u64) -> Rotation {
+    Rotation::Reused { session: session.id, presented_generation: presented, current_generation: current }
+}
+
+async fn handle<H: Harness>(harness: &H) -> Result<H::Ledger, Failure> {
+    harness.handle().await.map_err(|e| failure(format!("the harness gave no handle: {e}")))
+}
+
+/// A token rotates once: the first rotation answers `Rotated` with the
+/// proposed successor at generation 1; presenting it again (no grace
+/// window) is reuse.
+pub async fn rotation_consumes_once<H: Harness>(harness: &H) -> CheckResult {
+    let ledger = handle(harness).await?;
+    let t = real_now();
+    let s = start(&ledger, t).await?;
+    rotated(&ledger, &s, s.first.refresh_id, t + 1, 1).await?;
+    let again = rotate(&ledger, &s, s.first.refresh_id, t + 2, NO_GRACE).await?;
+    ensure_eq!(again, reused(&s, 0, 1), "second presentation of a rotated token");
+    Ok(())
+}
+
+/// Each rotation adds one generation, and each successor is current in
+/// turn.
+pub async fn generations_count_up<H: Harness>(harness: &H) -> CheckResult {
+    let ledger = handle(harness).await?;
+    let t = real_now();
+    let s = start(&ledger, t).await?;
+    let mut current = s.first.refresh_id;
+    for generation in 1..=5 {
+        current =
+            rotated(&ledger, &s, current, t + i64::try_from(generation).unwrap_or(0), generation).await?.refresh_id;
+    }
+    Ok(())
+}
+
+/// A rotation revokes the consumed pair's access token, not the new one.
+pub async fn rotation_revokes_previous_access<H: Harness>(harness: &H) -> CheckResult {
+    let ledger = handle(harness).await?;
+    let t = real_now();
+    let s = start(&ledger, t).await?;
+    ensure!(!ledger.is_access_revoked(s.first.access_id, t).await?, "a fresh access token is not revoked");
+    let second = rotated(&ledger, &s, s.first.refresh_id, t + 1, 1).await?;
+    ensure!(ledger.is_access_revoked(s.first.access_id, t + 1).await?, "the consumed pair's access token is revoked");
+    ensure!(!ledger.is_access_revoked(second.access_id, t + 1).await?, "the new access token is not revoked");
+    Ok(())
+}
+
+/// Reuse of a consumed token answers `Reused`, revokes the session and its
+/// current access token.
+pub async fn reuse_revokes_family_and_current_access<H: Harness>(harness: &H) -> CheckResult {
+    let ledger = handle(harness).await?;
+    let t = real_now();
+    let s = start(&ledger, t).await?;
+    let second = rotated(&ledger, &s, s.first.refresh_id, t + 1, 1).await?;
+    let reuse = rotate(&ledger, &s, s.first.refresh_id, t + 2, NO_GRACE).await?;
+    ensure_eq!(reuse, reused(&s, 0, 1), "presenting the consumed token");
+    ensure!(ledger.is_access_revoked(second.access_id, t + 2).await?, "reuse revokes the current access token");
+    let victim = rotate(&ledger, &s, second.refresh_id, t + 3, NO_GRACE).await?;
+    ensure_eq!(victim, Rotation::Revoked { session: s.id }, "the current token after reuse");
+    Ok(())
+}
+
+/// After reuse of an older generation, every token of the family is dead,
+/// and logout of it is idempotent.
+pub async fn successor_dead_after_reuse<H: Harness>(harness: &H) -> CheckResult {
+    let ledger = handle(harness).await?;
+    let t = real_now();
+    let s = start(&ledger, t).await?;
+    let second = rotated(&ledger, &s, s.first.refresh_id, t + 1, 1).await?;
+    let third = rotated(&ledger, &s, second.refresh_id, t + 2, 2).await?;
+    let reuse = rotate(&ledger, &s, s.first.refresh_id, t + 3, NO_GRACE).await?;
+    ensure_eq!(reuse, reused(&s, 0, 2), "presenting a token two generations old");
+    for (name, token) in [("current", third.refresh_id), ("middle", second.refresh_id)] {
+        let outcome = rotate(&ledger, &s, token, t + 4, NO_GRACE).await?;
+        ensure!(outcome == Rotation::Revoked { session: s.id }, "{name} token after reuse: got {outcome:?}");
+    }
+    let logout = ledger.revoke(third.refresh_id, t + 5).await?;
+    ensure_eq!(logout, Revocation::AlreadyRevoked { session: s.id }, "logout after reuse");
+    Ok(())
+}
+
+/// Inside the grace window the immediate predecessor gets the stored
+/// current pair, unchanged, and nothing new is recorded.
+pub async fn grace_replays_identical_pair<H: Harness>(harness: &H) -> CheckResult {
+    let ledger = handle(harness).await?;
+    let grace = Grace { window: 10, max_replays: 2 };
+    let t = real_now();
+    let s = start(&ledger, t).await?;
+    let second = rotated(&ledger, &s, s.first.refresh_id, t, 1).await?;
+    for replay in 1..=2u32 {
+        let retry = request(&s, s.first.refresh_id, t + 4 + i64::from(replay), grace, 0);
+        let outcome = ledger.rotate(&retry).await?;
+        let expected = Rotation::Replayed { session: s.id, generation: 1, pair: second.clone(), replay };
+        ensure_eq!(outcome, expected, "grace replay");
+        let proposed = ledger.rotate(&request(&s, retry.successor.refresh_id, t + 7, NO_GRACE, 0)).await?;
+        ensure_eq!(proposed, Rotation::Unknown, "the successor proposed by a replay is not recorded");
+    }
+    rotated(&ledger, &s, second.refresh_id, t + 8, 2).await?;
+    Ok(())
+}
+
+/// A rotation tolerates at most `max_replays` replays; the next is reuse.
+pub async fn grace_replay_limit<H: Harness>(harness: &H) -> CheckResult {
+    let ledger = handle(harness).await?;
+    let grace = Grace { window: 10, max_replays: 1 };
+    let t = real_now();
+    let s = start(&ledger, t).await?;
+    let second = rotated(&ledger, &s, s.first.refresh_id, t, 1).await?;
+    let first = rotate(&ledger, &s, s.first.refresh_id, t + 1, grace).await?;
+    ensure!(matches!(first, Rotation::Replayed { replay: 1, .. }), "first replay: got {first:?}");
+    let over = rotate(&ledger, &s, s.first.refresh_id, t + 2, grace).await?;
+    ensure_eq!(over, reused(&s, 0, 1), "a replay over the limit");
+    let victim = rotate(&ledger, &s, second.refresh_id, t + 3, grace).await?;
+    ensure_eq!(victim, Rotation::Revoked { session: s.id }, "the current token after reuse");
+    Ok(())
+}
+
+/// Only the immediate predecessor qualifies for grace: an older token is
+/// reuse even inside the window.
+pub async fn grace_only_immediate_predecessor<H: Harness>(harness: &H) -> CheckResult {
+    let ledger = handle(harness).await?;
+    let grace = Grace { window: 10, max_replays: 3 };
+    let t = real_now();
+    let s = start(&ledger, t).await?;
+    let second = rotated(&ledger, &s, s.first.refresh_id, t, 1).await?;
+    rotated(&ledger, &s, second.refresh_id, t + 1, 2).await?;
+    let outcome = rotate(&ledger, &s, s.first.refresh_id, t + 2, grace).await?;
+    ensure_eq!(outcome, reused(&s, 0, 2), "the grandparent inside the window");
+    Ok(())
+}
+
+/// The window is timed from the rotation (not the login), bound included.
+pub async fn grace_timed_from_rotation<H: Harness>(harness: &H) -> CheckResult {
+    let ledger = handle(harness).await?;
+    let grace = Grace { window: 10, max_replays: 3 };
+    let t = real_now();
+    // Rotated 100 s after login: the window runs from the rotation.
+    let late = start(&ledger, t).await?;
+    rotated(&ledger, &late, late.first.refresh_id, t + 100, 1).await?;
+    let at_bound = rotate(&ledger, &late, late.first.refresh_id, t + 110, grace).await?;
+    ensure!(matches!(at_bound, Rotation::Replayed { replay: 1, .. }), "replay at window's end: got {at_bound:?}");
+    let past = start(&ledger, t).await?;
+    rotated(&ledger, &past, past.first.refresh_id, t + 100, 1).await?;
+    let outcome = rotate(&ledger, &past, past.first.refresh_id, t + 111, grace).await?;
+    ensure_eq!(outcome, reused(&past, 0, 1), "a replay one second after the window");
+    Ok(())
+}
+
+/// A session idle past its refresh token's `exp` (plus leeway) is expired;
+/// each rotation renews the idle lifetime.
+pub async fn idle_expiry<H: Harness>(harness: &H) -> CheckResult {
+    let ledger = handle(harness).await?;
+    let t = real_now();
+    let short = |now| Start { refresh_ttl: 100, ..Start::at(now) };
+    let subject = new_subject();
+
+    let idle = short(t).create(&ledger, &subject).await?;
+    let outcome = rotate(&ledger, &idle, idle.first.refresh_id, t + 100, NO_GRACE).await?;
+    ensure_eq!(outcome, Rotation::Expired { session: idle.id }, "rotation at the refresh token's exp");
+
+    let active = short(t).create(&ledger, &subject).await?;
+    let before_exp = RotationRequest {
+        successor: pair_with(&subject, t + 99, 100),
+        ..request(&active, active.first.refresh_id, t + 99, NO_GRACE, 0)
+    };
+    let Rotation::Rotated { pair: second, .. } = ledger.rotate(&before_exp).await? else {
+        return Err(failure("rotation a second before exp must succeed"));
+    };
+    let renewed = RotationRequest {
+        successor: pair_with(&subject, t + 150, 100),
+        ..request_for(&active, second.refresh_id, t + 150)
+    };
+    let outcome = ledger.rotate(&renewed).await?;
+    ensure!(matches!(outcome, Rotation::Rotated { generation: 2, .. }), "the renewed token rotates: got {outcome:?}");
+
+    let lenient = Start { leeway: 5, ..short(t) }.create(&ledger, &subject).await?;
+    let within = ledger.rotate(&request(&lenient, lenient.first.refresh_id, t + 104, NO_GRACE, 5)).await?;
+    ensure!(matches!(within, Rotation::Rotated { .. }), "rotation within the leeway: got {within:?}");
+    let late = Start { leeway: 5, ..short(t) }.create(&ledger, &subject).await?;
+    let outcome = ledger.rotate(&request(&late, late.first.refresh_id, t + 105, NO_GRACE, 5)).await?;
+    ensure_eq!(outcome, Rotation::Expired { session: late.id }, "rotation at exp plus leeway");
+    Ok(())
+}
+
+fn request_for(session: &Session, presented: TokenId, now: i64) -> RotationRequest {
+    request(session, presented, now, NO_GRACE, 0)
+}
+
+/// No refresh token outlives the absolute session lifetime: a successor's
+/// `exp` is capped at it, and at it the session is expired.
+pub async fn absolute_expiry_caps_refresh<H: Harness>(harness: &H) -> CheckResult {
+    let ledger = handle(harness).await?;
+    let t = real_now();
+    let s = Start { refresh_ttl: 500, session_ttl: 1000, ..Start::at(t) }.create(&ledger, &new_subject()).await?;
+    let uncapped = RotationRequest {
+        successor: pair_with(&s.subject, t + 100, 500),
+        ..request_for(&s, s.first.refresh_id, t + 100)
+    };
+    let Rotation::Rotated { pair: second, .. } = ledger.rotate(&uncapped).await? else {
+        return Err(failure("rotation before the absolute expiry must succeed"));
+    };
+    ensure_eq!(second, uncapped.successor, "a successor expiring before the absolute expiry is kept as proposed");
+    let capped = request_for(&s, second.refresh_id, t + 550);
+    let Rotation::Rotated { pair: third, .. } = ledger.rotate(&capped).await? else {
+        return Err(failure("rotation before the absolute expiry must succeed"));
+    };
+    ensure_eq!(third.refresh_expires_at, t + 1000, "successor refresh exp capped at the absolute expiry");
+    let mut expected = capped.successor.clone();
+    expected.refresh_expires_at = t + 1000;
+    ensure_eq!(third, expected, "the capped successor otherwise as proposed");
+    let at_end = rotate(&ledger, &s, third.refresh_id, t + 1000, NO_GRACE).await?;
+    ensure_eq!(at_end, Rotation::Expired { session: s.id }, "current token at the absolute expiry");
+    Ok(())
+}
+
+/// A consumed token's record is kept until its own `exp` plus leeway, so
+/// reuse is detected for as long as it could be presented.
+pub async fn retention_until_exp<H: Harness>(harness: &H) -> CheckResult {
+    let ledger = handle(harness).await?;
+    let t = real_now();
+    let s = Start { refresh_ttl: 100, leeway: 30, ..Start::at(t) }.create(&ledger, &new_subject()).await?;
+    ledger.rotate(&request(&s, s.first.refresh_id, t + 10, NO_GRACE, 30)).await?;
+    let late = ledger.rotate(&request(&s, s.first.refresh_id, t + 129, NO_GRACE, 30)).await?;
+    ensure_eq!(late, reused(&s, 0, 1), "reuse a second before the consumed token's exp plus leeway");
+    Ok(())
+}
+
+/// The access-token revocation list holds an entry until the access
+/// token's own `exp` plus leeway, and no longer.
+pub async fn access_revocation_expires<H: Harness>(harness: &H) -> CheckResult {
+    let ledger = handle(harness).await?;
+    let t = real_now();
+    let s = start(&ledger, t).await?;
+    rotated(&ledger, &s, s.first.refresh_id, t + 1, 1).await?;
+    let access = s.first.access_id;
+    ensure!(ledger.is_access_revoked(access, t + ACCESS_TTL - 1).await?, "listed a second before its exp");
+    ensure!(!ledger.is_access_revoked(access, t + ACCESS_TTL).await?, "unlisted at its exp");
+
+    let lenient = Start { leeway: 20, ..Start::at(t) }.create(&ledger, &new_subject()).await?;
+    ledger.rotate(&request(&lenient, lenient.first.refresh_id, t + 1, NO_GRACE, 20)).await?;
+    let access = lenient.first.access_id;
+    ensure!(ledger.is_access_revoked(access, t + ACCESS_TTL + 19).await?, "listed within the leeway");
+    ensure!(!ledger.is_access_revoked(access, t + ACCESS_TTL + 20).await?, "unlisted at exp plus leeway");
+
+    let logout = Start { leeway: 20, ..Start::at(t) }.create(&ledger, &new_subject()).await?;
+    ledger.revoke(logout.first.refresh_id, t + 1).await?;
+    let access = logout.first.access_id;
+    ensure!(ledger.is_access_revoked(access, t + ACCESS_TTL + 19).await?, "logout lists within the leeway");
+    ensure!(!ledger.is_access_revoked(access, t + ACCESS_TTL + 20).await?, "logout unlists at exp plus leeway");
+    Ok(())
+}
+
+/// Logout works with any token of the session, current or consumed,
+/// revokes the current access token, and is idempotent; an unknown token
+/// is `Unknown`.
+pub async fn revoke_by_any_token<H: Harness>(harness: &H) -> CheckResult {
+    let ledger = handle(harness).await?;
+    let t = real_now();
+    let s = start(&ledger, t).await?;
+    let second = rotated(&ledger, &s, s.first.refresh_id, t + 1, 1).await?;
+    let by_consumed = ledger.revoke(s.first.refresh_id, t + 2).await?;
+    ensure_eq!(by_consumed, Revocation::Revoked { session: s.id }, "logout by a consumed token");
+    ensure!(ledger.is_access_revoked(second.access_id, t + 2).await?, "logout revokes the current access token");
+    let after = rotate(&ledger, &s, second.refresh_id, t + 3, NO_GRACE).await?;
+    ensure_eq!(after, Rotation::Revoked { session: s.id }, "rotation after logout");
+    let again = ledger.revoke(second.refresh_id, t + 4).await?;
+    ensure_eq!(again, Revocation::AlreadyRevoked { session: s.id }, "second logout");
+
+    let other = start(&ledger, t).await?;
+    let by_current = ledger.revoke(other.first.refresh_id, t + 1).await?;
+    ensure_eq!(by_current, Revocation::Revoked { session: other.id }, "logout by the current token");
+    let again = ledger.revoke(other.first.refresh_id, t + 2).await?;
+    ensure_eq!(again, Revocation::AlreadyRevoked { session: other.id }, "second logout");
+
+    let unknown = ledger.revoke(TokenId::random(), t).await?;
+    ensure_eq!(unknown, Revocation::Unknown, "logout by an unknown token");
+    Ok(())
+}
+
+/// `revoke_user` revokes every live session of the subject and their
+/// access tokens, counts only those it revoked, and touches no one else.
+pub async fn revoke_user_revokes_every_session<H: Harness>(harness: &H) -> CheckResult {
+    let ledger = handle(harness).await?;
+    let t = real_now();
+    let (alice, bob) = (new_subject(), new_subject());
+    let one = Start::at(t).create(&ledger, &alice).await?;
+    let two = Start::at(t).create(&ledger, &alice).await?;
+    let two_current = rotated(&ledger, &two, two.first.refresh_id, t + 1, 1).await?;
+    let logged_out = Start::at(t).create(&ledger, &alice).await?;
+    ledger.revoke(logged_out.first.refresh_id, t + 1).await?;
+    let bystander = Start::at(t).create(&ledger, &bob).await?;
+
+    ensure_eq!(ledger.revoke_user(&alice, t + 2).await?, 2, "live sessions revoked");
+    for (session, current) in [(&one, &one.first), (&two, &two_current)] {
+        let outcome = rotate(&ledger, session, current.refresh_id, t + 3, NO_GRACE).await?;
+        ensure_eq!(outcome, Rotation::Revoked { session: session.id }, "rotation after revoke_user");
+        ensure!(ledger.is_access_revoked(current.access_id, t + 3).await?, "revoke_user revokes access tokens");
+    }
+    ensure!(!ledger.is_access_revoked(bystander.first.access_id, t + 3).await?, "another user's access token");
+    rotated(&ledger, &bystander, bystander.first.refresh_id, t + 3, 1).await?;
+    ensure_eq!(ledger.revoke_user(&alice, t + 4).await?, 0, "revoke_user again");
+    ensure_eq!(ledger.revoke_user(&new_subject(), t + 4).await?, 0, "revoke_user of an unknown subject");
+    Ok(())
+}
+
+/// A token presented with another subject is `Unknown` and changes
+/// nothing, whether it is current or consumed.
+pub async fn subject_mismatch_is_unknown<H: Harness>(harness: &H) -> CheckResult {
+    let ledger = handle(harness).await?;
+    let t = real_now();
+    let s = start(&ledger, t).await?;
+    let mut wrong = request_for(&s, s.first.refresh_id, t + 1);
+    wrong.subject = new_subject();
+    ensure_eq!(ledger.rotate(&wrong).await?, Rotation::Unknown, "current token, other subject");
+    let second = rotated(&ledger, &s, s.first.refresh_id, t + 2, 1).await?;
+    ensure_eq!(ledger.rotate(&wrong).await?, Rotation::Unknown, "consumed token, other subject");
+    rotated(&ledger, &s, second.refresh_id, t + 3, 2).await?;
+    Ok(())
+}
+
+/// Ids the ledger never saw are unknown everywhere.
+pub async fn unknown_token<H: Harness>(harness: &H) -> CheckResult {
+    let ledger = handle(harness).await?;
+    let t = real_now();
+    let s = Session { id: SessionId::random(), subject: new_subject(), first: pair_with("nobody", t, REFRESH_TTL) };
+    ensure_eq!(rotate(&ledger, &s, TokenId::random(), t, NO_GRACE).await?, Rotation::Unknown, "rotation");
+    ensure_eq!(ledger.revoke(TokenId::random(), t).await?, Revocation::Unknown, "logout");
+    ensure!(!ledger.is_access_revoked(TokenId::random(), t).await?, "an unknown access token is not revoked");
+    Ok(())
+}
+
+/// Runs [`CONCURRENT_ROTATIONS`] rotations of `presented` at once, spread
+/// over `ledgers`, and returns their outcomes.
+async fn race<L: SessionLedger + 'static>(
+    ledgers: &[Arc<L>],
+    session: &Session,
+    presented: TokenId,
+    now: i64,
+    grace: Grace,
+) -> Result<Vec<Rotation>, Failure> {
+    let mut tasks = Vec::with_capacity(CONCURRENT_ROTATIONS);
+    for ledger in ledgers.iter().cycle().take(CONCURRENT_ROTATIONS) {
+        let ledger = Arc::clone(ledger);
+        let request = request(session, presented, now, grace, 0);
+        tasks.push(tokio::spawn(async move { ledger.rotate(&request).await }));
+    }
+    let mut outcomes = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        let outcome = task.await.map_err(|e| failure(format!("a rotation task failed: {e}")))??;
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
+}
+
+/// Counts outcomes by kind: rotated, replayed, reused, revoked, other.
+fn tally(outcomes: &[Rotation]) -> [usize; 5] {
+    let mut counts = [0; 5];
+    for outcome in outcomes {
+        let slot = match outcome {
+            Rotation::Rotated { .. } => 0,
+            Rotation::Replayed { .. } => 1,
+            Rotation::Reused { .. } => 2,
+            Rotation::Revoked { .. } => 3,
+            _ => 4,
+        };
+        if let Some(count) = counts.get_mut(slot) {
+            *count += 1;
+        }
+    }
+    counts
+}
+
+/// Of [`CONCURRENT_ROTATIONS`] concurrent rotations of one token exactly
+/// one rotates; the others see reuse (then the revoked session).
+pub async fn concurrent_rotations_consume_once<H: Harness>(harness: &H) -> CheckResult {
+    let ledger = Arc::new(handle(harness).await?);
+    let t = real_now();
+    let s = start(&*ledger, t).await?;
+    let outcomes = race(&[Arc::clone(&ledger)], &s, s.first.refresh_id, t + 1, NO_GRACE).await?;
+    let [rotated_count, replayed, reused_count, revoked, other] = tally(&outcomes);
+    ensure_eq!(rotated_count, 1, "concurrent rotations that rotated");
+    ensure_eq!(reused_count, 1, "concurrent rotations that detected reuse (the rest see it revoked)");
+    ensure_eq!((replayed, revoked, other), (0, CONCURRENT_ROTATIONS - 2, 0), "replayed, revoked, other");
+    Ok(())
+}
+
+/// With a grace window, concurrent rotations of one token: one rotates,
+/// `max_replays` replay the identical pair, then reuse revokes the
+/// session.
+pub async fn concurrent_rotations_with_grace<H: Harness>(harness: &H) -> CheckResult {
+    let ledger = Arc::new(handle(harness).await?);
+    let grace = Grace { window: 10, max_replays: 3 };
+    let t = real_now();
+    let s = start(&*ledger, t).await?;
+    let outcomes = race(&[Arc::clone(&ledger)], &s, s.first.refresh_id, t + 1, grace).await?;
+    let [rotated_count, replayed, reused_count, revoked, other] = tally(&outcomes);
+    ensure_eq!(
+        (rotated_count, replayed, reused_count, revoked, other),
+        (1, 3, 1, CONCURRENT_ROTATIONS - 5, 0),
+        "rotated, replayed, reused, revoked, other"
+    );
+    let winner = outcomes.iter().find_map(|o| match o {
+        Rotation::Rotated { pair, .. } => Some(pair),
+        _ => None,
+    });
+    for outcome in &outcomes {
+        if let Rotation::Replayed { pair, .. } = outcome {
+            ensure!(Some(pair) == winner, "a replay returned {pair:?}, not the rotated pair {winner:?}");
+        }
+    }
+    Ok(())
+}
+
+/// Two independent handles (two instances of a service) are one ledger:
+/// what one records, the other sees, and concurrent rotations over both
+/// still consume once.
+pub async fn two_handles_one_ledger<H: Harness>(harness: &H) -> CheckResult {
+    let a = Arc::new(handle(harness).await?);
+    let b = Arc::new(handle(harness).await?);
+    let t = real_now();
+    let s = start(&*a, t).await?;
+    let second = rotated(&*b, &s, s.first.refresh_id, t + 1, 1).await?;
+    ensure!(a.is_access_revoked(s.first.access_id, t + 1).await?, "the other handle sees the revoked access token");
+    let reuse = rotate(&*a, &s, s.first.refresh_id, t + 2, NO_GRACE).await?;
+    ensure_eq!(reuse, reused(&s, 0, 1), "reuse through the other handle");
+    ensure!(b.is_access_revoked(second.access_id, t + 2).await?, "reuse seen across handles");
+    ensure_eq!(b.revoke(second.refresh_id, t + 3).await?, Revocation::AlreadyRevoked { session: s.id }, "logout");
+
+    let raced = start(&*b, t).await?;
+    let outcomes = race(&[Arc::clone(&a), Arc::clone(&b)], &raced, raced.first.refresh_id, t + 1, NO_GRACE).await?;
+    let [rotated_count, _, reused_count, _, other] = tally(&outcomes);
+    ensure_eq!((rotated_count, reused_count, other), (1, 1, 0), "rotated, reused, other over two handles");
+    Ok(())
+}

@@ -1,0 +1,54 @@
+//! The conformance suite against the in-memory ledger, and a model test:
+//! random operation sequences run against `MemoryLedger` and against a
+//! plain-`HashMap` model of the contract must answer alike.
+
+// Test code: helpers outside #[test] functions may panic on a failed check.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::model::{check_sequence, op};
+use proptest::prelude::*;
+use token_refresh::conformance::{self, Harness};
+use token_refresh::{MemoryLedger, StoreError};
+
+/// Every handle is the same ledger: one process, shared by reference.
+struct Memory(Arc<MemoryLedger>);
+
+impl Harness for Memory {
+    type Ledger = Arc<MemoryLedger>;
+    async fn handle(&self) -> Result<Self::Ledger, StoreError> {
+        Ok(Arc::clone(&self.0))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_ledger_passes_the_conformance_suite() {
+    let report = conformance::run(&Memory(Arc::new(MemoryLedger::new()))).await;
+    println!("{report}");
+    assert!(report.is_success(), "{report}");
+    assert_eq!(report.passed.len(), conformance::CHECKS.len());
+}
+
+/// The memory ledger's futures are ready at once; poll one to completion
+/// without a runtime.
+fn futures_ready<T>(future: impl std::future::Future<Output = T>) -> T {
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    let mut future = std::pin::pin!(future);
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(value) => value,
+        std::task::Poll::Pending => panic!("the memory ledger's futures are always ready"),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn memory_ledger_matches_the_model(ops in prop::collection::vec(op(), 1..80)) {
+        futures_ready(check_sequence(&MemoryLedger::new(), &ops))?;
+    }
+}
