@@ -129,6 +129,10 @@ pub use users::{MemoryUserStore, StoreError, User, UserStore};
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+#[cfg(doctest)]
+#[doc = include_str!("../docs/ledgers.md")]
+struct LedgersDoctests;
+
 /// The ed25519-dalek version this crate builds on, for key types in the
 /// public API.
 pub use ed25519_dalek;
