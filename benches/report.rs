@@ -26,7 +26,8 @@ use std::time::{Duration, Instant};
 
 use common::{AwsLc, Chain, Crate, Floor, JsonWebToken, JwtSimple, block_on};
 use token_refresh::{
-    Grace, MemoryLedger, NewSession, PairClaims, Rotation, RotationRequest, SessionId, SessionLedger, TokenId,
+    Grace, MemoryLedger, NewSession, PairClaims, Reply, Rotation, RotationRequest, SessionId, SessionLedger, TokenId,
+    TokenPair,
 };
 
 // Counts heap bytes per thread (thread-local counters: no shared cache line,
@@ -126,6 +127,8 @@ const VERIFY_STRICT: &str = "dalek verify_strict";
 const VERIFY: &str = "dalek verify";
 const AWS_SIGN: &str = "aws-lc-rs sign";
 const AWS_VERIFY: &str = "aws-lc-rs verify";
+const RANDOM_ID: &str = "TokenId::random (uuid v4, getrandom)";
+const ENVELOPE: &str = "Reply::from_result (200 envelope)";
 
 fn main() {
     let rounds = env_or("REPORT_ROUNDS", 40) as usize;
@@ -140,6 +143,7 @@ fn main() {
     let aws = AwsLc::new(floor.access_input());
     let access_header = format!("Bearer {}", ours.long_lived.access_token);
     let refresh_token = ours.long_lived.refresh_token.clone();
+    let reply_input: Result<TokenPair, token_refresh::Error> = Ok(ours.long_lived.clone());
 
     let mut ours_chain = Chain::new(&ours);
     let mut jwt_chain = Chain::new(&jwt);
@@ -186,6 +190,12 @@ fn main() {
         }),
         Case::new(AWS_VERIFY, || {
             black_box(aws.verify());
+        }),
+        Case::new(RANDOM_ID, || {
+            black_box(TokenId::random());
+        }),
+        Case::new(ENVELOPE, || {
+            black_box(Reply::from_result(black_box(&reply_input)).into_body());
         }),
     ];
     eprintln!("timing {} cases: {rounds} rounds of ~{} ms batches", cases.len(), batch.as_millis());
