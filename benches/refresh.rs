@@ -56,6 +56,7 @@ fn ed25519(c: &mut Criterion) {
     group.bench_function("dalek sign", |b| b.iter(|| floor.sign()));
     group.bench_function("dalek verify_strict", |b| b.iter(|| floor.verify_strict()));
     group.bench_function("dalek verify", |b| b.iter(|| floor.verify()));
+    group.bench_function("dalek verify + R small-order byte check", |b| b.iter(|| floor.verify_small_order_bytes()));
     group.bench_function("aws-lc-rs sign", |b| b.iter(|| aws.sign()));
     group.bench_function("aws-lc-rs verify", |b| b.iter(|| aws.verify()));
     group.finish();

@@ -157,6 +157,7 @@ pub struct Floor {
     access_input: Vec<u8>,
     refresh_input: Vec<u8>,
     refresh_signature: Signature,
+    small_order: [[u8; 32]; 8],
 }
 
 fn signing_input(token: &str) -> Vec<u8> {
@@ -170,7 +171,11 @@ impl Floor {
         let access_input = signing_input(&sample.access_token);
         let refresh_input = signing_input(&sample.refresh_token);
         let refresh_signature = key.sign(&refresh_input);
-        Self { public: key.verifying_key(), key, access_input, refresh_input, refresh_signature }
+        let small_order = curve25519_dalek::constants::EIGHT_TORSION.map(|point| point.compress().to_bytes());
+        let floor =
+            Self { public: key.verifying_key(), key, access_input, refresh_input, refresh_signature, small_order };
+        assert!(floor.verify_strict() && floor.verify() && floor.verify_small_order_bytes());
+        floor
     }
 
     pub fn sign(&self) -> Signature {
@@ -187,6 +192,19 @@ impl Floor {
 
     pub fn verify(&self) -> bool {
         self.public.verify(black_box(&self.refresh_input), &self.refresh_signature).is_ok()
+    }
+
+    /// `verify` plus a byte comparison of `R` against the eight canonical
+    /// small-order encodings. For a key refused at load when weak (as
+    /// `VerificationKey::new` does) this accepts exactly what
+    /// `verify_strict` accepts: a non-canonical or invalid `R` can never
+    /// equal the canonical encoding `verify` compares against, so the only
+    /// extra rule left is "R not of small order", and that is 8 memcmps
+    /// instead of a point decompression.
+    pub fn verify_small_order_bytes(&self) -> bool {
+        let r = self.refresh_signature.r_bytes();
+        !self.small_order.iter().any(|bad| bad == r)
+            && self.public.verify(black_box(&self.refresh_input), &self.refresh_signature).is_ok()
     }
 
     /// 2 × sign + 1 × `verify_strict`: what the crate must do per refresh.
