@@ -7,6 +7,10 @@
 //!
 //! `cargo bench --bench report` prints the same cases as one table of
 //! medians and ratios; this target gives criterion's statistics per case.
+//!
+//! Measured in thread CPU time, not wall time: on a small shared machine a
+//! benchmark thread is often descheduled, and wall-clock samples then spread
+//! by 2-3x. CPU time leaves out time spent waiting for a core.
 // Bench code: a failed setup should stop the run loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
@@ -16,9 +20,41 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use common::{AwsLc, Chain, Crate, Floor, JsonWebToken, JwtSimple};
+use cpu_time::ThreadTime;
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, criterion_group, criterion_main};
 
-fn refresh(c: &mut Criterion) {
+/// The benchmark thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`).
+struct CpuTime;
+
+static WALL: WallTime = WallTime;
+
+impl Measurement for CpuTime {
+    type Intermediate = ThreadTime;
+    type Value = Duration;
+
+    fn start(&self) -> ThreadTime {
+        ThreadTime::now()
+    }
+    fn end(&self, start: ThreadTime) -> Duration {
+        start.elapsed()
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, value: &Duration) -> f64 {
+        value.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        // Same unit (a duration), so the same formatting as wall time.
+        WALL.formatter()
+    }
+}
+
+fn refresh(c: &mut Criterion<CpuTime>) {
     let ours = Crate::new();
     let floor = Floor::new(&ours.long_lived);
     let jwt = JsonWebToken::new();
@@ -35,7 +71,7 @@ fn refresh(c: &mut Criterion) {
     group.finish();
 }
 
-fn flows(c: &mut Criterion) {
+fn flows(c: &mut Criterion<CpuTime>) {
     let ours = Crate::new();
     let floor = Floor::new(&ours.long_lived);
     let access = format!("Bearer {}", ours.long_lived.access_token);
@@ -48,7 +84,7 @@ fn flows(c: &mut Criterion) {
     group.finish();
 }
 
-fn ed25519(c: &mut Criterion) {
+fn ed25519(c: &mut Criterion<CpuTime>) {
     let ours = Crate::new();
     let floor = Floor::new(&ours.long_lived);
     let aws = AwsLc::new(floor.access_input());
@@ -62,10 +98,11 @@ fn ed25519(c: &mut Criterion) {
     group.finish();
 }
 
-fn config() -> Criterion {
+fn config() -> Criterion<CpuTime> {
     // Short runs: the machine is shared, so ratios from one run matter more
     // than tight absolute intervals.
     Criterion::default()
+        .with_measurement(CpuTime)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .sample_size(30)
