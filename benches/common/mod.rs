@@ -175,7 +175,42 @@ impl Floor {
         let floor =
             Self { public: key.verifying_key(), key, access_input, refresh_input, refresh_signature, small_order };
         assert!(floor.verify_strict() && floor.verify() && floor.verify_small_order_bytes());
+        floor.check_identity_r();
         floor
+    }
+
+    /// The one signature `verify` accepts and `verify_strict` refuses for a
+    /// non-weak key: `R` = identity, `S = k·a` (only the key holder can make
+    /// it). The byte check refuses it too, as it refuses every canonical
+    /// small-order `R`; a non-canonical spelling of the identity (y = p + 1)
+    /// is refused by all three, because `verify` compares `R` with a
+    /// canonical encoding.
+    fn check_identity_r(&self) {
+        let mut canonical = [0u8; 32];
+        canonical[0] = 1;
+        let mut non_canonical = [0xff_u8; 32];
+        non_canonical[0] = 0xee;
+        non_canonical[31] = 0x7f;
+        assert_eq!(self.identity_r_outcome(canonical), (true, false, false), "canonical identity R");
+        assert_eq!(self.identity_r_outcome(non_canonical), (false, false, false), "non-canonical identity R");
+    }
+
+    /// (`verify`, `verify_strict`, byte check) on a signature with the given
+    /// identity encoding as `R` and `S = k·a`.
+    fn identity_r_outcome(&self, r: [u8; 32]) -> (bool, bool, bool) {
+        use sha2::Digest as _;
+        let k = curve25519_dalek::Scalar::from_hash(
+            sha2::Sha512::new().chain_update(r).chain_update(self.public.as_bytes()).chain_update(&self.refresh_input),
+        );
+        let s = k * self.key.to_scalar();
+        let mut bytes = [0u8; 64];
+        bytes[..32].copy_from_slice(&r);
+        bytes[32..].copy_from_slice(s.as_bytes());
+        let forged = Signature::from_bytes(&bytes);
+        let plain = self.public.verify(&self.refresh_input, &forged).is_ok();
+        let strict = self.public.verify_strict(&self.refresh_input, &forged).is_ok();
+        let checked = !self.small_order.iter().any(|bad| bad == forged.r_bytes()) && plain;
+        (plain, strict, checked)
     }
 
     pub fn sign(&self) -> Signature {
