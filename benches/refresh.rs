@@ -1,0 +1,113 @@
+//! Criterion benches for issue 6: the refresh end to end beside its Ed25519
+//! floor and two peers, plus the other flows and the primitives.
+//!
+//! ```text
+//! cargo bench --bench refresh
+//! ```
+//!
+//! `cargo bench --bench report` prints the same cases as one table of
+//! medians and ratios; this target gives criterion's statistics per case.
+//!
+//! Measured in thread CPU time, not wall time: on a small shared machine a
+//! benchmark thread is often descheduled, and wall-clock samples then spread
+//! by 2-3x. CPU time leaves out time spent waiting for a core.
+// Bench code: a failed setup should stop the run loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+mod common;
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use common::{AwsLc, Chain, Crate, Floor, JsonWebToken, JwtSimple};
+use cpu_time::ThreadTime;
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::{Criterion, criterion_group, criterion_main};
+
+/// The benchmark thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`).
+struct CpuTime;
+
+static WALL: WallTime = WallTime;
+
+impl Measurement for CpuTime {
+    type Intermediate = ThreadTime;
+    type Value = Duration;
+
+    fn start(&self) -> ThreadTime {
+        ThreadTime::now()
+    }
+    fn end(&self, start: ThreadTime) -> Duration {
+        start.elapsed()
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, value: &Duration) -> f64 {
+        value.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        // Same unit (a duration), so the same formatting as wall time.
+        WALL.formatter()
+    }
+}
+
+fn refresh(c: &mut Criterion<CpuTime>) {
+    let ours = Crate::new();
+    let floor = Floor::new(&ours.long_lived);
+    let jwt = JsonWebToken::new();
+    let simple = JwtSimple::new();
+    let mut group = c.benchmark_group("refresh");
+    let mut chain = Chain::new(&ours);
+    group.bench_function("token-refresh", |b| b.iter(|| chain.step()));
+    group.bench_function("floor (2 sign + verify_strict)", |b| b.iter(|| floor.floor_strict()));
+    group.bench_function("floor (2 sign + verify)", |b| b.iter(|| floor.floor_plain()));
+    let mut chain = Chain::new(&jwt);
+    group.bench_function("jsonwebtoken (aws-lc-rs)", |b| b.iter(|| chain.step()));
+    let mut chain = Chain::new(&simple);
+    group.bench_function("jwt-simple (pure-rust)", |b| b.iter(|| chain.step()));
+    group.finish();
+}
+
+fn flows(c: &mut Criterion<CpuTime>) {
+    let ours = Crate::new();
+    let floor = Floor::new(&ours.long_lived);
+    let access = format!("Bearer {}", ours.long_lived.access_token);
+    let refresh = ours.long_lived.refresh_token.clone();
+    let mut group = c.benchmark_group("flows");
+    group.bench_function("issue", |b| b.iter(|| ours.issue()));
+    group.bench_function("2 x sign", |b| b.iter(|| floor.sign_pair()));
+    group.bench_function("verify_access", |b| b.iter(|| ours.verify_access(black_box(access.as_bytes()))));
+    group.bench_function("decode (parse + verify + claims)", |b| b.iter(|| ours.decode(black_box(&refresh))));
+    group.finish();
+}
+
+fn ed25519(c: &mut Criterion<CpuTime>) {
+    let ours = Crate::new();
+    let floor = Floor::new(&ours.long_lived);
+    let aws = AwsLc::new(floor.access_input());
+    let mut group = c.benchmark_group("ed25519");
+    group.bench_function("dalek sign", |b| b.iter(|| floor.sign()));
+    group.bench_function("dalek verify_strict", |b| b.iter(|| floor.verify_strict()));
+    group.bench_function("dalek verify", |b| b.iter(|| floor.verify()));
+    group.bench_function("dalek verify + R small-order byte check", |b| b.iter(|| floor.verify_small_order_bytes()));
+    group.bench_function("aws-lc-rs sign", |b| b.iter(|| aws.sign()));
+    group.bench_function("aws-lc-rs verify", |b| b.iter(|| aws.verify()));
+    group.finish();
+}
+
+fn config() -> Criterion<CpuTime> {
+    // Short runs: the machine is shared, so ratios from one run matter more
+    // than tight absolute intervals.
+    Criterion::default()
+        .with_measurement(CpuTime)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(30)
+        .configure_from_args()
+}
+
+criterion_group! { name = benches; config = config(); targets = refresh, flows, ed25519 }
+criterion_main!(benches);
