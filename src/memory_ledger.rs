@@ -402,7 +402,10 @@ struct IdHasher(u64);
 
 impl Hasher for IdHasher {
     fn finish(&self) -> u64 {
-        self.0
+        // hashbrown takes its 7-bit tags from the top bits: mix the id's
+        // random bits up there (the raw top bits hold the UUID version and
+        // the byte that also picks the shard, so tags would barely vary).
+        self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15)
     }
 
     fn write(&mut self, bytes: &[u8]) {
