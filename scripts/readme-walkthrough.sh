@@ -16,9 +16,14 @@
 #      and logs in with it, checking that the JWKS publishes the PEM's public
 #      key;
 #   7. runs the document's key rotation block: every server it starts comes
-#      up, and its JWKS lists the keys the step names.
+#      up, and its JWKS lists the keys the step names;
+#   8. runs the walkthrough again on a Redis and on a PostgreSQL ledger
+#      (`--store`, built with all features), under a throw-away
+#      `--store-prefix` it removes afterwards.
 #
-# Needs cargo, curl, sed, od and openssl. EXAMPLE=actix or
+# Needs cargo, curl, sed, od and openssl; step 8 needs Redis and PostgreSQL
+# (TOKEN_REFRESH_REDIS_URL, TOKEN_REFRESH_POSTGRES_URL, defaults on
+# 127.0.0.1 as in the tests), redis-cli and psql. EXAMPLE=actix or
 # EXAMPLE=hyper runs the same walkthrough against the other stacks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,8 +40,16 @@ stop_server() {
   fi
   server_pid=
 }
+redis_url=${TOKEN_REFRESH_REDIS_URL:-redis://127.0.0.1:6379/0}
+postgres_url=${TOKEN_REFRESH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
+store_prefix="tr_walkthrough_$$_${RANDOM}"
+used_store=
 cleanup() {
   stop_server
+  if [ -n "$used_store" ]; then
+    redis-cli -u "$redis_url" --scan --pattern "$store_prefix:*" 2>/dev/null | xargs -r redis-cli -u "$redis_url" del >/dev/null 2>&1 || true
+    psql -q "$postgres_url" -c "DROP SCHEMA IF EXISTS $store_prefix CASCADE" >/dev/null 2>&1 || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -60,7 +73,8 @@ doc_block() {
 start_server() {
   local name=$1
   shift
-  cargo run --quiet --manifest-path "$root/Cargo.toml" --example "$example" -- --listen 127.0.0.1:0 "$@" >"$work/$name.stdout" 2>"$work/$name.stderr" &
+  # shellcheck disable=SC2086 # cargo flags, split on purpose
+  cargo run --quiet --manifest-path "$root/Cargo.toml" ${server_cargo_flags:-} --example "$example" -- --listen 127.0.0.1:0 "$@" >"$work/$name.stdout" 2>"$work/$name.stderr" &
   server_pid=$!
   for _ in $(seq 1 600); do
     grep -qs '^listening on http://' "$work/$name.stdout" && break
@@ -184,5 +198,28 @@ command -v openssl >/dev/null || fail "openssl is needed for the own-key block"
     step=$((step + 1))
   done
 }
+
+echo "==> the walkthrough on shared ledgers (--store, all features, --store-prefix $store_prefix)"
+server_cargo_flags=--all-features
+used_store=yes
+for store in "$redis_url" "$postgres_url"; do
+  scheme=${store%%://*}
+  start_server "shared-$scheme" --store "$store" --store-prefix "$store_prefix"
+  for _ in $(seq 1 100); do
+    grep -qs '^login body: ' "$work/shared-$scheme.stdout" && break
+    sleep 0.1
+  done
+  login=$(sed -n 's/^login body: //p' "$work/shared-$scheme.stdout")
+  [ -n "$login" ] || fail "$scheme: no 'login body:' line"
+  doc_block walkthrough |
+    sed -e "s|^BASE=http://.*|BASE=http://$address|" -e "s|^LOGIN=.*|LOGIN='$login'|" >"$work/shared.sh"
+  (cd "$work" && bash -euo pipefail shared.sh) >"$work/shared.out" 2>&1 || fail "$scheme walkthrough failed: $(cat "$work/shared.out")"
+  statuses=$(sed -n 's/^HTTP //p' "$work/shared.out" | tr '\n' ' ')
+  [ "$statuses" = "200 200 200 200 401 401 " ] || fail "$scheme: statuses were '$statuses'"
+  grep -q "store=$scheme" "$work/shared-$scheme.stderr" || fail "$scheme: the start-up log does not name the store"
+  if grep -q "$store" "$work/shared-$scheme.stderr" "$work/shared-$scheme.stdout"; then fail "$scheme: the store URL was printed"; fi
+  echo "$scheme: $statuses"
+  stop_server
+done
 
 echo "readme-walkthrough: OK ($example)"
