@@ -16,7 +16,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use token_refresh::ed25519_dalek::{Signature, SigningKey, Verifier as _, VerifyingKey};
-use token_refresh::{Clock, Ed25519Signer, KeyId, ManualClock, Policy, User};
+use token_refresh::{Clock, Ed25519Signer, KeyId, ManualClock, Policy, Signer as _, User};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -869,6 +869,13 @@ async fn verify_only_keys_load_and_are_published() -> TestResult {
         .collect();
     let (active, old, older) = (support::jwk_x(&SIGNING_SEED), support::jwk_x(&seeds[0]), support::jwk_x(&seeds[1]));
     assert_eq!(keys, [(active.as_str(), Some("now")), (old.as_str(), Some("old")), (older.as_str(), None)]);
+    // DER works too, public or private.
+    std::fs::write(dir.join("2.der"), support::public_der(&seeds[2]))?;
+    std::fs::write(dir.join("3.der"), support::private_der(&seeds[3]))?;
+    let setup_der = start(vec!["--verify-key".into(), path("2.der"), "--verify-key".into(), path("3.der")]).await?;
+    let ring: Vec<[u8; 32]> = setup_der.app.signer.keyring().keys().iter().map(|key| key.to_bytes()).collect();
+    let public = |seed: &[u8; 32]| SigningKey::from_bytes(seed).verifying_key().to_bytes();
+    assert_eq!(ring, [public(&SIGNING_SEED), public(&seeds[2]), public(&seeds[3])]);
     // Verify-only keys verify, never sign.
     assert_eq!(
         setup.app.signer.verification_key().to_bytes(),

@@ -127,17 +127,19 @@ impl SecretUrl {
         self.0.split_once("://").map_or_else(String::new, |(scheme, _)| scheme.to_ascii_lowercase())
     }
 
-    /// `text` with the URL, its user information and its password replaced
+    /// `text` with the URL, and its `user:password` and password, replaced
     /// by `…`: for error messages from drivers, which may quote them.
     pub(crate) fn redact(&self, text: &str) -> String {
         let mut secrets = vec![self.0.clone()];
         if let Some((_, rest)) = self.0.split_once("://") {
             let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-            if let Some((userinfo, _)) = authority.rsplit_once('@') {
+            // The user name alone is no secret (and helps read "password
+            // authentication failed for user …"); the password is.
+            if let Some((userinfo, _)) = authority.rsplit_once('@')
+                && let Some((_, password)) = userinfo.split_once(':')
+            {
                 secrets.push(userinfo.to_owned());
-                if let Some((_, password)) = userinfo.split_once(':') {
-                    secrets.push(password.to_owned());
-                }
+                secrets.push(password.to_owned());
             }
         }
         let mut text = text.to_owned();

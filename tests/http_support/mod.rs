@@ -218,19 +218,27 @@ impl Http {
 /// The PKCS#8 v1 PEM of the key of `seed`, as `openssl genpkey -algorithm
 /// ed25519` writes it.
 pub(crate) fn private_pem(seed: &[u8; 32]) -> String {
+    pem("PRIVATE KEY", &private_der(seed))
+}
+
+/// The PKCS#8 v1 DER of the key of `seed`.
+pub(crate) fn private_der(seed: &[u8; 32]) -> Vec<u8> {
     const PREFIX: [u8; 16] =
         [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
-    let der: Vec<u8> = PREFIX.iter().chain(seed).copied().collect();
-    pem("PRIVATE KEY", &der)
+    PREFIX.iter().chain(seed).copied().collect()
 }
 
 /// The SPKI PEM of the public key of `seed`, as `openssl pkey -pubout`
 /// writes it.
 pub(crate) fn public_pem(seed: &[u8; 32]) -> String {
+    pem("PUBLIC KEY", &public_der(seed))
+}
+
+/// The SPKI DER of the public key of `seed`.
+pub(crate) fn public_der(seed: &[u8; 32]) -> Vec<u8> {
     const PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
     let public = SigningKey::from_bytes(seed).verifying_key();
-    let der: Vec<u8> = PREFIX.iter().chain(public.as_bytes()).copied().collect();
-    pem("PUBLIC KEY", &der)
+    PREFIX.iter().chain(public.as_bytes()).copied().collect()
 }
 
 fn pem(label: &str, der: &[u8]) -> String {
