@@ -31,7 +31,13 @@ const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 
 fn main() -> ExitCode {
-    let (config, setup) = match common::start() {
+    // Start-up runs inside actix's runtime: a shared ledger's connections
+    // are made there and must outlive start-up.
+    actix_web::rt::System::new().block_on(run())
+}
+
+async fn run() -> ExitCode {
+    let (config, setup) = match common::start().await {
         Ok(started) => started,
         Err(code) => return code,
     };
@@ -43,12 +49,15 @@ fn main() -> ExitCode {
         }
     };
     let bound = listener.local_addr().unwrap_or(config.listen);
-    let result = actix_web::rt::System::new().block_on(async move {
-        let server = server(listener, setup.app.clone(), true)?;
-        common::announce(bound, &setup, "actix");
-        server.await
-    });
-    match result {
+    let server = match server(listener, setup.app.clone(), true) {
+        Ok(server) => server,
+        Err(error) => {
+            eprintln!("error: cannot serve on {bound}: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    common::announce(bound, &setup, "actix");
+    match server.await {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS

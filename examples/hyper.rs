@@ -32,7 +32,7 @@ use common::{Answer, App, Authorization, Route};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let (config, setup) = match common::start() {
+    let (config, setup) = match common::start().await {
         Ok(started) => started,
         Err(code) => return code,
     };

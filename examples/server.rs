@@ -1,9 +1,11 @@
-//! The reference server: token-refresh over HTTP on axum 0.8 and tokio,
-//! with the in-memory ledger.
+//! The reference server: token-refresh over HTTP on axum 0.8 and tokio, on
+//! the in-memory ledger, or on a PostgreSQL or Redis ledger shared by several
+//! instances (`--store`, with the crate's `postgres` / `redis` features).
 //!
 //! ```text
 //! cargo run --example server
 //! cargo run --example server -- --signing-key key.pem --users users.json --listen 0.0.0.0:8080
+//! cargo run --features postgres --example server -- --store postgres://app@db/auth --signing-key key.pem
 //! cargo run --example server -- --help
 //! ```
 //!
@@ -50,7 +52,7 @@ use common::{Answer, App, Authorization, GET_METHODS, JWKS_PATH, ME_PATH, SESSIO
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let (config, setup) = match common::start() {
+    let (config, setup) = match common::start().await {
         Ok(started) => started,
         Err(code) => return code,
     };

@@ -13,11 +13,11 @@ mod support;
 
 use std::sync::Arc;
 
-use token_refresh::{Clock, MemoryStore, Policy};
+use token_refresh::{Clock, Policy};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use server::common::App;
+use server::common::{self, App};
 use support::{ALICE_LOGIN_SEED, BOB, BOB_LOGIN_SEED, Http, TestResult, login_body};
 
 fn bearer(token: &str) -> String {
@@ -53,8 +53,7 @@ async fn logs_carry_request_ids_and_no_credentials() -> TestResult {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let clock: Arc<dyn Clock> = Arc::new(support::clock());
-    let app =
-        Arc::new(App::new(MemoryStore::in_memory(support::users()), support::signer()?, Policy::default(), clock));
+    let app = Arc::new(App::new(common::memory_store(support::users()), support::signer()?, Policy::default(), clock));
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let http = &Http::new(listener.local_addr()?);
     let (stop, stopped) = oneshot::channel::<()>();

@@ -16,11 +16,11 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use token_refresh::ed25519_dalek::{Signature, SigningKey, Verifier as _, VerifyingKey};
-use token_refresh::{Clock, Ed25519Signer, KeyId, ManualClock, MemoryStore, Policy, User};
+use token_refresh::{Clock, Ed25519Signer, KeyId, ManualClock, Policy, Signer as _, User};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use server::common::{self, App, Command, Config, StoreUrl};
+use server::common::{self, App, Command, Config, StoreUrl, VerifyKeyArg};
 use support::{
     ALICE, ALICE_LOGIN_SEED, BOB, BOB_LOGIN_SEED, Http, NOW, SESSION, SIGNING_SEED, TestResult, forge, login_body,
     payload,
@@ -51,7 +51,7 @@ impl Running {
     async fn start_tuned(policy: Policy, signer: Ed25519Signer, tune: impl FnOnce(&mut App)) -> TestResult<Self> {
         let clock = Arc::new(support::clock());
         let shared_clock: Arc<dyn Clock> = clock.clone();
-        let mut app = App::new(MemoryStore::in_memory(support::users()), signer, policy, shared_clock);
+        let mut app = App::new(common::memory_store(support::users()), signer, policy, shared_clock);
         tune(&mut app);
         let app = Arc::new(app);
         let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -671,8 +671,8 @@ async fn grace_window_replay_returns_the_same_pair_over_http() -> TestResult {
     server.stop().await
 }
 
-#[test]
-fn command_line_flags() -> TestResult {
+#[tokio::test]
+async fn command_line_flags() -> TestResult {
     let parse = |args: &[&str]| common::parse_args(args.iter().map(|a| (*a).to_owned()));
     assert_eq!(parse(&[])?, Command::Serve(Config::default()));
     assert_eq!(Config::default().listen.to_string(), "127.0.0.1:8080");
@@ -691,6 +691,11 @@ fn command_line_flags() -> TestResult {
         "5",
         "--kid",
         "k1",
+        "--verify-key",
+        "old.pub#k0",
+        "--verify-key=older.pem",
+        "--verify-key",
+        "odd#name.pem#",
     ])?
     else {
         return Err("expected serve".into());
@@ -700,6 +705,12 @@ fn command_line_flags() -> TestResult {
     assert_eq!(config.users.as_deref(), Some(std::path::Path::new("users.json")));
     assert_eq!((config.access_ttl, config.refresh_ttl, config.grace), (Some(60), Some(3600), Some(5)));
     assert_eq!(config.kid.as_deref(), Some("k1"));
+    let verify_key = |path: &str, kid: Option<&str>| VerifyKeyArg { path: path.into(), kid: kid.map(str::to_owned) };
+    assert_eq!(
+        config.verify_keys,
+        [verify_key("old.pub", Some("k0")), verify_key("older.pem", None), verify_key("odd#name.pem", None)]
+    );
+    assert_eq!(config.store, StoreUrl::Memory);
     assert_eq!(parse(&["--help"])?, Command::Help);
     assert_eq!(parse(&["--bogus"]), Err("unknown option --bogus".to_owned()));
     for bad in [
@@ -711,27 +722,54 @@ fn command_line_flags() -> TestResult {
         &["--access-ttl", "5m"],
         &["--kid", "a", "--kid", "b"],
         &["--store", "mysql://x"],
+        &["--store", "redis"],
+        &["--verify-key", "#kid"],
+        &["--store-prefix", "tenant_a"],
+        &["--store", "redis://cache", "--store-prefix", "Tenant"],
+        &["--store", "redis://cache", "--store-prefix", "1tenant"],
+        &["--store", "redis://cache", "--store-prefix", "a:b"],
     ] {
         assert!(parse(bad).is_err(), "{bad:?}");
     }
 
-    // Shared ledgers are not built in yet: a clear error, exit code 2, and
-    // the URL (which may hold a password) is not repeated.
-    let Command::Serve(config) = parse(&["--store", "postgres://app:hunter2@db/tokens"])? else {
+    // An unknown scheme is refused without repeating the value (it may be a
+    // URL with a password).
+    let error = parse(&["--store", "mysql://app:hunter2@db/tokens"]).err().ok_or("mysql must be refused")?;
+    assert!(!error.contains("hunter2") && !error.contains("mysql"), "{error}");
+
+    // Shared ledgers: the URL is kept for connecting but never shown.
+    let Command::Serve(config) = parse(&["--store", "postgres://app:hunter2@db/tokens", "--store-prefix", "tenant_a"])?
+    else {
         return Err("expected serve".into());
     };
-    assert_eq!(config.store, StoreUrl::NotBuiltIn("postgres"));
-    let error = common::setup(&config).err().ok_or("postgres must not start")?;
-    assert_eq!(error.code, 2);
-    assert!(error.message.contains("postgres") && !error.message.contains("hunter2"), "{}", error.message);
+    let StoreUrl::Postgres(url) = &config.store else { return Err("expected postgres".into()) };
+    assert_eq!(url.expose(), "postgres://app:hunter2@db/tokens");
+    assert_eq!(config.store_prefix.as_deref(), Some("tenant_a"));
+    assert!(!format!("{config:?}").contains("hunter2"), "{config:?}");
+    assert_eq!(
+        url.redact("failed at postgres://app:hunter2@db/tokens as app:hunter2 (hunter2)"),
+        "failed at … as … (…)"
+    );
+    let Command::Serve(config) = parse(&["--store", "postgresql://db/tokens"])? else {
+        return Err("expected serve".into());
+    };
+    assert!(matches!(config.store, StoreUrl::Postgres(_)));
     let Command::Serve(config) = parse(&["--store", "redis://:pw@cache:6379/0"])? else {
         return Err("expected serve".into());
     };
-    assert_eq!(common::setup(&config).err().map(|e| e.code), Some(2));
+    assert!(matches!(config.store, StoreUrl::Redis(_)));
+    assert!(!format!("{config:?}").contains("pw@"), "{config:?}");
+    // Built without the backend's feature: a configuration error naming it.
+    #[cfg(not(feature = "redis"))]
+    {
+        let error = common::setup(&config).await.err().ok_or("redis needs its feature")?;
+        assert_eq!(error.code, 2);
+        assert!(error.message.contains("`redis` feature") && !error.message.contains("pw@"), "{}", error.message);
+    }
 
     // Out-of-range policy values are configuration errors too.
     let Command::Serve(config) = parse(&["--grace", "61"])? else { return Err("expected serve".into()) };
-    assert_eq!(common::setup(&config).err().map(|e| e.code), Some(2));
+    assert_eq!(common::setup(&config).await.err().map(|e| e.code), Some(2));
     Ok(())
 }
 
@@ -757,7 +795,7 @@ async fn key_and_users_files_drive_a_login() -> TestResult {
         access_ttl: Some(60),
         ..Config::default()
     };
-    let setup = common::setup(&config).map_err(|e| e.message)?;
+    let setup = common::setup(&config).await.map_err(|e| e.message)?;
     assert!(!setup.ephemeral_key && setup.demo_login.is_none());
     let expected_key = Ed25519Signer::from_pkcs8_pem(pem)?;
     assert_eq!(setup.app.signer.verification_key().to_bytes(), expected_key.verification_key().to_bytes());
@@ -777,11 +815,14 @@ async fn key_and_users_files_drive_a_login() -> TestResult {
 
     // Bad files are configuration errors (exit code 2) naming the entry, not key bytes.
     std::fs::write(dir.join("bad.json"), r#"[{"email":"x@y","account":"a","role":"r","publicKey":"00"}]"#)?;
-    let bad =
-        common::setup(&Config { users: Some(dir.join("bad.json")), ..Config::default() }).err().ok_or("bad users")?;
+    let bad = common::setup(&Config { users: Some(dir.join("bad.json")), ..Config::default() })
+        .await
+        .err()
+        .ok_or("bad users")?;
     assert!(bad.code == 2 && bad.message.contains("entry 0"), "{}", bad.message);
     std::fs::write(dir.join("bad.pem"), "-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n")?;
     let bad = common::setup(&Config { signing_key: Some(dir.join("bad.pem")), ..Config::default() })
+        .await
         .err()
         .ok_or("bad key")?;
     assert_eq!(bad.code, 2);
@@ -792,11 +833,83 @@ async fn key_and_users_files_drive_a_login() -> TestResult {
     Ok(())
 }
 
+/// `--verify-key` takes a public key PEM or a private key PEM (only the
+/// public half is kept), with an optional `#KID`; the JWKS lists every key,
+/// active first; bad files and key sets are configuration errors that quote
+/// no key material.
+#[tokio::test]
+async fn verify_only_keys_load_and_are_published() -> TestResult {
+    let dir = std::env::temp_dir().join(format!("token-refresh-test-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir)?;
+    let path = |name: &str| dir.join(name).display().to_string();
+    let seeds = [[0x11; 32], [0x22; 32], [0x33; 32], [0x44; 32]];
+    std::fs::write(dir.join("active.pem"), support::private_pem(&SIGNING_SEED))?;
+    for (i, seed) in seeds.iter().enumerate() {
+        std::fs::write(dir.join(format!("{i}.pub")), support::public_pem(seed))?;
+        std::fs::write(dir.join(format!("{i}.pem")), support::private_pem(seed))?;
+    }
+    let start = |extra: Vec<String>| async move {
+        let mut args = vec!["--signing-key".to_owned(), path("active.pem"), "--kid".to_owned(), "now".to_owned()];
+        args.extend(extra);
+        let Command::Serve(config) = common::parse_args(args).map_err(|e| e.to_string())? else {
+            return Err("expected serve".to_owned());
+        };
+        common::setup(&config).await.map_err(|e| format!("{}: {}", e.code, e.message))
+    };
+
+    let setup =
+        start(vec!["--verify-key".into(), format!("{}#old", path("0.pub")), "--verify-key".into(), path("1.pem")])
+            .await?;
+    let jwks: serde_json::Value = serde_json::from_slice(&setup.app.jwks().body)?;
+    let keys: Vec<(&str, Option<&str>)> = jwks["keys"]
+        .as_array()
+        .ok_or("keys")?
+        .iter()
+        .map(|key| (key["x"].as_str().unwrap_or(""), key["kid"].as_str()))
+        .collect();
+    let (active, old, older) = (support::jwk_x(&SIGNING_SEED), support::jwk_x(&seeds[0]), support::jwk_x(&seeds[1]));
+    assert_eq!(keys, [(active.as_str(), Some("now")), (old.as_str(), Some("old")), (older.as_str(), None)]);
+    // DER works too, public or private.
+    std::fs::write(dir.join("2.der"), support::public_der(&seeds[2]))?;
+    std::fs::write(dir.join("3.der"), support::private_der(&seeds[3]))?;
+    let setup_der = start(vec!["--verify-key".into(), path("2.der"), "--verify-key".into(), path("3.der")]).await?;
+    let ring: Vec<[u8; 32]> = setup_der.app.signer.keyring().keys().iter().map(|key| key.to_bytes()).collect();
+    let public = |seed: &[u8; 32]| SigningKey::from_bytes(seed).verifying_key().to_bytes();
+    assert_eq!(ring, [public(&SIGNING_SEED), public(&seeds[2]), public(&seeds[3])]);
+    // Verify-only keys verify, never sign.
+    assert_eq!(
+        setup.app.signer.verification_key().to_bytes(),
+        Ed25519Signer::from_seed(&SIGNING_SEED)?.verification_key().to_bytes()
+    );
+
+    // Configuration errors, exit code 2, no key material in the message.
+    let verify = |value: String| vec!["--verify-key".to_owned(), value];
+    let four: Vec<String> = (0..4).flat_map(|i| verify(path(&format!("{i}.pub")))).collect();
+    std::fs::write(dir.join("cert.pem"), "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")?;
+    std::fs::write(dir.join("junk.der"), [0x30, 0x03, 0x02, 0x01, 0x00])?;
+    for (what, extra) in [
+        ("more than 3 verify-only keys", four),
+        ("the active key again", verify(path("active.pem"))),
+        ("a key twice", [verify(path("0.pub")), verify(path("0.pem"))].concat()),
+        ("a kid twice", verify(format!("{}#now", path("2.pub")))),
+        ("a bad kid", verify(format!("{}#a/b", path("2.pub")))),
+        ("a missing file", verify(path("missing.pub"))),
+        ("a certificate", verify(path("cert.pem"))),
+        ("junk DER", verify(path("junk.der"))),
+    ] {
+        let error = start(extra).await.err().ok_or(what)?;
+        assert!(error.starts_with("2: --verify-key "), "{what}: {error}");
+        assert!(!error.contains("BEGIN") && !error.contains("AAAA"), "{what}: {error}");
+    }
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
 /// The demo user's printed login body works, and the walkthrough the server
 /// prints names the bound address.
 #[tokio::test]
 async fn demo_login_body_logs_in() -> TestResult {
-    let setup = common::setup(&Config::default()).map_err(|e| e.message)?;
+    let setup = common::setup(&Config::default()).await.map_err(|e| e.message)?;
     assert!(setup.ephemeral_key);
     let body = setup.demo_login.clone().ok_or("demo body")?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;

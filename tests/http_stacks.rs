@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use token_refresh::{Clock, MemoryStore, Policy};
+use token_refresh::{Clock, Policy};
 use tokio::sync::oneshot;
 
 use support::{
@@ -64,7 +64,7 @@ fn clock() -> Arc<dyn Clock> {
 
 async fn start_axum() -> TestResult<Stack> {
     let app = Arc::new(axum_stack::common::App::new(
-        MemoryStore::in_memory(support::users()),
+        axum_stack::common::memory_store(support::users()),
         support::signer()?,
         Policy::default(),
         clock(),
@@ -80,7 +80,7 @@ async fn start_axum() -> TestResult<Stack> {
 
 async fn start_hyper() -> TestResult<Stack> {
     let app = Arc::new(hyper_stack::common::App::new(
-        MemoryStore::in_memory(support::users()),
+        hyper_stack::common::memory_store(support::users()),
         support::signer()?,
         Policy::default(),
         clock(),
@@ -96,7 +96,7 @@ async fn start_hyper() -> TestResult<Stack> {
 
 async fn start_actix() -> TestResult<Stack> {
     let app = Arc::new(actix_stack::common::App::new(
-        MemoryStore::in_memory(support::users()),
+        actix_stack::common::memory_store(support::users()),
         support::signer()?,
         Policy::default(),
         clock(),

@@ -24,12 +24,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+#[cfg(feature = "redis")]
+use token_refresh::RedisLedger;
 use token_refresh::ed25519_dalek::{Signer as _, SigningKey};
 use token_refresh::{
-    BadRequest, Clock, Ed25519Signer, Envelope, Error, Event, KeyId, MAX_LOGIN_BODY, MemoryStore, Policy, Reply,
-    Signer as _, Status, SystemClock, User, VerificationKey,
+    BadRequest, Clock, Ed25519Signer, Envelope, Error, Event, KeyId, MAX_LOGIN_BODY, MemoryLedger, MemoryUserStore,
+    NewSession, Policy, Reply, Revocation, Rotation, RotationRequest, SessionLedger, Signer as _, Status, Store,
+    StoreError, SystemClock, TokenId, User, VerificationKey,
 };
+#[cfg(feature = "postgres")]
+use token_refresh::{PostgresLedger, PostgresOptions};
 use tracing::Instrument as _;
+use zeroize::Zeroizing;
 
 /// The session endpoint of the FIB API: `POST` login, `PATCH` refresh,
 /// `DELETE` logout.
@@ -65,17 +71,25 @@ pub(crate) const DEMO_EMAIL: &str = "bob@mail.com";
 pub(crate) const USAGE: &str = "\
 Usage: server [OPTIONS]
 
-A reference token-refresh service on the in-memory ledger.
+A reference token-refresh service.
 
 Options:
   --listen ADDR        address to listen on [default: 127.0.0.1:8080]; port 0 picks a free port
   --signing-key FILE   Ed25519 PKCS#8 PEM signing key (openssl genpkey -algorithm ed25519 -out key.pem);
                        without it a fresh key is made per start and tokens die with the process
   --kid ID             key id written into tokens and the JWKS (A-Z a-z 0-9 - _ . ~, at most 64)
+  --verify-key FILE[#KID]
+                       also accept tokens signed by this key, never sign with it (key rotation); FILE is a
+                       public key PEM (openssl pkey -pubout) or a PKCS#8 private key PEM, of which only the
+                       public half is kept; #KID gives its key id; repeatable, at most 3
   --users FILE         JSON array of {\"email\",\"account\",\"role\",\"publicKey\"} (publicKey: hex of the
                        user's 32-byte Ed25519 login key; optional \"disabled\": true); without it one demo
                        user bob@mail.com with a fresh login key, whose login body is printed
-  --store URL          session ledger: memory [default]; redis:// and postgres:// are not built in yet
+  --store URL          session ledger: memory [default] (one process), redis://… (feature redis) or
+                       postgres://… / postgresql://… (feature postgres; tables created at start) for several
+                       instances sharing sessions; the URL is never printed
+  --store-prefix NAME  Redis key prefix NAME: / PostgreSQL schema NAME (a-z 0-9 _, at most 63)
+                       [default: token_refresh]
   --access-ttl SECS    access token lifetime [default: 300]
   --refresh-ttl SECS   refresh token (idle session) lifetime [default: 86400]
   --grace SECS         grace window for a retried refresh, 0 to 60 [default: 0 = off]
@@ -89,9 +103,66 @@ stdout carries the `listening on http://ADDR` line and the demo walkthrough.";
 pub(crate) enum StoreUrl {
     /// The in-process ledger.
     Memory,
-    /// A shared ledger this build does not provide yet; holds the scheme only
-    /// (the URL may carry a password and is never printed).
-    NotBuiltIn(&'static str),
+    /// A Redis ledger (`redis://`, `rediss://`).
+    Redis(SecretUrl),
+    /// A PostgreSQL ledger (`postgres://`, `postgresql://`).
+    Postgres(SecretUrl),
+}
+
+/// A store URL. It may carry a password, so it is never shown: `Debug`
+/// prints the scheme only, and error messages pass through [`redact`].
+///
+/// [`redact`]: SecretUrl::redact
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct SecretUrl(String);
+
+impl SecretUrl {
+    /// The URL itself, for the ledger's `connect` only.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The scheme, lower case (`redis`, `postgres`, …).
+    pub(crate) fn scheme(&self) -> String {
+        self.0.split_once("://").map_or_else(String::new, |(scheme, _)| scheme.to_ascii_lowercase())
+    }
+
+    /// `text` with the URL, and its `user:password` and password, replaced
+    /// by `…`: for error messages from drivers, which may quote them.
+    pub(crate) fn redact(&self, text: &str) -> String {
+        let mut secrets = vec![self.0.clone()];
+        if let Some((_, rest)) = self.0.split_once("://") {
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+            // The user name alone is no secret (and helps read "password
+            // authentication failed for user …"); the password is.
+            if let Some((userinfo, _)) = authority.rsplit_once('@')
+                && let Some((_, password)) = userinfo.split_once(':')
+            {
+                secrets.push(userinfo.to_owned());
+                secrets.push(password.to_owned());
+            }
+        }
+        let mut text = text.to_owned();
+        for secret in secrets.iter().filter(|secret| !secret.is_empty()) {
+            text = text.replace(secret.as_str(), "…");
+        }
+        text
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretUrl({}://…)", self.scheme())
+    }
+}
+
+/// A `--verify-key FILE[#KID]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct VerifyKeyArg {
+    /// The key file.
+    pub(crate) path: PathBuf,
+    /// The key id after `#`, if any.
+    pub(crate) kid: Option<String>,
 }
 
 /// The parsed command line.
@@ -105,8 +176,12 @@ pub(crate) struct Config {
     pub(crate) kid: Option<String>,
     /// `--users`.
     pub(crate) users: Option<PathBuf>,
+    /// `--verify-key`, in the order given.
+    pub(crate) verify_keys: Vec<VerifyKeyArg>,
     /// `--store`.
     pub(crate) store: StoreUrl,
+    /// `--store-prefix`.
+    pub(crate) store_prefix: Option<String>,
     /// `--access-ttl`, seconds.
     pub(crate) access_ttl: Option<i64>,
     /// `--refresh-ttl`, seconds.
@@ -122,7 +197,9 @@ impl Default for Config {
             signing_key: None,
             kid: None,
             users: None,
+            verify_keys: Vec::new(),
             store: StoreUrl::Memory,
+            store_prefix: None,
             access_ttl: None,
             refresh_ttl: None,
             grace: None,
@@ -131,6 +208,8 @@ impl Default for Config {
 }
 
 /// What the command line asked for.
+// Made once per process; boxing the configuration would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Command {
     /// Serve with this configuration.
@@ -140,12 +219,25 @@ pub(crate) enum Command {
 }
 
 /// The flags that take a value.
-const FLAGS: [&str; 8] =
-    ["--listen", "--signing-key", "--kid", "--users", "--store", "--access-ttl", "--refresh-ttl", "--grace"];
+const FLAGS: [&str; 10] = [
+    "--listen",
+    "--signing-key",
+    "--kid",
+    "--verify-key",
+    "--users",
+    "--store",
+    "--store-prefix",
+    "--access-ttl",
+    "--refresh-ttl",
+    "--grace",
+];
+
+/// The flags that may be given more than once.
+const REPEATABLE: [&str; 1] = ["--verify-key"];
 
 /// Parses the arguments after the program name. Accepts `--flag value` and
 /// `--flag=value`; a flag given twice is an error rather than a silent
-/// override.
+/// override, except the repeatable `--verify-key`.
 pub(crate) fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String> {
     let mut config = Config::default();
     let mut seen: Vec<String> = Vec::new();
@@ -164,7 +256,7 @@ pub(crate) fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Comm
         if !FLAGS.contains(&flag.as_str()) {
             return Err(format!("unknown option {flag}"));
         }
-        if seen.contains(&flag) {
+        if seen.contains(&flag) && !REPEATABLE.contains(&flag.as_str()) {
             return Err(format!("{flag} given twice"));
         }
         seen.push(flag.clone());
@@ -178,27 +270,59 @@ pub(crate) fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Comm
             }
             "--signing-key" => config.signing_key = Some(PathBuf::from(value)),
             "--kid" => config.kid = Some(value),
+            "--verify-key" => config.verify_keys.push(parse_verify_key(&value)?),
             "--users" => config.users = Some(PathBuf::from(value)),
-            "--store" => config.store = parse_store(&value)?,
+            "--store" => config.store = parse_store(value)?,
+            "--store-prefix" => config.store_prefix = Some(parse_store_prefix(&value)?),
             "--access-ttl" => config.access_ttl = Some(parse_seconds(&flag, &value)?),
             "--refresh-ttl" => config.refresh_ttl = Some(parse_seconds(&flag, &value)?),
             "--grace" => config.grace = Some(parse_seconds(&flag, &value)?),
             _ => return Err(format!("unknown option {flag}")),
         }
     }
+    if config.store_prefix.is_some() && config.store == StoreUrl::Memory {
+        return Err("--store-prefix applies to a redis:// or postgres:// --store only".to_owned());
+    }
     Ok(Command::Serve(config))
 }
 
-fn parse_store(url: &str) -> Result<StoreUrl, String> {
+/// `memory`, `redis://…` or `postgres://…`. The error never repeats the
+/// value: it may be a URL with a password.
+fn parse_store(url: String) -> Result<StoreUrl, String> {
     if url == "memory" {
         return Ok(StoreUrl::Memory);
     }
-    // Only the scheme is kept: the rest may hold credentials.
-    let scheme = url.split_once("://").map(|(scheme, _)| scheme.to_ascii_lowercase());
-    match scheme.as_deref() {
-        Some("redis" | "rediss") => Ok(StoreUrl::NotBuiltIn("redis")),
-        Some("postgres" | "postgresql") => Ok(StoreUrl::NotBuiltIn("postgres")),
-        _ => Err("--store: expected memory, redis://… or postgres://…".to_owned()),
+    let url = SecretUrl(url);
+    match url.scheme().as_str() {
+        "redis" | "rediss" => Ok(StoreUrl::Redis(url)),
+        "postgres" | "postgresql" => Ok(StoreUrl::Postgres(url)),
+        _ => Err("--store: expected memory, redis://… or postgres://… (the value is not repeated here)".to_owned()),
+    }
+}
+
+/// `FILE` or `FILE#KID`, split at the last `#`; an empty `KID` (`FILE#`)
+/// means no key id, which is how a path containing `#` is given.
+fn parse_verify_key(value: &str) -> Result<VerifyKeyArg, String> {
+    let (path, kid) = match value.rsplit_once('#') {
+        Some((path, "")) => (path, None),
+        Some((path, kid)) => (path, Some(kid.to_owned())),
+        None => (value, None),
+    };
+    if path.is_empty() {
+        return Err("--verify-key needs a file: FILE or FILE#KID".to_owned());
+    }
+    Ok(VerifyKeyArg { path: PathBuf::from(path), kid })
+}
+
+/// A name that is both a PostgreSQL schema name the ledger accepts and a
+/// plain Redis key prefix: 1 to 63 of `a-z 0-9 _`, not starting with a digit.
+fn parse_store_prefix(name: &str) -> Result<String, String> {
+    let mut bytes = name.bytes();
+    let first_ok = bytes.next().is_some_and(|b| b.is_ascii_lowercase() || b == b'_');
+    if first_ok && name.len() <= 63 && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+        Ok(name.to_owned())
+    } else {
+        Err("--store-prefix: use 1 to 63 of a-z, 0-9 and _, not starting with a digit".to_owned())
     }
 }
 
@@ -241,6 +365,8 @@ pub(crate) struct Setup {
     pub(crate) demo_login: Option<String>,
     /// Whether the signing key is a throw-away made at start.
     pub(crate) ephemeral_key: bool,
+    /// Which ledger serves sessions, for the start-up log (never the URL).
+    pub(crate) store: String,
 }
 
 /// Reads the command line; on `--help` or an error prints what is needed
@@ -259,12 +385,14 @@ pub(crate) fn config_from_args() -> Result<Config, ExitCode> {
     }
 }
 
-/// Parses the command line, starts logging and builds the state: the whole
-/// start-up shared by every example, up to binding the socket.
-pub(crate) fn start() -> Result<(Config, Setup), ExitCode> {
+/// Parses the command line, starts logging and builds the state (connecting
+/// to a shared ledger): the whole start-up shared by every example, up to
+/// binding the socket. Runs inside the runtime that will serve, because a
+/// shared ledger's connections live there.
+pub(crate) async fn start() -> Result<(Config, Setup), ExitCode> {
     let config = config_from_args()?;
     init_logging();
-    match setup(&config) {
+    match setup(&config).await {
         Ok(setup) => Ok((config, setup)),
         Err(error) => {
             eprintln!("error: {error}");
@@ -273,13 +401,11 @@ pub(crate) fn start() -> Result<(Config, Setup), ExitCode> {
     }
 }
 
-/// Builds the state `config` describes.
-pub(crate) fn setup(config: &Config) -> Result<Setup, StartError> {
-    if let StoreUrl::NotBuiltIn(scheme) = config.store {
-        return Err(StartError::config(format!(
-            "--store {scheme}://…: this build has no {scheme} ledger yet; use --store memory (one process)"
-        )));
-    }
+/// Builds the state `config` describes: keys, users and policy first (the
+/// cheap checks), then the ledger, connecting to a shared one. Every failure
+/// is a configuration error (exit code 2), a store that cannot be reached
+/// included, and no message repeats a store URL or key material.
+pub(crate) async fn setup(config: &Config) -> Result<Setup, StartError> {
     let (signer, ephemeral_key) = load_signer(config)?;
     let policy = build_policy(config)?;
     let (users, demo_login) = match &config.users {
@@ -289,14 +415,102 @@ pub(crate) fn setup(config: &Config) -> Result<Setup, StartError> {
             (vec![user], Some(body))
         }
     };
-    let app = App::new(MemoryStore::in_memory(users), signer, policy, Arc::new(SystemClock));
-    Ok(Setup { app: Arc::new(app), demo_login, ephemeral_key })
+    let (ledger, store) = connect_ledger(config).await?;
+    let app = App::new(Store::new(MemoryUserStore::new(users), ledger), signer, policy, Arc::new(SystemClock));
+    Ok(Setup { app: Arc::new(app), demo_login, ephemeral_key, store })
+}
+
+/// The ledger `--store` names, and a label for the start-up log.
+async fn connect_ledger(config: &Config) -> Result<(AnyLedger, String), StartError> {
+    let prefix = config.store_prefix.as_deref();
+    match &config.store {
+        StoreUrl::Memory => Ok((AnyLedger::Memory(MemoryLedger::new()), "memory".to_owned())),
+        StoreUrl::Redis(url) => connect_redis(url, prefix).await,
+        StoreUrl::Postgres(url) => connect_postgres(url, prefix).await,
+    }
+}
+
+#[cfg(feature = "redis")]
+async fn connect_redis(url: &SecretUrl, name: Option<&str>) -> Result<(AnyLedger, String), StartError> {
+    // `--store-prefix NAME` keys everything under `NAME:`, as the default
+    // `token_refresh:` is the default name plus `:`.
+    let prefix = name.map_or_else(|| token_refresh::DEFAULT_PREFIX.to_owned(), |name| format!("{name}:"));
+    let ledger =
+        RedisLedger::connect(url.expose(), prefix.as_str()).await.map_err(|e| unreachable_store(url, "Redis", &e))?;
+    Ok((AnyLedger::Redis(ledger), format!("redis, key prefix {prefix}")))
+}
+
+#[cfg(not(feature = "redis"))]
+async fn connect_redis(_url: &SecretUrl, _name: Option<&str>) -> Result<(AnyLedger, String), StartError> {
+    Err(missing_feature("redis"))
+}
+
+#[cfg(feature = "postgres")]
+async fn connect_postgres(url: &SecretUrl, name: Option<&str>) -> Result<(AnyLedger, String), StartError> {
+    let options = match name {
+        Some(name) => PostgresOptions::new().schema(name),
+        None => PostgresOptions::new(),
+    };
+    let ledger =
+        PostgresLedger::connect(url.expose(), options).await.map_err(|e| unreachable_store(url, "PostgreSQL", &e))?;
+    // Idempotent, and safe when several instances start at once.
+    ledger.migrate().await.map_err(|e| {
+        StartError::config(format!(
+            "--store {}://…: cannot create the ledger tables in schema {}: {}",
+            url.scheme(),
+            ledger.schema(),
+            url.redact(&cause(&e))
+        ))
+    })?;
+    let label = format!("postgres, schema {}", ledger.schema());
+    Ok((AnyLedger::Postgres(ledger), label))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn connect_postgres(_url: &SecretUrl, _name: Option<&str>) -> Result<(AnyLedger, String), StartError> {
+    Err(missing_feature("postgres"))
+}
+
+/// A shared ledger this build was compiled without.
+#[cfg(any(not(feature = "redis"), not(feature = "postgres")))]
+fn missing_feature(feature: &str) -> StartError {
+    StartError::config(format!(
+        "--store {feature}://…: this build has no {feature} ledger; build the example with the `{feature}` \
+         feature (cargo run --features {feature} --example …), or use --store memory (one process)"
+    ))
+}
+
+/// A shared ledger that did not answer at start: the driver's reason, with
+/// the URL and its credentials cut out.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+fn unreachable_store(url: &SecretUrl, backend: &str, error: &StoreError) -> StartError {
+    StartError::config(format!(
+        "--store {}://…: cannot connect to the {backend} ledger: {}",
+        url.scheme(),
+        url.redact(&cause(error))
+    ))
+}
+
+/// A store error and its causes, one line.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+fn cause(error: &StoreError) -> String {
+    let mut text = error.0.to_string();
+    let mut source = error.0.source();
+    while let Some(next) = source {
+        let next_text = next.to_string();
+        if !text.contains(&next_text) {
+            text = format!("{text}: {next_text}");
+        }
+        source = next.source();
+    }
+    text
 }
 
 fn load_signer(config: &Config) -> Result<(Ed25519Signer, bool), StartError> {
     let (signer, ephemeral) = match &config.signing_key {
         Some(path) => {
             let pem = std::fs::read_to_string(path)
+                .map(Zeroizing::new)
                 .map_err(|e| StartError::config(format!("--signing-key {}: {e}", path.display())))?;
             // The decoder's message names the encoding problem, never key bytes.
             let signer = Ed25519Signer::from_pkcs8_pem(&pem)
@@ -316,7 +530,40 @@ fn load_signer(config: &Config) -> Result<(Ed25519Signer, bool), StartError> {
         }
         None => signer,
     };
+    let mut signer = signer;
+    for arg in &config.verify_keys {
+        let shown = match &arg.kid {
+            Some(kid) => format!("--verify-key {}#{kid}", arg.path.display()),
+            None => format!("--verify-key {}", arg.path.display()),
+        };
+        let key = load_verify_key(&arg.path).map_err(|e| StartError::config(format!("{shown}: {e}")))?;
+        let key = match &arg.kid {
+            Some(kid) => key.with_key_id(KeyId::new(kid).map_err(|e| StartError::config(format!("{shown}: {e}")))?),
+            None => key,
+        };
+        signer = signer.with_verify_only_key(key).map_err(|e| StartError::config(format!("{shown}: {e}")))?;
+    }
     Ok((signer, ephemeral))
+}
+
+/// A verify-only key from `path`: a public key (SPKI PEM
+/// `-----BEGIN PUBLIC KEY-----`, or DER), or a PKCS#8 private key (PEM
+/// `-----BEGIN PRIVATE KEY-----`, or DER) of which only the public half is
+/// kept. The file's bytes are wiped after reading; messages never quote them.
+fn load_verify_key(path: &std::path::Path) -> Result<VerificationKey, String> {
+    let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| e.to_string())?);
+    let public_of = |signer: Ed25519Signer| signer.verification_key().clone();
+    let text = std::str::from_utf8(&bytes).map(str::trim_start);
+    let key = match text {
+        Ok(pem) if pem.starts_with("-----BEGIN PUBLIC KEY-----") => VerificationKey::from_public_key_pem(pem),
+        Ok(pem) if pem.starts_with("-----BEGIN PRIVATE KEY-----") => Ed25519Signer::from_pkcs8_pem(pem).map(public_of),
+        Ok(pem) if pem.starts_with("-----BEGIN") => {
+            return Err("expected a PEM PUBLIC KEY or PRIVATE KEY (PKCS#8) document".to_owned());
+        }
+        _ => VerificationKey::from_public_key_der(&bytes)
+            .or_else(|_| Ed25519Signer::from_pkcs8_der(&bytes).map(public_of)),
+    };
+    key.map_err(|e| e.to_string())
 }
 
 fn random_seed() -> Result<[u8; 32], StartError> {
@@ -447,8 +694,16 @@ pub(crate) fn announce(bound: SocketAddr, setup: &Setup, stack: &str) {
         access_ttl = app.policy.access_lifetime().whole_seconds(),
         refresh_ttl = app.policy.refresh_lifetime().whole_seconds(),
         grace = app.policy.grace_window().whole_seconds(),
+        store = %setup.store,
         "token-refresh listening"
     );
+    for key in app.signer.keyring().keys().iter().skip(1) {
+        tracing::info!(
+            key_thumbprint = %key.thumbprint(),
+            kid = key.key_id().map_or("-", |kid| kid.as_str()),
+            "also accepting tokens signed by a verify-only key"
+        );
+    }
     if setup.ephemeral_key {
         tracing::warn!(
             "no --signing-key: using a fresh random key; every token dies with this process \
@@ -603,12 +858,81 @@ pub(crate) async fn shutdown_signal() {
 // The state and the handlers
 // ---------------------------------------------------------------------------
 
-/// The stores the examples serve from. Shared ledgers (`--store redis://…`,
-/// `postgres://…`) plug in here: `SessionLedger` returns `impl Future`, so it
-/// is not object safe, and the way in is an enum over the ledgers that
-/// implements `SessionLedger` by delegation, which keeps [`App`] and every
-/// adapter non-generic.
-pub(crate) type ServerStore = MemoryStore;
+/// The stores the examples serve from: users in memory, sessions in the
+/// ledger `--store` chose.
+pub(crate) type ServerStore = Store<MemoryUserStore, AnyLedger>;
+
+/// In-memory users and sessions: `--store memory`, and most tests.
+pub(crate) fn memory_store(users: impl IntoIterator<Item = User>) -> ServerStore {
+    Store::new(MemoryUserStore::new(users), AnyLedger::Memory(MemoryLedger::new()))
+}
+
+/// One of the session ledgers, picked at start.
+///
+/// `SessionLedger` returns `impl Future`, so it is not object safe (no
+/// `Box<dyn SessionLedger>`); an enum that delegates keeps [`App`] and every
+/// adapter non-generic. The shared ledgers exist only when the crate's
+/// `postgres` / `redis` features are on, so `cargo run --example server`
+/// builds without them; `--store postgres://…` in such a build is a
+/// configuration error naming the feature.
+pub(crate) enum AnyLedger {
+    /// `--store memory`.
+    Memory(MemoryLedger),
+    /// `--store postgres://…`.
+    #[cfg(feature = "postgres")]
+    Postgres(PostgresLedger),
+    /// `--store redis://…`.
+    #[cfg(feature = "redis")]
+    Redis(RedisLedger),
+}
+
+impl fmt::Debug for AnyLedger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            // The memory ledger's maps are no use in a log.
+            Self::Memory(_) => f.write_str("AnyLedger::Memory"),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(ledger) => f.debug_tuple("AnyLedger::Postgres").field(ledger).finish(),
+            #[cfg(feature = "redis")]
+            Self::Redis(ledger) => f.debug_tuple("AnyLedger::Redis").field(ledger).finish(),
+        }
+    }
+}
+
+/// Runs `$call` on whichever ledger `$any` holds, bound to `$ledger`.
+macro_rules! on_ledger {
+    ($any:expr, $ledger:ident => $call:expr) => {
+        match $any {
+            AnyLedger::Memory($ledger) => $call,
+            #[cfg(feature = "postgres")]
+            AnyLedger::Postgres($ledger) => $call,
+            #[cfg(feature = "redis")]
+            AnyLedger::Redis($ledger) => $call,
+        }
+    };
+}
+
+impl SessionLedger for AnyLedger {
+    async fn create(&self, session: &NewSession) -> Result<(), StoreError> {
+        on_ledger!(self, ledger => ledger.create(session).await)
+    }
+
+    async fn rotate(&self, request: &RotationRequest) -> Result<Rotation, StoreError> {
+        on_ledger!(self, ledger => ledger.rotate(request).await)
+    }
+
+    async fn revoke(&self, presented: TokenId, now: i64) -> Result<Revocation, StoreError> {
+        on_ledger!(self, ledger => ledger.revoke(presented, now).await)
+    }
+
+    async fn revoke_user(&self, subject: &str, now: i64) -> Result<u64, StoreError> {
+        on_ledger!(self, ledger => ledger.revoke_user(subject, now).await)
+    }
+
+    async fn is_access_revoked(&self, access_id: TokenId, now: i64) -> Result<bool, StoreError> {
+        on_ledger!(self, ledger => ledger.is_access_revoked(access_id, now).await)
+    }
+}
 
 /// What every request shares.
 pub(crate) struct App {

@@ -214,3 +214,53 @@ impl Http {
         Ok((response.data("accessToken")?, response.data("refreshToken")?))
     }
 }
+
+/// The PKCS#8 v1 PEM of the key of `seed`, as `openssl genpkey -algorithm
+/// ed25519` writes it.
+pub(crate) fn private_pem(seed: &[u8; 32]) -> String {
+    pem("PRIVATE KEY", &private_der(seed))
+}
+
+/// The PKCS#8 v1 DER of the key of `seed`.
+pub(crate) fn private_der(seed: &[u8; 32]) -> Vec<u8> {
+    const PREFIX: [u8; 16] =
+        [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+    PREFIX.iter().chain(seed).copied().collect()
+}
+
+/// The SPKI PEM of the public key of `seed`, as `openssl pkey -pubout`
+/// writes it.
+pub(crate) fn public_pem(seed: &[u8; 32]) -> String {
+    pem("PUBLIC KEY", &public_der(seed))
+}
+
+/// The SPKI DER of the public key of `seed`.
+pub(crate) fn public_der(seed: &[u8; 32]) -> Vec<u8> {
+    const PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+    let public = SigningKey::from_bytes(seed).verifying_key();
+    PREFIX.iter().chain(public.as_bytes()).copied().collect()
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    // Both documents fit one 64-column line.
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    format!("-----BEGIN {label}-----\n{body}\n-----END {label}-----\n")
+}
+
+/// The JWK `x` of the public key of `seed`.
+pub(crate) fn jwk_x(seed: &[u8; 32]) -> String {
+    URL_SAFE_NO_PAD.encode(SigningKey::from_bytes(seed).verifying_key().as_bytes())
+}
+
+/// The decoded JOSE header of a compact token.
+pub(crate) fn jose_header(token: &str) -> TestResult<serde_json::Value> {
+    let segment = token.split('.').next().ok_or("not a compact JWS")?;
+    Ok(serde_json::from_slice(&URL_SAFE_NO_PAD.decode(segment)?)?)
+}
+
+/// Whether `token`'s signature verifies under the public key of `seed`.
+pub(crate) fn signed_by(token: &str, seed: &[u8; 32]) -> TestResult<bool> {
+    let (input, signature) = token.rsplit_once('.').ok_or("not a compact JWS")?;
+    let signature = token_refresh::ed25519_dalek::Signature::from_slice(&URL_SAFE_NO_PAD.decode(signature)?)?;
+    Ok(SigningKey::from_bytes(seed).verifying_key().verify_strict(input.as_bytes(), &signature).is_ok())
+}

@@ -1,0 +1,538 @@
+//! Several server instances on one shared ledger behave as one service, and
+//! a restart with a new signing key keeps the sessions of the old one.
+//!
+//! Every instance is the reference server (`examples/server.rs`, axum) built
+//! from a command line by the example's own `parse_args` and `setup`, so the
+//! `--store`, `--store-prefix`, `--signing-key`, `--kid` and `--verify-key`
+//! flags are exercised as an operator types them; each runs in process on an
+//! ephemeral loopback port with its own connections to the backend.
+//!
+//! Needs PostgreSQL at `TOKEN_REFRESH_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`) and Redis at
+//! `TOKEN_REFRESH_REDIS_URL` (default `redis://127.0.0.1:6379/0`); `.ci/run`
+//! starts both. An unreachable backend fails these tests, it never skips
+//! them. Every test works under a schema / key prefix of its own (random
+//! name) and removes it at the end.
+
+// Test code: helpers outside #[test] functions may panic on a failed check.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+#[allow(dead_code)]
+#[path = "../examples/server.rs"]
+mod server;
+#[path = "http_support/mod.rs"]
+mod support;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use token_refresh::redis::AsyncCommands as _;
+use token_refresh::{PostgresLedger, PostgresOptions, RedisLedger, SessionId, Signer as _};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use server::common::{self, App, Command};
+use support::{BOB, BOB_LOGIN_SEED, Http, SIGNING_SEED, TestResult};
+
+/// The seed of the key a rotation moves to.
+const NEXT_SIGNING_SEED: [u8; 32] = [0x7b; 32];
+const REUSED: &str = "refresh token was already used; the session is revoked";
+const SESSION_REVOKED: &str = "session has been revoked";
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+// ---------------------------------------------------------------------------
+// Backends
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Postgres,
+    Redis,
+}
+
+impl Backend {
+    fn url(self) -> String {
+        match self {
+            Self::Postgres => std::env::var("TOKEN_REFRESH_POSTGRES_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into()),
+            Self::Redis => {
+                std::env::var("TOKEN_REFRESH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
+            }
+        }
+    }
+
+    /// What `setup` reports for `--store-prefix name`.
+    fn label(self, name: &str) -> String {
+        match self {
+            Self::Postgres => format!("postgres, schema {name}"),
+            Self::Redis => format!("redis, key prefix {name}:"),
+        }
+    }
+
+    async fn postgres(name: &str) -> TestResult<PostgresLedger> {
+        let url = Self::Postgres.url();
+        PostgresLedger::connect(&url, PostgresOptions::new().schema(name).pool_size(1))
+            .await
+            .map_err(|e| format!("PostgreSQL must be reachable at {url} for these tests: {e}").into())
+    }
+
+    async fn redis(name: &str) -> TestResult<RedisLedger> {
+        let url = Self::Redis.url();
+        RedisLedger::connect(&url, format!("{name}:"))
+            .await
+            .map_err(|e| format!("Redis must be reachable at {url} for these tests: {e}").into())
+    }
+
+    /// The keys under the Redis prefix of `name`.
+    async fn redis_keys(ledger: &RedisLedger) -> TestResult<Vec<Vec<u8>>> {
+        let mut connection = ledger.connection();
+        let pattern = format!("{}*", ledger.prefix());
+        let mut iter: token_refresh::redis::AsyncIter<'_, Vec<u8>> = connection.scan_match(&pattern).await?;
+        let mut found = Vec::new();
+        while let Some(key) = iter.next_item().await {
+            found.push(key?);
+        }
+        Ok(found)
+    }
+
+    /// How many sessions the backend holds under `name`: proof that the
+    /// instances really share it rather than each keeping its own.
+    async fn sessions(self, name: &str) -> TestResult<usize> {
+        match self {
+            Self::Postgres => {
+                let ledger = Self::postgres(name).await?;
+                let client = ledger.pool().get().await?;
+                let row = client.query_one(&format!("SELECT count(*) FROM {name}.sessions"), &[]).await?;
+                Ok(usize::try_from(row.get::<_, i64>(0))?)
+            }
+            Self::Redis => {
+                let ledger = Self::redis(name).await?;
+                // Session records are `<prefix>s:<session id>`.
+                let session_key = format!("{}s:", ledger.prefix());
+                let keys = Self::redis_keys(&ledger).await?;
+                Ok(keys.iter().filter(|key| key.starts_with(session_key.as_bytes())).count())
+            }
+        }
+    }
+
+    /// Drops the schema / deletes the keys of `name`.
+    async fn clean(self, name: &str) -> TestResult {
+        match self {
+            Self::Postgres => {
+                let ledger = Self::postgres(name).await?;
+                let client = ledger.pool().get().await?;
+                client.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE")).await?;
+            }
+            Self::Redis => {
+                let ledger = Self::redis(name).await?;
+                for key in Self::redis_keys(&ledger).await? {
+                    let _: () = ledger.connection().del(key).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Instances
+// ---------------------------------------------------------------------------
+
+/// Key and users files in a directory of their own.
+struct Files {
+    dir: PathBuf,
+}
+
+impl Files {
+    fn new() -> TestResult<Self> {
+        let dir = std::env::temp_dir().join(format!("token-refresh-shared-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir)?;
+        let files = Self { dir };
+        files.write("a.pem", &support::private_pem(&SIGNING_SEED))?;
+        files.write("a.pub", &support::public_pem(&SIGNING_SEED))?;
+        files.write("b.pem", &support::private_pem(&NEXT_SIGNING_SEED))?;
+        let bob_key: String = token_refresh::ed25519_dalek::SigningKey::from_bytes(&BOB_LOGIN_SEED)
+            .verifying_key()
+            .as_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let users =
+            format!(r#"[{{"email":"{BOB}","account":"bob@admin","role":"ROLE_ADMIN","publicKey":"{bob_key}"}}]"#);
+        files.write("users.json", &users)?;
+        Ok(files)
+    }
+
+    fn write(&self, name: &str, text: &str) -> TestResult {
+        std::fs::write(self.dir.join(name), text)?;
+        Ok(())
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+}
+
+impl Drop for Files {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One server instance, started from a command line.
+struct Instance {
+    http: Http,
+    app: Arc<App>,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Instance {
+    async fn start(args: &[String]) -> TestResult<Self> {
+        let Command::Serve(config) = common::parse_args(args.iter().cloned())? else {
+            return Err("expected a serve command".into());
+        };
+        // A backend that cannot be reached fails here: the test fails.
+        let setup = common::setup(&config).await.map_err(|e| format!("start-up failed: {}", e.message))?;
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let http = Http::new(listener.local_addr()?);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server::serve(listener, Arc::clone(&setup.app), async {
+            let _ = stopped.await;
+        }));
+        Ok(Self { http, app: setup.app, stop: Some(stop), task })
+    }
+
+    /// Graceful shutdown; the server must end cleanly.
+    async fn stop(mut self) -> TestResult {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await?;
+        Ok(())
+    }
+}
+
+/// The command line of an instance of `backend` under `name`, signing with
+/// `a.pem`, with `extra` flags.
+fn args(backend: Backend, name: &str, files: &Files, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--listen",
+        "127.0.0.1:0",
+        "--users",
+        &files.path("users.json"),
+        "--store",
+        &backend.url(),
+        "--store-prefix",
+        name,
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    if !extra.contains(&"--signing-key") {
+        args.extend(["--signing-key".to_owned(), files.path("a.pem")]);
+    }
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    args
+}
+
+/// Runs `body` with a fresh schema / key prefix name and key files, then
+/// removes what it stored whatever happened, then passes on a failure.
+async fn with_backend<F, Fut>(backend: Backend, test: &str, body: F) -> TestResult
+where
+    F: FnOnce(String, Arc<Files>) -> Fut,
+    Fut: Future<Output = TestResult> + Send + 'static,
+{
+    let name = format!("tr_http_{}_{test}", &SessionId::random().to_string()[..8]);
+    let files = Arc::new(Files::new()?);
+    let outcome = tokio::spawn(body(name.clone(), Arc::clone(&files))).await;
+    let cleaned = backend.clean(&name).await;
+    match outcome {
+        Err(panic) => std::panic::resume_unwind(panic.into_panic()),
+        Ok(result) => result?,
+    }
+    cleaned
+}
+
+// ---------------------------------------------------------------------------
+// Two instances, one backend
+// ---------------------------------------------------------------------------
+
+/// Login on A, refresh on A, reuse of the rotated token on B: 401, the
+/// family is revoked, and the successor then fails on A too. A second
+/// session hops between the instances at every step.
+async fn two_instances_are_one_service(backend: Backend) -> TestResult {
+    with_backend(backend, "one", move |name, files| async move {
+        let a = Instance::start(&args(backend, &name, &files, &[])).await?;
+        let b = Instance::start(&args(backend, &name, &files, &[])).await?;
+
+        let (_, first) = a.http.session(BOB, &BOB_LOGIN_SEED).await?;
+        assert_eq!(backend.sessions(&name).await?, 1, "the session is stored in {backend:?}");
+        let refreshed = a.http.refresh(Some(&bearer(&first))).await?;
+        assert_eq!(refreshed.status, 200, "{}", refreshed.message());
+        let (access, successor) = (refreshed.data("accessToken")?, refreshed.data("refreshToken")?);
+        assert_eq!(b.http.me(&bearer(&access)).await?.status, 200, "B accepts A's access token");
+
+        let reuse = b.http.refresh(Some(&bearer(&first))).await?;
+        assert_eq!((reuse.status, reuse.message().as_str()), (401, REUSED), "B detects reuse of a token A rotated");
+        let after = a.http.refresh(Some(&bearer(&successor))).await?;
+        assert_eq!((after.status, after.message().as_str()), (401, SESSION_REVOKED), "the family is revoked on A");
+        assert_eq!(a.http.me(&bearer(&access)).await?.status, 401, "and its access token with it");
+
+        // A session that alternates instances: each rotation is seen by the other.
+        let (_, mut token) = b.http.session(BOB, &BOB_LOGIN_SEED).await?;
+        let mut last_access = String::new();
+        for step in 0..6 {
+            let http = if step % 2 == 0 { &a.http } else { &b.http };
+            let response = http.refresh(Some(&bearer(&token))).await?;
+            assert_eq!(response.status, 200, "step {step}: {}", response.message());
+            token = response.data("refreshToken")?;
+            last_access = response.data("accessToken")?;
+        }
+        assert_eq!(a.http.me(&bearer(&last_access)).await?.status, 200);
+        assert_eq!(a.http.logout(&bearer(&token)).await?.status, 200);
+        let after_logout = b.http.refresh(Some(&bearer(&token))).await?;
+        assert_eq!((after_logout.status, after_logout.message().as_str()), (401, SESSION_REVOKED));
+        assert_eq!(b.http.me(&bearer(&last_access)).await?.status, 401, "logout on A revokes on B");
+        assert_eq!(backend.sessions(&name).await?, 2);
+
+        a.stop().await?;
+        b.stop().await
+    })
+    .await
+}
+
+/// 24 concurrent refreshes of one token, alternating between A and B:
+/// exactly one 200, every other one 401.
+async fn concurrent_refreshes_across_instances(backend: Backend) -> TestResult {
+    with_backend(backend, "race", move |name, files| async move {
+        let a = Instance::start(&args(backend, &name, &files, &[])).await?;
+        let b = Instance::start(&args(backend, &name, &files, &[])).await?;
+        let (_, token) = a.http.session(BOB, &BOB_LOGIN_SEED).await?;
+        let authorization = bearer(&token);
+
+        const N: usize = 24;
+        let barrier = Arc::new(tokio::sync::Barrier::new(N));
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..N {
+            let http = if i % 2 == 0 { a.http.clone() } else { b.http.clone() };
+            let (barrier, authorization) = (Arc::clone(&barrier), authorization.clone());
+            tasks.spawn(async move {
+                barrier.wait().await;
+                http.refresh(Some(&authorization)).await.map(|response| (i % 2, response.status))
+            });
+        }
+        let mut statuses = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            statuses.push(joined??);
+        }
+        let ok: Vec<_> = statuses.iter().filter(|(_, status)| *status == 200).collect();
+        assert_eq!(ok.len(), 1, "exactly one refresh wins across both instances: {statuses:?}");
+        assert_eq!(statuses.iter().filter(|(_, status)| *status == 401).count(), N - 1, "{statuses:?}");
+        // Both instances answered (the alternation really split the load).
+        assert!(
+            statuses.iter().any(|(instance, _)| *instance == 0) && statuses.iter().any(|(instance, _)| *instance == 1)
+        );
+
+        a.stop().await?;
+        b.stop().await
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_two_instances_are_one_service() -> TestResult {
+    two_instances_are_one_service(Backend::Postgres).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_two_instances_are_one_service() -> TestResult {
+    two_instances_are_one_service(Backend::Redis).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_concurrent_refreshes_across_instances_one_wins() -> TestResult {
+    concurrent_refreshes_across_instances(Backend::Postgres).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_concurrent_refreshes_across_instances_one_wins() -> TestResult {
+    concurrent_refreshes_across_instances(Backend::Redis).await
+}
+
+/// `setup` reports the ledger it connected to (the start-up log line), and
+/// `--store-prefix` keeps deployments apart: the same token is unknown under
+/// another name.
+async fn store_prefix_isolates(backend: Backend) -> TestResult {
+    with_backend(backend, "iso", move |name, files| async move {
+        let Command::Serve(config) = common::parse_args(args(backend, &name, &files, &[]))? else {
+            return Err("expected serve".into());
+        };
+        let setup = common::setup(&config).await.map_err(|e| e.message)?;
+        assert_eq!(setup.store, backend.label(&name));
+        drop(setup);
+
+        let a = Instance::start(&args(backend, &name, &files, &[])).await?;
+        let other = format!("{name}_other");
+        let elsewhere = Instance::start(&args(backend, &other, &files, &[])).await;
+        let result = async {
+            let elsewhere = elsewhere?;
+            let (_, token) = a.http.session(BOB, &BOB_LOGIN_SEED).await?;
+            let response = elsewhere.http.refresh(Some(&bearer(&token))).await?;
+            assert_eq!(response.status, 401, "another prefix does not know the session");
+            assert_eq!(a.http.refresh(Some(&bearer(&token))).await?.status, 200, "and changed nothing");
+            elsewhere.stop().await
+        }
+        .await;
+        backend.clean(&other).await?;
+        result?;
+        a.stop().await
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_prefix_isolates_deployments() -> TestResult {
+    store_prefix_isolates(Backend::Postgres).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_store_prefix_isolates_deployments() -> TestResult {
+    store_prefix_isolates(Backend::Redis).await
+}
+
+/// A backend that is down at start: exit code 2, a message naming the
+/// backend, and neither the URL nor its password in it.
+#[tokio::test]
+async fn unreachable_store_is_a_configuration_error_without_the_password() -> TestResult {
+    for (url, backend) in [
+        ("redis://:s3cret-pw@127.0.0.1:1/0", "Redis"),
+        ("postgres://app:s3cret-pw@127.0.0.1:1/test", "PostgreSQL"),
+        ("postgresql://app:s3cret-pw@127.0.0.1:1/test", "PostgreSQL"),
+    ] {
+        let Command::Serve(config) = common::parse_args(["--store".to_owned(), url.to_owned()])? else {
+            return Err("expected serve".into());
+        };
+        let error = common::setup(&config).await.err().ok_or("nothing listens on port 1")?;
+        assert_eq!(error.code, 2, "{}", error.message);
+        assert!(error.message.contains(backend), "{}", error.message);
+        assert!(!error.message.contains("s3cret") && !error.message.contains("127.0.0.1:1/"), "{}", error.message);
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Key rotation across restarts (PostgreSQL keeps the sessions)
+// ---------------------------------------------------------------------------
+
+/// The JWKS of an instance: `(x, kid)` of each key, in order.
+async fn jwks(http: &Http) -> TestResult<Vec<(String, String)>> {
+    let response = http.send("GET", "/.well-known/jwks.json", &[], b"").await?;
+    assert_eq!(response.status, 200);
+    let json = response.json()?;
+    let keys = json["keys"].as_array().ok_or("no keys")?;
+    Ok(keys
+        .iter()
+        .map(|key| (key["x"].as_str().unwrap_or("").to_owned(), key["kid"].as_str().unwrap_or("").to_owned()))
+        .collect())
+}
+
+/// Start on key A; restart on key B with A verify-only: A's refresh token
+/// still refreshes, into tokens signed by B, and the JWKS lists both; restart
+/// on B alone: tokens signed by A are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_rotation_across_restarts_keeps_sessions() -> TestResult {
+    let backend = Backend::Postgres;
+    with_backend(backend, "keys", move |name, files| async move {
+        let (key_a, key_b) = (support::jwk_x(&SIGNING_SEED), support::jwk_x(&NEXT_SIGNING_SEED));
+
+        // 1. Key A.
+        let first = Instance::start(&args(backend, &name, &files, &["--kid", "key-a"])).await?;
+        assert_eq!(jwks(&first.http).await?, [(key_a.clone(), "key-a".to_owned())]);
+        let (_, login) = first.http.session(BOB, &BOB_LOGIN_SEED).await?;
+        let refreshed = first.http.refresh(Some(&bearer(&login))).await?;
+        assert_eq!(refreshed.status, 200);
+        let old = refreshed.data("refreshToken")?;
+        // A second session that stays untouched until the last start.
+        let (_, untouched) = first.http.session(BOB, &BOB_LOGIN_SEED).await?;
+        for token in [&old, &untouched] {
+            assert_eq!(support::jose_header(token)?["kid"], "key-a");
+            assert!(support::signed_by(token, &SIGNING_SEED)?);
+        }
+        first.stop().await?;
+
+        // 2. Key B active, A verify-only (its public key file, under its kid).
+        let verify_a = format!("{}#key-a", files.path("a.pub"));
+        let second_args = args(
+            backend,
+            &name,
+            &files,
+            &["--signing-key", &files.path("b.pem"), "--kid", "key-b", "--verify-key", &verify_a],
+        );
+        let second = Instance::start(&second_args).await?;
+        assert_eq!(
+            jwks(&second.http).await?,
+            [(key_b.clone(), "key-b".to_owned()), (key_a.clone(), "key-a".to_owned())]
+        );
+        let rotated = second.http.refresh(Some(&bearer(&old))).await?;
+        assert_eq!(rotated.status, 200, "a token of the old key still refreshes: {}", rotated.message());
+        let (access, new) = (rotated.data("accessToken")?, rotated.data("refreshToken")?);
+        for token in [&access, &new] {
+            assert_eq!(support::jose_header(token)?["kid"], "key-b");
+            assert!(support::signed_by(token, &NEXT_SIGNING_SEED)?, "new tokens are signed with key B");
+            assert!(!support::signed_by(token, &SIGNING_SEED)?);
+        }
+        assert_eq!(second.http.me(&bearer(&access)).await?.status, 200);
+        // The rotation was recorded in the shared ledger: reuse is still reuse.
+        let reuse = second.http.refresh(Some(&bearer(&old))).await?;
+        assert_eq!((reuse.status, reuse.message().as_str()), (401, REUSED));
+        let (_, fresh) = second.http.session(BOB, &BOB_LOGIN_SEED).await?;
+        second.stop().await?;
+
+        // 3. Key B alone: key A is retired.
+        let third =
+            Instance::start(&args(backend, &name, &files, &["--signing-key", &files.path("b.pem"), "--kid", "key-b"]))
+                .await?;
+        assert_eq!(jwks(&third.http).await?, [(key_b, "key-b".to_owned())]);
+        let refused = third.http.refresh(Some(&bearer(&untouched))).await?;
+        assert_eq!(refused.status, 401, "a token signed by the retired key is refused");
+        assert_ne!(refused.message(), REUSED, "refused for its key, not by the ledger");
+        assert_ne!(refused.message(), SESSION_REVOKED);
+        let still = third.http.refresh(Some(&bearer(&fresh))).await?;
+        assert_eq!(still.status, 200, "key B's sessions carry on: {}", still.message());
+        third.stop().await
+    })
+    .await
+}
+
+/// The same rotation with the old key given as its private PEM (only the
+/// public half is kept) and without key ids: tokens without `kid` are tried
+/// against each key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_rotation_without_kids_from_a_private_pem() -> TestResult {
+    let backend = Backend::Postgres;
+    with_backend(backend, "nokid", move |name, files| async move {
+        let first = Instance::start(&args(backend, &name, &files, &[])).await?;
+        let (_, old) = first.http.session(BOB, &BOB_LOGIN_SEED).await?;
+        assert!(support::jose_header(&old)?.get("kid").is_none());
+        first.stop().await?;
+
+        let second = Instance::start(&args(
+            backend,
+            &name,
+            &files,
+            &["--signing-key", &files.path("b.pem"), "--verify-key", &files.path("a.pem")],
+        ))
+        .await?;
+        assert_eq!(second.app.signer.keyring().keys().len(), 2);
+        let rotated = second.http.refresh(Some(&bearer(&old))).await?;
+        assert_eq!(rotated.status, 200, "{}", rotated.message());
+        assert!(support::signed_by(&rotated.data("refreshToken")?, &NEXT_SIGNING_SEED)?);
+        second.stop().await
+    })
+    .await
+}
