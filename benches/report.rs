@@ -1,8 +1,8 @@
 //! The performance report (issue 6): one run, one markdown document.
 //!
 //! ```text
-//! cargo bench --bench report
-//! RUSTFLAGS="-C target-cpu=native" CARGO_TARGET_DIR=target/native cargo bench --bench report
+//! cargo bench --features aws-lc --bench report
+//! RUSTFLAGS="-C target-cpu=native" CARGO_TARGET_DIR=target/native cargo bench --features aws-lc --bench report
 //! ```
 //!
 //! Every case runs in interleaved rounds (each round runs every case for a
@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use cpu_time::ThreadTime;
 
-use common::{AwsLc, Chain, Crate, Floor, JsonWebToken, JwtSimple, block_on};
+use common::{AwsLc, Chain, Crate, Floor, JsonWebToken, JwtSimple, block_on, with_aws_lc};
 use token_refresh::{
     Grace, MemoryLedger, NewSession, PairClaims, Reply, Rotation, RotationRequest, SessionId, SessionLedger, TokenId,
     TokenPair,
@@ -120,7 +120,10 @@ fn ratios(num: impl Fn(usize) -> f64, den: impl Fn(usize) -> f64, rounds: usize)
 }
 
 const REFRESH: &str = "refresh (token-refresh)";
-const FLOOR: &str = "floor: 2 × sign + verify_strict";
+const FLOOR: &str = "floor: 2 × sign + the crate's check (verify + R check)";
+const FLOOR_STRICT: &str = "floor: 2 × sign + verify_strict";
+const REFRESH_AWS: &str = "refresh (token-refresh, aws-lc signer)";
+const FLOOR_AWS: &str = "floor: 2 × aws-lc sign + the crate's check";
 const FLOOR_PLAIN: &str = "floor: 2 × sign + verify";
 const JWT: &str = "refresh (jsonwebtoken, aws-lc-rs)";
 const SIMPLE: &str = "refresh (jwt-simple, pure-rust)";
@@ -152,7 +155,9 @@ fn main() {
     let refresh_token = ours.long_lived.refresh_token.clone();
     let reply_input: Result<TokenPair, token_refresh::Error> = Ok(ours.long_lived.clone());
 
+    let ours_aws = with_aws_lc();
     let mut ours_chain = Chain::new(&ours);
+    let mut aws_chain = Chain::new(&ours_aws);
     let mut jwt_chain = Chain::new(&jwt);
     let mut simple_chain = Chain::new(&simple);
     let mut cases = vec![
@@ -160,7 +165,19 @@ fn main() {
             black_box(ours_chain.step());
         }),
         Case::new(FLOOR, || {
+            black_box(floor.sign_pair());
+            black_box(floor.verify_small_order_bytes());
+        }),
+        Case::new(FLOOR_STRICT, || {
             black_box(floor.floor_strict());
+        }),
+        Case::new(REFRESH_AWS, || {
+            black_box(aws_chain.step());
+        }),
+        Case::new(FLOOR_AWS, || {
+            black_box(aws.sign());
+            black_box(aws.sign());
+            black_box(floor.verify_small_order_bytes());
         }),
         Case::new(FLOOR_PLAIN, || {
             black_box(floor.floor_plain());
@@ -236,7 +253,10 @@ fn main() {
     let s = |name| samples(&cases, name);
     let one = |name: &'static str| move |r: usize| s(name)[r];
     let rows: Vec<(&str, Vec<f64>, &str)> = vec![
-        ("refresh / floor (2 × sign + verify_strict)", ratios(one(REFRESH), one(FLOOR), rounds), "≤ 1.05"),
+        ("refresh / floor (2 × sign + the crate's check)", ratios(one(REFRESH), one(FLOOR), rounds), "≤ 1.05"),
+        ("refresh / floor with verify_strict", ratios(one(REFRESH), one(FLOOR_STRICT), rounds), ""),
+        ("refresh (aws-lc signer) / its floor", ratios(one(REFRESH_AWS), one(FLOOR_AWS), rounds), "≤ 1.05"),
+        ("refresh (aws-lc signer) / jsonwebtoken", ratios(one(REFRESH_AWS), one(JWT), rounds), "< 1"),
         ("refresh / floor (2 × sign + verify)", ratios(one(REFRESH), one(FLOOR_PLAIN), rounds), ""),
         ("refresh / jsonwebtoken", ratios(one(REFRESH), one(JWT), rounds), "< 1"),
         ("refresh / jwt-simple", ratios(one(REFRESH), one(SIMPLE), rounds), "< 1"),

@@ -61,9 +61,55 @@ pub struct SignerError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
 /// ```
 pub struct Ed25519Signer {
     key: SigningKey,
+    public: PublicKeys,
+}
+
+/// The public side of a signer: the active key, its optional `kid`, and
+/// the keyring tokens are verified against. Shared by every built-in signer.
+#[derive(Debug, Clone)]
+pub(crate) struct PublicKeys {
     kid: Option<KeyId>,
     active: VerificationKey,
     keyring: Keyring,
+}
+
+impl PublicKeys {
+    pub(crate) fn new(active: ed25519_dalek::VerifyingKey) -> Result<Self, KeyError> {
+        let active = VerificationKey::new(active)?;
+        let keyring = Keyring::new([active.clone()])?;
+        Ok(Self { kid: None, active, keyring })
+    }
+
+    pub(crate) fn with_key_id(mut self, kid: KeyId) -> Result<Self, KeyError> {
+        let keys = self
+            .keyring
+            .keys()
+            .iter()
+            .enumerate()
+            .map(|(i, key)| if i == 0 { key.clone().with_key_id(kid.clone()) } else { key.clone() });
+        self.keyring = Keyring::new(keys.collect::<Vec<_>>())?;
+        self.active = self.active.with_key_id(kid.clone());
+        self.kid = Some(kid);
+        Ok(self)
+    }
+
+    pub(crate) fn with_verify_only_key(mut self, key: VerificationKey) -> Result<Self, KeyError> {
+        let keys: Vec<_> = self.keyring.keys().iter().cloned().chain([key]).collect();
+        self.keyring = Keyring::new(keys)?;
+        Ok(self)
+    }
+
+    pub(crate) fn key_id(&self) -> Option<&KeyId> {
+        self.kid.as_ref()
+    }
+
+    pub(crate) fn active(&self) -> &VerificationKey {
+        &self.active
+    }
+
+    pub(crate) fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
 }
 
 impl Ed25519Signer {
@@ -84,7 +130,7 @@ impl Ed25519Signer {
     /// assert!(Ed25519Signer::from_seed_text("too short").is_err());
     /// ```
     pub fn from_seed_text(text: &str) -> Result<Self, KeyError> {
-        let mut seed = decode_seed(text.trim()).ok_or(KeyError::InvalidSecretKey)?;
+        let mut seed = decode_seed_text(text.trim()).ok_or(KeyError::InvalidSecretKey)?;
         let signer = Self::from_seed(&seed);
         // Best effort: the signing key zeroizes itself; clear our copy too.
         seed.fill(0);
@@ -106,41 +152,32 @@ impl Ed25519Signer {
 
     /// From an ed25519-dalek signing key.
     pub fn from_signing_key(key: SigningKey) -> Result<Self, KeyError> {
-        let active = VerificationKey::new(key.verifying_key())?;
-        let keyring = Keyring::new([active.clone()])?;
-        Ok(Self { key, kid: None, active, keyring })
+        let public = PublicKeys::new(key.verifying_key())?;
+        Ok(Self { key, public })
     }
 
     /// Writes `kid` into new tokens and announces the active key under it.
     /// Verify-only keys keep their own ids.
     pub fn with_key_id(mut self, kid: KeyId) -> Result<Self, KeyError> {
-        let keys = self
-            .keyring
-            .keys()
-            .iter()
-            .enumerate()
-            .map(|(i, key)| if i == 0 { key.clone().with_key_id(kid.clone()) } else { key.clone() });
-        self.keyring = Keyring::new(keys.collect::<Vec<_>>())?;
-        self.active = self.active.with_key_id(kid.clone());
-        self.kid = Some(kid);
+        self.public = self.public.with_key_id(kid)?;
         Ok(self)
     }
 
     /// Also accepts tokens signed by `key` (a previous or upcoming key during
     /// a rotation). Never signs with it.
     pub fn with_verify_only_key(mut self, key: VerificationKey) -> Result<Self, KeyError> {
-        let keys: Vec<_> = self.keyring.keys().iter().cloned().chain([key]).collect();
-        self.keyring = Keyring::new(keys)?;
+        self.public = self.public.with_verify_only_key(key)?;
         Ok(self)
     }
 
     /// The active public key.
     pub fn verification_key(&self) -> &VerificationKey {
-        &self.active
+        self.public.active()
     }
 }
 
-fn decode_seed(text: &str) -> Option<[u8; 32]> {
+/// A 32-byte seed from 64 hex digits or base64 / base64url text.
+pub(crate) fn decode_seed_text(text: &str) -> Option<[u8; 32]> {
     use base64::Engine as _;
     use base64::engine::DecodePaddingMode;
     use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
@@ -166,18 +203,18 @@ impl fmt::Debug for Ed25519Signer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Ed25519Signer")
             .field("public", &crate::hex::encode(self.key.verifying_key().as_bytes()))
-            .field("kid", &self.kid)
+            .field("kid", &self.public.key_id())
             .finish_non_exhaustive()
     }
 }
 
 impl Signer for Ed25519Signer {
     fn key_id(&self) -> Option<&KeyId> {
-        self.kid.as_ref()
+        self.public.key_id()
     }
 
     fn keyring(&self) -> &Keyring {
-        &self.keyring
+        self.public.keyring()
     }
 
     fn sign(&self, message: &[u8]) -> impl Future<Output = Result<Signature, SignerError>> + Send {

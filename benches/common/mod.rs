@@ -23,8 +23,7 @@ use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, Verifying
 use serde::{Deserialize, Serialize};
 use token_refresh::jws::UntrustedToken;
 use token_refresh::{
-    AccessClaims, Algorithm, Ed25519Signer, MemoryStore, Policy, RefreshClaims, Reply, Signer as _, SystemClock,
-    TokenPair, User,
+    AccessClaims, Algorithm, Ed25519Signer, MemoryStore, Policy, RefreshClaims, Reply, SystemClock, TokenPair, User,
 };
 use uuid::Uuid;
 
@@ -86,10 +85,10 @@ impl<'a, R: Refresher> Chain<'a, R> {
 // ---------------------------------------------------------------- the crate
 
 /// token-refresh with its in-memory stores and the seed defaults.
-pub struct Crate {
+pub struct Crate<S = Ed25519Signer> {
     pub policy: Policy,
     pub store: MemoryStore,
-    pub signer: Ed25519Signer,
+    pub signer: S,
     pub clock: SystemClock,
     /// An access token and a refresh token that stay valid for a day, for
     /// the stateless cases (`verify_access`, `decode`).
@@ -98,8 +97,18 @@ pub struct Crate {
 
 impl Crate {
     pub fn new() -> Self {
+        Self::with_signer(Ed25519Signer::from_seed(&SEED).expect("seed key"))
+    }
+}
+
+/// The crate with the AWS-LC signer (feature `aws-lc`).
+pub fn with_aws_lc() -> Crate<token_refresh::AwsLcSigner> {
+    Crate::with_signer(token_refresh::AwsLcSigner::from_seed(&SEED).expect("seed key"))
+}
+
+impl<S: token_refresh::Signer> Crate<S> {
+    pub fn with_signer(signer: S) -> Self {
         let store = MemoryStore::in_memory([User::new(SUBJECT, ACCOUNT, ROLE)]);
-        let signer = Ed25519Signer::from_seed(&SEED).expect("seed key");
         let long = Policy::builder().access_lifetime(time::Duration::days(1)).build().expect("policy");
         let long_lived = block_on(long.issue(SUBJECT, &store, &signer, &SystemClock)).expect("issue");
         Self { policy: Policy::default(), store, signer, clock: SystemClock, long_lived }
@@ -132,7 +141,7 @@ impl Default for Crate {
     }
 }
 
-impl Refresher for Crate {
+impl<S: token_refresh::Signer> Refresher for Crate<S> {
     fn login(&self) -> String {
         self.issue().refresh_token
     }
