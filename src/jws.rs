@@ -27,6 +27,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::marker::PhantomData;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -212,7 +213,7 @@ impl VerifiedToken {
     /// A payload that is not JSON is 401 (it cannot be ours); JSON that is
     /// not exactly a `C` is 422.
     pub fn claims<'a, C: serde::Deserialize<'a> + crate::claims::Validate>(&'a self) -> Result<C, Error> {
-        match serde_json::from_slice::<C>(&self.payload) {
+        match parse_claims::<C>(&self.payload) {
             Ok(claims) if claims.is_valid() => Ok(claims),
             Ok(_) => Err(Unprocessable::Claims.into()),
             Err(e) if e.is_data() && serde_json::from_slice::<de::IgnoredAny>(&self.payload).is_ok() => {
@@ -227,6 +228,30 @@ impl fmt::Debug for VerifiedToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VerifiedToken").finish_non_exhaustive()
     }
+}
+
+/// Claims are one JSON object and nothing else. serde's derived struct
+/// deserializer also accepts a sequence of the field values
+/// (`["bob@mail.com","…",1703261574,"…"]`): a second spelling of the same
+/// claims that we never write, so it is refused like any other malformed
+/// claim set.
+struct ObjectOnly<T>(PhantomData<T>);
+
+impl<'de, T: serde::Deserialize<'de>> Visitor<'de> for ObjectOnly<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object of claims")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+        T::deserialize(de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+fn parse_claims<'a, C: serde::Deserialize<'a>>(payload: &'a [u8]) -> Result<C, serde_json::Error> {
+    let mut deserializer = serde_json::Deserializer::from_slice(payload);
+    let claims = de::Deserializer::deserialize_map(&mut deserializer, ObjectOnly(PhantomData))?;
+    deserializer.end()?;
+    Ok(claims)
 }
 
 fn is_base64url(segment: &str) -> bool {
@@ -298,5 +323,20 @@ mod tests {
         assert_eq!(check(r#"{"typ":"JWT"}"#), Some(Unauthorized::Header));
         assert_eq!(check(r#"{"alg":"EdDSA",}"#), Some(Unauthorized::NotJson));
         assert_eq!(check("\u{feff}{\"alg\":\"EdDSA\"}"), Some(Unauthorized::NotJson));
+    }
+
+    fn claims_status(payload: &str) -> Result<crate::RefreshClaims, u16> {
+        VerifiedToken { payload: payload.as_bytes().to_vec() }.claims().map_err(|e| e.status_code())
+    }
+
+    #[test]
+    fn claims_are_an_object_not_a_sequence() {
+        let object = r#"{"sub":"s","acjti":"8e1783d8-4a5b-4dd4-b78d-b50565400503","exp":1,"jti":"a6fbd9f9-e8dd-4c0f-ba46-49d01908626a"}"#;
+        assert!(claims_status(object).is_ok());
+        // serde's derived struct deserializer alone would accept this.
+        let sequence = r#"["s","8e1783d8-4a5b-4dd4-b78d-b50565400503",1,"a6fbd9f9-e8dd-4c0f-ba46-49d01908626a"]"#;
+        assert_eq!(claims_status(sequence).err(), Some(422));
+        assert_eq!(claims_status(&format!("{object} {object}")).err(), Some(401));
+        assert_eq!(claims_status(&format!(" {object}\n")).map(|c| c.subject), Ok("s".to_owned()));
     }
 }
