@@ -216,9 +216,9 @@ impl VerifiedToken {
         match parse_claims::<C>(&self.payload) {
             Ok(claims) if claims.is_valid() => Ok(claims),
             Ok(_) => Err(Unprocessable::Claims.into()),
-            Err(e) if e.is_data() && serde_json::from_slice::<de::IgnoredAny>(&self.payload).is_ok() => {
-                Err(Unprocessable::Claims.into())
-            }
+            // JSON that is not our claims: wrong shape or types, or a number
+            // out of range (`"exp":1e400` is JSON, just not an i64).
+            Err(_) if is_json(&self.payload) => Err(Unprocessable::Claims.into()),
             Err(_) => Err(Unauthorized::NotJson.into()),
         }
     }
@@ -252,6 +252,12 @@ fn parse_claims<'a, C: serde::Deserialize<'a>>(payload: &'a [u8]) -> Result<C, s
     let claims = de::Deserializer::deserialize_map(&mut deserializer, ObjectOnly(PhantomData))?;
     deserializer.end()?;
     Ok(claims)
+}
+
+/// Whether `bytes` is one JSON text: UTF-8 (RFC 8259 §8.1; serde_json's
+/// skipping parser does not check it) and well formed.
+fn is_json(bytes: &[u8]) -> bool {
+    std::str::from_utf8(bytes).is_ok() && serde_json::from_slice::<de::IgnoredAny>(bytes).is_ok()
 }
 
 fn is_base64url(segment: &str) -> bool {
@@ -338,5 +344,27 @@ mod tests {
         assert_eq!(claims_status(sequence).err(), Some(422));
         assert_eq!(claims_status(&format!("{object} {object}")).err(), Some(401));
         assert_eq!(claims_status(&format!(" {object}\n")).map(|c| c.subject), Ok("s".to_owned()));
+    }
+
+    #[test]
+    fn json_numbers_out_of_range_are_malformed_claims_not_malformed_json() {
+        let claims = |exp: &str| {
+            format!(
+                r#"{{"sub":"s","acjti":"8e1783d8-4a5b-4dd4-b78d-b50565400503","exp":{exp},"jti":"a6fbd9f9-e8dd-4c0f-ba46-49d01908626a"}}"#
+            )
+        };
+        // Valid JSON (RFC 8259 puts no bound on numbers), not an i64: 422.
+        assert_eq!(claims_status(&claims("1e400")).err(), Some(422));
+        assert_eq!(claims_status(&claims("-1e400")).err(), Some(422));
+        assert_eq!(claims_status(&claims("9223372036854775808")).err(), Some(422));
+        // Not JSON at all: 401.
+        assert_eq!(claims_status(&claims("NaN")).err(), Some(401));
+        assert_eq!(claims_status(&claims("1e")).err(), Some(401));
+        // Invalid UTF-8 inside a string: serde_json's skipping parser lets
+        // it through, RFC 8259 does not. 401.
+        let mut bytes = claims("1").into_bytes();
+        bytes[8] = 0xff;
+        let invalid = VerifiedToken { payload: bytes }.claims::<crate::RefreshClaims>().map_err(|e| e.status_code());
+        assert_eq!(invalid.err(), Some(401), "invalid UTF-8 is not JSON");
     }
 }
