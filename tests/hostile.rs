@@ -860,3 +860,50 @@ fn oversized_input_is_refused_before_decoding() {
     padded.truncate(token_refresh::MAX_HEADER_LEN);
     fx.refresh(Some(&padded)).expect("at the limit");
 }
+
+/// Writes the corpus as fuzzing seeds under `fuzz/seeds/` (see
+/// `fuzz/README.md`). Run on demand:
+/// `cargo test --test hostile -- --ignored write_fuzz_seeds`.
+#[test]
+#[ignore = "writes files; run on demand to refresh fuzz/seeds"]
+fn write_fuzz_seeds() {
+    /// libFuzzer's -max_len in fuzz/README.md: just past the 8 KiB limit.
+    const MAX_SEED: usize = 9000;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
+    let fx = Fixture::new();
+    let mut seeds: Vec<(&str, String, Vec<u8>)> = Vec::new();
+    // The fuzz world's own session (fixed ids, see fuzz/src/lib.rs): its
+    // current token, whole and as a payload to be signed.
+    let world_claims = refresh_json(&q(ALICE), &q(ID1), &(NOW + 86_400).to_string(), &q(ID2));
+    let world_token = format!("Bearer {}", mint(&world_claims));
+    seeds.push(("header", "world-current-token".to_owned(), world_token.clone().into_bytes()));
+    seeds.push(("refresh", "world-current-token".to_owned(), [b"\0", world_token.as_bytes()].concat()));
+    seeds.push(("refresh", "world-current-claims".to_owned(), [b"\x01", world_claims.as_bytes()].concat()));
+    seeds.push(("decode", "world-current-claims".to_owned(), [b"\x01", world_claims.as_bytes()].concat()));
+    for case in corpus(&fx) {
+        let Some(header) = case.header else { continue };
+        if header.len() > MAX_SEED {
+            continue;
+        }
+        let name: String =
+            case.attack.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
+        seeds.push(("header", name.clone(), header.clone()));
+        seeds.push(("refresh", name.clone(), [b"\0", header.as_slice()].concat()));
+        if let Some(token) = header.strip_prefix(b"Bearer ") {
+            seeds.push(("decode", name.clone(), [b"\0", token].concat()));
+            let payload = token
+                .split(|&b| b == b'.')
+                .nth(1)
+                .and_then(|p| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).ok());
+            if let Some(payload) = payload {
+                seeds.push(("decode", format!("{name}-payload"), [b"\x01", payload.as_slice()].concat()));
+                seeds.push(("refresh", format!("{name}-payload"), [b"\x01", payload.as_slice()].concat()));
+            }
+        }
+    }
+    for (target, name, bytes) in seeds {
+        let dir = root.join(target);
+        std::fs::create_dir_all(&dir).expect("create seed dir");
+        std::fs::write(dir.join(name), bytes).expect("write seed");
+    }
+}
