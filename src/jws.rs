@@ -19,11 +19,44 @@
 //! - Sizes are checked before decoding: the header segment, the payload and
 //!   the signature (exactly 86 characters) each have a fixed bound.
 //! - The payload is not parsed at all until the signature verifies.
-//! - Signatures are checked with ed25519-dalek's `verify_strict`: it refuses
-//!   small-order keys and small-order `R`, and non-canonical `S` (no
-//!   malleability). Its scalar and point arithmetic is constant-time in the
-//!   secret-free sense that matters here (no early exit on the signature
-//!   value). Honest Ed25519 signers (ours) always pass it.
+//!
+//! # Which Ed25519 check, and why
+//!
+//! Signatures are checked with ed25519-dalek's
+//! [`VerifyingKey::verify_strict`](ed25519_dalek::VerifyingKey::verify_strict),
+//! never the permissive `verify`:
+//! - `S` must be canonical (`S < L`), so `(R, S + L)` is not a second valid
+//!   spelling of a signature (malleability). Both modes do this in
+//!   ed25519-dalek 3; we do not enable its `legacy_compatibility` feature,
+//!   which would turn it off.
+//! - `R` and the public key must not be small-order points. Under a
+//!   small-order key the cofactorless equation holds for forged signatures
+//!   (`R` = identity, `S` = 0 verifies *every* message under the identity
+//!   key): `verify` accepts that, `verify_strict` refuses it. We also refuse
+//!   such keys when they are loaded ([`crate::VerificationKey::new`]), so a
+//!   keyring never holds one.
+//! - Honest signers, ours included, always produce signatures that pass:
+//!   the stricter check costs two cheap small-order tests and turns away no
+//!   legitimate token. Project Wycheproof's Ed25519 vectors pin this (every
+//!   valid vector accepted, every invalid one refused: `tests/vectors.rs`).
+//!
+//! Timing: verification handles only public values (the token, its
+//! signature, our public key). ed25519-dalek computes `[S]B - [k]A` with a
+//! variable-time double-scalar multiplication, which is safe precisely
+//! because nothing secret is involved, and compares the result with `R` in
+//! constant time (`ct_eq`). Refusals before that (shape, header, `kid`,
+//! non-canonical `S`, small-order `R`) depend only on what the caller sent.
+//! Signing, which does use the secret key, is constant-time.
+//!
+//! # Bounded work
+//!
+//! An unauthenticated request costs at most: one pass over an
+//! `Authorization` value of at most 8 KiB (longer is refused before anything
+//! else); base64url decoding of a header segment of at most 256 characters
+//! into a stack buffer and one JSON parse of it; and at most
+//! [`crate::MAX_KEYS`] signature checks over a signing input of at most
+//! 4 353 bytes (256 + 1 + 4096). The payload (at most 4096 characters) is decoded and parsed only
+//! after the signature verified.
 
 use std::borrow::Cow;
 use std::fmt;
