@@ -811,6 +811,31 @@ fn every_hostile_input_gets_its_spec_status_and_changes_nothing() {
     assert_eq!((after.sessions, after.revoked_sessions, after.rotations), (2, 0, 3));
 }
 
+/// The logout door (`DELETE`) shares the refresh token checks up to the
+/// ledger: every row decided before the ledger gets the same answer there
+/// and changes nothing. (Logout does not consult the user directory, so
+/// the 404 rows and the rows that reach the ledger with one of Alice's
+/// real ids are not replayed here.)
+#[test]
+fn the_logout_door_refuses_the_same_rows_the_same_way() {
+    let fx = Fixture::new();
+    let before = fx.stats();
+    let mut checked = 0;
+    for case in corpus(&fx) {
+        let reaches_ledger = matches!(case.want, NotFound | Unauth(Unauthorized::UnknownToken));
+        if !matches!(case.target, Refresh) || reaches_ledger {
+            continue;
+        }
+        let result = block_on(token_refresh::revoke(case.header.as_deref(), fx.store.ledger(), &fx.signer, &fx.clock));
+        let error = result.expect_err(&case.attack);
+        assert_eq!(Want::of(&error), Some(case.want), "{}", case.attack);
+        assert_eq!(fx.stats(), before, "{} changed the ledger through logout", case.attack);
+        checked += 1;
+    }
+    assert!(checked >= 190, "{checked} rows replayed");
+    fx.refresh(bearer(&fx.alice.refresh_token).as_deref()).expect("Alice's session is still live");
+}
+
 #[test]
 fn the_corpus_is_large_and_covers_every_class() {
     let fx = Fixture::new();
