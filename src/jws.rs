@@ -246,7 +246,7 @@ impl VerifiedToken {
     /// A payload that is not JSON is 401 (it cannot be ours); JSON that is
     /// not exactly a `C` is 422.
     pub fn claims<'a, C: serde::Deserialize<'a> + crate::claims::Validate>(&'a self) -> Result<C, Error> {
-        match parse_claims::<C>(&self.payload) {
+        match from_json_object::<C>(&self.payload) {
             Ok(claims) if claims.is_valid() => Ok(claims),
             Ok(_) => Err(Unprocessable::Claims.into()),
             // JSON that is not our claims: wrong shape or types, or a number
@@ -263,11 +263,11 @@ impl fmt::Debug for VerifiedToken {
     }
 }
 
-/// Claims are one JSON object and nothing else. serde's derived struct
-/// deserializer also accepts a sequence of the field values
-/// (`["bob@mail.com","…",1703261574,"…"]`): a second spelling of the same
-/// claims that we never write, so it is refused like any other malformed
-/// claim set.
+/// Claims (and the login body) are one JSON object and nothing else.
+/// serde's derived struct deserializer also accepts a sequence of the field
+/// values (`["bob@mail.com","…",1703261574,"…"]`): a second spelling of the
+/// same data that we never write, so it is refused like any other
+/// malformed input.
 struct ObjectOnly<T>(PhantomData<T>);
 
 impl<'de, T: serde::Deserialize<'de>> Visitor<'de> for ObjectOnly<T> {
@@ -280,8 +280,10 @@ impl<'de, T: serde::Deserialize<'de>> Visitor<'de> for ObjectOnly<T> {
     }
 }
 
-fn parse_claims<'a, C: serde::Deserialize<'a>>(payload: &'a [u8]) -> Result<C, serde_json::Error> {
-    let mut deserializer = serde_json::Deserializer::from_slice(payload);
+/// Parses `json` as one JSON object deserialized into `T` (see
+/// [`ObjectOnly`]), with nothing after it.
+pub(crate) fn from_json_object<'a, T: serde::Deserialize<'a>>(json: &'a [u8]) -> Result<T, serde_json::Error> {
+    let mut deserializer = serde_json::Deserializer::from_slice(json);
     let claims = de::Deserializer::deserialize_map(&mut deserializer, ObjectOnly(PhantomData))?;
     deserializer.end()?;
     Ok(claims)

@@ -932,3 +932,105 @@ fn write_fuzz_seeds() {
         std::fs::write(dir.join(name), bytes).expect("write seed");
     }
 }
+
+/// The login door (`POST`) is unauthenticated too: hostile bodies get their
+/// SPEC §1 status and create no session. A user registered with a weak
+/// (identity) login key cannot be logged in with the universal forgery
+/// that plain `verify` would accept.
+#[test]
+fn the_login_door_refuses_hostile_bodies_and_creates_nothing() {
+    use token_refresh::ed25519_dalek::VerifyingKey;
+    use token_refresh::{MemoryStore, User};
+
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let carol_key = SigningKey::from_bytes(&[0x11; 32]);
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let weak = VerifyingKey::from_bytes(&identity).expect("the identity decompresses");
+    let store = MemoryStore::in_memory([
+        User::new("carol@mail.com", "carol@acc", "ROLE_USER").with_login_key(carol_key.verifying_key()),
+        User::new("weak@mail.com", "weak@acc", "ROLE_USER").with_login_key(weak),
+    ]);
+    let signer = token_refresh::Ed25519Signer::from_seed(&SEED).expect("seed");
+    let clock = token_refresh::ManualClock::at_unix(NOW);
+    let body = |email: &str, signature: &str, key: &str| {
+        format!(r#"{{"email":{},"signature":"{signature}","publicKey":"{key}"}}"#, q(email))
+    };
+    let carol_pk = hex(&carol_key.verifying_key().to_bytes());
+    let carol_sig = carol_key.sign(b"carol@mail.com").to_bytes();
+    let mut forgery = [0u8; 64];
+    forgery[0] = 1;
+
+    let rows: Vec<(&str, Vec<u8>, Want)> = vec![
+        ("body over 4 KiB", vec![b' '; token_refresh::MAX_LOGIN_BODY + 1], Bad(BadRequest::MalformedBody)),
+        ("body not JSON", b"email=carol".to_vec(), Bad(BadRequest::MalformedBody)),
+        ("body empty", Vec::new(), Bad(BadRequest::MalformedBody)),
+        ("body an array", br#"["carol@mail.com","00","00"]"#.to_vec(), Bad(BadRequest::MalformedBody)),
+        (
+            "body an array of the genuine values",
+            format!(r#"["carol@mail.com","{}","{carol_pk}"]"#, hex(&carol_sig)).into_bytes(),
+            Bad(BadRequest::MalformedBody),
+        ),
+        (
+            "body with an extra member",
+            body("carol@mail.com", &hex(&carol_sig), &carol_pk).replace('}', r#","admin":true}"#).into_bytes(),
+            Bad(BadRequest::MalformedBody),
+        ),
+        (
+            "signature not hex",
+            body("carol@mail.com", &"zz".repeat(64), &carol_pk).into_bytes(),
+            Unproc(Unprocessable::LoginEncoding),
+        ),
+        (
+            "signature too short",
+            body("carol@mail.com", "00", &carol_pk).into_bytes(),
+            Unproc(Unprocessable::LoginEncoding),
+        ),
+        (
+            "public key too long",
+            body("carol@mail.com", &hex(&carol_sig), &format!("{carol_pk}00")).into_bytes(),
+            Unproc(Unprocessable::LoginEncoding),
+        ),
+        ("unknown user", body("mallory@mail.com", &hex(&carol_sig), &carol_pk).into_bytes(), NotFound),
+        (
+            "another key than the user's",
+            body("carol@mail.com", &hex(&carol_sig), &hex(&our_key().verifying_key().to_bytes())).into_bytes(),
+            Unproc(Unprocessable::LoginKey),
+        ),
+        (
+            "signature over another e-mail",
+            body("carol@mail.com", &hex(&carol_key.sign(b"bob@mail.com").to_bytes()), &carol_pk).into_bytes(),
+            Unauth(Unauthorized::LoginSignature),
+        ),
+        (
+            "all-zero signature",
+            body("carol@mail.com", &"00".repeat(64), &carol_pk).into_bytes(),
+            Unauth(Unauthorized::LoginSignature),
+        ),
+        (
+            "non-canonical S (S + L)",
+            body("carol@mail.com", &hex(&add_group_order_to_s(&carol_sig)), &carol_pk).into_bytes(),
+            Unauth(Unauthorized::LoginSignature),
+        ),
+        (
+            "universal forgery under a weak registered key",
+            body("weak@mail.com", &hex(&forgery), &hex(&identity)).into_bytes(),
+            Unauth(Unauthorized::LoginSignature),
+        ),
+    ];
+    let before = store.ledger().stats();
+    for (attack, request, want) in rows {
+        let error = block_on(token_refresh::login(&request, &store, &signer, &clock)).expect_err(attack);
+        assert_eq!(Want::of(&error), Some(want), "{attack}");
+        assert_eq!(store.ledger().stats(), before, "{attack} created a session");
+    }
+    // Control: the genuine body logs in.
+    block_on(token_refresh::login(
+        body("carol@mail.com", &hex(&carol_sig), &carol_pk).as_bytes(),
+        &store,
+        &signer,
+        &clock,
+    ))
+    .expect("genuine login");
+    assert_eq!(store.ledger().stats().sessions, 1);
+}
