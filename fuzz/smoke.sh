@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 seconds="${FUZZ_SECONDS:-20}"
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(header decode refresh)
+    targets=(header decode refresh login)
 fi
 
 # A fresh machine has no cargo-fuzz: install it (from crates.io) rather

@@ -905,13 +905,17 @@ fn write_fuzz_seeds() {
     seeds.push(("refresh", "world-current-token".to_owned(), [b"\0", world_token.as_bytes()].concat()));
     seeds.push(("refresh", "world-current-claims".to_owned(), [b"\x01", world_claims.as_bytes()].concat()));
     seeds.push(("decode", "world-current-claims".to_owned(), [b"\x01", world_claims.as_bytes()].concat()));
-    for case in corpus(&fx) {
+    let slug = |i: usize, attack: &str| -> String {
+        let words: String =
+            attack.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
+        format!("{i:03}-{words}")
+    };
+    for (i, case) in corpus(&fx).into_iter().enumerate() {
         let Some(header) = case.header else { continue };
         if header.len() > MAX_SEED {
             continue;
         }
-        let name: String =
-            case.attack.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
+        let name = slug(i, &case.attack);
         seeds.push(("header", name.clone(), header.clone()));
         seeds.push(("refresh", name.clone(), [b"\0", header.as_slice()].concat()));
         if let Some(token) = header.strip_prefix(b"Bearer ") {
@@ -926,6 +930,13 @@ fn write_fuzz_seeds() {
             }
         }
     }
+    let (login_rows, genuine) = login_corpus();
+    seeds.push(("login", "genuine-body".to_owned(), genuine));
+    for (i, (attack, body, _)) in login_rows.into_iter().enumerate() {
+        if body.len() <= MAX_SEED {
+            seeds.push(("login", slug(i, attack), body));
+        }
+    }
     for (target, name, bytes) in seeds {
         let dir = root.join(target);
         std::fs::create_dir_all(&dir).expect("create seed dir");
@@ -933,26 +944,14 @@ fn write_fuzz_seeds() {
     }
 }
 
-/// The login door (`POST`) is unauthenticated too: hostile bodies get their
-/// SPEC §1 status and create no session. A user registered with a weak
-/// (identity) login key cannot be logged in with the universal forgery
-/// that plain `verify` would accept.
-#[test]
-fn the_login_door_refuses_hostile_bodies_and_creates_nothing() {
-    use token_refresh::ed25519_dalek::VerifyingKey;
-    use token_refresh::{MemoryStore, User};
-
+/// The login corpus: hostile bodies with their SPEC §1 status, and the
+/// genuine body of `carol@mail.com` (login key seed `[0x11; 32]`).
+#[expect(clippy::type_complexity, reason = "one row: attack, body, outcome")]
+fn login_corpus() -> (Vec<(&'static str, Vec<u8>, Want)>, Vec<u8>) {
     let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
     let carol_key = SigningKey::from_bytes(&[0x11; 32]);
     let mut identity = [0u8; 32];
     identity[0] = 1;
-    let weak = VerifyingKey::from_bytes(&identity).expect("the identity decompresses");
-    let store = MemoryStore::in_memory([
-        User::new("carol@mail.com", "carol@acc", "ROLE_USER").with_login_key(carol_key.verifying_key()),
-        User::new("weak@mail.com", "weak@acc", "ROLE_USER").with_login_key(weak),
-    ]);
-    let signer = token_refresh::Ed25519Signer::from_seed(&SEED).expect("seed");
-    let clock = token_refresh::ManualClock::at_unix(NOW);
     let body = |email: &str, signature: &str, key: &str| {
         format!(r#"{{"email":{},"signature":"{signature}","publicKey":"{key}"}}"#, q(email))
     };
@@ -961,7 +960,7 @@ fn the_login_door_refuses_hostile_bodies_and_creates_nothing() {
     let mut forgery = [0u8; 64];
     forgery[0] = 1;
 
-    let rows: Vec<(&str, Vec<u8>, Want)> = vec![
+    let rows: Vec<(&'static str, Vec<u8>, Want)> = vec![
         ("body over 4 KiB", vec![b' '; token_refresh::MAX_LOGIN_BODY + 1], Bad(BadRequest::MalformedBody)),
         ("body not JSON", b"email=carol".to_vec(), Bad(BadRequest::MalformedBody)),
         ("body empty", Vec::new(), Bad(BadRequest::MalformedBody)),
@@ -1018,6 +1017,29 @@ fn the_login_door_refuses_hostile_bodies_and_creates_nothing() {
             Unauth(Unauthorized::LoginSignature),
         ),
     ];
+    (rows, body("carol@mail.com", &hex(&carol_sig), &carol_pk).into_bytes())
+}
+
+/// The login door (`POST`) is unauthenticated too: hostile bodies get their
+/// SPEC §1 status and create no session. A user registered with a weak
+/// (identity) login key cannot be logged in with the universal forgery
+/// that plain `verify` would accept.
+#[test]
+fn the_login_door_refuses_hostile_bodies_and_creates_nothing() {
+    use token_refresh::ed25519_dalek::VerifyingKey;
+    use token_refresh::{MemoryStore, User};
+
+    let carol_key = SigningKey::from_bytes(&[0x11; 32]);
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let weak = VerifyingKey::from_bytes(&identity).expect("the identity decompresses");
+    let store = MemoryStore::in_memory([
+        User::new("carol@mail.com", "carol@acc", "ROLE_USER").with_login_key(carol_key.verifying_key()),
+        User::new("weak@mail.com", "weak@acc", "ROLE_USER").with_login_key(weak),
+    ]);
+    let signer = token_refresh::Ed25519Signer::from_seed(&SEED).expect("seed");
+    let clock = token_refresh::ManualClock::at_unix(NOW);
+    let (rows, genuine) = login_corpus();
     let before = store.ledger().stats();
     for (attack, request, want) in rows {
         let error = block_on(token_refresh::login(&request, &store, &signer, &clock)).expect_err(attack);
@@ -1025,12 +1047,6 @@ fn the_login_door_refuses_hostile_bodies_and_creates_nothing() {
         assert_eq!(store.ledger().stats(), before, "{attack} created a session");
     }
     // Control: the genuine body logs in.
-    block_on(token_refresh::login(
-        body("carol@mail.com", &hex(&carol_sig), &carol_pk).as_bytes(),
-        &store,
-        &signer,
-        &clock,
-    ))
-    .expect("genuine login");
+    block_on(token_refresh::login(&genuine, &store, &signer, &clock)).expect("genuine login");
     assert_eq!(store.ledger().stats().sessions, 1);
 }
