@@ -881,6 +881,10 @@ fn oversized_input_is_refused_before_decoding() {
     // still refused: the length check runs first, before trimming.
     let error = fx.refresh(Some(&padded)).expect_err("too long");
     assert!(matches!(error, Error::BadRequest(BadRequest::HeaderTooLong)), "{error:?}");
+    // Length first, before the byte scan: a 1 MiB run of non-ASCII bytes
+    // is "too long", not "not ASCII".
+    let error = fx.refresh(Some(&vec![0xff; 1 << 20])).expect_err("too long");
+    assert!(matches!(error, Error::BadRequest(BadRequest::HeaderTooLong)), "{error:?}");
     // Exactly at the limit the same bytes are looked at (and accepted).
     padded.truncate(token_refresh::MAX_HEADER_LEN);
     fx.refresh(Some(&padded)).expect("at the limit");

@@ -184,3 +184,41 @@ proptest! {
         prop_assert_eq!(status, 401);
     }
 }
+
+/// Exhaustive companion of the sampled property above: every position of a
+/// valid refresh and access token, each replaced by a set of characters
+/// chosen to be hard (a neighbouring base64url digit, which only flips
+/// bits; separators; padding; space; NUL; a non-ASCII byte).
+#[test]
+fn every_position_of_a_valid_token_is_tamper_evident() {
+    fn replacements(original: u8) -> Vec<u8> {
+        const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let neighbour = ALPHABET.iter().position(|&c| c == original).map(|i| ALPHABET[i ^ 1]);
+        [b'.', b'=', b'+', b' ', 0, 0xff].into_iter().chain(neighbour).filter(|&b| b != original).collect()
+    }
+    let fx = &*FIXTURE;
+    let before = fx.stats();
+    let mut tried = 0;
+    for token in [&fx.alice.refresh_token] {
+        for at in 0..token.len() {
+            for byte in replacements(token.as_bytes()[at]) {
+                let mut tampered = token.clone().into_bytes();
+                tampered[at] = byte;
+                let error = fx.refresh(Some(&tampered)).expect_err("tampered refresh token accepted");
+                assert!(matches!(error.status_code(), 400 | 401), "position {at}: {error:?}");
+                tried += 1;
+            }
+        }
+    }
+    for at in 0..fx.alice.access_token.len() {
+        for byte in replacements(fx.alice.access_token.as_bytes()[at]) {
+            let mut tampered = fx.alice.access_token.clone().into_bytes();
+            tampered[at] = byte;
+            let error = fx.verify_access(Some(&tampered)).expect_err("tampered access token accepted");
+            assert!(matches!(error.status_code(), 400 | 401), "position {at}: {error:?}");
+            tried += 1;
+        }
+    }
+    assert_eq!(fx.stats(), before, "a tampered token changed the ledger");
+    assert!(tried > 2000, "{tried} variants");
+}
