@@ -19,22 +19,56 @@
 //! - Sizes are checked before decoding: the header segment, the payload and
 //!   the signature (exactly 86 characters) each have a fixed bound.
 //! - The payload is not parsed at all until the signature verifies.
-//! - Signatures are held to ed25519-dalek's `verify_strict` rules, which
-//!   refuse a small-order public key, a small-order `R`, and a non-canonical
-//!   `S` or `R` (no malleability: one message and key, one valid signature
-//!   from an honest signer). We get the same acceptance set more cheaply:
-//!   small-order keys are refused once, when a key is loaded
-//!   ([`crate::VerificationKey::new`]); `R` is compared with the eight
-//!   small-order encodings; then dalek's `verify` checks the equation with a
-//!   canonical `S` and compares the canonical encoding of the expected `R`
-//!   with the signature's bytes, so a non-canonical `R` never matches. That
-//!   skips `verify_strict`'s per-call decompression of `R` and re-check of
-//!   the key (about 7 µs of 40 on our machine). A test pins the equivalence
-//!   on the edge cases. Verification involves no secret, so timing reveals
-//!   nothing; honest Ed25519 signers (ours) always pass.
+//!
+//! # Which Ed25519 check, and why
+//!
+//! We accept exactly what ed25519-dalek's
+//! [`VerifyingKey::verify_strict`](ed25519_dalek::VerifyingKey::verify_strict)
+//! accepts, never what the permissive rules of plain `verify` add:
+//! - `S` must be canonical (`S < L`), so `(R, S + L)` is not a second valid
+//!   spelling of a signature (malleability). Both dalek modes do this in
+//!   ed25519-dalek 3; we do not enable its `legacy_compatibility` feature,
+//!   which would turn it off.
+//! - The public key must not be a small-order point. Under a small-order key
+//!   the cofactorless equation holds for forged signatures (`R` = identity,
+//!   `S` = 0 verifies *every* message under the identity key). We refuse such
+//!   keys once, when they are loaded ([`crate::VerificationKey::new`]), so a
+//!   keyring never holds one.
+//! - `R` must not be a small-order point: we compare its bytes with the
+//!   eight small-order encodings before anything else.
+//! - `R` must be canonical: dalek's `verify` compares the canonical encoding
+//!   of the expected `R` with the signature's bytes, so a non-canonical
+//!   spelling never matches.
+//!
+//! With the key checked at load time, these are `verify_strict`'s rules, but
+//! `verify_strict` would decompress `R` and re-test the key's order on every
+//! call; our order costs about 5 µs less per verification here (the
+//! performance report measures both). A unit test pins the equivalence on
+//! the cases where the two dalek checks differ, and Project Wycheproof's
+//! Ed25519 vectors pin the acceptance set (every valid vector accepted, every
+//! invalid one refused: `tests/vectors.rs`). Honest signers, ours included,
+//! always pass.
+//!
+//! Timing: verification handles only public values (the token, its
+//! signature, our public key). ed25519-dalek computes `[S]B - [k]A` with a
+//! variable-time double-scalar multiplication, which is safe precisely
+//! because nothing secret is involved. Refusals before that (shape, header,
+//! `kid`, non-canonical `S`, small-order `R`) depend only on what the caller
+//! sent. Signing, which does use the secret key, is constant-time.
+//!
+//! # Bounded work
+//!
+//! An unauthenticated request costs at most: one pass over an
+//! `Authorization` value of at most 8 KiB (longer is refused before anything
+//! else); base64url decoding of a header segment of at most 256 characters
+//! into a stack buffer and one JSON parse of it (none for the exact header we
+//! issue); and at most [`crate::MAX_KEYS`] signature checks over a signing
+//! input of at most 4 353 bytes (256 + 1 + 4096). The payload (at most 4096
+//! characters) is decoded and parsed only after the signature verified.
 
 use std::borrow::Cow;
 use std::fmt;
+use std::marker::PhantomData;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -229,12 +263,12 @@ impl VerifiedToken {
     /// A payload that is not JSON is 401 (it cannot be ours); JSON that is
     /// not exactly a `C` is 422.
     pub fn claims<'a, C: serde::Deserialize<'a> + crate::claims::Validate>(&'a self) -> Result<C, Error> {
-        match serde_json::from_slice::<C>(&self.payload) {
+        match from_json_object::<C>(&self.payload) {
             Ok(claims) if claims.is_valid() => Ok(claims),
             Ok(_) => Err(Unprocessable::Claims.into()),
-            Err(e) if e.is_data() && serde_json::from_slice::<de::IgnoredAny>(&self.payload).is_ok() => {
-                Err(Unprocessable::Claims.into())
-            }
+            // JSON that is not our claims: wrong shape or types, or a number
+            // out of range (`"exp":1e400` is JSON, just not an i64).
+            Err(_) if is_json(&self.payload) => Err(Unprocessable::Claims.into()),
             Err(_) => Err(Unauthorized::NotJson.into()),
         }
     }
@@ -282,6 +316,38 @@ const fn small_order(first: u8, middle: u8, last: u8) -> [u8; 32] {
 
 fn has_small_order_r(signature: &Signature) -> bool {
     SMALL_ORDER_ENCODINGS.contains(signature.r_bytes())
+}
+
+/// Claims (and the login body) are one JSON object and nothing else.
+/// serde's derived struct deserializer also accepts a sequence of the field
+/// values (`["bob@mail.com","…",1703261574,"…"]`): a second spelling of the
+/// same data that we never write, so it is refused like any other
+/// malformed input.
+struct ObjectOnly<T>(PhantomData<T>);
+
+impl<'de, T: serde::Deserialize<'de>> Visitor<'de> for ObjectOnly<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object of claims")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+        T::deserialize(de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+/// Parses `json` as one JSON object deserialized into `T` (see
+/// [`ObjectOnly`]), with nothing after it.
+pub(crate) fn from_json_object<'a, T: serde::Deserialize<'a>>(json: &'a [u8]) -> Result<T, serde_json::Error> {
+    let mut deserializer = serde_json::Deserializer::from_slice(json);
+    let claims = de::Deserializer::deserialize_map(&mut deserializer, ObjectOnly(PhantomData))?;
+    deserializer.end()?;
+    Ok(claims)
+}
+
+/// Whether `bytes` is one JSON text: UTF-8 (RFC 8259 §8.1; serde_json's
+/// skipping parser does not check it) and well formed.
+fn is_json(bytes: &[u8]) -> bool {
+    std::str::from_utf8(bytes).is_ok() && serde_json::from_slice::<de::IgnoredAny>(bytes).is_ok()
 }
 
 fn is_base64url(segment: &str) -> bool {
@@ -437,5 +503,42 @@ mod tests {
         assert_eq!(check(r#"{"typ":"JWT"}"#), Some(Unauthorized::Header));
         assert_eq!(check(r#"{"alg":"EdDSA",}"#), Some(Unauthorized::NotJson));
         assert_eq!(check("\u{feff}{\"alg\":\"EdDSA\"}"), Some(Unauthorized::NotJson));
+    }
+
+    fn claims_status(payload: &str) -> Result<crate::RefreshClaims, u16> {
+        VerifiedToken { payload: payload.as_bytes().to_vec() }.claims().map_err(|e| e.status_code())
+    }
+
+    #[test]
+    fn claims_are_an_object_not_a_sequence() {
+        let object = r#"{"sub":"s","acjti":"8e1783d8-4a5b-4dd4-b78d-b50565400503","exp":1,"jti":"a6fbd9f9-e8dd-4c0f-ba46-49d01908626a"}"#;
+        assert!(claims_status(object).is_ok());
+        // serde's derived struct deserializer alone would accept this.
+        let sequence = r#"["s","8e1783d8-4a5b-4dd4-b78d-b50565400503",1,"a6fbd9f9-e8dd-4c0f-ba46-49d01908626a"]"#;
+        assert_eq!(claims_status(sequence).err(), Some(422));
+        assert_eq!(claims_status(&format!("{object} {object}")).err(), Some(401));
+        assert_eq!(claims_status(&format!(" {object}\n")).map(|c| c.subject), Ok("s".to_owned()));
+    }
+
+    #[test]
+    fn json_numbers_out_of_range_are_malformed_claims_not_malformed_json() {
+        let claims = |exp: &str| {
+            format!(
+                r#"{{"sub":"s","acjti":"8e1783d8-4a5b-4dd4-b78d-b50565400503","exp":{exp},"jti":"a6fbd9f9-e8dd-4c0f-ba46-49d01908626a"}}"#
+            )
+        };
+        // Valid JSON (RFC 8259 puts no bound on numbers), not an i64: 422.
+        assert_eq!(claims_status(&claims("1e400")).err(), Some(422));
+        assert_eq!(claims_status(&claims("-1e400")).err(), Some(422));
+        assert_eq!(claims_status(&claims("9223372036854775808")).err(), Some(422));
+        // Not JSON at all: 401.
+        assert_eq!(claims_status(&claims("NaN")).err(), Some(401));
+        assert_eq!(claims_status(&claims("1e")).err(), Some(401));
+        // Invalid UTF-8 inside a string: serde_json's skipping parser lets
+        // it through, RFC 8259 does not. 401.
+        let mut bytes = claims("1").into_bytes();
+        bytes[8] = 0xff;
+        let invalid = VerifiedToken { payload: bytes }.claims::<crate::RefreshClaims>().map_err(|e| e.status_code());
+        assert_eq!(invalid.err(), Some(401), "invalid UTF-8 is not JSON");
     }
 }

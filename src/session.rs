@@ -13,7 +13,7 @@ use crate::error::{BadRequest, Error, InternalKind, Unauthorized, Unprocessable}
 use crate::events::{Event, emit};
 use crate::hex;
 use crate::ids::SessionId;
-use crate::jws::UntrustedToken;
+use crate::jws::{self, UntrustedToken};
 use crate::ledger::{NewSession, Revocation, SessionLedger};
 use crate::mint::unix_now;
 use crate::policy::Policy;
@@ -82,7 +82,7 @@ impl Policy {
         if body.len() > MAX_LOGIN_BODY {
             return Err(BadRequest::MalformedBody.into());
         }
-        let request: LoginRequest<'_> = serde_json::from_slice(body).map_err(|_| BadRequest::MalformedBody)?;
+        let request: LoginRequest<'_> = jws::from_json_object(body).map_err(|_| BadRequest::MalformedBody)?;
         let signature = hex::decode_array::<64>(&request.signature).ok_or(Unprocessable::LoginEncoding)?;
         let public_key = hex::decode_array::<32>(&request.public_key).ok_or(Unprocessable::LoginEncoding)?;
         let user = find_user(store, &request.email).await?;

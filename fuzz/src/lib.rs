@@ -1,0 +1,108 @@
+//! Shared harness for the fuzz targets: a deterministic world (fixed key,
+//! clock and one session with fixed ids), a token minter that signs
+//! arbitrary payloads with the service's real key, and the invariants every
+//! refusal must keep.
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use token_refresh::ed25519_dalek::{Signer as _, SigningKey};
+use token_refresh::{
+    Ed25519Signer, Error, LedgerStats, ManualClock, MemoryStore, NewSession, PairClaims, Reply, SessionId,
+    SessionLedger, TokenId, TokenPair, User,
+};
+
+/// The service's signing seed (the same as the tests' and the seed files').
+pub const SEED: [u8; 32] = [0x5e; 32];
+/// The world's fixed "now".
+pub const NOW: i64 = 1_800_000_000;
+/// The one user.
+pub const SUBJECT: &str = "alice@mail.com";
+/// `jti` of the session's current refresh token.
+pub const REFRESH_ID: &str = "a6fbd9f9-e8dd-4c0f-ba46-49d01908626a";
+/// `jti` of the session's current access token.
+pub const ACCESS_ID: &str = "8e1783d8-4a5b-4dd4-b78d-b50565400503";
+/// The header every token we issue carries.
+pub const HEADER: &str = r#"{"typ":"JWT","alg":"EdDSA"}"#;
+
+/// Drives an in-memory flow: its futures are always ready.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("in-memory flows never wait"),
+    }
+}
+
+/// A compact token with our header and `payload`, signed with our key.
+pub fn mint(payload: &[u8]) -> String {
+    let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(HEADER), URL_SAFE_NO_PAD.encode(payload));
+    let signature = SigningKey::from_bytes(&SEED).sign(input.as_bytes());
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))
+}
+
+/// The refresh claims of the world's session, exactly as we write them.
+pub fn refresh_claims() -> String {
+    format!(r#"{{"sub":"{SUBJECT}","acjti":"{ACCESS_ID}","exp":{},"jti":"{REFRESH_ID}"}}"#, NOW + 86_400)
+}
+
+/// One user, one session with fixed ids, a clock at [`NOW`].
+pub struct World {
+    pub store: MemoryStore,
+    pub signer: Ed25519Signer,
+    pub clock: ManualClock,
+}
+
+impl World {
+    pub fn new() -> Self {
+        let store = MemoryStore::in_memory([User::new(SUBJECT, "alice@acc", "ROLE_USER")]);
+        let signer = Ed25519Signer::from_seed(&SEED).expect("seed is a key");
+        let id = |text: &str| TokenId::parse(text).expect("canonical v4");
+        let session = NewSession {
+            session: SessionId::from_bytes([7; 16]),
+            pair: PairClaims {
+                subject: SUBJECT.to_owned(),
+                account: "alice@acc".to_owned(),
+                role: "ROLE_USER".to_owned(),
+                access_id: id(ACCESS_ID),
+                access_expires_at: NOW + 300,
+                refresh_id: id(REFRESH_ID),
+                refresh_expires_at: NOW + 86_400,
+            },
+            created_at: NOW,
+            absolute_expires_at: NOW + 30 * 86_400,
+            leeway: 0,
+        };
+        block_on(store.ledger().create(&session)).expect("in-memory create");
+        Self { store, signer, clock: ManualClock::at_unix(NOW) }
+    }
+
+    pub fn refresh(&self, header: Option<&[u8]>) -> Result<TokenPair, Error> {
+        block_on(token_refresh::refresh(header, &self.store, &self.signer, &self.clock))
+    }
+
+    pub fn stats(&self) -> LedgerStats {
+        self.store.ledger().stats()
+    }
+}
+
+impl Default for World {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Every refusal of hostile input is a 400, 401, 404 or 422 (never a 500:
+/// nothing failed inside), and its envelope is well-formed JSON with
+/// `data: null`.
+pub fn check_refusal(error: &Error) {
+    assert!(matches!(error.status_code(), 400 | 401 | 404 | 422), "unexpected status for hostile input: {error:?}");
+    let reply = Reply::from_error(error);
+    assert_eq!(reply.status(), error.status_code());
+    let body: serde_json::Value = serde_json::from_slice(reply.body()).expect("envelope is JSON");
+    assert!(body["data"].is_null());
+    assert_eq!(body["status"]["name"], error.name());
+}
