@@ -32,22 +32,7 @@ use common::{Answer, App, Authorization, Route};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let (config, setup) = match common::start().await {
-        Ok(started) => started,
-        Err(code) => return code,
-    };
-    let listener = match TcpListener::bind(config.listen).await {
-        Ok(listener) => listener,
-        Err(error) => {
-            eprintln!("error: cannot listen on {}: {error}", config.listen);
-            return ExitCode::FAILURE;
-        }
-    };
-    let bound = listener.local_addr().unwrap_or(config.listen);
-    common::announce(bound, &setup, "hyper");
-    serve(listener, setup.app, common::shutdown_signal()).await;
-    tracing::info!("stopped");
-    ExitCode::SUCCESS
+    common::run_tokio("hyper", |listener, app| serve(listener, app, common::shutdown_signal())).await
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains open

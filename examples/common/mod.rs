@@ -830,6 +830,31 @@ where
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM (what orchestrators send), so the
 /// server stops accepting and lets in-flight requests finish.
+/// Runs a tokio-based stack the way each of them starts: flags and stores
+/// ([`start`]), bind, announce, `serve` until SIGINT/SIGTERM, then drain.
+pub(crate) async fn run_tokio<F, Fut>(stack: &str, serve: F) -> ExitCode
+where
+    F: FnOnce(tokio::net::TcpListener, Arc<App>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let (config, setup) = match start().await {
+        Ok(started) => started,
+        Err(code) => return code,
+    };
+    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("error: cannot listen on {}: {error}", config.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    let bound = listener.local_addr().unwrap_or(config.listen);
+    announce(bound, &setup, stack);
+    serve(listener, setup.app).await;
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}
+
 pub(crate) async fn shutdown_signal() {
     let interrupt = async {
         if tokio::signal::ctrl_c().await.is_err() {
