@@ -225,19 +225,8 @@ impl<'a> UntrustedToken<'a> {
     /// name a key of `keyring`; without it each key is tried, active first.
     pub fn verify(self, keyring: &Keyring) -> Result<VerifiedToken, Unauthorized> {
         let candidates = keyring.candidates(self.kid.as_deref()).ok_or(Unauthorized::UnknownKey)?;
-        if has_small_order_r(&self.signature) {
-            return Err(Unauthorized::Signature);
-        }
-        let mut verified = false;
-        for key in candidates {
-            // Keys in a keyring passed the weak-key check at load time; with
-            // the R check above this accepts exactly what verify_strict does.
-            if key.verify(self.signing_input.as_bytes(), &self.signature).is_ok() {
-                verified = true;
-                break;
-            }
-        }
-        if !verified {
+        let message = self.signing_input.as_bytes();
+        if !candidates.into_iter().any(|key| signature_verifies(key, message, &self.signature)) {
             return Err(Unauthorized::Signature);
         }
         // Authentic from here on: the payload was written by a key we trust.
@@ -316,6 +305,29 @@ const fn small_order(first: u8, middle: u8, last: u8) -> [u8; 32] {
 
 fn has_small_order_r(signature: &Signature) -> bool {
     SMALL_ORDER_ENCODINGS.contains(signature.r_bytes())
+}
+
+/// The signature check every token goes through (see "Which Ed25519 check,
+/// and why" above): no small-order `R`, then ed25519-dalek's `verify`,
+/// under a key that passed the weak-key check when it was loaded. Exposed
+/// so test vectors can run through exactly this path.
+///
+/// ```
+/// use token_refresh::ed25519_dalek::{Signer as _, SigningKey};
+/// use token_refresh::{VerificationKey, jws::verify_signature};
+///
+/// let signing = SigningKey::from_bytes(&[7; 32]);
+/// let key = VerificationKey::new(signing.verifying_key())?;
+/// assert!(verify_signature(&key, b"message", &signing.sign(b"message")));
+/// assert!(!verify_signature(&key, b"other", &signing.sign(b"message")));
+/// # Ok::<(), token_refresh::KeyError>(())
+/// ```
+pub fn verify_signature(key: &crate::VerificationKey, message: &[u8], signature: &Signature) -> bool {
+    signature_verifies(key.verifying_key(), message, signature)
+}
+
+fn signature_verifies(key: &ed25519_dalek::VerifyingKey, message: &[u8], signature: &Signature) -> bool {
+    !has_small_order_r(signature) && key.verify(message, signature).is_ok()
 }
 
 /// Claims (and the login body) are one JSON object and nothing else.

