@@ -206,3 +206,95 @@ impl<L: SessionLedger + ?Sized> SessionLedger for std::sync::Arc<L> {
         (**self).is_access_revoked(access_id, now)
     }
 }
+
+/// What a ledger knows about a session when one of its tokens is presented:
+/// the inputs of the rotation decision, without the strings.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SessionView {
+    /// Whether the presented token's `sub` is the session's subject.
+    pub(crate) subject_matches: bool,
+    pub(crate) revoked: bool,
+    pub(crate) absolute_expires_at: i64,
+    /// Generation of the session's current pair.
+    pub(crate) generation: u64,
+    /// Generation of the presented refresh token.
+    pub(crate) presented_generation: u64,
+    /// `exp` of the current refresh token.
+    pub(crate) refresh_expires_at: i64,
+    /// The current access token, listed when the pair is rotated or reused.
+    pub(crate) access_id: TokenId,
+    pub(crate) access_expires_at: i64,
+    pub(crate) rotated_at: i64,
+    pub(crate) replays: u32,
+}
+
+/// The contract's decision for one rotation; each backend applies it to
+/// its own storage in one atomic step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decision {
+    Unknown,
+    Revoked,
+    Expired,
+    /// Record the successor as generation `generation`, its refresh expiry
+    /// capped at `refresh_expires_at`, its token kept until
+    /// `token_retain_until`; list `revoke_access` (id, until) if given.
+    Rotate {
+        generation: u64,
+        refresh_expires_at: i64,
+        token_retain_until: i64,
+        revoke_access: Option<(TokenId, i64)>,
+    },
+    /// Count one more grace replay (`replay` is the new count).
+    Replay {
+        replay: u32,
+    },
+    /// Revoke the session; list `revoke_access` if given.
+    Reuse {
+        revoke_access: Option<(TokenId, i64)>,
+    },
+}
+
+/// The rotation rules of the module docs, in one place for every backend
+/// written in Rust (the Redis Lua script mirrors them).
+pub(crate) fn decide(view: &SessionView, request: &RotationRequest) -> Decision {
+    let now = request.now;
+    // The current access token stays listed until its own exp plus leeway,
+    // if that is still ahead.
+    let revoke_current = || {
+        let until = view.access_expires_at.saturating_add(request.leeway);
+        (until > now).then_some((view.access_id, until))
+    };
+    if !view.subject_matches {
+        return Decision::Unknown;
+    }
+    if view.revoked {
+        return Decision::Revoked;
+    }
+    if now >= view.absolute_expires_at {
+        return Decision::Expired;
+    }
+    if view.presented_generation == view.generation {
+        if now >= view.refresh_expires_at.saturating_add(request.leeway) {
+            return Decision::Expired;
+        }
+        let refresh_expires_at = request.successor.refresh_expires_at.min(view.absolute_expires_at);
+        return Decision::Rotate {
+            generation: view.generation.saturating_add(1),
+            refresh_expires_at,
+            token_retain_until: refresh_expires_at.saturating_add(request.leeway),
+            revoke_access: revoke_current(),
+        };
+    }
+    let grace = request.grace;
+    let within_grace = view.presented_generation.saturating_add(1) == view.generation
+        && grace.window > 0
+        && now.saturating_sub(view.rotated_at) <= grace.window
+        && view.replays < grace.max_replays;
+    if within_grace {
+        return Decision::Replay { replay: view.replays.saturating_add(1) };
+    }
+    if view.presented_generation < view.generation {
+        return Decision::Reuse { revoke_access: revoke_current() };
+    }
+    Decision::Unknown
+}

@@ -33,7 +33,9 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::ids::{SessionId, TokenId};
-use crate::ledger::{NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionLedger};
+use crate::ledger::{
+    self, Decision, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionLedger, SessionView,
+};
 use crate::users::StoreError;
 
 /// Shard count: a power of two well above any core count we expect.
@@ -233,7 +235,12 @@ impl MemoryLedger {
 
     fn revoke_access(&self, access_id: TokenId, access_expires_at: i64, leeway: i64, now: i64) {
         let until = access_expires_at.saturating_add(leeway);
-        if until > now {
+        self.list_revoked((until > now).then_some((access_id, until)), now);
+    }
+
+    /// Lists an access token as revoked until the given time, if any.
+    fn list_revoked(&self, revoke: Option<(TokenId, i64)>, now: i64) {
+        if let Some((access_id, until)) = revoke {
             self.revoked_access.with(&access_id, |shard| {
                 shard.insert(access_id, until, until);
                 shard.purge(now);
@@ -275,64 +282,58 @@ impl MemoryLedger {
         self.decide(&mut record, &token, request)
     }
 
-    /// The rotation decision for one session; runs under its cell lock.
+    /// Applies the contract's decision ([`ledger::decide`]) to one session;
+    /// runs under its cell lock.
     fn decide(&self, record: &mut SessionRecord, token: &TokenEntry, request: &RotationRequest) -> Rotation {
         let (now, session) = (request.now, record.session);
-        if *record.identity.subject != *request.subject {
-            return Rotation::Unknown;
-        }
-        if record.revoked {
-            return Rotation::Revoked { session };
-        }
-        if now >= record.absolute_expires_at {
-            return Rotation::Expired { session };
-        }
-        if token.generation == record.generation {
-            if now >= record.refresh_expires_at.saturating_add(request.leeway) {
-                return Rotation::Expired { session };
+        let view = SessionView {
+            subject_matches: *record.identity.subject == *request.subject,
+            revoked: record.revoked,
+            absolute_expires_at: record.absolute_expires_at,
+            generation: record.generation,
+            presented_generation: token.generation,
+            refresh_expires_at: record.refresh_expires_at,
+            access_id: record.access_id,
+            access_expires_at: record.access_expires_at,
+            rotated_at: record.rotated_at,
+            replays: record.replays,
+        };
+        match ledger::decide(&view, request) {
+            Decision::Unknown => Rotation::Unknown,
+            Decision::Revoked => Rotation::Revoked { session },
+            Decision::Expired => Rotation::Expired { session },
+            Decision::Rotate { generation, refresh_expires_at, token_retain_until, revoke_access } => {
+                self.list_revoked(revoke_access, now);
+                let successor = &request.successor;
+                if *record.identity.account != *successor.account || *record.identity.role != *successor.role {
+                    record.identity = self.register(successor, None);
+                }
+                record.generation = generation;
+                record.access_id = successor.access_id;
+                record.access_expires_at = successor.access_expires_at;
+                record.refresh_id = successor.refresh_id;
+                record.refresh_expires_at = refresh_expires_at;
+                record.rotated_at = now;
+                record.replays = 0;
+                record.retain_until = record.retain_until.max(token_retain_until);
+                let entry = TokenEntry { cell: Arc::clone(&token.cell), generation };
+                self.index(successor.refresh_id, entry, token_retain_until, now);
+                Rotation::Rotated { session, generation, pair: record.pair() }
             }
-            let successor = &request.successor;
-            self.revoke_access(record.access_id, record.access_expires_at, request.leeway, now);
-            if *record.identity.account != *successor.account || *record.identity.role != *successor.role {
-                record.identity = self.register(successor, None);
+            Decision::Replay { replay } => {
+                record.replays = replay;
+                Rotation::Replayed { session, generation: record.generation, pair: record.pair(), replay }
             }
-            record.generation += 1;
-            record.access_id = successor.access_id;
-            record.access_expires_at = successor.access_expires_at;
-            record.refresh_id = successor.refresh_id;
-            record.refresh_expires_at = successor.refresh_expires_at.min(record.absolute_expires_at);
-            record.rotated_at = now;
-            record.replays = 0;
-            let entry = TokenEntry { cell: Arc::clone(&token.cell), generation: record.generation };
-            let retain_until = record.refresh_expires_at.saturating_add(request.leeway);
-            record.retain_until = record.retain_until.max(retain_until);
-            self.index(record.refresh_id, entry, retain_until, now);
-            return Rotation::Rotated { session, generation: record.generation, pair: record.pair() };
+            Decision::Reuse { revoke_access } => {
+                record.revoked = true;
+                self.list_revoked(revoke_access, now);
+                Rotation::Reused {
+                    session,
+                    presented_generation: token.generation,
+                    current_generation: record.generation,
+                }
+            }
         }
-        let grace = request.grace;
-        let within_grace = token.generation + 1 == record.generation
-            && grace.window > 0
-            && now.saturating_sub(record.rotated_at) <= grace.window
-            && record.replays < grace.max_replays;
-        if within_grace {
-            record.replays += 1;
-            return Rotation::Replayed {
-                session,
-                generation: record.generation,
-                pair: record.pair(),
-                replay: record.replays,
-            };
-        }
-        if token.generation < record.generation {
-            record.revoked = true;
-            self.revoke_access(record.access_id, record.access_expires_at, request.leeway, now);
-            return Rotation::Reused {
-                session,
-                presented_generation: token.generation,
-                current_generation: record.generation,
-            };
-        }
-        Rotation::Unknown
     }
 
     fn revoke_cell(&self, cell: &Cell, now: i64) -> Revocation {

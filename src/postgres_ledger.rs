@@ -10,7 +10,9 @@ use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
 use crate::ids::{SessionId, TokenId};
-use crate::ledger::{NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionLedger};
+use crate::ledger::{
+    self, Decision, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionLedger, SessionView,
+};
 use crate::users::StoreError;
 
 /// The SQL migration creating the ledger's tables; `{schema}` stands for the
@@ -550,62 +552,51 @@ enum Write {
     },
 }
 
-/// The rotation decision, the same as [`crate::MemoryLedger`]'s, as a pure
-/// function of the locked row.
+/// The contract's decision ([`crate::ledger::decide`]) for the locked row,
+/// and the write that applies it.
 fn decide(state: &SessionState, request: &RotationRequest) -> (Rotation, Write) {
-    let now = request.now;
     let session = state.session;
-    // The access token stays listed until its own exp plus leeway, if that
-    // is still ahead.
-    let revoke_current = || {
-        let until = state.pair.access_expires_at.saturating_add(request.leeway);
-        (until > now).then_some((state.pair.access_id, until))
+    let view = SessionView {
+        subject_matches: state.pair.subject == request.subject,
+        revoked: state.revoked,
+        absolute_expires_at: state.absolute_expires_at,
+        generation: state.generation,
+        presented_generation: state.token_generation,
+        refresh_expires_at: state.pair.refresh_expires_at,
+        access_id: state.pair.access_id,
+        access_expires_at: state.pair.access_expires_at,
+        rotated_at: state.rotated_at,
+        replays: state.replays,
     };
-    if state.pair.subject != request.subject {
-        return (Rotation::Unknown, Write::Nothing);
-    }
-    if state.revoked {
-        return (Rotation::Revoked { session }, Write::Nothing);
-    }
-    if now >= state.absolute_expires_at {
-        return (Rotation::Expired { session }, Write::Nothing);
-    }
-    if state.token_generation == state.generation {
-        if now >= state.pair.refresh_expires_at.saturating_add(request.leeway) {
-            return (Rotation::Expired { session }, Write::Nothing);
+    match ledger::decide(&view, request) {
+        Decision::Unknown => (Rotation::Unknown, Write::Nothing),
+        Decision::Revoked => (Rotation::Revoked { session }, Write::Nothing),
+        Decision::Expired => (Rotation::Expired { session }, Write::Nothing),
+        Decision::Rotate { generation, refresh_expires_at, token_retain_until, revoke_access } => {
+            let pair = PairClaims { refresh_expires_at, ..request.successor.clone() };
+            let write = Write::Rotate {
+                pair: pair.clone(),
+                generation,
+                token_retain_until,
+                session_retain_until: state.retain_until.max(token_retain_until),
+                revoke_access,
+            };
+            (Rotation::Rotated { session, generation, pair }, write)
         }
-        let mut pair = request.successor.clone();
-        pair.refresh_expires_at = pair.refresh_expires_at.min(state.absolute_expires_at);
-        let generation = state.generation.saturating_add(1);
-        let token_retain_until = pair.refresh_expires_at.saturating_add(request.leeway);
-        let write = Write::Rotate {
-            pair: pair.clone(),
-            generation,
-            token_retain_until,
-            session_retain_until: state.retain_until.max(token_retain_until),
-            revoke_access: revoke_current(),
-        };
-        return (Rotation::Rotated { session, generation, pair }, write);
+        Decision::Replay { replay } => {
+            let outcome =
+                Rotation::Replayed { session, generation: state.generation, pair: state.pair.clone(), replay };
+            (outcome, Write::Replayed { replays: replay })
+        }
+        Decision::Reuse { revoke_access } => {
+            let outcome = Rotation::Reused {
+                session,
+                presented_generation: state.token_generation,
+                current_generation: state.generation,
+            };
+            (outcome, Write::Revoke { revoke_access })
+        }
     }
-    let grace = request.grace;
-    let within_grace = state.token_generation.saturating_add(1) == state.generation
-        && grace.window > 0
-        && now.saturating_sub(state.rotated_at) <= grace.window
-        && state.replays < grace.max_replays;
-    if within_grace {
-        let replay = state.replays.saturating_add(1);
-        let outcome = Rotation::Replayed { session, generation: state.generation, pair: state.pair.clone(), replay };
-        return (outcome, Write::Replayed { replays: replay });
-    }
-    if state.token_generation < state.generation {
-        let outcome = Rotation::Reused {
-            session,
-            presented_generation: state.token_generation,
-            current_generation: state.generation,
-        };
-        return (outcome, Write::Revoke { revoke_access: revoke_current() });
-    }
-    (Rotation::Unknown, Write::Nothing)
 }
 
 /// The parameters of an optional access-token listing: whether to list,
