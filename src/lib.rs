@@ -87,6 +87,7 @@ mod error;
 mod events;
 mod hex;
 mod ids;
+mod json;
 mod jwk;
 pub mod jws;
 mod keys;

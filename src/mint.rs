@@ -1,6 +1,6 @@
 //! Making and signing a pair of tokens from its claims.
 
-use crate::claims::{AccessClaimsRef, RefreshClaimsRef};
+use crate::claims::{AccessClaimsRef, RefreshClaimsRef, WriteClaims};
 use crate::clock::Clock;
 use crate::envelope::TokenPair;
 use crate::error::{Error, InternalKind};
@@ -49,8 +49,8 @@ impl Policy {
     }
 }
 
-async fn sign_one<S: Signer, C: serde::Serialize>(header: &str, claims: &C, signer: &S) -> Result<String, Error> {
-    let input = jws::signing_input(header, claims).map_err(|e| Error::internal(InternalKind::Encoding, e))?;
+async fn sign_one<S: Signer>(header: &str, claims: &impl WriteClaims, signer: &S) -> Result<String, Error> {
+    let input = jws::signing_input(header, claims);
     let signature = signer.sign(input.as_bytes()).await.map_err(|e| Error::internal(InternalKind::Signer, e))?;
     Ok(jws::finish(input, &signature))
 }

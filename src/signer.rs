@@ -3,8 +3,9 @@
 use std::fmt;
 use std::future::Future;
 
+use ed25519_dalek::hazmat::{self, ExpandedSecretKey};
 use ed25519_dalek::pkcs8::DecodePrivateKey;
-use ed25519_dalek::{Signature, Signer as _, SigningKey};
+use ed25519_dalek::{Sha512, Signature, SigningKey, VerifyingKey};
 
 use crate::keys::{KeyError, KeyId, Keyring, VerificationKey};
 
@@ -60,7 +61,13 @@ pub struct SignerError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
 /// # Ok::<(), token_refresh::KeyError>(())
 /// ```
 pub struct Ed25519Signer {
-    key: SigningKey,
+    /// `SHA-512(seed)` split into the clamped scalar and the nonce prefix,
+    /// computed once: `SigningKey::sign` recomputes it for every signature.
+    /// It is exactly what that derivation yields (RFC 8032 §5.1.5), never
+    /// built from anything else, which is the one rule `hazmat::raw_sign`
+    /// asks its callers to keep. Zeroized on drop.
+    expanded: ExpandedSecretKey,
+    verifying_key: VerifyingKey,
     public: PublicKeys,
 }
 
@@ -152,8 +159,11 @@ impl Ed25519Signer {
 
     /// From an ed25519-dalek signing key.
     pub fn from_signing_key(key: SigningKey) -> Result<Self, KeyError> {
-        let public = PublicKeys::new(key.verifying_key())?;
-        Ok(Self { key, public })
+        let verifying_key = key.verifying_key();
+        let public = PublicKeys::new(verifying_key)?;
+        // `key` (and the seed it holds) is zeroized when it drops here.
+        let expanded = ExpandedSecretKey::from(key.as_bytes());
+        Ok(Self { expanded, verifying_key, public })
     }
 
     /// Writes `kid` into new tokens and announces the active key under it.
@@ -202,7 +212,7 @@ pub(crate) fn decode_seed_text(text: &str) -> Option<[u8; 32]> {
 impl fmt::Debug for Ed25519Signer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Ed25519Signer")
-            .field("public", &crate::hex::encode(self.key.verifying_key().as_bytes()))
+            .field("public", &crate::hex::encode(self.verifying_key.as_bytes()))
             .field("kid", &self.public.key_id())
             .finish_non_exhaustive()
     }
@@ -218,7 +228,7 @@ impl Signer for Ed25519Signer {
     }
 
     fn sign(&self, message: &[u8]) -> impl Future<Output = Result<Signature, SignerError>> + Send {
-        std::future::ready(Ok(self.key.sign(message)))
+        std::future::ready(Ok(hazmat::raw_sign::<Sha512>(&self.expanded, message, &self.verifying_key)))
     }
 }
 
@@ -232,6 +242,21 @@ mod tests {
         let signer = Ed25519Signer::from_seed(&seed).unwrap_or_else(|_| unreachable!());
         let shown = format!("{signer:?}");
         assert!(!shown.contains(&crate::hex::encode(&seed)), "{shown}");
+    }
+
+    #[test]
+    fn signatures_are_byte_identical_to_signing_key_sign() {
+        use ed25519_dalek::Signer as _;
+        for (seed, message) in [([0u8; 32], &b""[..]), ([0x42; 32], b"header.payload"), ([0xff; 32], &[7u8; 300][..])] {
+            let signer = Ed25519Signer::from_seed(&seed).unwrap_or_else(|_| unreachable!());
+            let ours = std::pin::pin!(Signer::sign(&signer, message));
+            let std::task::Poll::Ready(Ok(ours)) =
+                ours.poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+            else {
+                unreachable!("the Ed25519 signer is ready at once")
+            };
+            assert_eq!(ours, SigningKey::from_bytes(&seed).sign(message));
+        }
     }
 
     #[test]

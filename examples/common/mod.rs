@@ -1071,7 +1071,7 @@ impl App {
 
 /// The answer for a flow's result; a 500 is logged with its cause (which
 /// never reaches the client).
-fn answer<T: Serialize>(result: &Result<T, Error>) -> Answer {
+fn answer<T: Serialize + 'static>(result: &Result<T, Error>) -> Answer {
     match result {
         Err(error @ Error::Internal(_)) => {
             tracing::error!(%error, cause = ?std::error::Error::source(error), "request failed inside");

@@ -1,0 +1,148 @@
+//! Writing the few JSON documents we produce on every refresh (the two
+//! claim sets and the token-pair envelope) without a serializer.
+//!
+//! Why by hand: these shapes are fixed, and a serializer scans every string
+//! byte by byte for characters to escape; over the ~1 KB a refresh writes
+//! that was a visible share of its non-cryptographic work. Here a string
+//! that needs no escaping (the common case, and always the case for tokens
+//! and ids) is checked with a branch-free pass the compiler vectorizes and
+//! copied whole.
+//!
+//! The output is byte-for-byte what `serde_json` writes for the same values
+//! (same member order, same escapes); the tests compare the two on awkward
+//! strings. Parsing stays on `serde_json`: input is a peer's, output is ours.
+
+use crate::ids::TokenId;
+
+/// Appends `value` as a JSON string, escaped exactly as `serde_json` does:
+/// `"` and `\` and the C0 controls; everything else (including DEL and
+/// non-ASCII) is written as is.
+pub(crate) fn push_str(out: &mut Vec<u8>, value: &str) {
+    out.push(b'"');
+    if needs_no_escape(value.as_bytes()) {
+        out.extend_from_slice(value.as_bytes());
+    } else {
+        push_escaped(out, value.as_bytes());
+    }
+    out.push(b'"');
+}
+
+/// Appends an object member name and its colon (`"name":`). Names are our
+/// own constants and need no escaping.
+pub(crate) fn push_name(out: &mut Vec<u8>, name: &str) {
+    out.push(b'"');
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
+/// Appends an integer.
+pub(crate) fn push_i64(out: &mut Vec<u8>, value: i64) {
+    // i64::MIN has 20 characters: 19 digits and the sign.
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = value.unsigned_abs();
+    loop {
+        at -= 1;
+        // `rest % 10` is below 10, so the cast cannot truncate.
+        if let Some(slot) = digits.get_mut(at) {
+            *slot = b'0' + (rest % 10) as u8;
+        }
+        rest /= 10;
+        if rest == 0 || at == 0 {
+            break;
+        }
+    }
+    if value < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(digits.get(at..).unwrap_or_default());
+}
+
+/// Appends a token id as a JSON string (its canonical hyphenated form).
+pub(crate) fn push_id(out: &mut Vec<u8>, id: TokenId) {
+    let mut buffer = uuid::Uuid::encode_buffer();
+    out.push(b'"');
+    out.extend_from_slice(id.as_uuid().hyphenated().encode_lower(&mut buffer).as_bytes());
+    out.push(b'"');
+}
+
+/// True if no byte of `bytes` needs escaping. No early exit, so it compiles
+/// to SIMD compares; strings here are short and bounded.
+fn needs_no_escape(bytes: &[u8]) -> bool {
+    bytes.iter().fold(true, |clean, &b| clean & (b >= 0x20) & (b != b'"') & (b != b'\\'))
+}
+
+fn push_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for &b in bytes {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            0x00..=0x1f => {
+                let hex = |nibble: u8| HEX.get(usize::from(nibble)).copied().unwrap_or(b'0');
+                out.extend_from_slice(&[b'\\', b'u', b'0', b'0', hex(b >> 4), hex(b & 0xf)]);
+            }
+            _ => out.push(b),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(value: &str) -> String {
+        let mut out = Vec::new();
+        push_str(&mut out, value);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    #[test]
+    fn strings_match_serde_json() {
+        let mut awkward: Vec<String> = ["", "plain", "quote\"", "back\\slash", "ünïcödé ✓", "\u{7f}del", "a/b"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        // Every C0 control, alone and inside text.
+        awkward.extend((0u8..0x20).map(|b| format!("x{}y", char::from(b))));
+        for value in awkward {
+            assert_eq!(written(&value), serde_json::to_string(&value).unwrap_or_default(), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn integers_match_serde_json() {
+        for value in [0, 1, -1, 9, 10, 300, 1_703_261_574, -42, i64::MAX, i64::MIN] {
+            let mut out = Vec::new();
+            push_i64(&mut out, value);
+            assert_eq!(out, serde_json::to_vec(&value).unwrap_or_default(), "{value}");
+        }
+    }
+
+    #[test]
+    fn ids_match_their_serde_form() {
+        let id = TokenId::random();
+        let mut out = Vec::new();
+        push_id(&mut out, id);
+        assert_eq!(out, serde_json::to_vec(&id).unwrap_or_default());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_string_matches_serde_json(value in ".*") {
+            proptest::prop_assert_eq!(written(&value), serde_json::to_string(&value).unwrap_or_default());
+        }
+
+        #[test]
+        fn any_integer_matches_serde_json(value in proptest::num::i64::ANY) {
+            let mut out = Vec::new();
+            push_i64(&mut out, value);
+            proptest::prop_assert_eq!(out, serde_json::to_vec(&value).unwrap_or_default());
+        }
+    }
+}
