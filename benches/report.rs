@@ -1,9 +1,15 @@
-//! The performance report (issue 6): one run, one markdown document.
+//! The performance report (issue 6): one command, one markdown document.
 //!
 //! ```text
 //! cargo bench --features aws-lc --bench report
-//! RUSTFLAGS="-C target-cpu=native" CARGO_TARGET_DIR=target/native cargo bench --features aws-lc --bench report
 //! ```
+//!
+//! It measures this build, then builds and runs itself again with
+//! `RUSTFLAGS="-C target-cpu=native"` (in `<target>/native`, so the two
+//! builds do not overwrite each other) and prints both side by side: on a
+//! CPU with AVX-512 IFMA the native build switches curve25519-dalek's
+//! verification to its IFMA backend. `REPORT_NATIVE=0` skips the second
+//! build (its first compile takes several minutes).
 //!
 //! Every case runs in interleaved rounds (each round runs every case for a
 //! short batch, in a rotating order), so slow phases of a shared machine hit
@@ -11,16 +17,21 @@
 //! the median of the per-round ratios (numerator and denominator measured
 //! back to back). Then: two-thread scaling of refresh beside the same figure
 //! for the bare Ed25519 floor (the machine's own scaling), and heap bytes
-//! per live session in `MemoryLedger`, counted by a global allocator.
+//! per live session in `MemoryLedger`, counted by a global allocator (these
+//! two do not depend on the CPU features, so only the first build runs them).
 //!
 //! Knobs (environment): `REPORT_ROUNDS` (default 40), `REPORT_BATCH_MS`
-//! (20), `REPORT_SESSIONS` (1 000 000), `REPORT_SCALING_MS` (250).
+//! (20), `REPORT_SESSIONS` (1 000 000), `REPORT_SCALING_MS` (250),
+//! `REPORT_NATIVE` (1).
 // Bench code: a failed setup should stop the run loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::hint::black_box;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
@@ -137,8 +148,29 @@ const VERIFY: &str = "dalek verify";
 const VERIFY_BYTES: &str = "dalek verify + R small-order byte check";
 const AWS_SIGN: &str = "aws-lc-rs sign";
 const AWS_VERIFY: &str = "aws-lc-rs verify";
+const R_REFRESH_FLOOR: &str = "refresh / floor (2 × sign + the crate's check)";
+const R_AWS_FLOOR: &str = "refresh (aws-lc signer) / its floor";
+const R_AWS_JWT: &str = "refresh (aws-lc signer) / jsonwebtoken";
+const R_REFRESH_JWT: &str = "refresh / jsonwebtoken";
+const R_REFRESH_SIMPLE: &str = "refresh / jwt-simple";
+const R_VERIFY_ACCESS: &str = "verify_access / verify";
 const RANDOM_ID: &str = "TokenId::random (uuid v4, getrandom)";
 const ENVELOPE: &str = "Reply::from_result (200 envelope)";
+
+/// Set (to a file path) in the native child: measure timings only and
+/// write the summary there.
+const CHILD_SUMMARY: &str = "REPORT_CHILD_SUMMARY";
+
+/// What the side-by-side table needs from one build.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct Summary {
+    /// Median µs per operation, by case name.
+    cases: BTreeMap<String, f64>,
+    /// Median of paired per-round ratios, by ratio name.
+    ratios: BTreeMap<String, f64>,
+    /// Whether curve25519-dalek was compiled with its IFMA backend.
+    ifma: bool,
+}
 
 fn main() {
     let rounds = env_or("REPORT_ROUNDS", 40) as usize;
@@ -146,6 +178,63 @@ fn main() {
     let sessions = env_or("REPORT_SESSIONS", 1_000_000);
     let scaling = Duration::from_millis(env_or("REPORT_SCALING_MS", 250));
 
+    if let Ok(path) = std::env::var(CHILD_SUMMARY) {
+        let summary = time_cases(rounds, batch);
+        std::fs::write(path, serde_json::to_vec(&summary).expect("summary json")).expect("write summary");
+        return;
+    }
+    // The native build first: its compile would disturb our measurements.
+    let native = if env_or("REPORT_NATIVE", 1) == 1 { run_native() } else { Err("skipped (REPORT_NATIVE=0)".into()) };
+
+    println!("# token-refresh performance report\n");
+    println!("## Default build\n");
+    let default = time_cases(rounds, batch);
+    let ours = Crate::new();
+    let floor = Floor::new(&ours.long_lived);
+    print_scaling(&ours, &floor, scaling);
+    print_memory(sessions);
+    match &native {
+        Ok((markdown, _)) => {
+            println!("\n## Built with `-C target-cpu=native`\n");
+            print!("{markdown}");
+        }
+        Err(why) => println!("\n## Built with `-C target-cpu=native`\n\nNot measured: {why}."),
+    }
+    print_side_by_side(&default, native.as_ref().ok().map(|(_, summary)| summary));
+}
+
+/// Builds and runs this report with `-C target-cpu=native` in a separate
+/// target directory; returns its markdown and summary.
+fn run_native() -> Result<(String, Summary), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    // <target>/release/deps/report-<hash>
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .or_else(|| exe.ancestors().nth(3).map(PathBuf::from))
+        .ok_or("cannot locate the target directory")?;
+    let summary_path = target.join("report-native-summary.json");
+    let _ = std::fs::remove_file(&summary_path);
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!("native build: {} (RUSTFLAGS=\"-C target-cpu=native\")", target.join("native").display());
+    let output = Command::new(cargo)
+        .args(["bench", "--features", "aws-lc", "--bench", "report"])
+        .env("RUSTFLAGS", "-C target-cpu=native")
+        .env("CARGO_TARGET_DIR", target.join("native"))
+        .env(CHILD_SUMMARY, &summary_path)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("the native build failed ({})", output.status));
+    }
+    let summary = std::fs::read(&summary_path).map_err(|e| format!("no summary from the native run: {e}"))?;
+    let summary = serde_json::from_slice(&summary).map_err(|e| e.to_string())?;
+    Ok((String::from_utf8_lossy(&output.stdout).into_owned(), summary))
+}
+
+/// The timed cases: prints their tables and returns the summary.
+fn time_cases(rounds: usize, batch: Duration) -> Summary {
     let ours = Crate::new();
     let floor = Floor::new(&ours.long_lived);
     let jwt = JsonWebToken::new();
@@ -228,7 +317,6 @@ fn main() {
     eprintln!("timing {} cases: {rounds} rounds of ~{} ms batches", cases.len(), batch.as_millis());
     measure_cases(&mut cases, rounds, batch);
 
-    println!("## token-refresh performance report\n");
     print_machine();
     println!(
         "\nMedians over {rounds} interleaved rounds (batches of ~{} ms of CPU per case per round). Times are the \
@@ -253,15 +341,15 @@ fn main() {
     let s = |name| samples(&cases, name);
     let one = |name: &'static str| move |r: usize| s(name)[r];
     let rows: Vec<(&str, Vec<f64>, &str)> = vec![
-        ("refresh / floor (2 × sign + the crate's check)", ratios(one(REFRESH), one(FLOOR), rounds), "≤ 1.05"),
+        (R_REFRESH_FLOOR, ratios(one(REFRESH), one(FLOOR), rounds), "≤ 1.05"),
         ("refresh / floor with verify_strict", ratios(one(REFRESH), one(FLOOR_STRICT), rounds), ""),
-        ("refresh (aws-lc signer) / its floor", ratios(one(REFRESH_AWS), one(FLOOR_AWS), rounds), "≤ 1.05"),
-        ("refresh (aws-lc signer) / jsonwebtoken", ratios(one(REFRESH_AWS), one(JWT), rounds), "< 1"),
+        (R_AWS_FLOOR, ratios(one(REFRESH_AWS), one(FLOOR_AWS), rounds), "≤ 1.05"),
+        (R_AWS_JWT, ratios(one(REFRESH_AWS), one(JWT), rounds), "< 1"),
         ("refresh / floor (2 × sign + verify)", ratios(one(REFRESH), one(FLOOR_PLAIN), rounds), ""),
-        ("refresh / jsonwebtoken", ratios(one(REFRESH), one(JWT), rounds), "< 1"),
-        ("refresh / jwt-simple", ratios(one(REFRESH), one(SIMPLE), rounds), "< 1"),
+        (R_REFRESH_JWT, ratios(one(REFRESH), one(JWT), rounds), "< 1"),
+        (R_REFRESH_SIMPLE, ratios(one(REFRESH), one(SIMPLE), rounds), "< 1"),
         ("verify_access / verify_strict", ratios(one(VERIFY_ACCESS), one(VERIFY_STRICT), rounds), "≤ 1.05"),
-        ("verify_access / verify", ratios(one(VERIFY_ACCESS), one(VERIFY), rounds), "≤ 1.05"),
+        (R_VERIFY_ACCESS, ratios(one(VERIFY_ACCESS), one(VERIFY), rounds), "≤ 1.05"),
         ("decode / verify_strict", ratios(one(DECODE), one(VERIFY_STRICT), rounds), ""),
         ("issue / (2 × sign)", ratios(one(ISSUE), one(SIGN2), rounds), ""),
         ("verify_strict / verify", ratios(one(VERIFY_STRICT), one(VERIFY), rounds), ""),
@@ -286,10 +374,75 @@ fn main() {
         percentile(&overhead, 0.25) / 1e3,
         percentile(&overhead, 0.75) / 1e3
     );
-    drop(cases);
+    Summary {
+        cases: cases.iter().map(|c| (c.name.to_owned(), median(&c.samples) / 1e3)).collect(),
+        ratios: rows.iter().map(|(name, values, _)| ((*name).to_owned(), median(values))).collect(),
+        ifma: cfg!(all(target_feature = "avx512ifma", target_feature = "avx512vl")),
+    }
+}
 
-    print_scaling(&ours, &floor, scaling);
-    print_memory(sessions);
+/// The table the README quotes: the targets, default build beside native.
+fn print_side_by_side(default: &Summary, native: Option<&Summary>) {
+    println!("\n## Side by side: default build | `-C target-cpu=native`\n");
+    let cell = |summary: Option<&Summary>, pick: &dyn Fn(&Summary) -> Option<f64>, digits: usize| {
+        summary.and_then(pick).map_or_else(|| "n/a".to_owned(), |v| format!("{v:.digits$}"))
+    };
+    let case = |name: &'static str| move |s: &Summary| s.cases.get(name).copied();
+    let ratio = |name: &'static str| move |s: &Summary| s.ratios.get(name).copied();
+    println!("| median µs per operation (CPU time) | default | native |");
+    println!("|---|---:|---:|");
+    for name in [
+        REFRESH,
+        FLOOR,
+        REFRESH_AWS,
+        FLOOR_AWS,
+        JWT,
+        SIMPLE,
+        VERIFY_ACCESS,
+        ISSUE,
+        SIGN,
+        VERIFY,
+        VERIFY_BYTES,
+        AWS_SIGN,
+        AWS_VERIFY,
+    ] {
+        println!("| {name} | {} | {} |", cell(Some(default), &case(name), 2), cell(native, &case(name), 2));
+    }
+    println!("\n| ratio (median of paired rounds) | target | default | native |");
+    println!("|---|---|---:|---:|");
+    for (name, target) in [
+        (R_REFRESH_FLOOR, "≤ 1.05"),
+        (R_REFRESH_JWT, "< 1"),
+        (R_VERIFY_ACCESS, "≤ 1.05"),
+        (R_AWS_FLOOR, "≤ 1.05 (native: the hybrid floor)"),
+        (R_AWS_JWT, "native with IFMA ≈ 0.6 (1.7 × faster)"),
+        (R_REFRESH_SIMPLE, "< 1"),
+    ] {
+        println!(
+            "| {name} | {target} | {} | {} |",
+            cell(Some(default), &ratio(name), 3),
+            cell(native, &ratio(name), 3)
+        );
+    }
+    let ifma = |s: Option<&Summary>| s.map_or("n/a", |s| yes(s.ifma));
+    println!(
+        "\ncurve25519-dalek IFMA backend compiled in: default {}, native {}. Two-thread scaling and memory are \
+         in the default build's section (they do not depend on CPU features).",
+        ifma(Some(default)),
+        ifma(native)
+    );
+    if native.is_some_and(|n| n.ifma) {
+        println!(
+            "In the native build the aws-lc signer's floor is the hybrid one: aws-lc-rs signing with dalek's \
+             IFMA verification."
+        );
+    } else {
+        println!(
+            "This CPU has no AVX-512 IFMA, so the hybrid floor (aws-lc-rs signing with dalek's IFMA \
+             verification) and its target cannot be measured here; the native column shows what \
+             `target-cpu=native` buys on this CPU instead."
+        );
+    }
 }
 
 fn print_machine() {
@@ -310,9 +463,14 @@ fn print_machine() {
         yes(has("adx")),
         yes(has("sha_ni"))
     );
+    let why = if has("avx512ifma") && has("avx512vl") {
+        "i.e. `-C target-cpu=native` on this CPU"
+    } else {
+        "which this CPU does not have: no build of it can use that backend here"
+    };
     println!(
         "- compiled for: avx2 {}, avx512ifma {}, bmi2 {}, adx {} (curve25519-dalek uses its AVX-512 IFMA backend \
-         only when built with avx512ifma + avx512vl, i.e. `-C target-cpu=native` here)",
+         only when built with avx512ifma + avx512vl, {why})",
         yes(cfg!(target_feature = "avx2")),
         yes(cfg!(target_feature = "avx512ifma")),
         yes(cfg!(target_feature = "bmi2")),
