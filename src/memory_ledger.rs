@@ -6,44 +6,52 @@
 //! mutex, shared by the index entries of all its tokens. Each user has one
 //! entry in a sharded user index whose key is the user's identity (subject,
 //! account and role packed in one string, hashed and compared by the subject
-//! alone) and whose value lists the user's sessions as weak references; the
-//! sessions of a user share that identity while it stays the same.
+//! alone, so the subject is stored once) and whose value lists the user's
+//! sessions as weak references, inline when there is one; the sessions of
+//! a user share that identity while it stays the same.
 //!
 //! Concurrency: a rotation finds the cell through the index (a shard lock
 //! held only for the lookup) and makes every decision under the cell's own
 //! mutex, so the consume-once step is atomic per session and refreshes of
 //! different sessions never wait for each other. While holding a cell it
-//! only takes *leaf-ward* locks: an index shard, the revoked-access list, a
-//! user shard. The order is `cell → index → users`, and `revoked` is a leaf;
-//! nothing is locked under a user shard, and no cell is locked under an
-//! index shard, so no cycle can form.
+//! only takes locks further down one fixed order, `cell → index shard →
+//! user shard`, with the revoked-access list a leaf: nothing is locked
+//! under a user shard, no cell is locked under an index shard (sweeps read
+//! only the entries), so no cycle can form. Poisoned locks are recovered:
+//! entries are inserted and removed whole, and a decision writes the
+//! record's fields after its one fallible step.
 //!
 //! Lifetime: only index entries (and short-lived lookups) hold a cell
 //! strongly; the user index holds it weakly. Whoever drops the last strong
 //! reference gets the record back from [`Arc::into_inner`] (exactly one
-//! caller can) and removes the session from its user's list, and the user
-//! from the user index once the list is empty. Every place that drops a
-//! cell goes through [`MemoryLedger::release`] for that reason. A weak
-//! reference keeps the cell's allocation, so its address cannot be reused
-//! while the user index names it.
+//! caller can, even when two shards drop a session's last entries at once)
+//! and removes the session from its user's list, and the user from the
+//! user index once the list is empty. Every place that drops a cell goes
+//! through [`MemoryLedger::release`] for that reason. A weak reference keeps
+//! the cell's allocation, so its address cannot be reused while the user
+//! index names it: `revoke_user` reaches exactly the user's own sessions,
+//! in time proportional to their number.
 //!
 //! Expiry: an index entry carries the time until which it must be kept
 //! (`exp` plus leeway, as `u32` seconds after the ledger's epoch, rounded
 //! towards keeping it). A shard is swept with `extract_if` once the writes
 //! since its last sweep pass a quarter of its capacity: amortized O(1) per
-//! write, and an expired entry outlives its retention by at most that many
-//! writes to its shard. Keeping an entry longer never changes a decision:
-//! every answer is the one the contract gives with the record present (a
-//! current token past `exp` plus leeway answers `Expired`, an older one
-//! `Reused`, exactly as before its retention ended), and dropping it is
-//! only what the contract allows after that. A session's cell goes when
-//! the last index entry naming it goes: memory follows the live set.
+//! write, and an entry outlives its retention by at most that many writes
+//! to its shard. An entry kept longer than its retention cannot change
+//! what the crate answers: the refresh and logout flows refuse a token at
+//! its own `exp` plus leeway before they reach the ledger, and that is
+//! exactly when its retention ends. A direct caller of the ledger may get
+//! the answer the contract gives with the record present instead of
+//! `Unknown`, both of which the contract allows after the retention. A
+//! session's cell goes when the last index entry naming it goes: memory
+//! follows the live set.
 //!
 //! Hashing: index maps use the id's own random bits as the hash. That is
 //! safe only because an id reaches a lookup after its token's signature
 //! verified, and every id we sign is a fresh random v4 UUID: nobody can
-//! choose ids to collide. Subjects, which users choose, are hashed with the
-//! standard keyed hasher.
+//! choose ids to collide (a collision would only lengthen probing in one
+//! shard; keys are still compared whole). Subjects, which users choose, are
+//! hashed with the standard keyed hasher.
 
 use std::borrow::Borrow;
 use std::collections::hash_map::RandomState;
@@ -313,8 +321,8 @@ struct TokenEntry {
 }
 
 fn lock(cell: &Cell) -> MutexGuard<'_, SessionRecord> {
-    // Every decision replaces fields of the record before any fallible work,
-    // so a poisoned cell is still consistent.
+    // A decision's one fallible step (a new identity) comes before it writes
+    // any field, and the writes cannot panic: a poisoned cell is consistent.
     cell.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
