@@ -106,22 +106,13 @@ pub(crate) struct AccessClaimsRef<'a> {
 
 impl WriteClaims for AccessClaimsRef<'_> {
     fn write_json(&self, out: &mut Vec<u8>) {
-        out.push(b'{');
-        json::push_name(out, "acc");
-        json::push_str(out, self.acc);
-        out.push(b',');
-        json::push_name(out, "sub");
-        json::push_str(out, self.sub);
-        out.push(b',');
-        json::push_name(out, "role");
-        json::push_str(out, self.role);
-        out.push(b',');
-        json::push_name(out, "exp");
-        json::push_i64(out, self.exp);
-        out.push(b',');
-        json::push_name(out, "jti");
-        json::push_id(out, self.jti);
-        out.push(b'}');
+        json::Object::new(out)
+            .str("acc", self.acc)
+            .str("sub", self.sub)
+            .str("role", self.role)
+            .int("exp", self.exp)
+            .id("jti", self.jti)
+            .end();
     }
 }
 
@@ -135,19 +126,12 @@ pub(crate) struct RefreshClaimsRef<'a> {
 
 impl WriteClaims for RefreshClaimsRef<'_> {
     fn write_json(&self, out: &mut Vec<u8>) {
-        out.push(b'{');
-        json::push_name(out, "sub");
-        json::push_str(out, self.sub);
-        out.push(b',');
-        json::push_name(out, "acjti");
-        json::push_id(out, self.acjti);
-        out.push(b',');
-        json::push_name(out, "exp");
-        json::push_i64(out, self.exp);
-        out.push(b',');
-        json::push_name(out, "jti");
-        json::push_id(out, self.jti);
-        out.push(b'}');
+        json::Object::new(out)
+            .str("sub", self.sub)
+            .id("acjti", self.acjti)
+            .int("exp", self.exp)
+            .id("jti", self.jti)
+            .end();
     }
 }
 

@@ -196,13 +196,13 @@ impl Reply {
 /// The success envelope of `pair`, written directly (see [`crate::json`]).
 fn token_pair_body(pair: &TokenPair) -> Vec<u8> {
     let mut body = Vec::with_capacity(BODY_CAPACITY.max(pair.access_token.len() + pair.refresh_token.len() + 128));
-    body.extend_from_slice(br#"{"status":{"code":200,"name":"OK"},"data":{"accessToken":"#);
-    json::push_str(&mut body, &pair.access_token);
-    body.extend_from_slice(br#","refreshToken":"#);
-    json::push_str(&mut body, &pair.refresh_token);
-    body.extend_from_slice(br#","expirationTime":"#);
-    json::push_i64(&mut body, pair.expiration_time);
-    body.extend_from_slice(b"}}");
+    body.extend_from_slice(br#"{"status":{"code":200,"name":"OK"},"data":"#);
+    json::Object::new(&mut body)
+        .str("accessToken", &pair.access_token)
+        .str("refreshToken", &pair.refresh_token)
+        .int("expirationTime", pair.expiration_time)
+        .end();
+    body.push(b'}');
     body
 }
 

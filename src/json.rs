@@ -17,7 +17,7 @@ use crate::ids::TokenId;
 /// Appends `value` as a JSON string, escaped exactly as `serde_json` does:
 /// `"` and `\` and the C0 controls; everything else (including DEL and
 /// non-ASCII) is written as is.
-pub(crate) fn push_str(out: &mut Vec<u8>, value: &str) {
+fn push_str(out: &mut Vec<u8>, value: &str) {
     out.push(b'"');
     if needs_no_escape(value.as_bytes()) {
         out.extend_from_slice(value.as_bytes());
@@ -27,16 +27,63 @@ pub(crate) fn push_str(out: &mut Vec<u8>, value: &str) {
     out.push(b'"');
 }
 
-/// Appends an object member name and its colon (`"name":`). Names are our
-/// own constants and need no escaping.
-pub(crate) fn push_name(out: &mut Vec<u8>, name: &str) {
-    out.push(b'"');
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b"\":");
+/// Writes one JSON object, member by member, in the order called.
+///
+/// ```text
+/// Object::new(&mut out).str("sub", "bob").int("exp", 1).end(); // {"sub":"bob","exp":1}
+/// ```
+pub(crate) struct Object<'a> {
+    out: &'a mut Vec<u8>,
+    empty: bool,
+}
+
+impl<'a> Object<'a> {
+    /// Opens an object on `out`.
+    pub(crate) fn new(out: &'a mut Vec<u8>) -> Self {
+        out.push(b'{');
+        Self { out, empty: true }
+    }
+
+    /// A string member.
+    pub(crate) fn str(mut self, name: &str, value: &str) -> Self {
+        self.name(name);
+        push_str(self.out, value);
+        self
+    }
+
+    /// An integer member.
+    pub(crate) fn int(mut self, name: &str, value: i64) -> Self {
+        self.name(name);
+        push_i64(self.out, value);
+        self
+    }
+
+    /// A token id member (its canonical hyphenated form, as a string).
+    pub(crate) fn id(mut self, name: &str, value: TokenId) -> Self {
+        self.name(name);
+        push_id(self.out, value);
+        self
+    }
+
+    /// Closes the object.
+    pub(crate) fn end(self) {
+        self.out.push(b'}');
+    }
+
+    /// The separator and `"name":`. Names are our own constants and need no
+    /// escaping.
+    fn name(&mut self, name: &str) {
+        if !std::mem::take(&mut self.empty) {
+            self.out.push(b',');
+        }
+        self.out.push(b'"');
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.extend_from_slice(b"\":");
+    }
 }
 
 /// Appends an integer.
-pub(crate) fn push_i64(out: &mut Vec<u8>, value: i64) {
+fn push_i64(out: &mut Vec<u8>, value: i64) {
     // i64::MIN has 20 characters: 19 digits and the sign.
     let mut digits = [0u8; 20];
     let mut at = digits.len();
@@ -59,7 +106,7 @@ pub(crate) fn push_i64(out: &mut Vec<u8>, value: i64) {
 }
 
 /// Appends a token id as a JSON string (its canonical hyphenated form).
-pub(crate) fn push_id(out: &mut Vec<u8>, id: TokenId) {
+fn push_id(out: &mut Vec<u8>, id: TokenId) {
     let mut buffer = uuid::Uuid::encode_buffer();
     out.push(b'"');
     out.extend_from_slice(id.as_uuid().hyphenated().encode_lower(&mut buffer).as_bytes());
