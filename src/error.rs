@@ -142,7 +142,7 @@ pub enum InternalKind {
     Signer,
     /// The clock.
     Clock,
-    /// Encoding a response (cannot happen with the built-in types).
+    /// Encoding a token or a response (cannot happen with the built-in types).
     Encoding,
 }
 

@@ -382,22 +382,36 @@ pub(crate) fn encode_header(algorithm: Algorithm, kid: Option<&str>) -> Cow<'sta
     }
 }
 
-/// `header.payload`: the bytes to sign.
-pub(crate) fn signing_input(header: &str, claims: &impl crate::claims::WriteClaims) -> String {
-    // Claims we sign are under 256 bytes unless a subject is unusually long.
-    let mut json = Vec::with_capacity(256);
-    claims.write_json(&mut json);
-    let mut out = String::with_capacity(header.len() + 1 + json.len().div_ceil(3) * 4 + 1 + SIGNATURE_SEGMENT);
-    out.push_str(header);
-    out.push('.');
-    URL_SAFE_NO_PAD.encode_string(&json, &mut out);
+/// `header.payload`: the bytes to sign, in a buffer that already has room
+/// for the signature segment. `json` is scratch space for the claims.
+pub(crate) fn signing_input(header: &str, claims: &impl crate::claims::WriteClaims, json: &mut Vec<u8>) -> Vec<u8> {
+    json.clear();
+    claims.write_json(json);
+    let payload_len = base64::encoded_len(json.len(), false).unwrap_or(0);
+    let mut out = Vec::with_capacity(header.len() + 1 + payload_len + 1 + SIGNATURE_SEGMENT);
+    out.extend_from_slice(header.as_bytes());
+    out.push(b'.');
+    push_base64url(&mut out, json);
     out
 }
 
-pub(crate) fn finish(mut signing_input: String, signature: &Signature) -> String {
-    signing_input.push('.');
-    URL_SAFE_NO_PAD.encode_string(signature.to_bytes(), &mut signing_input);
-    signing_input
+/// Appends the signature segment and returns the compact token.
+pub(crate) fn finish(mut signing_input: Vec<u8>, signature: &Signature) -> Result<String, std::string::FromUtf8Error> {
+    signing_input.push(b'.');
+    push_base64url(&mut signing_input, &signature.to_bytes());
+    // Always ASCII (a base64url header and two base64url segments); the
+    // check is one pass over bytes already in cache.
+    String::from_utf8(signing_input)
+}
+
+/// Appends the unpadded base64url encoding of `bytes`, written in place:
+/// no intermediate string and no per-chunk UTF-8 check.
+fn push_base64url(out: &mut Vec<u8>, bytes: &[u8]) {
+    let start = out.len();
+    let Some(len) = base64::encoded_len(bytes.len(), false) else { return };
+    out.resize(start + len, 0);
+    let written = out.get_mut(start..).map_or(0, |tail| URL_SAFE_NO_PAD.encode_slice(bytes, tail).unwrap_or(0));
+    out.truncate(start + written);
 }
 
 #[cfg(test)]

@@ -43,16 +43,22 @@ impl Policy {
             exp: pair.refresh_expires_at,
             jti: pair.refresh_id,
         };
-        let access_token = sign_one(&header, &access, signer).await?;
-        let refresh_token = sign_one(&header, &refresh, signer).await?;
+        let mut json = Vec::with_capacity(256);
+        let access_token = sign_one(&header, &access, &mut json, signer).await?;
+        let refresh_token = sign_one(&header, &refresh, &mut json, signer).await?;
         Ok(TokenPair { access_token, refresh_token, expiration_time: self.access_ttl })
     }
 }
 
-async fn sign_one<S: Signer>(header: &str, claims: &impl WriteClaims, signer: &S) -> Result<String, Error> {
-    let input = jws::signing_input(header, claims);
-    let signature = signer.sign(input.as_bytes()).await.map_err(|e| Error::internal(InternalKind::Signer, e))?;
-    Ok(jws::finish(input, &signature))
+async fn sign_one<S: Signer>(
+    header: &str,
+    claims: &impl WriteClaims,
+    json: &mut Vec<u8>,
+    signer: &S,
+) -> Result<String, Error> {
+    let input = jws::signing_input(header, claims, json);
+    let signature = signer.sign(&input).await.map_err(|e| Error::internal(InternalKind::Signer, e))?;
+    jws::finish(input, &signature).map_err(|e| Error::internal(InternalKind::Encoding, e))
 }
 
 /// Now, in unix seconds, from the injected clock.
