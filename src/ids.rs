@@ -95,22 +95,46 @@ id_type!(
 );
 
 fn parse_canonical_v4(text: &str) -> Option<Uuid> {
-    if text.len() != HYPHENATED_LEN {
-        return None;
-    }
-    let canonical = text.bytes().all(|b| b == b'-' || b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if !canonical {
-        return None;
-    }
-    let uuid = Uuid::try_parse(text).ok()?;
-    // try_parse also accepts other layouts of 36 characters only if hyphens
-    // sit where they should; re-encoding pins the exact spelling.
-    let mut buf = Uuid::encode_buffer();
-    if uuid.hyphenated().encode_lower(&mut buf) != text {
-        return None;
-    }
+    // `8-4-4-4-12`: each group read as lower-case hex, each hyphen checked,
+    // all without an early exit. Cheaper than parsing any UUID layout and
+    // re-encoding it to pin the spelling (a refresh parses two ids).
+    let rest = text.as_bytes();
+    let mut canonical = rest.len() == HYPHENATED_LEN;
+    let (time_low, rest) = rest.split_first_chunk::<8>()?;
+    let (time_mid, rest) = hyphen_then::<4>(rest, &mut canonical)?;
+    let (time_high, rest) = hyphen_then::<4>(rest, &mut canonical)?;
+    let (clock_seq, rest) = hyphen_then::<4>(rest, &mut canonical)?;
+    let (node, _) = hyphen_then::<12>(rest, &mut canonical)?;
+    let high =
+        hex(time_low, &mut canonical) << 32 | hex(time_mid, &mut canonical) << 16 | hex(time_high, &mut canonical);
+    let low = hex(clock_seq, &mut canonical) << 48 | hex(node, &mut canonical);
+    let uuid = Uuid::from_u64_pair(high, low);
     let is_v4 = uuid.get_version_num() == 4 && uuid.get_variant() == uuid::Variant::RFC4122;
-    is_v4.then_some(uuid)
+    (canonical && is_v4).then_some(uuid)
+}
+
+/// Splits `-` and `N` more bytes off `bytes`; a wrong separator clears
+/// `canonical`.
+fn hyphen_then<'a, const N: usize>(bytes: &'a [u8], canonical: &mut bool) -> Option<(&'a [u8; N], &'a [u8])> {
+    let (&separator, rest) = bytes.split_first()?;
+    *canonical &= separator == b'-';
+    rest.split_first_chunk::<N>()
+}
+
+/// The value of up to 16 lower-case hex digits; any other byte (upper case
+/// included: one id has one spelling) clears `canonical`.
+fn hex<const N: usize>(digits: &[u8; N], canonical: &mut bool) -> u64 {
+    digits.iter().fold(0, |value, &digit| {
+        let nibble = match digit {
+            b'0'..=b'9' => digit - b'0',
+            b'a'..=b'f' => digit - b'a' + 10,
+            _ => {
+                *canonical = false;
+                0
+            }
+        };
+        value << 4 | u64::from(nibble)
+    })
 }
 
 #[cfg(test)]
@@ -135,5 +159,42 @@ mod tests {
         assert!(TokenId::parse("8e1783d8-4a5b-1dd4-b78d-b50565400503").is_none());
         // The seed's ids are v4.
         assert!(TokenId::parse("8e1783d8-4a5b-4dd4-b78d-b50565400503").is_some());
+    }
+
+    fn reference(text: &str) -> Option<Uuid> {
+        Uuid::try_parse(text).ok().filter(|uuid| {
+            uuid.hyphenated().to_string() == text
+                && uuid.get_version_num() == 4
+                && uuid.get_variant() == uuid::Variant::RFC4122
+        })
+    }
+
+    proptest::proptest! {
+        /// Accepts exactly what the `uuid` crate parses and spells the same
+        /// way as a v4 id, and reads the same value.
+        #[test]
+        fn parses_what_the_uuid_crate_does(text in "[0-9a-fA-F-]{36}|.{0,40}") {
+            proptest::prop_assert_eq!(parse_canonical_v4(&text), reference(&text));
+        }
+
+        /// One byte changed anywhere in a canonical id: still the same
+        /// answer as the `uuid` crate plus the spelling check.
+        #[test]
+        fn one_changed_byte(bits in proptest::num::u128::ANY, at in 0usize..36, byte in proptest::num::u8::ANY) {
+            let uuid = uuid::Builder::from_random_bytes(bits.to_le_bytes()).into_uuid();
+            let mut text = uuid.hyphenated().to_string().into_bytes();
+            if let Some(slot) = text.get_mut(at) {
+                *slot = byte;
+            }
+            let text = String::from_utf8_lossy(&text).into_owned();
+            proptest::prop_assert_eq!(parse_canonical_v4(&text), reference(&text));
+        }
+
+        /// Every v4 id's own spelling parses back to it.
+        #[test]
+        fn any_v4_round_trips(bits in proptest::num::u128::ANY) {
+            let uuid = uuid::Builder::from_random_bytes(bits.to_le_bytes()).into_uuid();
+            proptest::prop_assert_eq!(parse_canonical_v4(&uuid.hyphenated().to_string()), Some(uuid));
+        }
     }
 }
