@@ -103,10 +103,14 @@ impl Signer for AwsLcSigner {
     }
 
     fn sign(&self, message: &[u8]) -> impl Future<Output = Result<Signature, SignerError>> + Send {
-        let signature = self.key.sign(message);
-        let result = <[u8; 64]>::try_from(signature.as_ref())
-            .map(|bytes| Signature::from_bytes(&bytes))
-            .map_err(|_| SignerError("AWS-LC returned a signature that is not 64 bytes".into()));
+        // `try_sign`, not `sign`: the latter panics if AWS-LC reports a
+        // failure, and a signer failure must reach the caller as a 500.
+        let result =
+            self.key.try_sign(message).map_err(|_| SignerError("AWS-LC failed to sign".into())).and_then(|signature| {
+                <[u8; 64]>::try_from(signature.as_ref())
+                    .map(|bytes| Signature::from_bytes(&bytes))
+                    .map_err(|_| SignerError("AWS-LC returned a signature that is not 64 bytes".into()))
+            });
         std::future::ready(result)
     }
 }
