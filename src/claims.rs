@@ -91,7 +91,8 @@ mod canonical {
     fn plain_string(bytes: &[u8]) -> Option<(&str, &[u8])> {
         let end = bytes.iter().position(|&b| b == b'"')?;
         let (text, rest) = bytes.split_at_checked(end)?;
-        let plain = text.iter().fold(true, |plain, &b| plain & (b >= 0x20) & (b != b'\\'));
+        // Our writer's own test: a string it writes without escapes.
+        let plain = crate::json::needs_no_escape(text);
         let text = std::str::from_utf8(text).ok().filter(|_| plain)?;
         Some((text, rest.get(1..)?))
     }

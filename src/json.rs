@@ -115,7 +115,7 @@ fn push_id(out: &mut Vec<u8>, id: TokenId) {
 
 /// True if no byte of `bytes` needs escaping. No early exit, so it compiles
 /// to SIMD compares; strings here are short and bounded.
-fn needs_no_escape(bytes: &[u8]) -> bool {
+pub(crate) fn needs_no_escape(bytes: &[u8]) -> bool {
     bytes.iter().fold(true, |clean, &b| clean & (b >= 0x20) & (b != b'"') & (b != b'\\'))
 }
 
