@@ -64,6 +64,17 @@ fn refresh(c: &mut Criterion<CpuTime>) {
     group.bench_function("token-refresh", |b| b.iter(|| chain.step()));
     group.bench_function("floor (2 sign + verify_strict)", |b| b.iter(|| floor.floor_strict()));
     group.bench_function("floor (2 sign + verify)", |b| b.iter(|| floor.floor_plain()));
+    let aws_lc = common::with_aws_lc();
+    let aws = AwsLc::new(floor.access_input());
+    let mut chain = Chain::new(&aws_lc);
+    group.bench_function("token-refresh (aws-lc signer)", |b| b.iter(|| chain.step()));
+    group.bench_function("floor (2 aws-lc sign + the crate's check)", |b| {
+        b.iter(|| {
+            black_box(aws.sign());
+            black_box(aws.sign());
+            floor.verify_small_order_bytes()
+        })
+    });
     let mut chain = Chain::new(&jwt);
     group.bench_function("jsonwebtoken (aws-lc-rs)", |b| b.iter(|| chain.step()));
     let mut chain = Chain::new(&simple);
