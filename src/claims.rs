@@ -45,7 +45,7 @@ pub(crate) use sealed::Sealed;
 ///
 /// Every authentic token we see was written by [`WriteClaims`]: fixed member
 /// order, no whitespace, strings without escapes. Recognising that exact
-/// form skips the general JSON parser (a third of a refresh's
+/// form skips the general JSON parser (about a sixth of a refresh's
 /// non-cryptographic instructions, and a large piece of code). Anything else,
 /// down to one extra space, returns `None` and takes the `serde_json` path,
 /// so this path only ever accepts a strict subset of what that path accepts,
