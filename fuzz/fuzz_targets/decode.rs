@@ -2,8 +2,9 @@
 //!
 //! The first input byte picks a mode. Odd: the rest is a *payload* that the
 //! harness signs with the service's real key, so the fuzzer explores the
-//! claims parser as only an insider could reach it. Even: the rest is a
-//! whole compact token.
+//! claims parser as only an insider could reach it, and checks that the
+//! claims fast path agrees with serde_json. Even: the rest is a whole
+//! compact token.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -38,6 +39,19 @@ fuzz_target!(|data: &[u8]| {
     assert!(refresh.is_err() || access.is_err(), "a payload parsed as both token kinds");
     for status in [refresh.as_ref().err(), access.as_ref().err()].into_iter().flatten().map(|e| e.status_code()) {
         assert!(status == 401 || status == 422, "claims refused with {status}");
+    }
+    // The claims fast path (our own spelling, read without serde_json) is
+    // only a shortcut: whatever `claims` accepts from a payload, serde_json
+    // reads to the same value.
+    if mode & 1 == 1 {
+        if let Ok(claims) = &refresh {
+            let by_serde = serde_json::from_slice::<RefreshClaims>(rest).ok();
+            assert_eq!(by_serde.as_ref(), Some(claims), "refresh claims read differently by serde_json");
+        }
+        if let Ok(claims) = &access {
+            let by_serde = serde_json::from_slice::<AccessClaims>(rest).ok();
+            assert_eq!(by_serde.as_ref(), Some(claims), "access claims read differently by serde_json");
+        }
     }
     // What parses re-encodes to claims that parse to the same value.
     if let Ok(claims) = refresh {
