@@ -13,17 +13,18 @@
 //!
 //! The timing runs in several processes of its own (`REPORT_PROCESSES`),
 //! one after another: each process gets a fresh address layout, and on the
-//! machines we measured one layout can make one case 15 % slower than
+//! machines we measured one layout can make one case 15–29 % slower than
 //! another layout does, for the whole life of the process. Within a
 //! process every case runs in interleaved rounds (each round runs every
 //! case for a short batch, in a rotating order), so slow phases of a shared
 //! machine hit all cases alike. A process's figure for a case is its median
 //! over rounds; for a ratio, the median of the per-round ratios (numerator
 //! and denominator measured back to back). The report gives the median over
-//! processes and the lowest and highest process. Then: two-thread scaling of refresh beside the same figure
-//! for the bare Ed25519 floor (the machine's own scaling), and heap bytes
-//! per live session in `MemoryLedger`, counted by a global allocator (these
-//! two do not depend on the CPU features, so only the first build runs them).
+//! processes and the lowest and highest process. Then: two-thread scaling
+//! of refresh beside the same figure for the bare Ed25519 floor (the
+//! machine's own scaling), and heap bytes per live session in
+//! `MemoryLedger`, counted by a global allocator (these two do not depend
+//! on the CPU features, so only the first build runs them).
 //!
 //! Knobs (environment): `REPORT_PROCESSES` (default 5), `REPORT_ROUNDS`
 //! (rounds per process, 20), `REPORT_BATCH_MS` (20), `REPORT_SESSIONS`
