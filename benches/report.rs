@@ -235,8 +235,8 @@ impl Spread {
 struct Summary {
     /// µs per operation (CPU time), by case name.
     cases: BTreeMap<String, Spread>,
-    /// Median wall-clock µs per operation, by case name.
-    wall: BTreeMap<String, f64>,
+    /// Wall-clock µs per operation, by case name.
+    wall: BTreeMap<String, Spread>,
     /// Paired per-round ratios, by ratio name.
     ratios: BTreeMap<String, Spread>,
     /// refresh − floor, µs: per-round differences.
@@ -257,22 +257,9 @@ impl Summary {
                 })
                 .collect()
         };
-        let wall = runs
-            .first()
-            .map(|first| {
-                first
-                    .wall
-                    .keys()
-                    .map(|name| {
-                        let values: Vec<f64> = runs.iter().filter_map(|s| s.wall.get(name).copied()).collect();
-                        (name.clone(), median(&values))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
         Self {
             cases: keys(|s| &s.cases),
-            wall,
+            wall: keys(|s| &s.wall),
             ratios: keys(|s| &s.ratios),
             overhead: Spread::across(runs.iter().map(|s| &s.overhead)).unwrap_or_default(),
             ifma: runs.iter().all(|s| s.ifma),
@@ -444,7 +431,7 @@ fn time_cases(rounds: usize, batch: Duration) -> Summary {
     let overhead: Vec<f64> = s(REFRESH).iter().zip(s(FLOOR)).map(|(r, f)| (r - f) / 1e3).collect();
     Summary {
         cases: cases.iter().map(|c| (c.name.to_owned(), Spread::of_rounds(&micros(&c.samples)))).collect(),
-        wall: cases.iter().map(|c| (c.name.to_owned(), median(&c.wall) / 1e3)).collect(),
+        wall: cases.iter().map(|c| (c.name.to_owned(), Spread::of_rounds(&micros(&c.wall)))).collect(),
         ratios: RATIOS
             .iter()
             .map(|(name, num, den, _)| {
@@ -497,7 +484,7 @@ fn time_and_print(processes: usize, rounds: usize, batch: Duration) -> Summary {
     println!("|---|---:|---:|---:|");
     for name in CASES {
         if let Some(case) = summary.cases.get(name) {
-            let wall = summary.wall.get(name).copied().unwrap_or(f64::NAN);
+            let wall = summary.wall.get(name).map_or(f64::NAN, |w| w.median);
             println!("| {name} | {:.2} | {:.2}–{:.2} | {wall:.2} |", case.median, case.low, case.high);
         }
     }

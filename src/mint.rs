@@ -48,7 +48,7 @@ impl Policy {
         let access_input = jws::signing_input(&header, &access, &mut json);
         let refresh_input = jws::signing_input(&header, &refresh, &mut json);
         // The two signatures back to back: the signer's code and tables
-        // (a 30 KB basepoint table for ed25519-dalek) are still in L1 for
+        // (a 30 KiB basepoint table for ed25519-dalek) are still in L1 for
         // the second one.
         let access_signature = sign(signer, &access_input).await?;
         let refresh_signature = sign(signer, &refresh_input).await?;
