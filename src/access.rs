@@ -6,7 +6,7 @@ use crate::clock::Clock;
 use crate::error::{Error, InternalKind, Unauthorized};
 use crate::jws::UntrustedToken;
 use crate::keys::Keyring;
-use crate::ledger::SessionLedger;
+use crate::ledger::{AccessState, SessionLedger};
 use crate::mint::unix_now;
 use crate::policy::Policy;
 
@@ -14,8 +14,9 @@ impl Policy {
     /// Verifies an access token from an `Authorization` header: signature
     /// under `keyring`, access-token claims (a refresh token is 422), `exp`.
     ///
-    /// Stateless: a token revoked by rotation or logout still passes until
-    /// its `exp`. Use [`Policy::verify_access_unrevoked`] where that matters.
+    /// Stateless: a token of a session revoked by logout, reuse or eviction
+    /// still passes until its `exp`. Use [`Policy::verify_access_unrevoked`]
+    /// where that matters.
     pub fn verify_access<C: Clock>(
         &self,
         authorization: Option<&[u8]>,
@@ -31,9 +32,11 @@ impl Policy {
         Ok(claims)
     }
 
-    /// [`Policy::verify_access`], then the ledger's revocation list: an
-    /// access token whose pair was rotated, logged out or caught in a reuse
-    /// is refused with 401.
+    /// [`Policy::verify_access`], then the token's session in the ledger: an
+    /// access token of a session that was logged out, caught in a reuse,
+    /// evicted or forgotten is refused with 401. An access token superseded
+    /// by a rotation is refused too when the policy says so
+    /// ([`PolicyBuilder::revoke_superseded_access`](crate::PolicyBuilder::revoke_superseded_access)).
     pub async fn verify_access_unrevoked<L: SessionLedger, C: Clock>(
         &self,
         authorization: Option<&[u8]>,
@@ -43,11 +46,14 @@ impl Policy {
     ) -> Result<AccessClaims, Error> {
         let claims = self.verify_access(authorization, keyring, clock)?;
         let now = unix_now(clock)?;
-        let revoked =
-            ledger.is_access_revoked(claims.id, now).await.map_err(|e| Error::internal(InternalKind::Ledger, e))?;
-        if revoked {
-            return Err(Unauthorized::AccessRevoked.into());
+        let state = ledger
+            .access_state(&claims.subject, claims.id, now)
+            .await
+            .map_err(|e| Error::internal(InternalKind::Ledger, e))?;
+        match state {
+            AccessState::Current => Ok(claims),
+            AccessState::Superseded if !self.revoke_superseded_access => Ok(claims),
+            _ => Err(Unauthorized::AccessRevoked.into()),
         }
-        Ok(claims)
     }
 }

@@ -38,14 +38,22 @@ pub enum Event {
     ReuseDetected {
         /// The session.
         session: SessionId,
-        /// Generation of the presented token.
-        presented_generation: u64,
+        /// Generation of the presented token when it is the immediate
+        /// predecessor of the current one (a lost response, a race between
+        /// tabs); `None` for an older one (more likely theft).
+        presented_generation: Option<u64>,
         /// Generation of the session's current pair.
         current_generation: u64,
     },
     /// A logout revoked a session.
     SessionRevoked {
         /// The session.
+        session: SessionId,
+    },
+    /// A login evicted one of the user's older sessions to keep within the
+    /// policy's per-user cap.
+    SessionEvicted {
+        /// The evicted session.
         session: SessionId,
     },
 }
@@ -91,13 +99,16 @@ fn trace(event: &Event) {
             tracing::warn!(
                 target: "token_refresh",
                 session = %session,
-                presented_generation,
+                presented_generation = presented_generation.map_or(-1, |g| i64::try_from(g).unwrap_or(i64::MAX)),
                 current_generation,
                 "refresh token reuse detected; session revoked"
             );
         }
         Event::SessionRevoked { session } => {
             tracing::info!(target: "token_refresh", session = %session, "session revoked by logout");
+        }
+        Event::SessionEvicted { session } => {
+            tracing::info!(target: "token_refresh", session = %session, "session evicted by the per-user cap");
         }
     }
 }
@@ -110,11 +121,17 @@ impl fmt::Display for Event {
             Self::GraceReplay { session, generation, replay } => {
                 write!(f, "session {session} grace replay {replay} of generation {generation}")
             }
-            Self::ReuseDetected { session, presented_generation, current_generation } => write!(
+            Self::ReuseDetected { session, presented_generation: Some(presented), current_generation } => write!(
                 f,
-                "session {session} reuse of generation {presented_generation} (current {current_generation}); revoked"
+                "session {session} reuse of generation {presented} (current {current_generation}); revoked"
+            ),
+            Self::ReuseDetected { session, presented_generation: None, current_generation } => write!(
+                f,
+                "session {session} reuse of a generation older than {} (current {current_generation}); revoked",
+                current_generation.saturating_sub(1)
             ),
             Self::SessionRevoked { session } => write!(f, "session {session} revoked"),
+            Self::SessionEvicted { session } => write!(f, "session {session} evicted by the per-user cap"),
         }
     }
 }

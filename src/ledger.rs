@@ -1,31 +1,54 @@
-//! The session ledger: the record of which refresh token is current.
+//! The session ledger: one record per session, holding which refresh
+//! token is current.
 //!
 //! One session (token family) starts at login. Each refresh presents the
 //! current refresh token and replaces it with a successor: that replacement
 //! is [`SessionLedger::rotate`], and it is the security core of the crate.
 //!
+//! # One record per session
+//!
+//! Every token id the crate issues carries its session's tag
+//! ([`TokenId::session`](crate::TokenId::session)), so a ledger finds the
+//! session from a verified token's `jti` alone and keeps exactly one record
+//! per session: the current refresh id, the immediate predecessor's id with
+//! its rotation time and replay count (for the grace window), the current
+//! access id, the generation, the lifetimes, the revoked flag and the claims
+//! needed to sign the current pair again. Nothing is kept per rotation, so a
+//! session costs the same after its thousandth refresh as after its first.
+//!
 //! # The contract every backend keeps
 //!
-//! - **Consume once.** `rotate` is an atomic compare-and-consume: of any
-//!   number of concurrent calls presenting the same current token, exactly
-//!   one returns [`Rotation::Rotated`]. No backend may answer `Rotated`
-//!   twice for one token, even across processes, restarts or lost
-//!   connections; a call that fails with an error has either rotated fully
-//!   or not at all.
-//! - **Reuse revokes the family.** Presenting a token older than the
-//!   current one (outside the grace rule below) revokes the whole session
-//!   and its current access token in the same atomic step, and answers
-//!   [`Rotation::Reused`].
+//! - **Consume once.** `rotate` is an atomic compare-and-swap of the
+//!   current refresh id: of any number of concurrent calls presenting the
+//!   same current token, exactly one returns [`Rotation::Rotated`]. No
+//!   backend may answer `Rotated` twice for one token, even across
+//!   processes, restarts or lost connections; a call that fails with an
+//!   error has either rotated fully or not at all.
+//! - **Reuse revokes the family.** Presenting any token of the session other
+//!   than the current one (outside the grace rule below) revokes the whole
+//!   session in the same atomic step and answers [`Rotation::Reused`]. This
+//!   holds for a token of *any* older generation, for as long as the
+//!   session's record lives.
 //! - **Grace.** With a grace window, presenting the immediate predecessor
-//!   of the current token within `window` seconds of the rotation, at most
-//!   `max_replays` times, answers [`Rotation::Replayed`] with the stored
-//!   current pair, unchanged.
+//!   of the current token when `-leeway ≤ now − rotated_at ≤ window`, at
+//!   most `max_replays` times, answers [`Rotation::Replayed`] with the stored
+//!   current pair, unchanged. The lower bound keeps an instance whose clock
+//!   is behind the rotating one from widening the window.
 //! - **Lifetimes.** A successor's refresh expiry is capped at the session's
-//!   absolute expiry; a session at or past it answers
-//!   [`Rotation::Expired`].
-//! - **Retention.** A token's record is kept at least until its own `exp`
-//!   plus leeway, so reuse is detected for as long as the token could be
-//!   presented. Records may be dropped after that.
+//!   absolute expiry; a session at or past it, or whose current refresh
+//!   token expired (idle), answers [`Rotation::Expired`].
+//! - **Fail closed.** A session's record is kept at least until its current
+//!   refresh and access tokens expire (plus leeway). A record lost earlier
+//!   (purged, evicted) can only make the session's tokens unknown (401):
+//!   never turn reuse into success.
+//! - **Access tokens** are checked against their session
+//!   ([`SessionLedger::access_state`]): a revoked session (logout, reuse,
+//!   eviction, [`revoke_user`](SessionLedger::revoke_user)) refuses all of
+//!   its access tokens at once.
+//! - **Per-user cap.** [`create`](SessionLedger::create) keeps at most
+//!   [`NewSession::max_sessions_per_user`] live sessions per subject: the
+//!   login that would exceed it revokes the user's oldest sessions in the
+//!   same atomic step and names them in [`Created::evicted`].
 //! - **No bearer material.** Only ids, expiries and claims are stored,
 //!   never a token string: reading the store lets nobody mint or replay a
 //!   token.
@@ -34,6 +57,10 @@ use std::future::Future;
 
 use crate::ids::{SessionId, TokenId};
 use crate::users::StoreError;
+
+/// Default for [`NewSession::max_sessions_per_user`] and
+/// [`Policy`](crate::Policy)'s cap.
+pub const DEFAULT_MAX_SESSIONS_PER_USER: u32 = 100;
 
 /// The claims of one access/refresh pair: all a ledger stores about it, and
 /// all that is needed to sign it again byte for byte.
@@ -58,7 +85,8 @@ pub struct PairClaims {
 /// A session to record at login.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewSession {
-    /// The new session's id.
+    /// The new session's id. Both ids of `pair` must carry its tag
+    /// ([`SessionId::new_token_id`]).
     pub session: SessionId,
     /// The first pair (generation 0).
     pub pair: PairClaims,
@@ -66,8 +94,32 @@ pub struct NewSession {
     pub created_at: i64,
     /// No refresh token of this session may expire later than this.
     pub absolute_expires_at: i64,
-    /// Extra seconds to keep records past their expiry.
+    /// Extra seconds to keep the record past its tokens' expiry.
     pub leeway: i64,
+    /// Most live sessions the subject may hold, this one included (at
+    /// least 1): older ones are evicted.
+    pub max_sessions_per_user: u32,
+}
+
+/// What [`SessionLedger::create`] did besides recording the session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Created {
+    /// The user's sessions revoked to keep within the per-user cap, oldest
+    /// first.
+    pub evicted: Vec<SessionId>,
+}
+
+impl Created {
+    /// A session recorded without evicting another.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A session recorded after evicting `evicted`.
+    pub fn evicting(evicted: Vec<SessionId>) -> Self {
+        Self { evicted }
+    }
 }
 
 /// The grace-window rule for one rotation.
@@ -87,14 +139,16 @@ pub struct RotationRequest {
     pub presented: TokenId,
     /// `sub` of the presented token; must match the session's subject.
     pub subject: String,
-    /// The successor pair. Its refresh expiry is capped by the ledger at the
-    /// session's absolute expiry.
+    /// The successor pair, its ids of the presented token's session. Its
+    /// refresh expiry is capped by the ledger at the session's absolute
+    /// expiry.
     pub successor: PairClaims,
     /// Now, unix seconds.
     pub now: i64,
     /// The grace rule.
     pub grace: Grace,
-    /// Extra seconds to keep records past their expiry.
+    /// Extra seconds to keep the record past its tokens' expiry, and the
+    /// clock tolerance of the grace rule's lower bound.
     pub leeway: i64,
 }
 
@@ -125,16 +179,20 @@ pub enum Rotation {
         /// included.
         replay: u32,
     },
-    /// The presented token was already rotated: the session is now revoked.
+    /// A token of the session other than the current one was presented
+    /// outside the grace rule: the session is now revoked.
     Reused {
         /// The session.
         session: SessionId,
-        /// Generation of the presented token.
-        presented_generation: u64,
+        /// Generation of the presented token when it is the immediate
+        /// predecessor (often a client that lost a response); `None` for
+        /// anything older (more likely a stolen token). The ledger keeps
+        /// nothing per rotation, so older generations are not told apart.
+        presented_generation: Option<u64>,
         /// Generation of the session's current pair.
         current_generation: u64,
     },
-    /// The ledger does not know the token.
+    /// The ledger does not know the token's session.
     Unknown,
     /// The session was revoked before.
     Revoked {
@@ -148,7 +206,7 @@ pub enum Rotation {
     },
 }
 
-/// What a logout did.
+/// What a logout or a revocation by session id did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Revocation {
@@ -162,49 +220,157 @@ pub enum Revocation {
         /// The session.
         session: SessionId,
     },
-    /// The ledger does not know the token.
+    /// The ledger does not know the session (or it is another subject's).
     Unknown,
 }
 
-/// Storage of sessions, rotations and revoked access tokens. Read the
-/// module documentation for the contract.
+/// Where an access token stands with its session; see
+/// [`SessionLedger::access_state`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AccessState {
+    /// The access token of the session's current pair.
+    Current,
+    /// An access token of a live session, superseded by a rotation. Valid
+    /// until its own `exp` unless the policy revokes superseded access
+    /// tokens.
+    Superseded,
+    /// The session was revoked, or is unknown (forgotten, another subject's,
+    /// never issued): refuse the token.
+    Revoked,
+}
+
+/// A live session of a user, as [`SessionLedger::sessions`] lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionInfo {
+    /// The session's id.
+    pub session: SessionId,
+    /// When it started (unix seconds).
+    pub created_at: i64,
+    /// When it was last rotated (its start, before the first rotation).
+    pub rotated_at: i64,
+    /// Generation of its current pair (the login pair is 0).
+    pub generation: u64,
+    /// When its current refresh token expires (idle expiry).
+    pub refresh_expires_at: i64,
+    /// When it ends whatever happens (absolute expiry).
+    pub absolute_expires_at: i64,
+}
+
+impl SessionInfo {
+    /// A listing entry; for ledger implementations.
+    pub fn new(
+        session: SessionId,
+        created_at: i64,
+        rotated_at: i64,
+        generation: u64,
+        refresh_expires_at: i64,
+        absolute_expires_at: i64,
+    ) -> Self {
+        Self { session, created_at, rotated_at, generation, refresh_expires_at, absolute_expires_at }
+    }
+}
+
+/// Storage of sessions: one record each. Read the module documentation for
+/// the contract; the `conformance` feature's suite checks an
+/// implementation against it.
+///
+/// Methods that name a session take its `subject` too: a ledger may file
+/// sessions by user (the Redis ledger does, so that a user's sessions share
+/// one Redis Cluster slot), and a session is never reachable under another
+/// subject.
 pub trait SessionLedger: Send + Sync {
-    /// Records a new session (login).
-    fn create(&self, session: &NewSession) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Records a new session (login), evicting the subject's oldest live
+    /// sessions beyond [`NewSession::max_sessions_per_user`], in one atomic
+    /// step. Fails, changing nothing, if the session's tag is taken.
+    fn create(&self, session: &NewSession) -> impl Future<Output = Result<Created, StoreError>> + Send;
 
     /// Atomically consumes the presented token and records its successor.
     fn rotate(&self, request: &RotationRequest) -> impl Future<Output = Result<Rotation, StoreError>> + Send;
 
-    /// Revokes the session the refresh token `presented` belongs to, and the
-    /// session's current access token (logout). Any token of the session,
-    /// current or consumed, names it.
-    fn revoke(&self, presented: TokenId, now: i64) -> impl Future<Output = Result<Revocation, StoreError>> + Send;
+    /// Revokes one session of `subject` (logout, or an administrator's
+    /// revocation from [`sessions`](SessionLedger::sessions)).
+    fn revoke_session(
+        &self,
+        subject: &str,
+        session: SessionId,
+        now: i64,
+    ) -> impl Future<Output = Result<Revocation, StoreError>> + Send;
 
-    /// Revokes every session of `subject` and their access tokens; returns
-    /// how many sessions were live.
+    /// Revokes every session of `subject`; returns how many were live.
     fn revoke_user(&self, subject: &str, now: i64) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
-    /// Whether access token `access_id` was revoked by a rotation, logout or
-    /// reuse.
-    fn is_access_revoked(&self, access_id: TokenId, now: i64) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// The live (neither revoked nor expired) sessions of `subject`,
+    /// oldest first.
+    fn sessions(&self, subject: &str, now: i64) -> impl Future<Output = Result<Vec<SessionInfo>, StoreError>> + Send;
+
+    /// Where access token `access_id` of `subject` stands with its session.
+    fn access_state(
+        &self,
+        subject: &str,
+        access_id: TokenId,
+        now: i64,
+    ) -> impl Future<Output = Result<AccessState, StoreError>> + Send;
 }
 
 impl<L: SessionLedger + ?Sized> SessionLedger for std::sync::Arc<L> {
-    fn create(&self, session: &NewSession) -> impl Future<Output = Result<(), StoreError>> + Send {
+    fn create(&self, session: &NewSession) -> impl Future<Output = Result<Created, StoreError>> + Send {
         (**self).create(session)
     }
     fn rotate(&self, request: &RotationRequest) -> impl Future<Output = Result<Rotation, StoreError>> + Send {
         (**self).rotate(request)
     }
-    fn revoke(&self, presented: TokenId, now: i64) -> impl Future<Output = Result<Revocation, StoreError>> + Send {
-        (**self).revoke(presented, now)
+    fn revoke_session(
+        &self,
+        subject: &str,
+        session: SessionId,
+        now: i64,
+    ) -> impl Future<Output = Result<Revocation, StoreError>> + Send {
+        (**self).revoke_session(subject, session, now)
     }
     fn revoke_user(&self, subject: &str, now: i64) -> impl Future<Output = Result<u64, StoreError>> + Send {
         (**self).revoke_user(subject, now)
     }
-    fn is_access_revoked(&self, access_id: TokenId, now: i64) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        (**self).is_access_revoked(access_id, now)
+    fn sessions(&self, subject: &str, now: i64) -> impl Future<Output = Result<Vec<SessionInfo>, StoreError>> + Send {
+        (**self).sessions(subject, now)
     }
+    fn access_state(
+        &self,
+        subject: &str,
+        access_id: TokenId,
+        now: i64,
+    ) -> impl Future<Output = Result<AccessState, StoreError>> + Send {
+        (**self).access_state(subject, access_id, now)
+    }
+}
+
+/// Checks that both ids of `pair` carry `session`'s tag: a successor or
+/// first pair of another session would file the session's tokens where the
+/// ledger cannot find them.
+pub(crate) fn check_pair_ids(session: SessionId, pair: &PairClaims) -> Result<(), StoreError> {
+    if pair.refresh_id.session() == session && pair.access_id.session() == session {
+        Ok(())
+    } else {
+        Err(StoreError::new("the pair's token ids do not carry the session's tag"))
+    }
+}
+
+/// Checks a rotation request before a backend acts on it: the successor's
+/// ids carry the presented token's session, and it keeps the subject.
+pub(crate) fn check_successor(request: &RotationRequest) -> Result<(), StoreError> {
+    check_pair_ids(request.presented.session(), &request.successor)?;
+    if request.successor.subject == request.subject {
+        Ok(())
+    } else {
+        Err(StoreError::new("a successor pair must keep the session's subject"))
+    }
+}
+
+/// Until when a session's record must be kept: its current tokens' expiry
+/// plus leeway.
+pub(crate) fn retain_until(pair: &PairClaims, leeway: i64) -> i64 {
+    pair.refresh_expires_at.max(pair.access_expires_at).saturating_add(leeway)
 }
 
 /// What a ledger knows about a session when one of its tokens is presented:
@@ -217,13 +383,12 @@ pub(crate) struct SessionView {
     pub(crate) absolute_expires_at: i64,
     /// Generation of the session's current pair.
     pub(crate) generation: u64,
-    /// Generation of the presented refresh token.
-    pub(crate) presented_generation: u64,
+    /// The current refresh token.
+    pub(crate) refresh_id: TokenId,
+    /// Its immediate predecessor, if the session was ever rotated.
+    pub(crate) previous_refresh_id: Option<TokenId>,
     /// `exp` of the current refresh token.
     pub(crate) refresh_expires_at: i64,
-    /// The current access token, listed when the pair is rotated or reused.
-    pub(crate) access_id: TokenId,
-    pub(crate) access_expires_at: i64,
     pub(crate) rotated_at: i64,
     pub(crate) replays: u32,
 }
@@ -236,34 +401,20 @@ pub(crate) enum Decision {
     Revoked,
     Expired,
     /// Record the successor as generation `generation`, its refresh expiry
-    /// capped at `refresh_expires_at`, its token kept until
-    /// `token_retain_until`; list `revoke_access` (id, until) if given.
-    Rotate {
-        generation: u64,
-        refresh_expires_at: i64,
-        token_retain_until: i64,
-        revoke_access: Option<(TokenId, i64)>,
-    },
+    /// capped at `refresh_expires_at`, the presented token as its
+    /// predecessor.
+    Rotate { generation: u64, refresh_expires_at: i64 },
     /// Count one more grace replay (`replay` is the new count).
-    Replay {
-        replay: u32,
-    },
-    /// Revoke the session; list `revoke_access` if given.
-    Reuse {
-        revoke_access: Option<(TokenId, i64)>,
-    },
+    Replay { replay: u32 },
+    /// Revoke the session.
+    Reuse { presented_generation: Option<u64> },
 }
 
 /// The rotation rules of the module docs, in one place for every backend
-/// written in Rust (the Redis Lua script mirrors them).
+/// written in Rust (the Redis Lua script mirrors them, and the conformance
+/// suite holds them to the same answers).
 pub(crate) fn decide(view: &SessionView, request: &RotationRequest) -> Decision {
     let now = request.now;
-    // The current access token stays listed until its own exp plus leeway,
-    // if that is still ahead.
-    let revoke_current = || {
-        let until = view.access_expires_at.saturating_add(request.leeway);
-        (until > now).then_some((view.access_id, until))
-    };
     if !view.subject_matches {
         return Decision::Unknown;
     }
@@ -273,28 +424,25 @@ pub(crate) fn decide(view: &SessionView, request: &RotationRequest) -> Decision 
     if now >= view.absolute_expires_at {
         return Decision::Expired;
     }
-    if view.presented_generation == view.generation {
+    if request.presented == view.refresh_id {
         if now >= view.refresh_expires_at.saturating_add(request.leeway) {
             return Decision::Expired;
         }
-        let refresh_expires_at = request.successor.refresh_expires_at.min(view.absolute_expires_at);
         return Decision::Rotate {
             generation: view.generation.saturating_add(1),
-            refresh_expires_at,
-            token_retain_until: refresh_expires_at.saturating_add(request.leeway),
-            revoke_access: revoke_current(),
+            refresh_expires_at: request.successor.refresh_expires_at.min(view.absolute_expires_at),
         };
     }
+    let is_predecessor = view.previous_refresh_id == Some(request.presented);
     let grace = request.grace;
-    let within_grace = view.presented_generation.saturating_add(1) == view.generation
+    let since_rotation = now.saturating_sub(view.rotated_at);
+    let within_grace = is_predecessor
         && grace.window > 0
-        && now.saturating_sub(view.rotated_at) <= grace.window
+        && since_rotation >= request.leeway.saturating_neg()
+        && since_rotation <= grace.window
         && view.replays < grace.max_replays;
     if within_grace {
         return Decision::Replay { replay: view.replays.saturating_add(1) };
     }
-    if view.presented_generation < view.generation {
-        return Decision::Reuse { revoke_access: revoke_current() };
-    }
-    Decision::Unknown
+    Decision::Reuse { presented_generation: is_predecessor.then(|| view.generation.saturating_sub(1)) }
 }

@@ -118,9 +118,12 @@ pub use ids::{SessionId, TokenId};
 pub use jwk::{Jwk, Jwks};
 pub use jws::Algorithm;
 pub use keys::{KeyError, KeyId, Keyring, MAX_KEY_ID_LEN, MAX_KEYS, VerificationKey};
-pub use ledger::{Grace, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionLedger};
+pub use ledger::{
+    AccessState, Created, Grace, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionInfo,
+    SessionLedger,
+};
 pub use memory_ledger::{LedgerStats, MemoryLedger};
-pub use policy::{MAX_GRACE, MAX_GRACE_REPLAYS, MAX_LEEWAY, Policy, PolicyBuilder, PolicyError};
+pub use policy::{MAX_GRACE, MAX_GRACE_REPLAYS, MAX_LEEWAY, MAX_SESSIONS_PER_USER, Policy, PolicyBuilder, PolicyError};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres_ledger::{DEFAULT_SCHEMA, MIGRATION_0001, PostgresLedger, PostgresOptions, Purged};

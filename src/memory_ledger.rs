@@ -1,68 +1,61 @@
 //! The in-memory session ledger: the default for one process.
 //!
-//! Layout: every refresh token still worth remembering has an entry in a
-//! sharded index, `jti → (session cell, generation, retention)`, 32 bytes.
-//! A session's state lives once, in a reference-counted cell behind its own
-//! mutex, shared by the index entries of all its tokens. Each user has one
-//! entry in a sharded user index whose key is the user's identity (subject,
-//! account and role packed in one string, hashed and compared by the subject
-//! alone, so the subject is stored once) and whose value lists the user's
-//! sessions as weak references, inline when there is one; the sessions of
-//! a user share that identity while it stays the same.
+//! Layout: one record per session, inline in a sharded map keyed by the
+//! session's 64-bit tag (which every token id of the session carries, see
+//! [`TokenId::session`]). Nothing is stored per rotation: a rotation
+//! overwrites the record's current ids and keeps only the immediate
+//! predecessor's, so a session costs the same after any number of
+//! refreshes. Token ids are stored as their 58 random bits; the tag is the
+//! map key, and the version and variant bits are fixed.
 //!
-//! Concurrency: a rotation finds the cell through the index (a shard lock
-//! held only for the lookup) and makes every decision under the cell's own
-//! mutex, so the consume-once step is atomic per session and refreshes of
-//! different sessions never wait for each other. While holding a cell it
-//! only takes locks further down one fixed order, `cell → index shard →
-//! user shard`, with the revoked-access list a leaf: nothing is locked
-//! under a user shard, no cell is locked under an index shard (sweeps read
-//! only the entries), so no cycle can form. Poisoned locks are recovered:
-//! entries are inserted and removed whole, and a decision writes the
-//! record's fields after its one fallible step.
+//! Each user has one entry in a sharded user index whose key is the user's
+//! identity (subject, account and role packed in one string, hashed and
+//! compared by the subject alone, so the subject is stored once) and whose
+//! value lists the tags of the user's sessions in creation order, inline
+//! when there is one. The sessions of a user share that identity while it
+//! stays the same.
 //!
-//! Lifetime: only index entries (and short-lived lookups) hold a cell
-//! strongly; the user index holds it weakly. Whoever drops the last strong
-//! reference gets the record back from [`Arc::into_inner`] (exactly one
-//! caller can, even when two shards drop a session's last entries at once)
-//! and removes the session from its user's list, and the user from the
-//! user index once the list is empty. Every place that drops a cell goes
-//! through [`MemoryLedger::release`] for that reason. A weak reference keeps
-//! the cell's allocation, so its address cannot be reused while the user
-//! index names it: `revoke_user` reaches exactly the user's own sessions,
-//! in time proportional to their number.
+//! Concurrency: every decision about a session is made under its shard's
+//! mutex, so the compare-and-swap of the current refresh id is atomic and
+//! refreshes of sessions in other shards never wait for each other. The
+//! lock order is `user shard → session shard`: a login holds its user's
+//! shard while it counts, evicts and inserts (so two logins of one user
+//! cannot both take the last free place), and nothing takes a user shard
+//! while holding a session shard. Poisoned locks are recovered: entries are
+//! inserted and removed whole, and a decision writes the record's fields
+//! after its one fallible step.
 //!
-//! Expiry: an index entry carries the time until which it must be kept
-//! (`exp` plus leeway, as `u32` seconds after the ledger's epoch, rounded
-//! towards keeping it). A shard is swept with `extract_if` once the writes
-//! since its last sweep pass a quarter of its capacity: amortized O(1) per
-//! write, and an entry outlives its retention by at most that many writes
-//! to its shard. An entry kept longer than its retention cannot change
-//! what the crate answers: the refresh and logout flows refuse a token at
-//! its own `exp` plus leeway before they reach the ledger, and that is
-//! exactly when its retention ends. A direct caller of the ledger may get
-//! the answer the contract gives with the record present instead of
-//! `Unknown`, both of which the contract allows after the retention. A
-//! session's cell goes when the last index entry naming it goes: memory
-//! follows the live set.
+//! Expiry: a record carries the time until which it must be kept (its
+//! current tokens' expiry plus leeway). A shard is swept with `extract_if`
+//! once the writes since its last sweep pass a quarter of its capacity:
+//! amortized O(1) per write. Each swept session is then taken off its
+//! user's list (searched from the oldest end, where expired sessions are),
+//! outside the session shard's lock. A record kept past its retention
+//! cannot change what the crate answers: the flows refuse a token at its
+//! own `exp` plus leeway before they reach the ledger.
 //!
-//! Hashing: index maps use the id's own random bits as the hash. That is
-//! safe only because an id reaches a lookup after its token's signature
-//! verified, and every id we sign is a fresh random v4 UUID: nobody can
-//! choose ids to collide (a collision would only lengthen probing in one
-//! shard; keys are still compared whole). Subjects, which users choose, are
-//! hashed with the standard keyed hasher.
+//! Per-user cap: the user's list is pruned of sessions that are gone,
+//! revoked or expired only when a login finds it at the cap, so a login
+//! costs O(1) below the cap and O(cap) at it.
+//!
+//! Hashing: the session map uses the tag's own random bits as the hash.
+//! That is safe only because a tag reaches a lookup after its token's
+//! signature verified, and every tag we issue is random: nobody can choose
+//! tags to collide (a collision would only lengthen probing in one shard;
+//! keys are still compared whole). Subjects, which users choose, are hashed
+//! with the standard keyed hasher.
 
 use std::borrow::Borrow;
 use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, VecDeque};
 use std::future::{Future, ready};
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::ids::{SessionId, TokenId};
 use crate::ledger::{
-    self, Decision, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionLedger, SessionView,
+    self, AccessState, Created, Decision, NewSession, PairClaims, Revocation, Rotation, RotationRequest,
+    SessionInfo, SessionLedger, SessionView,
 };
 use crate::users::StoreError;
 
@@ -82,19 +75,15 @@ const SWEEP_DIVISOR: usize = 4;
 /// ```
 #[derive(Debug, Default)]
 pub struct MemoryLedger {
-    tokens: Shards<TokenId, TokenEntry, IdHashing>,
-    revoked_access: Shards<TokenId, i64, IdHashing>,
-    users: Shards<UserKey, Sessions, RandomState>,
-    /// The origin of the index entries' `u32` retention times: the `now`
-    /// of the first write, so they cover 136 years from the ledger's start.
-    epoch: OnceLock<i64>,
+    sessions: Shards<u64, SessionRecord, TagHashing>,
+    users: Shards<UserKey, UserSessions, RandomState>,
 }
 
 /// What a [`MemoryLedger`] holds; see [`MemoryLedger::stats`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct LedgerStats {
-    /// Sessions held (live, or kept for reuse detection).
+    /// Session records held (live, or kept until their tokens expire).
     pub sessions: usize,
     /// Of those, revoked.
     pub revoked_sessions: usize,
@@ -102,10 +91,8 @@ pub struct LedgerStats {
     pub rotations: u64,
     /// Grace replays of the sessions' latest rotations.
     pub grace_replays: u64,
-    /// Refresh-token records held.
-    pub token_records: usize,
-    /// Access tokens on the revocation list.
-    pub revoked_access_tokens: usize,
+    /// Users in the user index.
+    pub users: usize,
 }
 
 /// Who a session belongs to, in one string: subject, account and role
@@ -181,73 +168,98 @@ impl Borrow<str> for UserKey {
     }
 }
 
-type Cell = Arc<Mutex<SessionRecord>>;
-type WeakCell = Weak<Mutex<SessionRecord>>;
-
-/// A user's sessions. Most users have one, kept inline: the list costs a
-/// user index entry nothing beyond the pointer.
+/// A user's session tags, oldest first. Most users have one, kept inline.
 #[derive(Debug)]
-enum Sessions {
-    One(WeakCell),
+enum UserSessions {
+    One(u64),
     #[expect(
         clippy::box_collection,
-        reason = "a thin pointer keeps the enum, and each user's index entry, at 16 bytes"
+        reason = "a thin pointer keeps the enum, and each user's index entry, small"
     )]
-    Many(Box<Vec<WeakCell>>),
+    Many(Box<VecDeque<u64>>),
 }
 
-impl Sessions {
-    fn push(&mut self, session: WeakCell) {
+impl UserSessions {
+    fn len(&self) -> usize {
         match self {
-            Self::One(first) => {
-                let first = std::mem::replace(first, Weak::new());
-                *self = Self::Many(Box::new(vec![first, session]));
-            }
-            Self::Many(list) => {
-                if list.len() == list.capacity() {
-                    // A session missed by `release` would otherwise stay
-                    // listed; dropping the dead ones here bounds that.
-                    list.retain(|weak| weak.strong_count() > 0);
-                }
-                list.push(session);
-            }
+            Self::One(_) => 1,
+            Self::Many(list) => list.len(),
         }
     }
 
-    /// Removes the session at `cell`; returns whether the list is empty.
-    fn remove(&mut self, cell: *const Mutex<SessionRecord>) -> bool {
+    fn push(&mut self, tag: u64) {
         match self {
-            Self::One(only) => std::ptr::eq(only.as_ptr(), cell),
+            Self::One(first) => *self = Self::Many(Box::new(VecDeque::from([*first, tag]))),
+            Self::Many(list) => list.push_back(tag),
+        }
+    }
+
+    /// Removes `tag`, searching from the oldest end; returns whether the
+    /// list is now empty.
+    fn remove(&mut self, tag: u64) -> bool {
+        match self {
+            Self::One(only) => *only == tag,
             Self::Many(list) => {
-                // Order does not matter: swap the last one in.
-                if let Some(at) = list.iter().position(|weak| std::ptr::eq(weak.as_ptr(), cell)) {
-                    list.swap_remove(at);
+                if let Some(at) = list.iter().position(|t| *t == tag) {
+                    list.remove(at);
                 }
                 list.is_empty()
             }
         }
     }
 
-    fn to_vec(&self) -> Vec<WeakCell> {
+    /// Keeps the tags `keep` says yes to; returns whether the list is now
+    /// empty.
+    fn retain(&mut self, mut keep: impl FnMut(u64) -> bool) -> bool {
         match self {
-            Self::One(only) => vec![only.clone()],
-            Self::Many(list) => list.to_vec(),
+            Self::One(only) => !keep(*only),
+            Self::Many(list) => {
+                list.retain(|tag| keep(*tag));
+                list.is_empty()
+            }
         }
+    }
+
+    fn to_vec(&self) -> Vec<u64> {
+        match self {
+            Self::One(only) => vec![*only],
+            Self::Many(list) => list.iter().copied().collect(),
+        }
+    }
+}
+
+/// The 58 random bits of a session-scoped token id; the tag is the map key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct IdBits(u64);
+
+const ID_RANDOM_MASK: u128 = (1 << 58) - 1;
+
+impl IdBits {
+    fn of(id: TokenId) -> Self {
+        Self(u64::try_from(id.as_uuid().as_u128() & ID_RANDOM_MASK).unwrap_or(0))
+    }
+
+    fn id(self, session: SessionId) -> TokenId {
+        let bits = session.as_uuid().as_u128() | u128::from(self.0);
+        TokenId::from_bytes(bits.to_be_bytes())
     }
 }
 
 #[derive(Debug)]
 struct SessionRecord {
     identity: Arc<Identity>,
-    session: SessionId,
-    access_id: TokenId,
-    refresh_id: TokenId,
+    refresh_id: IdBits,
+    /// The immediate predecessor of the current refresh token; `None`
+    /// before the first rotation.
+    previous_refresh_id: Option<IdBits>,
+    access_id: IdBits,
     access_expires_at: i64,
     refresh_expires_at: i64,
     absolute_expires_at: i64,
+    created_at: i64,
     rotated_at: i64,
-    /// Until when the session must be remembered: its latest refresh
-    /// token's expiry plus leeway, never moved earlier.
+    /// Until when the record must be kept: its current tokens' expiry plus
+    /// leeway, never moved earlier.
     retain_until: i64,
     generation: u64,
     replays: u32,
@@ -255,75 +267,33 @@ struct SessionRecord {
 }
 
 impl SessionRecord {
-    /// The leeway the session's records are kept with.
-    fn leeway(&self) -> i64 {
-        self.retain_until.saturating_sub(self.refresh_expires_at).max(0)
-    }
-
-    fn pair(&self) -> PairClaims {
+    fn pair(&self, session: SessionId) -> PairClaims {
         PairClaims {
             subject: self.identity.subject().to_owned(),
             account: self.identity.account().to_owned(),
             role: self.identity.role().to_owned(),
-            access_id: self.access_id,
+            access_id: self.access_id.id(session),
             access_expires_at: self.access_expires_at,
-            refresh_id: self.refresh_id,
+            refresh_id: self.refresh_id.id(session),
             refresh_expires_at: self.refresh_expires_at,
         }
     }
 
-    /// The generation of the presented token `presented`, whose index entry
-    /// says `generation`. The current token is recognised by its id, so an
-    /// entry's generation saturating at `u32::MAX` (after four billion
-    /// rotations) can never make a consumed token pass for the current one;
-    /// it can only make a predecessor count as older (reuse, not replay).
-    fn presented_generation(&self, presented: TokenId, generation: u32) -> u64 {
-        if presented == self.refresh_id {
-            self.generation
-        } else {
-            u64::from(generation).min(self.generation.saturating_sub(1))
-        }
-    }
-}
-
-/// Seconds after the ledger's epoch until which an entry must be kept.
-/// `u32` keeps [`TokenEntry`] at 32 bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Retention(u32);
-
-impl Retention {
-    /// Kept forever: a time past the range, which rounding down would drop
-    /// too early.
-    const FOREVER: Self = Self(u32::MAX);
-
-    /// Rounds towards keeping: a time before the epoch becomes the epoch
-    /// (the entry is dropped once `now` reaches the epoch, by which time
-    /// the real time has passed too); a time past the range, forever.
-    fn until(until: i64, epoch: i64) -> Self {
-        let offset = until.saturating_sub(epoch);
-        if offset <= 0 { Self(0) } else { u32::try_from(offset).map_or(Self::FOREVER, Self) }
+    /// Neither revoked nor past its absolute or idle lifetime.
+    fn is_live(&self, now: i64) -> bool {
+        !self.revoked && now < self.absolute_expires_at && now < self.retain_until
     }
 
-    /// Whether the retention has ended by `now`: only if provably so.
-    fn ended(self, now: i64, epoch: i64) -> bool {
-        let elapsed = now.saturating_sub(epoch);
-        self != Self::FOREVER && elapsed >= 0 && i64::from(self.0) <= elapsed
+    fn info(&self, session: SessionId) -> SessionInfo {
+        SessionInfo::new(
+            session,
+            self.created_at,
+            self.rotated_at,
+            self.generation,
+            self.refresh_expires_at,
+            self.absolute_expires_at,
+        )
     }
-}
-
-#[derive(Debug, Clone)]
-struct TokenEntry {
-    cell: Cell,
-    /// The token's generation, saturating at `u32::MAX` (see
-    /// [`SessionRecord::presented_generation`]).
-    generation: u32,
-    retention: Retention,
-}
-
-fn lock(cell: &Cell) -> MutexGuard<'_, SessionRecord> {
-    // A decision's one fallible step (a new identity) comes before it writes
-    // any field, and the writes cannot panic: a poisoned cell is consistent.
-    cell.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl MemoryLedger {
@@ -335,55 +305,25 @@ impl MemoryLedger {
     /// A summary of everything held, for monitoring and for tests that
     /// assert a refused request changed nothing. Walks every entry.
     pub fn stats(&self) -> LedgerStats {
-        let mut seen = HashSet::new();
         let mut stats = LedgerStats::default();
         for i in 0..SHARDS {
-            // Collect first, lock cells after: a rotation holds its cell
-            // while it waits for an index shard, never the other way round.
-            let cells: Vec<Cell> = {
-                let shard = self.tokens.lock(i);
-                stats.token_records += shard.map.len();
-                shard.map.values().map(|entry| Arc::clone(&entry.cell)).collect()
-            };
-            for cell in cells {
-                if seen.insert(Arc::as_ptr(&cell)) {
-                    let record = lock(&cell);
-                    stats.sessions += 1;
-                    stats.revoked_sessions += usize::from(record.revoked);
-                    stats.rotations += record.generation;
-                    stats.grace_replays += u64::from(record.replays);
-                }
-                self.release(cell);
+            let shard = self.sessions.lock(i);
+            for record in shard.map.values() {
+                stats.sessions += 1;
+                stats.revoked_sessions += usize::from(record.revoked);
+                stats.rotations = stats.rotations.saturating_add(record.generation);
+                stats.grace_replays = stats.grace_replays.saturating_add(u64::from(record.replays));
             }
         }
-        stats.revoked_access_tokens = (0..SHARDS).map(|i| self.revoked_access.lock(i).map.len()).sum();
+        stats.users = (0..SHARDS).map(|i| self.users.lock(i).map.len()).sum();
         stats
-    }
-
-    fn epoch(&self, now: i64) -> i64 {
-        *self.epoch.get_or_init(|| now)
-    }
-
-    /// Drops a strong reference to a cell. If it was the last, the session
-    /// is gone: take it off its user's list, and the user off the index if
-    /// that was their last session. Must not be called under a user shard.
-    fn release(&self, cell: Cell) {
-        let address = Arc::as_ptr(&cell);
-        let Some(mutex) = Arc::into_inner(cell) else { return };
-        let record = mutex.into_inner().unwrap_or_else(PoisonError::into_inner);
-        let subject = record.identity.subject();
-        self.users.with_str(subject, |shard| {
-            if shard.map.get_mut(subject).is_some_and(|sessions| sessions.remove(address)) {
-                shard.map.remove(subject);
-            }
-        });
     }
 
     /// The identity (`subject`, `account`, `role`) from a user shard: the
     /// user's latest if it is the same, else a new one, which becomes the
     /// user's latest if the user is listed.
     fn identity_in(
-        shard: &mut Shard<UserKey, Sessions, RandomState>,
+        shard: &mut Shard<UserKey, UserSessions, RandomState>,
         subject: &str,
         account: &str,
         role: &str,
@@ -403,104 +343,118 @@ impl MemoryLedger {
         Ok(identity)
     }
 
-    fn index(&self, id: TokenId, entry: TokenEntry, now: i64) {
-        let epoch = self.epoch(now);
-        let (replaced, swept) = self.tokens.with(&id, |shard| {
-            let replaced = shard.map.insert(id, entry);
-            (replaced, shard.written(|_, entry| entry.retention.ended(now, epoch)))
-        });
-        // Outside the shard lock: releasing may take a user shard.
-        for entry in replaced.into_iter().chain(swept) {
-            self.release(entry.cell);
-        }
+    /// Runs `f` on the record of `tag` under its shard's lock.
+    fn with_record<R>(&self, tag: u64, f: impl FnOnce(Option<&mut SessionRecord>) -> R) -> R {
+        self.sessions.with(&tag, |shard| f(shard.map.get_mut(&tag)))
     }
 
-    fn revoke_access(&self, access_id: TokenId, access_expires_at: i64, leeway: i64, now: i64) {
-        let until = access_expires_at.saturating_add(leeway);
-        self.list_revoked((until > now).then_some((access_id, until)), now);
-    }
-
-    /// Lists an access token as revoked until the given time, if any.
-    fn list_revoked(&self, revoke: Option<(TokenId, i64)>, now: i64) {
-        if let Some((access_id, until)) = revoke {
-            self.revoked_access.with(&access_id, |shard| {
-                shard.map.insert(access_id, until);
-                shard.written(|_, until| *until <= now);
+    /// Takes the records a sweep removed off their users' lists. Called
+    /// without any lock held.
+    fn unlist(&self, swept: Vec<(u64, SessionRecord)>) {
+        for (tag, record) in swept {
+            let subject = record.identity.subject();
+            self.users.with_str(subject, |shard| {
+                if shard.map.get_mut(subject).is_some_and(|sessions| sessions.remove(tag)) {
+                    shard.map.remove(subject);
+                }
             });
         }
     }
 
-    fn create_now(&self, new: &NewSession) -> Result<(), StoreError> {
+    fn create_now(&self, new: &NewSession) -> Result<Created, StoreError> {
+        ledger::check_pair_ids(new.session, &new.pair)?;
         let pair = &new.pair;
         let subject = pair.subject.as_str();
-        let retain_until = pair.refresh_expires_at.saturating_add(new.leeway);
-        let cell = self.users.with_str(subject, |shard| {
+        let now = new.created_at;
+        let tag = new.session.tag();
+        let cap = usize::try_from(new.max_sessions_per_user.max(1)).unwrap_or(usize::MAX);
+        let (evicted, swept) = self.users.with_str(subject, |shard| {
             let identity = Self::identity_in(shard, subject, &pair.account, &pair.role)?;
-            let cell = Arc::new(Mutex::new(SessionRecord {
+            let mut evicted = Vec::new();
+            if let Some(sessions) = shard.map.get_mut(subject)
+                && sessions.len() >= cap
+            {
+                // At the cap: forget what is gone, then evict the oldest
+                // live sessions until there is room for this one.
+                sessions.retain(|t| self.with_record(t, |r| r.is_some_and(|r| r.is_live(now))));
+                let live = sessions.to_vec();
+                let excess = live.len().saturating_add(1).saturating_sub(cap);
+                for &old in live.iter().take(excess) {
+                    self.with_record(old, |record| {
+                        if let Some(record) = record {
+                            record.revoked = true;
+                        }
+                    });
+                    sessions.remove(old);
+                    evicted.push(SessionId::from_tag(old));
+                }
+            }
+            let record = SessionRecord {
                 identity: Arc::clone(&identity),
-                session: new.session,
-                access_id: pair.access_id,
-                refresh_id: pair.refresh_id,
+                refresh_id: IdBits::of(pair.refresh_id),
+                previous_refresh_id: None,
+                access_id: IdBits::of(pair.access_id),
                 access_expires_at: pair.access_expires_at,
                 refresh_expires_at: pair.refresh_expires_at,
                 absolute_expires_at: new.absolute_expires_at,
-                rotated_at: new.created_at,
-                retain_until,
+                created_at: now,
+                rotated_at: now,
+                retain_until: ledger::retain_until(pair, new.leeway),
                 generation: 0,
                 replays: 0,
                 revoked: false,
-            }));
-            let weak = Arc::downgrade(&cell);
+            };
+            let swept = self.sessions.with(&tag, |sessions| {
+                if sessions.map.contains_key(&tag) {
+                    return Err(StoreError::new("session id already taken"));
+                }
+                sessions.map.insert(tag, record);
+                Ok(sessions.written(|_, record| record.retain_until <= now))
+            })?;
             match shard.map.get_mut(subject) {
-                Some(sessions) => sessions.push(weak),
-                None => {
-                    shard.map.insert(UserKey(identity), Sessions::One(weak));
+                Some(sessions) => sessions.push(tag),
+                _ => {
+                    shard.map.insert(UserKey(identity), UserSessions::One(tag));
                 }
             }
-            Ok::<_, StoreError>(cell)
+            Ok::<_, StoreError>((evicted, swept))
         })?;
-        let retention = Retention::until(retain_until, self.epoch(new.created_at));
-        let entry = TokenEntry { cell: Arc::clone(&cell), generation: 0, retention };
-        self.index(pair.refresh_id, entry, new.created_at);
-        self.release(cell);
-        Ok(())
-    }
-
-    fn lookup(&self, id: TokenId) -> Option<TokenEntry> {
-        self.tokens.with(&id, |shard| shard.map.get(&id).cloned())
+        self.unlist(swept);
+        Ok(Created::evicting(evicted))
     }
 
     fn rotate_now(&self, request: &RotationRequest) -> Result<Rotation, StoreError> {
-        let Some(token) = self.lookup(request.presented) else {
-            return Ok(Rotation::Unknown);
-        };
-        let outcome = {
-            let mut record = lock(&token.cell);
-            self.decide(&mut record, &token, request)
-        };
-        self.release(token.cell);
-        outcome
+        ledger::check_successor(request)?;
+        let session = request.presented.session();
+        let tag = session.tag();
+        let (swept, outcome) = self.sessions.with(&tag, |shard| {
+            let Some(record) = shard.map.get_mut(&tag) else {
+                return Ok((Vec::new(), Rotation::Unknown));
+            };
+            let outcome = Self::decide(record, session, request)?;
+            let swept = if matches!(outcome, Rotation::Rotated { .. }) {
+                shard.written(|_, record| record.retain_until <= request.now)
+            } else {
+                Vec::new()
+            };
+            Ok::<_, StoreError>((swept, outcome))
+        })?;
+        self.unlist(swept);
+        Ok(outcome)
     }
 
     /// Applies the contract's decision ([`ledger::decide`]) to one session;
-    /// runs under its cell lock.
-    fn decide(
-        &self,
-        record: &mut SessionRecord,
-        token: &TokenEntry,
-        request: &RotationRequest,
-    ) -> Result<Rotation, StoreError> {
-        let (now, session) = (request.now, record.session);
-        let presented_generation = record.presented_generation(request.presented, token.generation);
+    /// runs under its shard's lock.
+    fn decide(record: &mut SessionRecord, session: SessionId, request: &RotationRequest) -> Result<Rotation, StoreError> {
+        let now = request.now;
         let view = SessionView {
             subject_matches: record.identity.subject() == request.subject,
             revoked: record.revoked,
             absolute_expires_at: record.absolute_expires_at,
             generation: record.generation,
-            presented_generation,
+            refresh_id: record.refresh_id.id(session),
+            previous_refresh_id: record.previous_refresh_id.map(|bits| bits.id(session)),
             refresh_expires_at: record.refresh_expires_at,
-            access_id: record.access_id,
-            access_expires_at: record.access_expires_at,
             rotated_at: record.rotated_at,
             replays: record.replays,
         };
@@ -508,92 +462,102 @@ impl MemoryLedger {
             Decision::Unknown => Rotation::Unknown,
             Decision::Revoked => Rotation::Revoked { session },
             Decision::Expired => Rotation::Expired { session },
-            Decision::Rotate { generation, refresh_expires_at, token_retain_until, revoke_access } => {
+            Decision::Rotate { generation, refresh_expires_at } => {
                 let successor = &request.successor;
-                // The only fallible step, first: a failure changes nothing.
-                // A session keeps its subject (the decision checked the
-                // presented one against it); account and role may change.
-                if record.identity.account() != successor.account || record.identity.role() != successor.role {
-                    let current = Arc::clone(&record.identity);
-                    let subject = current.subject();
-                    record.identity = self.users.with_str(subject, |shard| {
-                        Self::identity_in(shard, subject, &successor.account, &successor.role)
-                    })?;
+                // The fallible step first: a failure changes nothing.
+                // A session keeps its subject (the decision checked it);
+                // account and role may change. The new identity is the
+                // session's own: interning it would take a user shard under
+                // this session shard, against the lock order.
+                if !record.identity.is(&successor.subject, &successor.account, &successor.role) {
+                    record.identity = Arc::new(
+                        Identity::new(&successor.subject, &successor.account, &successor.role)
+                            .ok_or_else(|| StoreError::new("subject or account longer than 4 GiB"))?,
+                    );
                 }
-                self.list_revoked(revoke_access, now);
+                let pair = PairClaims { refresh_expires_at, ..successor.clone() };
+                record.previous_refresh_id = Some(record.refresh_id);
                 record.generation = generation;
-                record.access_id = successor.access_id;
-                record.access_expires_at = successor.access_expires_at;
-                record.refresh_id = successor.refresh_id;
+                record.access_id = IdBits::of(pair.access_id);
+                record.access_expires_at = pair.access_expires_at;
+                record.refresh_id = IdBits::of(pair.refresh_id);
                 record.refresh_expires_at = refresh_expires_at;
                 record.rotated_at = now;
                 record.replays = 0;
-                record.retain_until = record.retain_until.max(token_retain_until);
-                let entry = TokenEntry {
-                    cell: Arc::clone(&token.cell),
-                    generation: u32::try_from(generation).unwrap_or(u32::MAX),
-                    retention: Retention::until(token_retain_until, self.epoch(now)),
-                };
-                self.index(successor.refresh_id, entry, now);
-                Rotation::Rotated { session, generation, pair: record.pair() }
+                record.retain_until = record.retain_until.max(ledger::retain_until(&pair, request.leeway));
+                Rotation::Rotated { session, generation, pair }
             }
             Decision::Replay { replay } => {
                 record.replays = replay;
-                Rotation::Replayed { session, generation: record.generation, pair: record.pair(), replay }
+                Rotation::Replayed { session, generation: record.generation, pair: record.pair(session), replay }
             }
-            Decision::Reuse { revoke_access } => {
+            Decision::Reuse { presented_generation } => {
                 record.revoked = true;
-                self.list_revoked(revoke_access, now);
                 Rotation::Reused { session, presented_generation, current_generation: record.generation }
             }
         })
     }
 
-    fn revoke_cell(&self, cell: &Cell, now: i64) -> Revocation {
-        let mut record = lock(cell);
-        let session = record.session;
-        if record.revoked {
-            return Revocation::AlreadyRevoked { session };
-        }
-        record.revoked = true;
-        // The access token lives on until its own exp: list it that long,
-        // with the leeway the session was created with.
-        self.revoke_access(record.access_id, record.access_expires_at, record.leeway(), now);
-        Revocation::Revoked { session }
+    fn revoke_session_now(&self, subject: &str, session: SessionId) -> Revocation {
+        self.with_record(session.tag(), |record| match record {
+            Some(record) if record.identity.subject() == subject => {
+                if record.revoked {
+                    Revocation::AlreadyRevoked { session }
+                } else {
+                    record.revoked = true;
+                    Revocation::Revoked { session }
+                }
+            }
+            _ => Revocation::Unknown,
+        })
     }
 
-    fn revoke_now(&self, presented: TokenId, now: i64) -> Revocation {
-        let Some(token) = self.lookup(presented) else {
-            return Revocation::Unknown;
-        };
-        let revocation = self.revoke_cell(&token.cell, now);
-        self.release(token.cell);
-        revocation
+    fn listed(&self, subject: &str) -> Vec<u64> {
+        self.users.with_str(subject, |shard| shard.map.get(subject).map(UserSessions::to_vec)).unwrap_or_default()
     }
 
     fn revoke_user_now(&self, subject: &str, now: i64) -> u64 {
-        let listed = self.users.with_str(subject, |shard| shard.map.get(subject).map(Sessions::to_vec));
         let mut revoked = 0_u64;
-        for cell in listed.unwrap_or_default().iter().filter_map(Weak::upgrade) {
-            // The list names the cell itself (its address cannot be reused
-            // while listed), so this is the user's session; checking the
-            // subject anyway costs nothing under the lock we take.
-            let ours = lock(&cell).identity.subject() == subject;
-            if ours && matches!(self.revoke_cell(&cell, now), Revocation::Revoked { .. }) {
+        for tag in self.listed(subject) {
+            let session = SessionId::from_tag(tag);
+            let live = self.with_record(tag, |r| r.is_some_and(|r| r.is_live(now)));
+            if live && matches!(self.revoke_session_now(subject, session), Revocation::Revoked { .. }) {
                 revoked = revoked.saturating_add(1);
             }
-            self.release(cell);
         }
         revoked
     }
 
-    fn is_access_revoked_now(&self, access_id: TokenId, now: i64) -> bool {
-        self.revoked_access.with(&access_id, |shard| shard.map.get(&access_id).is_some_and(|until| *until > now))
+    fn sessions_now(&self, subject: &str, now: i64) -> Vec<SessionInfo> {
+        self.listed(subject)
+            .into_iter()
+            .filter_map(|tag| {
+                self.with_record(tag, |record| {
+                    record
+                        .filter(|r| r.identity.subject() == subject && r.is_live(now))
+                        .map(|r| r.info(SessionId::from_tag(tag)))
+                })
+            })
+            .collect()
+    }
+
+    fn access_state_now(&self, subject: &str, access_id: TokenId) -> AccessState {
+        let session = access_id.session();
+        self.with_record(session.tag(), |record| match record {
+            Some(r) if r.identity.subject() == subject && !r.revoked => {
+                if r.access_id == IdBits::of(access_id) {
+                    AccessState::Current
+                } else {
+                    AccessState::Superseded
+                }
+            }
+            _ => AccessState::Revoked,
+        })
     }
 }
 
 impl SessionLedger for MemoryLedger {
-    fn create(&self, session: &NewSession) -> impl Future<Output = Result<(), StoreError>> + Send {
+    fn create(&self, session: &NewSession) -> impl Future<Output = Result<Created, StoreError>> + Send {
         ready(self.create_now(session))
     }
 
@@ -601,53 +565,63 @@ impl SessionLedger for MemoryLedger {
         ready(self.rotate_now(request))
     }
 
-    fn revoke(&self, presented: TokenId, now: i64) -> impl Future<Output = Result<Revocation, StoreError>> + Send {
-        ready(Ok(self.revoke_now(presented, now)))
+    fn revoke_session(
+        &self,
+        subject: &str,
+        session: SessionId,
+        _now: i64,
+    ) -> impl Future<Output = Result<Revocation, StoreError>> + Send {
+        ready(Ok(self.revoke_session_now(subject, session)))
     }
 
     fn revoke_user(&self, subject: &str, now: i64) -> impl Future<Output = Result<u64, StoreError>> + Send {
         ready(Ok(self.revoke_user_now(subject, now)))
     }
 
-    fn is_access_revoked(&self, access_id: TokenId, now: i64) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        ready(Ok(self.is_access_revoked_now(access_id, now)))
+    fn sessions(&self, subject: &str, now: i64) -> impl Future<Output = Result<Vec<SessionInfo>, StoreError>> + Send {
+        ready(Ok(self.sessions_now(subject, now)))
+    }
+
+    fn access_state(
+        &self,
+        subject: &str,
+        access_id: TokenId,
+        _now: i64,
+    ) -> impl Future<Output = Result<AccessState, StoreError>> + Send {
+        ready(Ok(self.access_state_now(subject, access_id)))
     }
 }
 
-/// Hashes an id by its own random bits (see the module docs for why that
-/// is safe here).
+/// Hashes a session tag by its own random bits (see the module docs for
+/// why that is safe here).
 #[derive(Debug, Default, Clone, Copy)]
-struct IdHashing;
+struct TagHashing;
 
 #[derive(Default)]
-struct IdHasher(u64);
+struct TagHasher(u64);
 
-impl Hasher for IdHasher {
+impl Hasher for TagHasher {
     fn finish(&self) -> u64 {
-        // hashbrown takes its 7-bit tags from the top bits: mix the id's
-        // random bits up there (the raw top bits hold the UUID version and
-        // the byte that also picks the shard, so tags would barely vary).
+        // hashbrown takes its 7-bit tags from the top bits: mix the low bits
+        // (which also pick the shard) up there.
         self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15)
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            for (dst, src) in word.iter_mut().zip(chunk) {
-                *dst = *src;
-            }
-            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
         }
     }
 
-    // The length prefix carries no entropy; skip it.
-    fn write_usize(&mut self, _: usize) {}
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value.rotate_right(6);
+    }
 }
 
-impl BuildHasher for IdHashing {
-    type Hasher = IdHasher;
-    fn build_hasher(&self) -> IdHasher {
-        IdHasher::default()
+impl BuildHasher for TagHashing {
+    type Hasher = TagHasher;
+    fn build_hasher(&self) -> TagHasher {
+        TagHasher::default()
     }
 }
 
@@ -656,9 +630,9 @@ trait ShardKey: Eq + Hash {
     fn shard(&self) -> usize;
 }
 
-impl ShardKey for TokenId {
+impl ShardKey for u64 {
     fn shard(&self) -> usize {
-        usize::from(self.as_bytes()[15]) % SHARDS
+        usize::try_from(*self % SHARDS as u64).unwrap_or(0)
     }
 }
 
@@ -692,8 +666,9 @@ impl<K, V, S> std::fmt::Debug for Shards<K, V, S> {
 impl<K, V, S> Shards<K, V, S> {
     #[expect(clippy::indexing_slicing, reason = "the index is reduced modulo the fixed shard count")]
     fn lock(&self, index: usize) -> MutexGuard<'_, Shard<K, V, S>> {
-        // Entries are inserted and removed whole, so a poisoned shard is
-        // still consistent.
+        // Entries are inserted and removed whole, and a decision writes its
+        // fields after its one fallible step, so a poisoned shard is still
+        // consistent.
         self.shards[index % SHARDS].lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -721,13 +696,13 @@ impl<K: Eq + Hash, V, S: BuildHasher> Shard<K, V, S> {
     /// the capacity, removes and returns every entry `ended` says is over.
     /// The sweep walks the table once, so its cost spread over the writes
     /// that triggered it is a constant per write.
-    fn written(&mut self, ended: impl Fn(&K, &V) -> bool) -> Vec<V> {
+    fn written(&mut self, ended: impl Fn(&K, &V) -> bool) -> Vec<(K, V)> {
         self.writes = self.writes.saturating_add(1);
         if self.writes <= self.map.capacity() / SWEEP_DIVISOR {
             return Vec::new();
         }
         self.writes = 0;
-        let removed: Vec<V> = self.map.extract_if(|key, value| ended(key, value)).map(|(_, value)| value).collect();
+        let removed: Vec<(K, V)> = self.map.extract_if(|key, value| ended(key, value)).collect();
         // A burst of expiries leaves a sparse table: give the memory back
         // (the rehash costs O(len), paid for by the writes just counted).
         if self.map.len() < self.map.capacity() / 4 {
@@ -740,37 +715,39 @@ impl<K: Eq + Hash, V, S: BuildHasher> Shard<K, V, S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::Grace;
+    use crate::ledger::{DEFAULT_MAX_SESSIONS_PER_USER, Grace};
 
-    fn pair(subject: &str, now: i64) -> PairClaims {
+    fn pair(session: SessionId, subject: &str, now: i64) -> PairClaims {
         PairClaims {
             subject: subject.into(),
             account: "acc".into(),
             role: "role".into(),
-            access_id: TokenId::random(),
+            access_id: session.new_token_id(),
             access_expires_at: now + 300,
-            refresh_id: TokenId::random(),
+            refresh_id: session.new_token_id(),
             refresh_expires_at: now + 86_400,
         }
     }
 
-    fn start_as(ledger: &MemoryLedger, subject: &str, now: i64) -> (SessionId, PairClaims) {
+    fn start_capped(ledger: &MemoryLedger, subject: &str, now: i64, cap: u32) -> (SessionId, PairClaims, Created) {
         let session = SessionId::random();
-        let first = pair(subject, now);
-        ledger
+        let first = pair(session, subject, now);
+        let created = ledger
             .create_now(&NewSession {
                 session,
                 pair: first.clone(),
                 created_at: now,
                 absolute_expires_at: now + 30 * 86_400,
                 leeway: 0,
+                max_sessions_per_user: cap,
             })
             .unwrap();
-        (session, first)
+        (session, first, created)
     }
 
-    fn start(ledger: &MemoryLedger, now: i64) -> (SessionId, PairClaims) {
-        start_as(ledger, "bob", now)
+    fn start_as(ledger: &MemoryLedger, subject: &str, now: i64) -> (SessionId, PairClaims) {
+        let (session, first, _) = start_capped(ledger, subject, now, DEFAULT_MAX_SESSIONS_PER_USER);
+        (session, first)
     }
 
     fn rotate(ledger: &MemoryLedger, presented: TokenId, now: i64, grace: Grace) -> Rotation {
@@ -778,7 +755,7 @@ mod tests {
             .rotate_now(&RotationRequest {
                 presented,
                 subject: "bob".into(),
-                successor: pair("bob", now),
+                successor: pair(presented.session(), "bob", now),
                 now,
                 grace,
                 leeway: 0,
@@ -787,23 +764,39 @@ mod tests {
     }
 
     fn listed(ledger: &MemoryLedger, subject: &str) -> Option<usize> {
-        ledger.users.with_str(subject, |shard| shard.map.get(subject).map(|sessions| sessions.to_vec().len()))
+        ledger.users.with_str(subject, |shard| shard.map.get(subject).map(UserSessions::len))
     }
 
     #[test]
     fn rotate_then_reuse_revokes_the_family() {
         let ledger = MemoryLedger::new();
-        let (session, first) = start(&ledger, 1000);
+        let (session, first) = start_as(&ledger, "bob", 1000);
         let Rotation::Rotated { pair: second, generation: 1, .. } =
             rotate(&ledger, first.refresh_id, 1001, Grace::default())
         else {
             panic!("first rotation must succeed")
         };
-        assert!(ledger.is_access_revoked_now(first.access_id, 1001));
+        assert_eq!(ledger.access_state_now("bob", first.access_id), AccessState::Superseded);
+        assert_eq!(ledger.access_state_now("bob", second.access_id), AccessState::Current);
         let reused = rotate(&ledger, first.refresh_id, 1002, Grace::default());
-        assert_eq!(reused, Rotation::Reused { session, presented_generation: 0, current_generation: 1 });
-        assert!(ledger.is_access_revoked_now(second.access_id, 1002));
+        assert_eq!(reused, Rotation::Reused { session, presented_generation: Some(0), current_generation: 1 });
+        assert_eq!(ledger.access_state_now("bob", second.access_id), AccessState::Revoked);
         assert_eq!(rotate(&ledger, second.refresh_id, 1003, Grace::default()), Rotation::Revoked { session });
+    }
+
+    #[test]
+    fn nothing_is_kept_per_rotation() {
+        let ledger = MemoryLedger::new();
+        let (_, first) = start_as(&ledger, "bob", 0);
+        let mut current = first.refresh_id;
+        for round in 1..=500 {
+            let Rotation::Rotated { pair, .. } = rotate(&ledger, current, round, Grace::default()) else {
+                panic!("round {round} must rotate")
+            };
+            current = pair.refresh_id;
+        }
+        let stats = ledger.stats();
+        assert_eq!((stats.sessions, stats.users, stats.rotations), (1, 1, 500));
     }
 
     #[test]
@@ -820,7 +813,7 @@ mod tests {
         }
         assert_eq!(shard.map.len(), 1000);
         // ...then one sweep takes every ended entry and nothing else.
-        let mut removed = shard.written(ended);
+        let mut removed: Vec<i64> = shard.written(ended).into_iter().map(|(_, v)| v).collect();
         removed.sort_unstable();
         assert_eq!(removed, (0..600).collect::<Vec<i64>>());
         assert_eq!(shard.map.len(), 400);
@@ -832,105 +825,68 @@ mod tests {
     fn expired_records_leave_with_later_writes() {
         let ledger = MemoryLedger::new();
         for _ in 0..200 {
-            start(&ledger, 0);
+            start_capped(&ledger, "bob", 0, 1000);
         }
         assert_eq!(ledger.stats().sessions, 200);
         // Kept until 86 400: still there at 86 399, whatever the writes.
         for _ in 0..2000 {
-            start_as(&ledger, "carol", 86_399);
+            start_capped(&ledger, "carol", 86_399, 100_000);
         }
         assert_eq!(ledger.stats().sessions, 2200);
         assert_eq!(listed(&ledger, "bob"), Some(200));
         // Every shard gets far more writes than a quarter of its capacity.
         for _ in 0..4000 {
-            start_as(&ledger, "dave", 86_400);
+            start_capped(&ledger, "dave", 86_400, 100_000);
         }
         let stats = ledger.stats();
         assert_eq!(stats.sessions, 6000);
-        assert_eq!(stats.token_records, 6000);
         // The user index forgot bob with his last session.
         assert_eq!(listed(&ledger, "bob"), None);
         assert_eq!(listed(&ledger, "carol"), Some(2000));
     }
 
     #[test]
-    fn a_rotated_session_outlives_its_first_token() {
+    fn the_login_past_the_cap_evicts_the_oldest() {
         let ledger = MemoryLedger::new();
-        let (session, first) = start(&ledger, 0);
-        let Rotation::Rotated { pair: second, .. } = rotate(&ledger, first.refresh_id, 50_000, Grace::default()) else {
-            panic!("rotation must succeed")
-        };
-        for _ in 0..5000 {
-            start_as(&ledger, "carol", 86_400);
-        }
-        // The consumed token's record is gone; the session is not.
-        assert!(ledger.lookup(first.refresh_id).is_none());
-        assert_eq!(listed(&ledger, "bob"), Some(1));
-        let third = rotate(&ledger, second.refresh_id, 86_401, Grace::default());
-        assert!(matches!(third, Rotation::Rotated { session: s, generation: 2, .. } if s == session), "{third:?}");
+        let sessions: Vec<_> = (0..3).map(|i| start_capped(&ledger, "bob", i, 3)).collect();
+        assert!(sessions.iter().all(|(_, _, created)| created.evicted.is_empty()));
+        let (_, _, created) = start_capped(&ledger, "bob", 10, 3);
+        assert_eq!(created.evicted, vec![sessions[0].0]);
+        assert_eq!(ledger.access_state_now("bob", sessions[0].1.access_id), AccessState::Revoked);
+        assert_eq!(ledger.sessions_now("bob", 10).len(), 3);
+        // A revoked session frees its place: no eviction.
+        assert_eq!(ledger.revoke_session_now("bob", sessions[1].0), Revocation::Revoked { session: sessions[1].0 });
+        let (_, _, created) = start_capped(&ledger, "bob", 11, 3);
+        assert!(created.evicted.is_empty());
     }
 
     #[test]
-    fn revoke_user_never_touches_a_session_that_reused_a_freed_one() {
+    fn a_taken_tag_is_refused_not_merged() {
         let ledger = MemoryLedger::new();
-        for round in 0..10_i64 {
-            let t = round * 100_000;
-            // alice's only session expires and is swept by bob's logins
-            // (enough that every shard passes its sweep threshold)...
-            let (alice_session, _) = start_as(&ledger, "alice", t);
-            for _ in 0..6400 {
-                start_as(&ledger, "bob", t + 86_400);
-            }
-            assert_eq!(listed(&ledger, "alice"), None, "round {round}");
-            // ...then a new session takes the freed memory, perhaps alice's.
-            let (_, mallory) = start_as(&ledger, "mallory", t + 86_400);
-            assert_eq!(ledger.revoke_user_now("alice", t + 86_400), 0, "round {round}: {alice_session}");
-            let still = ledger.lookup(mallory.refresh_id).map(|entry| lock(&entry.cell).revoked);
-            assert_eq!(still, Some(false), "round {round}");
-            assert_eq!(ledger.revoke_user_now("mallory", t + 86_400), 1);
-        }
-    }
-
-    #[test]
-    fn revoke_user_finds_sessions_whose_identity_changed() {
-        let ledger = MemoryLedger::new();
-        let (_, first) = start(&ledger, 0);
-        start(&ledger, 0);
-        let request = RotationRequest {
-            presented: first.refresh_id,
-            subject: "bob".into(),
-            successor: PairClaims { account: "other".into(), ..pair("bob", 1) },
-            now: 1,
-            grace: Grace::default(),
+        let (session, first) = start_as(&ledger, "bob", 0);
+        let again = NewSession {
+            session,
+            pair: pair(session, "mallory", 0),
+            created_at: 0,
+            absolute_expires_at: 100,
             leeway: 0,
+            max_sessions_per_user: 100,
         };
-        let Ok(Rotation::Rotated { pair, .. }) = ledger.rotate_now(&request) else { panic!("rotates") };
-        assert_eq!((pair.subject.as_str(), pair.account.as_str(), pair.role.as_str()), ("bob", "other", "role"));
-        // A new session with the new identity shares it.
-        let (_, third) = start_as(&ledger, "bob", 2);
-        assert_eq!(ledger.revoke_user_now("bob", 3), 3);
-        assert_eq!(ledger.stats().revoked_sessions, 3);
-        assert!(ledger.is_access_revoked_now(third.access_id, 3));
+        assert!(ledger.create_now(&again).is_err());
+        assert_eq!(ledger.access_state_now("bob", first.access_id), AccessState::Current);
+        assert_eq!(listed(&ledger, "mallory"), None);
     }
 
     #[test]
     fn sessions_of_one_user_share_one_identity() {
         let ledger = MemoryLedger::new();
-        let (_, a) = start(&ledger, 0);
-        let (_, b) = start(&ledger, 0);
-        let (_, c) = start_as(&ledger, "carol", 0);
-        let identity = |id| ledger.lookup(id).map(|e| Arc::as_ptr(&lock(&e.cell).identity));
-        assert!(identity(a.refresh_id).is_some());
-        assert_eq!(identity(a.refresh_id), identity(b.refresh_id));
-        assert_ne!(identity(a.refresh_id), identity(c.refresh_id));
-    }
-
-    #[test]
-    fn index_entries_stay_small() {
-        // What the memory per session rests on (hash tables store these
-        // inline, one per bucket).
-        assert_eq!(size_of::<(TokenId, TokenEntry)>(), 32);
-        assert_eq!(size_of::<(UserKey, Sessions)>(), 24);
+        let (a, _) = start_as(&ledger, "bob", 0);
+        let (b, _) = start_as(&ledger, "bob", 0);
+        let (c, _) = start_as(&ledger, "carol", 0);
+        let identity = |s: SessionId| ledger.with_record(s.tag(), |r| r.map(|r| Arc::as_ptr(&r.identity)));
+        assert!(identity(a).is_some());
+        assert_eq!(identity(a), identity(b));
+        assert_ne!(identity(a), identity(c));
     }
 
     #[test]
@@ -945,43 +901,9 @@ mod tests {
     }
 
     #[test]
-    fn retention_rounds_towards_keeping() {
-        let epoch = 1_000;
-        for (until, now, ended) in [
-            (1_500, 1_499, false),
-            (1_500, 1_500, true),
-            // Before the epoch: kept until now reaches the epoch.
-            (10, 999, false),
-            (10, 1_000, true),
-            (i64::MIN, 999, false),
-            (i64::MIN, i64::MAX, true),
-            // Past the range: forever.
-            (epoch + i64::from(u32::MAX), i64::MAX, false),
-            (i64::MAX, i64::MAX, false),
-            // The last second the range holds.
-            (epoch + i64::from(u32::MAX) - 1, epoch + i64::from(u32::MAX) - 2, false),
-            (epoch + i64::from(u32::MAX) - 1, epoch + i64::from(u32::MAX) - 1, true),
-        ] {
-            assert_eq!(Retention::until(until, epoch).ended(now, epoch), ended, "until {until}, now {now}");
-        }
-        // An epoch at the edges of i64 must not overflow anything.
-        assert!(!Retention::until(0, i64::MIN).ended(-1, i64::MIN));
-        assert!(Retention::until(0, i64::MAX).ended(i64::MAX, i64::MAX));
-    }
-
-    #[test]
-    fn a_saturated_generation_never_passes_for_the_current_token() {
-        let ledger = MemoryLedger::new();
-        let (_, first) = start(&ledger, 0);
-        let entry = ledger.lookup(first.refresh_id).unwrap();
-        let mut record = lock(&entry.cell);
-        record.generation = u64::from(u32::MAX) + 5;
-        // The current token is known by its id, whatever its entry says.
-        assert_eq!(record.presented_generation(first.refresh_id, u32::MAX), u64::from(u32::MAX) + 5);
-        // Any other token of the session is older than the current one.
-        assert_eq!(record.presented_generation(TokenId::random(), u32::MAX), u64::from(u32::MAX));
-        assert_eq!(record.presented_generation(TokenId::random(), 7), 7);
-        record.generation = 3;
-        assert_eq!(record.presented_generation(TokenId::random(), 3), 2);
+    fn id_bits_rebuild_the_id() {
+        let session = SessionId::random();
+        let id = session.new_token_id();
+        assert_eq!(IdBits::of(id).id(session), id);
     }
 }

@@ -4,7 +4,7 @@ use crate::claims::{AccessClaimsRef, RefreshClaimsRef};
 use crate::clock::Clock;
 use crate::envelope::TokenPair;
 use crate::error::{Error, InternalKind};
-use crate::ids::TokenId;
+use crate::ids::SessionId;
 use crate::jws;
 use crate::keys::KeyId;
 use crate::ledger::PairClaims;
@@ -14,15 +14,16 @@ use crate::users::User;
 use ed25519_dalek::Signature;
 
 impl Policy {
-    /// Fresh claims for `user` at `now`: new ids, policy lifetimes.
-    pub(crate) fn new_pair(&self, user: &User, now: i64) -> PairClaims {
+    /// Fresh claims for `user` at `now` in `session`: new ids carrying the
+    /// session's tag, policy lifetimes.
+    pub(crate) fn new_pair(&self, user: &User, session: SessionId, now: i64) -> PairClaims {
         PairClaims {
             subject: user.subject().to_owned(),
             account: user.account().to_owned(),
             role: user.role().to_owned(),
-            access_id: TokenId::random(),
+            access_id: session.new_token_id(),
             access_expires_at: now.saturating_add(self.access_ttl),
-            refresh_id: TokenId::random(),
+            refresh_id: session.new_token_id(),
             refresh_expires_at: now.saturating_add(self.refresh_ttl),
         }
     }

@@ -10,12 +10,14 @@ use time::Duration;
 
 use crate::events::EventSink;
 use crate::jws::Algorithm;
-use crate::ledger::Grace;
+use crate::ledger::{DEFAULT_MAX_SESSIONS_PER_USER, Grace};
 
 /// Longest grace window (SPEC §5).
 pub const MAX_GRACE: Duration = Duration::seconds(60);
 /// Most grace replays one rotation may be configured to tolerate.
 pub const MAX_GRACE_REPLAYS: u32 = 100;
+/// Highest per-user session cap a policy may set.
+pub const MAX_SESSIONS_PER_USER: u32 = 1_000_000;
 /// Longest clock leeway.
 pub const MAX_LEEWAY: Duration = Duration::seconds(300);
 
@@ -38,12 +40,16 @@ pub struct Policy {
     pub(crate) leeway: i64,
     pub(crate) grace: Grace,
     pub(crate) algorithm: Algorithm,
+    pub(crate) max_sessions_per_user: u32,
+    pub(crate) revoke_superseded_access: bool,
     pub(crate) events: Option<Arc<dyn EventSink>>,
 }
 
 impl Default for Policy {
     /// The seed's defaults: access 300 s, refresh 86 400 s, session 30 days,
-    /// no leeway, no grace window (3 replays once enabled), `EdDSA`.
+    /// no leeway, no grace window (3 replays once enabled), `EdDSA`, at
+    /// most 100 live sessions per user, superseded access tokens valid
+    /// until their own `exp`.
     fn default() -> Self {
         Self {
             access_ttl: 300,
@@ -52,6 +58,8 @@ impl Default for Policy {
             leeway: 0,
             grace: Grace { window: 0, max_replays: 3 },
             algorithm: Algorithm::EdDsa,
+            max_sessions_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
+            revoke_superseded_access: false,
             events: None,
         }
     }
@@ -66,6 +74,8 @@ impl fmt::Debug for Policy {
             .field("leeway", &self.leeway)
             .field("grace", &self.grace)
             .field("algorithm", &self.algorithm)
+            .field("max_sessions_per_user", &self.max_sessions_per_user)
+            .field("revoke_superseded_access", &self.revoke_superseded_access)
             .field("events", &self.events.is_some())
             .finish()
     }
@@ -112,6 +122,19 @@ impl Policy {
         self.algorithm
     }
 
+    /// Most live sessions one user may hold; a login beyond it evicts the
+    /// user's oldest session.
+    pub fn max_sessions_per_user(&self) -> u32 {
+        self.max_sessions_per_user
+    }
+
+    /// Whether an access token superseded by a rotation is refused by
+    /// [`Policy::verify_access_unrevoked`] (strict), or stays valid until
+    /// its own `exp` (the default).
+    pub fn revokes_superseded_access(&self) -> bool {
+        self.revoke_superseded_access
+    }
+
     pub(crate) fn events(&self) -> Option<&dyn EventSink> {
         self.events.as_deref()
     }
@@ -134,6 +157,9 @@ pub enum PolicyError {
     /// Grace replays must be 1 to [`MAX_GRACE_REPLAYS`].
     #[error("grace replay count out of range")]
     GraceReplays,
+    /// The per-user session cap must be 1 to [`MAX_SESSIONS_PER_USER`].
+    #[error("sessions per user out of range")]
+    SessionsPerUser,
 }
 
 /// Builds a [`Policy`]; errors are reported by [`PolicyBuilder::build`].
@@ -210,6 +236,30 @@ impl PolicyBuilder {
         } else {
             self.error.get_or_insert(PolicyError::GraceReplays);
         }
+        self
+    }
+
+    /// Most live sessions per user, 1 to [`MAX_SESSIONS_PER_USER`]; default
+    /// 100. The login that would exceed it evicts the user's oldest
+    /// session ([`crate::Event::SessionEvicted`]): one leaked login body
+    /// cannot fill the ledger.
+    pub fn max_sessions_per_user(mut self, sessions: u32) -> Self {
+        if (1..=MAX_SESSIONS_PER_USER).contains(&sessions) {
+            self.policy.max_sessions_per_user = sessions;
+        } else {
+            self.error.get_or_insert(PolicyError::SessionsPerUser);
+        }
+        self
+    }
+
+    /// Strict access revocation: [`Policy::verify_access_unrevoked`] refuses
+    /// an access token as soon as a rotation supersedes it. Off by default:
+    /// a refresh in one tab would otherwise fail the in-flight calls of
+    /// every other tab holding the previous access token, which lives at
+    /// most its own short lifetime anyway. Logout, reuse and eviction
+    /// revoke every access token of the session either way.
+    pub fn revoke_superseded_access(mut self, strict: bool) -> Self {
+        self.policy.revoke_superseded_access = strict;
         self
     }
 

@@ -58,7 +58,7 @@ impl Policy {
         // Steps 9–10: the one atomic rotation.
         let request = RotationRequest {
             presented: claims.id,
-            successor: self.new_pair(&user, now),
+            successor: self.new_pair(&user, claims.id.session(), now),
             subject: claims.subject,
             now,
             grace: self.grace,

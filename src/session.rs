@@ -14,7 +14,7 @@ use crate::events::{Event, emit};
 use crate::hex;
 use crate::ids::SessionId;
 use crate::jws::{self, UntrustedToken};
-use crate::ledger::{NewSession, Revocation, SessionLedger};
+use crate::ledger::{NewSession, Revocation, SessionInfo, SessionLedger};
 use crate::mint::unix_now;
 use crate::policy::Policy;
 use crate::signer::Signer;
@@ -95,10 +95,10 @@ impl Policy {
     }
 
     /// Logout (`DELETE`): revokes the whole session of the presented
-    /// refresh token and its current access token. Idempotent: logging out
-    /// of a revoked session succeeds. Works for any token of the session,
-    /// and without consulting the user directory (a deleted user can still
-    /// be logged out).
+    /// refresh token, and with it every access token of the session.
+    /// Idempotent: logging out of a revoked session succeeds. Works for any
+    /// token of the session, and without consulting the user directory (a
+    /// deleted user can still be logged out).
     pub async fn revoke<L, S, C>(
         &self,
         authorization: Option<&[u8]>,
@@ -117,7 +117,11 @@ impl Policy {
         if now >= claims.expires_at.saturating_add(self.leeway) {
             return Err(Unauthorized::Expired.into());
         }
-        match ledger.revoke(claims.id, now).await.map_err(|e| Error::internal(InternalKind::Ledger, e))? {
+        let revocation = ledger
+            .revoke_session(&claims.subject, claims.id.session(), now)
+            .await
+            .map_err(|e| Error::internal(InternalKind::Ledger, e))?;
+        match revocation {
             Revocation::Revoked { session } => {
                 emit(self.events(), &Event::SessionRevoked { session });
                 Ok(())
@@ -125,6 +129,40 @@ impl Policy {
             Revocation::AlreadyRevoked { .. } => Ok(()),
             Revocation::Unknown => Err(Unauthorized::UnknownToken.into()),
         }
+    }
+
+    /// The live sessions of `subject`, oldest first: for a "your devices"
+    /// page or an administrator. Pair it with [`Policy::revoke_session`].
+    pub async fn sessions<L: SessionLedger, C: Clock>(
+        &self,
+        subject: &str,
+        ledger: &L,
+        clock: &C,
+    ) -> Result<Vec<SessionInfo>, Error> {
+        let now = unix_now(clock)?;
+        ledger.sessions(subject, now).await.map_err(|e| Error::internal(InternalKind::Ledger, e))
+    }
+
+    /// Revokes one session of `subject` by its id (from
+    /// [`Policy::sessions`]), with every token of it. `Ok(false)` when the
+    /// subject has no such session or it was already revoked.
+    pub async fn revoke_session<L: SessionLedger, C: Clock>(
+        &self,
+        subject: &str,
+        session: SessionId,
+        ledger: &L,
+        clock: &C,
+    ) -> Result<bool, Error> {
+        let now = unix_now(clock)?;
+        let revocation = ledger
+            .revoke_session(subject, session, now)
+            .await
+            .map_err(|e| Error::internal(InternalKind::Ledger, e))?;
+        if let Revocation::Revoked { session } = revocation {
+            emit(self.events(), &Event::SessionRevoked { session });
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     async fn start_session<U, L, S, C>(
@@ -142,13 +180,23 @@ impl Policy {
     {
         let now = unix_now(clock)?;
         let absolute_expires_at = now.saturating_add(self.session_ttl);
-        let mut pair = self.new_pair(user, now);
-        pair.refresh_expires_at = pair.refresh_expires_at.min(absolute_expires_at);
         let session = SessionId::random();
+        let mut pair = self.new_pair(user, session, now);
+        pair.refresh_expires_at = pair.refresh_expires_at.min(absolute_expires_at);
         // Sign before recording: a signer failure then leaves no session.
         let tokens = self.sign_pair(&pair, signer).await?;
-        let new = NewSession { session, pair, created_at: now, absolute_expires_at, leeway: self.leeway };
-        store.ledger().create(&new).await.map_err(|e| Error::internal(InternalKind::Ledger, e))?;
+        let new = NewSession {
+            session,
+            pair,
+            created_at: now,
+            absolute_expires_at,
+            leeway: self.leeway,
+            max_sessions_per_user: self.max_sessions_per_user,
+        };
+        let created = store.ledger().create(&new).await.map_err(|e| Error::internal(InternalKind::Ledger, e))?;
+        for evicted in created.evicted {
+            emit(self.events(), &Event::SessionEvicted { session: evicted });
+        }
         emit(self.events(), &Event::SessionStarted { session });
         Ok(tokens)
     }
