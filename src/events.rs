@@ -121,10 +121,9 @@ impl fmt::Display for Event {
             Self::GraceReplay { session, generation, replay } => {
                 write!(f, "session {session} grace replay {replay} of generation {generation}")
             }
-            Self::ReuseDetected { session, presented_generation: Some(presented), current_generation } => write!(
-                f,
-                "session {session} reuse of generation {presented} (current {current_generation}); revoked"
-            ),
+            Self::ReuseDetected { session, presented_generation: Some(presented), current_generation } => {
+                write!(f, "session {session} reuse of generation {presented} (current {current_generation}); revoked")
+            }
             Self::ReuseDetected { session, presented_generation: None, current_generation } => write!(
                 f,
                 "session {session} reuse of a generation older than {} (current {current_generation}); revoked",

@@ -45,6 +45,11 @@
 //!   ([`SessionLedger::access_state`]): a revoked session (logout, reuse,
 //!   eviction, [`revoke_user`](SessionLedger::revoke_user)) refuses all of
 //!   its access tokens at once.
+//! - **Live sessions.** A session is *live* while it is not revoked,
+//!   `now < absolute_expires_at`, and `now < refresh_expires_at + leeway`
+//!   (the leeway the session was created with, [`NewSession::leeway`]).
+//!   Only live sessions are listed, counted against the cap, and revoked
+//!   by `revoke_user`.
 //! - **Per-user cap.** [`create`](SessionLedger::create) keeps at most
 //!   [`NewSession::max_sessions_per_user`] live sessions per subject: the
 //!   login that would exceed it revokes the user's oldest sessions in the
@@ -367,6 +372,11 @@ pub(crate) fn check_successor(request: &RotationRequest) -> Result<(), StoreErro
     }
 }
 
+/// Whether a session is live at `now` (see the module docs).
+pub(crate) fn is_live(revoked: bool, absolute_expires_at: i64, refresh_expires_at: i64, leeway: i64, now: i64) -> bool {
+    !revoked && now < absolute_expires_at && now < refresh_expires_at.saturating_add(leeway)
+}
+
 /// Until when a session's record must be kept: its current tokens' expiry
 /// plus leeway.
 pub(crate) fn retain_until(pair: &PairClaims, leeway: i64) -> i64 {
@@ -403,11 +413,18 @@ pub(crate) enum Decision {
     /// Record the successor as generation `generation`, its refresh expiry
     /// capped at `refresh_expires_at`, the presented token as its
     /// predecessor.
-    Rotate { generation: u64, refresh_expires_at: i64 },
+    Rotate {
+        generation: u64,
+        refresh_expires_at: i64,
+    },
     /// Count one more grace replay (`replay` is the new count).
-    Replay { replay: u32 },
+    Replay {
+        replay: u32,
+    },
     /// Revoke the session.
-    Reuse { presented_generation: Option<u64> },
+    Reuse {
+        presented_generation: Option<u64>,
+    },
 }
 
 /// The rotation rules of the module docs, in one place for every backend

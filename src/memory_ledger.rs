@@ -54,8 +54,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::ids::{SessionId, TokenId};
 use crate::ledger::{
-    self, AccessState, Created, Decision, NewSession, PairClaims, Revocation, Rotation, RotationRequest,
-    SessionInfo, SessionLedger, SessionView,
+    self, AccessState, Created, Decision, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionInfo,
+    SessionLedger, SessionView,
 };
 use crate::users::StoreError;
 
@@ -172,10 +172,7 @@ impl Borrow<str> for UserKey {
 #[derive(Debug)]
 enum UserSessions {
     One(u64),
-    #[expect(
-        clippy::box_collection,
-        reason = "a thin pointer keeps the enum, and each user's index entry, small"
-    )]
+    #[expect(clippy::box_collection, reason = "a thin pointer keeps the enum, and each user's index entry, small")]
     Many(Box<VecDeque<u64>>),
 }
 
@@ -208,15 +205,12 @@ impl UserSessions {
         }
     }
 
-    /// Keeps the tags `keep` says yes to; returns whether the list is now
-    /// empty.
-    fn retain(&mut self, mut keep: impl FnMut(u64) -> bool) -> bool {
-        match self {
-            Self::One(only) => !keep(*only),
-            Self::Many(list) => {
-                list.retain(|tag| keep(*tag));
-                list.is_empty()
-            }
+    /// The list of `tags`, `None` when empty.
+    fn from_deque(mut tags: VecDeque<u64>) -> Option<Self> {
+        match tags.len() {
+            0 => None,
+            1 => tags.pop_front().map(Self::One),
+            _ => Some(Self::Many(Box::new(tags))),
         }
     }
 
@@ -263,6 +257,8 @@ struct SessionRecord {
     retain_until: i64,
     generation: u64,
     replays: u32,
+    /// The leeway the session was created with (for liveness).
+    leeway: i32,
     revoked: bool,
 }
 
@@ -281,7 +277,7 @@ impl SessionRecord {
 
     /// Neither revoked nor past its absolute or idle lifetime.
     fn is_live(&self, now: i64) -> bool {
-        !self.revoked && now < self.absolute_expires_at && now < self.retain_until
+        ledger::is_live(self.revoked, self.absolute_expires_at, self.refresh_expires_at, self.leeway.into(), now)
     }
 
     fn info(&self, session: SessionId) -> SessionInfo {
@@ -371,22 +367,32 @@ impl MemoryLedger {
         let (evicted, swept) = self.users.with_str(subject, |shard| {
             let identity = Self::identity_in(shard, subject, &pair.account, &pair.role)?;
             let mut evicted = Vec::new();
-            if let Some(sessions) = shard.map.get_mut(subject)
-                && sessions.len() >= cap
-            {
+            if shard.map.get(subject).is_some_and(|sessions| sessions.len() >= cap) {
                 // At the cap: forget what is gone, then evict the oldest
                 // live sessions until there is room for this one.
-                sessions.retain(|t| self.with_record(t, |r| r.is_some_and(|r| r.is_live(now))));
-                let live = sessions.to_vec();
-                let excess = live.len().saturating_add(1).saturating_sub(cap);
-                for &old in live.iter().take(excess) {
+                let listed = shard.map.get(subject).map(UserSessions::to_vec).unwrap_or_default();
+                let mut live: VecDeque<u64> = listed
+                    .into_iter()
+                    .filter(|&t| self.with_record(t, |r| r.is_some_and(|r| r.is_live(now))))
+                    .collect();
+                while live.len() >= cap {
+                    let Some(old) = live.pop_front() else { break };
                     self.with_record(old, |record| {
                         if let Some(record) = record {
                             record.revoked = true;
                         }
                     });
-                    sessions.remove(old);
                     evicted.push(SessionId::from_tag(old));
+                }
+                match UserSessions::from_deque(live) {
+                    Some(kept) => {
+                        if let Some(sessions) = shard.map.get_mut(subject) {
+                            *sessions = kept;
+                        }
+                    }
+                    None => {
+                        shard.map.remove(subject);
+                    }
                 }
             }
             let record = SessionRecord {
@@ -402,6 +408,7 @@ impl MemoryLedger {
                 retain_until: ledger::retain_until(pair, new.leeway),
                 generation: 0,
                 replays: 0,
+                leeway: i32::try_from(new.leeway).map_err(|_| StoreError::new("leeway out of range"))?,
                 revoked: false,
             };
             let swept = self.sessions.with(&tag, |sessions| {
@@ -445,7 +452,11 @@ impl MemoryLedger {
 
     /// Applies the contract's decision ([`ledger::decide`]) to one session;
     /// runs under its shard's lock.
-    fn decide(record: &mut SessionRecord, session: SessionId, request: &RotationRequest) -> Result<Rotation, StoreError> {
+    fn decide(
+        record: &mut SessionRecord,
+        session: SessionId,
+        request: &RotationRequest,
+    ) -> Result<Rotation, StoreError> {
         let now = request.now;
         let view = SessionView {
             subject_matches: record.identity.subject() == request.subject,

@@ -154,10 +154,8 @@ impl Policy {
         clock: &C,
     ) -> Result<bool, Error> {
         let now = unix_now(clock)?;
-        let revocation = ledger
-            .revoke_session(subject, session, now)
-            .await
-            .map_err(|e| Error::internal(InternalKind::Ledger, e))?;
+        let revocation =
+            ledger.revoke_session(subject, session, now).await.map_err(|e| Error::internal(InternalKind::Ledger, e))?;
         if let Revocation::Revoked { session } = revocation {
             emit(self.events(), &Event::SessionRevoked { session });
             return Ok(true);

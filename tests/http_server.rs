@@ -439,7 +439,7 @@ async fn twenty_four_concurrent_refreshes_of_one_token_give_exactly_one_200() ->
 }
 
 #[tokio::test]
-async fn me_answers_claims_and_refuses_the_predecessor_access_token() -> TestResult {
+async fn me_answers_claims_and_keeps_the_predecessor_access_token_until_logout() -> TestResult {
     let server = Running::start().await?;
     let http = &server.http;
     let (access, refresh) = http.session(BOB, &BOB_LOGIN_SEED).await?;
@@ -456,14 +456,36 @@ async fn me_answers_claims_and_refuses_the_predecessor_access_token() -> TestRes
 
     let rotated = http.refresh(Some(&bearer(&refresh))).await?;
     assert_eq!(rotated.status, 200);
-    let predecessor = http.me(&bearer(&access)).await?;
-    assert_eq!((predecessor.status, predecessor.message().as_str()), (401, "access token has been revoked"));
-    assert_eq!(predecessor.header("www-authenticate"), Some(INVALID_TOKEN));
+    // Another tab's in-flight calls with the superseded access token still
+    // pass: a normal rotation revokes nothing (the default policy).
+    assert_eq!(http.me(&bearer(&access)).await?.status, 200);
     assert_eq!(http.me(&bearer(&rotated.data("accessToken")?)).await?.status, 200);
 
     // A refresh token is not an access token.
     let wrong_kind = http.me(&bearer(&rotated.data("refreshToken")?)).await?;
     assert_eq!((wrong_kind.status, wrong_kind.name().as_str()), (422, "UNPROCESSABLE_ENTITY"));
+
+    // Logout revokes every access token of the session, superseded or not.
+    assert_eq!(http.logout(&bearer(&rotated.data("refreshToken")?)).await?.status, 200);
+    for token in [access, rotated.data("accessToken")?] {
+        let after = http.me(&bearer(&token)).await?;
+        assert_eq!((after.status, after.message().as_str()), (401, "access token has been revoked"));
+        assert_eq!(after.header("www-authenticate"), Some(INVALID_TOKEN));
+    }
+    server.stop().await
+}
+
+#[tokio::test]
+async fn a_strict_policy_refuses_the_predecessor_access_token() -> TestResult {
+    let policy = Policy::builder().revoke_superseded_access(true).build()?;
+    let server = Running::start_with(policy, support::signer()?).await?;
+    let http = &server.http;
+    let (access, refresh) = http.session(BOB, &BOB_LOGIN_SEED).await?;
+    let rotated = http.refresh(Some(&bearer(&refresh))).await?;
+    assert_eq!(rotated.status, 200);
+    let predecessor = http.me(&bearer(&access)).await?;
+    assert_eq!((predecessor.status, predecessor.message().as_str()), (401, "access token has been revoked"));
+    assert_eq!(http.me(&bearer(&rotated.data("accessToken")?)).await?.status, 200);
     server.stop().await
 }
 

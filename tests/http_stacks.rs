@@ -163,6 +163,7 @@ async fn exchange(http: &Http) -> TestResult<Vec<String>> {
     transcript.push(line("refresh bearer", &third)?);
     transcript.push(line("reuse", &http.refresh(Some(&bearer(&first))).await?)?);
     transcript.push(line("after reuse", &http.refresh(Some(&bearer(&third.data("refreshToken")?))).await?)?);
+    transcript.push(line("me after reuse", &http.me(&bearer(&access)).await?)?);
 
     let (alice_access, alice_refresh) = http.session(ALICE, &ALICE_LOGIN_SEED).await?;
     transcript.push(line("no header", &http.refresh(None).await?)?);
@@ -234,7 +235,8 @@ async fn axum_actix_and_hyper_send_the_same_bytes() -> TestResult {
     // Spot-check the reference so "all equal" cannot mean "all equally wrong".
     let expect = [
         ("login: 200", ""),
-        ("me predecessor: 401", "access token has been revoked"),
+        ("me predecessor: 200", "bob@mail.com"),
+        ("me after reuse: 401", "access token has been revoked"),
         ("reuse: 401", "refresh token was already used"),
         ("no header: 400", "authorization header is missing"),
         ("over 8 KiB: 400", "authorization header is too long"),

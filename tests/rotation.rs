@@ -132,7 +132,7 @@ async fn a_consumed_token_is_remembered_until_its_own_expiry() {
 }
 
 #[tokio::test]
-async fn rotation_and_logout_revoke_the_access_token_until_its_exp() {
+async fn logout_revokes_every_access_token_of_the_session_until_its_exp() {
     let fx = Fixture::new();
     let keyring = fx.signer.keyring();
     let first = fx.login(BOB).await;
@@ -149,22 +149,89 @@ async fn rotation_and_logout_revoke_the_access_token_until_its_exp() {
         (BOB, "bob@admin", "ROLE_ADMIN")
     );
 
+    // A rotation supersedes the access token; the default policy keeps it
+    // valid until its own exp (other tabs' in-flight calls).
     let second = fx.refresh(&first.refresh_token).await.unwrap();
-    assert_eq!(check(first.access_token.clone()).await.unwrap_err().public_message(), "access token has been revoked");
-    // Stateless verification still accepts it until exp (documented).
-    assert!(fx.policy.verify_access(Some(first.access_token.as_bytes()), keyring, &fx.clock).is_ok());
+    assert!(check(first.access_token.clone()).await.is_ok());
     assert!(check(second.access_token.clone()).await.is_ok());
 
-    // Logout revokes the session and its current access token; idempotent.
+    // Logout revokes the session and every access token of it; idempotent.
     let logout = || fx.policy.revoke(Some(second.refresh_token.as_bytes()), fx.store.ledger(), &fx.signer, &fx.clock);
     logout().await.unwrap();
     logout().await.unwrap();
-    assert_eq!(check(second.access_token.clone()).await.unwrap_err().status_code(), 401);
+    for token in [&first.access_token, &second.access_token] {
+        assert_eq!(check(token.clone()).await.unwrap_err().public_message(), "access token has been revoked");
+    }
+    // Stateless verification still accepts it until exp (documented).
+    assert!(fx.policy.verify_access(Some(first.access_token.as_bytes()), keyring, &fx.clock).is_ok());
     assert_eq!(fx.refresh(&second.refresh_token).await.unwrap_err().public_message(), "session has been revoked");
 
     // After its exp the access token is simply expired.
     fx.advance(300);
     assert_eq!(check(second.access_token).await.unwrap_err().public_message(), "token has expired");
+}
+
+#[tokio::test]
+async fn a_strict_policy_refuses_superseded_access_tokens() {
+    let fx = Fixture::with_policy(Policy::builder().revoke_superseded_access(true).build().unwrap());
+    let keyring = fx.signer.keyring();
+    let check = |token: &str| {
+        let header = format!("Bearer {token}");
+        let fx = &fx;
+        async move {
+            fx.policy.verify_access_unrevoked(Some(header.as_bytes()), keyring, fx.store.ledger(), &fx.clock).await
+        }
+    };
+    let first = fx.login(BOB).await;
+    let second = fx.refresh(&first.refresh_token).await.unwrap();
+    assert_eq!(check(&first.access_token).await.unwrap_err().public_message(), "access token has been revoked");
+    assert!(check(&second.access_token).await.is_ok());
+    // A grace replay hands out the current pair, whose access token passes.
+    let policy = Policy::builder().revoke_superseded_access(true).grace_window(time::Duration::seconds(5)).build();
+    let fx = Fixture::with_policy(policy.unwrap());
+    let first = fx.login(BOB).await;
+    let second = fx.refresh(&first.refresh_token).await.unwrap();
+    let replayed = fx.refresh(&first.refresh_token).await.unwrap();
+    assert_eq!(replayed, second);
+}
+
+#[tokio::test]
+async fn the_login_past_the_cap_ends_the_oldest_session_with_an_event() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    let policy = Policy::builder()
+        .max_sessions_per_user(2)
+        .on_event(move |event: &Event| sink.lock().unwrap().push(event.clone()))
+        .build()
+        .unwrap();
+    let fx = Fixture::with_policy(policy);
+    let oldest = fx.login(BOB).await;
+    fx.advance(1);
+    let middle = fx.login(BOB).await;
+    fx.advance(1);
+    let newest = fx.login(BOB).await;
+    assert_eq!(fx.refresh(&oldest.refresh_token).await.unwrap_err().public_message(), "session has been revoked");
+    assert!(fx.refresh(&middle.refresh_token).await.is_ok());
+    assert!(fx.refresh(&newest.refresh_token).await.is_ok());
+    let events = seen.lock().unwrap().clone();
+    let started: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::SessionStarted { session } => Some(*session),
+            _ => None,
+        })
+        .collect();
+    assert!(events.contains(&Event::SessionEvicted { session: started[0] }), "{events:?}");
+
+    // The library lists the user's sessions and revokes one by id.
+    let listed = fx.policy.sessions(BOB, fx.store.ledger(), &fx.clock).await.unwrap();
+    assert_eq!(listed.iter().map(|info| info.session).collect::<Vec<_>>(), started[1..]);
+    assert!(listed.iter().all(|info| info.generation == 1));
+    let revoked = fx.policy.revoke_session(BOB, started[1], fx.store.ledger(), &fx.clock).await.unwrap();
+    assert!(revoked);
+    assert!(!fx.policy.revoke_session(BOB, started[1], fx.store.ledger(), &fx.clock).await.unwrap());
+    assert!(!fx.policy.revoke_session("alice@mail.com", started[2], fx.store.ledger(), &fx.clock).await.unwrap());
+    assert_eq!(fx.policy.sessions(BOB, fx.store.ledger(), &fx.clock).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -214,7 +281,7 @@ async fn events_report_rotation_grace_and_reuse_without_tokens() {
             Event::Rotated { session, generation: 1 },
             Event::GraceReplay { session, generation: 1, replay: 1 },
             Event::Rotated { session, generation: 2 },
-            Event::ReuseDetected { session, presented_generation: 0, current_generation: 2 },
+            Event::ReuseDetected { session, presented_generation: None, current_generation: 2 },
         ]
     );
     let shown = format!("{events:?} {}", events.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "));

@@ -255,9 +255,10 @@ async fn step_12_success_is_200_with_the_seed_envelope() {
 mod failing {
     use std::future::{Future, ready};
 
-    use token_refresh::ledger::{NewSession, Revocation, Rotation, RotationRequest};
+    use token_refresh::ledger::{AccessState, Created, NewSession, Revocation, Rotation, RotationRequest, SessionInfo};
     use token_refresh::{
-        Clock, ClockError, Ed25519Signer, KeyId, Keyring, SessionLedger, Signer, SignerError, StoreError, TokenId,
+        Clock, ClockError, Ed25519Signer, KeyId, Keyring, SessionId, SessionLedger, Signer, SignerError, StoreError,
+        TokenId,
     };
 
     pub struct Ledger;
@@ -265,19 +266,32 @@ mod failing {
         ready(Err(StoreError::new("connection to 10.1.2.3:5432 refused (password=hunter2)")))
     }
     impl SessionLedger for Ledger {
-        fn create(&self, _: &NewSession) -> impl Future<Output = Result<(), StoreError>> + Send {
+        fn create(&self, _: &NewSession) -> impl Future<Output = Result<Created, StoreError>> + Send {
             down()
         }
         fn rotate(&self, _: &RotationRequest) -> impl Future<Output = Result<Rotation, StoreError>> + Send {
             down()
         }
-        fn revoke(&self, _: TokenId, _: i64) -> impl Future<Output = Result<Revocation, StoreError>> + Send {
+        fn revoke_session(
+            &self,
+            _: &str,
+            _: SessionId,
+            _: i64,
+        ) -> impl Future<Output = Result<Revocation, StoreError>> + Send {
             down()
         }
         fn revoke_user(&self, _: &str, _: i64) -> impl Future<Output = Result<u64, StoreError>> + Send {
             down()
         }
-        fn is_access_revoked(&self, _: TokenId, _: i64) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        fn sessions(&self, _: &str, _: i64) -> impl Future<Output = Result<Vec<SessionInfo>, StoreError>> + Send {
+            down()
+        }
+        fn access_state(
+            &self,
+            _: &str,
+            _: TokenId,
+            _: i64,
+        ) -> impl Future<Output = Result<AccessState, StoreError>> + Send {
             down()
         }
     }

@@ -28,9 +28,9 @@ use serde::{Deserialize, Serialize};
 use token_refresh::RedisLedger;
 use token_refresh::ed25519_dalek::{Signer as _, SigningKey};
 use token_refresh::{
-    BadRequest, Clock, Ed25519Signer, Envelope, Error, Event, KeyId, MAX_LOGIN_BODY, MemoryLedger, MemoryUserStore,
-    NewSession, Policy, Reply, Revocation, Rotation, RotationRequest, SessionLedger, Signer as _, Status, Store,
-    StoreError, SystemClock, TokenId, User, VerificationKey,
+    AccessState, BadRequest, Clock, Created, Ed25519Signer, Envelope, Error, Event, KeyId, MAX_LOGIN_BODY,
+    MemoryLedger, MemoryUserStore, NewSession, Policy, Reply, Revocation, Rotation, RotationRequest, SessionId,
+    SessionInfo, SessionLedger, Signer as _, Status, Store, StoreError, SystemClock, TokenId, User, VerificationKey,
 };
 #[cfg(feature = "postgres")]
 use token_refresh::{PostgresLedger, PostgresOptions};
@@ -93,6 +93,9 @@ Options:
   --access-ttl SECS    access token lifetime [default: 300]
   --refresh-ttl SECS   refresh token (idle session) lifetime [default: 86400]
   --grace SECS         grace window for a retried refresh, 0 to 60 [default: 0 = off]
+  --max-sessions-per-user N
+                       live sessions one user may hold; the login beyond it ends the user's oldest session
+                       [default: 100]
   -h, --help           print this help
 
 Environment: RUST_LOG sets the log filter [default: info]. Logs go to stderr;
@@ -188,6 +191,8 @@ pub(crate) struct Config {
     pub(crate) refresh_ttl: Option<i64>,
     /// `--grace`, seconds.
     pub(crate) grace: Option<i64>,
+    /// `--max-sessions-per-user`.
+    pub(crate) max_sessions_per_user: Option<u32>,
 }
 
 impl Default for Config {
@@ -203,6 +208,7 @@ impl Default for Config {
             access_ttl: None,
             refresh_ttl: None,
             grace: None,
+            max_sessions_per_user: None,
         }
     }
 }
@@ -219,7 +225,7 @@ pub(crate) enum Command {
 }
 
 /// The flags that take a value.
-const FLAGS: [&str; 10] = [
+const FLAGS: [&str; 11] = [
     "--listen",
     "--signing-key",
     "--kid",
@@ -230,6 +236,7 @@ const FLAGS: [&str; 10] = [
     "--access-ttl",
     "--refresh-ttl",
     "--grace",
+    "--max-sessions-per-user",
 ];
 
 /// The flags that may be given more than once.
@@ -277,6 +284,20 @@ pub(crate) fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Comm
             "--access-ttl" => config.access_ttl = Some(parse_seconds(&flag, &value)?),
             "--refresh-ttl" => config.refresh_ttl = Some(parse_seconds(&flag, &value)?),
             "--grace" => config.grace = Some(parse_seconds(&flag, &value)?),
+            "--max-sessions-per-user" => {
+                config.max_sessions_per_user = Some(
+                    value
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| (1..=token_refresh::MAX_SESSIONS_PER_USER).contains(n))
+                        .ok_or_else(|| {
+                            format!(
+                                "{flag}: '{value}' is not a whole number from 1 to {}",
+                                token_refresh::MAX_SESSIONS_PER_USER
+                            )
+                        })?,
+                );
+            }
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -579,6 +600,9 @@ fn build_policy(config: &Config) -> Result<Policy, StartError> {
     }
     if let Some(seconds) = config.refresh_ttl {
         builder = builder.refresh_lifetime(time::Duration::seconds(seconds));
+    }
+    if let Some(sessions) = config.max_sessions_per_user {
+        builder = builder.max_sessions_per_user(sessions);
     }
     if let Some(seconds) = config.grace {
         builder = builder.grace_window(time::Duration::seconds(seconds));
@@ -938,7 +962,7 @@ macro_rules! on_ledger {
 }
 
 impl SessionLedger for AnyLedger {
-    async fn create(&self, session: &NewSession) -> Result<(), StoreError> {
+    async fn create(&self, session: &NewSession) -> Result<Created, StoreError> {
         on_ledger!(self, ledger => ledger.create(session).await)
     }
 
@@ -946,16 +970,20 @@ impl SessionLedger for AnyLedger {
         on_ledger!(self, ledger => ledger.rotate(request).await)
     }
 
-    async fn revoke(&self, presented: TokenId, now: i64) -> Result<Revocation, StoreError> {
-        on_ledger!(self, ledger => ledger.revoke(presented, now).await)
+    async fn revoke_session(&self, subject: &str, session: SessionId, now: i64) -> Result<Revocation, StoreError> {
+        on_ledger!(self, ledger => ledger.revoke_session(subject, session, now).await)
     }
 
     async fn revoke_user(&self, subject: &str, now: i64) -> Result<u64, StoreError> {
         on_ledger!(self, ledger => ledger.revoke_user(subject, now).await)
     }
 
-    async fn is_access_revoked(&self, access_id: TokenId, now: i64) -> Result<bool, StoreError> {
-        on_ledger!(self, ledger => ledger.is_access_revoked(access_id, now).await)
+    async fn sessions(&self, subject: &str, now: i64) -> Result<Vec<SessionInfo>, StoreError> {
+        on_ledger!(self, ledger => ledger.sessions(subject, now).await)
+    }
+
+    async fn access_state(&self, subject: &str, access_id: TokenId, now: i64) -> Result<AccessState, StoreError> {
+        on_ledger!(self, ledger => ledger.access_state(subject, access_id, now).await)
     }
 }
 

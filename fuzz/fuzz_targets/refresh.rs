@@ -6,14 +6,18 @@
 //! the rest is the raw `Authorization` value.
 //!
 //! Invariants: a refusal is 400/401/404/422 and leaves the ledger exactly
-//! as it was; a success is exactly one rotation. Because a refusal changes
-//! nothing (checked on every input), the world is reused between inputs
-//! and rebuilt only after a success: every input meets the same state.
+//! as it was, except a detected reuse (an id of the world's session other
+//! than its current one: only a signed token can carry it), which revokes
+//! exactly that session; a success is exactly one rotation. Because other
+//! refusals change nothing (checked on every input), the world is reused
+//! between inputs and rebuilt only after a success or a reuse: every input
+//! meets the same state.
 #![no_main]
 
 use std::sync::Mutex;
 
 use libfuzzer_sys::fuzz_target;
+use token_refresh::{Error, Unauthorized};
 use token_refresh_fuzz::{World, check_refusal, mint};
 
 static WORLD: Mutex<Option<World>> = Mutex::new(None);
@@ -31,6 +35,11 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(after.rotations, before.rotations + 1, "a success is one rotation");
             assert_eq!(after.sessions, before.sessions);
             assert!(!pair.refresh_token.is_empty() && !pair.access_token.is_empty());
+            *slot = None;
+        }
+        Err(Error::Unauthorized(Unauthorized::Reused)) => {
+            assert_eq!(after.revoked_sessions, before.revoked_sessions + 1, "reuse revokes the session");
+            assert_eq!((after.sessions, after.rotations), (before.sessions, before.rotations));
             *slot = None;
         }
         Err(error) => {

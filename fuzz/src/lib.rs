@@ -11,7 +11,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use token_refresh::ed25519_dalek::{Signer as _, SigningKey};
 use token_refresh::{
-    Ed25519Signer, Error, LedgerStats, ManualClock, MemoryStore, NewSession, PairClaims, Reply, SessionId,
+    Ed25519Signer, Error, LedgerStats, ManualClock, MemoryStore, NewSession, PairClaims, Reply,
     SessionLedger, TokenId, TokenPair, User,
 };
 
@@ -24,7 +24,7 @@ pub const SUBJECT: &str = "alice@mail.com";
 /// `jti` of the session's current refresh token.
 pub const REFRESH_ID: &str = "a6fbd9f9-e8dd-4c0f-ba46-49d01908626a";
 /// `jti` of the session's current access token.
-pub const ACCESS_ID: &str = "8e1783d8-4a5b-4dd4-b78d-b50565400503";
+pub const ACCESS_ID: &str = "a6fbd9f9-e8dd-4c0f-b9d4-b50565400503";
 /// The header every token we issue carries.
 pub const HEADER: &str = r#"{"typ":"JWT","alg":"EdDSA"}"#;
 
@@ -62,7 +62,7 @@ impl World {
         let signer = Ed25519Signer::from_seed(&SEED).expect("seed is a key");
         let id = |text: &str| TokenId::parse(text).expect("canonical v4");
         let session = NewSession {
-            session: SessionId::from_bytes([7; 16]),
+            session: id(REFRESH_ID).session(),
             pair: PairClaims {
                 subject: SUBJECT.to_owned(),
                 account: "alice@acc".to_owned(),
@@ -75,6 +75,7 @@ impl World {
             created_at: NOW,
             absolute_expires_at: NOW + 30 * 86_400,
             leeway: 0,
+            max_sessions_per_user: 100,
         };
         block_on(store.ledger().create(&session)).expect("in-memory create");
         Self { store, signer, clock: ManualClock::at_unix(NOW) }

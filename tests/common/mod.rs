@@ -5,83 +5,106 @@
 
 pub mod model;
 
-use token_refresh::{Grace, PairClaims, Rotation, RotationRequest, SessionLedger, TokenId};
+use token_refresh::{Grace, NewSession, PairClaims, Rotation, RotationRequest, SessionId, SessionLedger, TokenId};
+
+pub const SUBJECT: &str = "bob@mail.com";
 
 pub fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
-pub fn pair(now: i64) -> PairClaims {
+/// A fresh pair of `session` for bob.
+pub fn pair(session: SessionId, now: i64) -> PairClaims {
+    pair_of(SUBJECT, session, now)
+}
+
+pub fn pair_of(subject: &str, session: SessionId, now: i64) -> PairClaims {
     PairClaims {
-        subject: "bob@mail.com".into(),
+        subject: subject.into(),
         account: "bob@admin".into(),
         role: "ROLE_ADMIN".into(),
-        access_id: TokenId::random(),
+        access_id: session.new_token_id(),
         access_expires_at: now + 300,
-        refresh_id: TokenId::random(),
+        refresh_id: session.new_token_id(),
         refresh_expires_at: now + 86_400,
     }
 }
 
+/// A new session of `subject` at `now`, with a cap of `cap` sessions.
+pub fn new_session(subject: &str, now: i64, cap: u32) -> NewSession {
+    let session = SessionId::random();
+    NewSession {
+        session,
+        pair: pair_of(subject, session, now),
+        created_at: now,
+        absolute_expires_at: now + 30 * 86_400,
+        leeway: 0,
+        max_sessions_per_user: cap,
+    }
+}
+
+/// A rotation of bob's token `presented`, proposing a fresh successor of
+/// its session.
 pub fn rotation(presented: TokenId, now: i64) -> RotationRequest {
     RotationRequest {
         presented,
-        subject: "bob@mail.com".into(),
-        successor: pair(now),
+        subject: SUBJECT.into(),
+        successor: pair(presented.session(), now),
         now,
         grace: Grace::default(),
         leeway: 0,
     }
 }
 
-/// Rotates a chain of tokens while another connection keeps terminating
-/// the ledger's backends. Every failed rotation must have happened fully
-/// or not at all: afterwards either its successor is current (it
-/// committed) or the presented token still is.
+/// Rotates a chain of tokens of one of bob's sessions while another
+/// connection keeps terminating the ledger's backends. Every failed
+/// rotation must have happened fully or not at all: afterwards the
+/// session's generation tells which, and the current token is either the
+/// successor (it committed) or still the presented one.
 pub async fn rotate_through_faults<L: SessionLedger>(
     ledger: &L,
     mut current: TokenId,
     rounds: usize,
 ) -> (usize, usize, TokenId) {
     let (mut errors, mut committed_despite_error) = (0, 0);
+    let mut generation = generation_of(ledger, current.session()).await;
     for _ in 0..rounds {
         let request = rotation(current, now());
         match ledger.rotate(&request).await {
-            Ok(Rotation::Rotated { pair, .. }) => current = pair.refresh_id,
+            Ok(Rotation::Rotated { pair, generation: g, .. }) => {
+                assert_eq!(g, generation + 1, "a rotation adds one generation");
+                current = pair.refresh_id;
+                generation = g;
+            }
             Ok(other) => panic!("a current token must rotate, got {other:?}"),
             Err(_) => {
                 errors += 1;
-                let (resolved, committed) = resolve(ledger, vec![current, request.successor.refresh_id]).await;
-                current = resolved;
-                committed_despite_error += usize::from(committed);
+                let after = generation_of(ledger, current.session()).await;
+                if after == generation + 1 {
+                    // Committed, only the reply was lost: the successor is
+                    // current, whole.
+                    committed_despite_error += 1;
+                    current = request.successor.refresh_id;
+                    generation = after;
+                } else {
+                    assert_eq!(after, generation, "half rotation: the generation moved by {}", after - generation);
+                }
             }
         }
     }
     (errors, committed_despite_error, current)
 }
 
-/// Finds the current token after rotations whose outcome is unknown.
-/// `pending` starts with the last token known current, followed by the
-/// successors of attempts that failed with an error, in order; of those
-/// attempts only a prefix can have taken effect. Probes from the newest:
-/// rotating an unrecorded token answers `Unknown` and changes nothing, so
-/// it is safe to walk back. Any other answer than `Rotated` or (for a
-/// pending successor) `Unknown` means a half rotation. Returns the new
-/// current token, and whether a failed attempt had in fact taken effect.
-pub async fn resolve<L: SessionLedger>(ledger: &L, mut pending: Vec<TokenId>) -> (TokenId, bool) {
-    loop {
-        let Some(&last) = pending.last() else { panic!("nothing pending") };
-        let request = rotation(last, now());
-        match ledger.rotate(&request).await {
-            Ok(Rotation::Rotated { pair, .. }) => return (pair.refresh_id, pending.len() > 1),
-            Ok(Rotation::Unknown) if pending.len() > 1 => {
-                pending.pop();
-            }
-            Ok(other) => panic!("half rotation: pending token #{} answered {other:?}", pending.len() - 1),
-            // This attempt's outcome is unknown too.
-            Err(_) => pending.push(request.successor.refresh_id),
+/// The listed generation of one of bob's sessions, asking until the ledger
+/// answers (it may be mid-fault).
+pub async fn generation_of<L: SessionLedger>(ledger: &L, session: SessionId) -> u64 {
+    for _ in 0..200 {
+        if let Ok(listed) = ledger.sessions(SUBJECT, now()).await {
+            return listed.iter().find(|info| info.session == session).expect("the session is listed").generation;
         }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    panic!("the ledger never answered a listing");
 }
 
 /// After the faults stop: connections that died in the pool fail once

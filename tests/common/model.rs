@@ -6,142 +6,171 @@ use std::collections::HashMap;
 
 use proptest::prelude::*;
 use token_refresh::{
-    Grace, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionId, SessionLedger, TokenId,
+    AccessState, Grace, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionId, SessionInfo,
+    SessionLedger, TokenId,
 };
 
 // ---------------------------------------------------------------------------
 // The model: the contract written as plainly as possible, no sharding, no
-// purging.
+// purging, one record per session.
 
 #[derive(Debug, Clone)]
 pub struct ModelSession {
     pair: PairClaims,
+    previous: Option<TokenId>,
     generation: u64,
+    created_at: i64,
     absolute: i64,
     rotated_at: i64,
     replays: u32,
     revoked: bool,
     retain_until: i64,
+    leeway: i64,
+}
+
+impl ModelSession {
+    fn live(&self, now: i64) -> bool {
+        !self.revoked && now < self.absolute && now < self.pair.refresh_expires_at + self.leeway
+    }
 }
 
 #[derive(Debug, Default, Clone)]
 pub struct Model {
     sessions: HashMap<SessionId, ModelSession>,
-    /// token → (session, generation, retain until)
-    tokens: HashMap<TokenId, (SessionId, u64, i64)>,
-    /// access token → revoked until
-    access: HashMap<TokenId, i64>,
+    /// Sessions in creation order.
+    order: Vec<SessionId>,
+}
+
+fn retain(pair: &PairClaims, leeway: i64) -> i64 {
+    pair.refresh_expires_at.max(pair.access_expires_at) + leeway
 }
 
 impl Model {
-    fn revoke_access(&mut self, pair: &PairClaims, leeway: i64, now: i64) {
-        let until = pair.access_expires_at + leeway;
-        if until > now {
-            self.access.insert(pair.access_id, until);
-        }
+    /// Whether the session's record is past its retention, so the real
+    /// ledger may already have dropped it (then it answers as for an
+    /// unknown session).
+    fn past_retention(&self, session: SessionId, now: i64) -> bool {
+        self.sessions.get(&session).is_some_and(|s| s.retain_until <= now)
     }
 
-    /// Whether a record the answer depends on is past its retention, so the
-    /// real ledger may already have dropped it (then it answers Unknown).
-    fn past_retention(&self, token: TokenId, now: i64) -> bool {
-        match self.tokens.get(&token) {
-            None => false,
-            Some((session, _, retain)) => {
-                *retain <= now || self.sessions.get(session).is_some_and(|s| s.retain_until <= now)
-            }
-        }
+    fn live_of(&self, subject: &str, now: i64) -> Vec<SessionId> {
+        self.order
+            .iter()
+            .filter(|id| self.sessions[id].pair.subject == subject && self.sessions[id].live(now))
+            .copied()
+            .collect()
     }
 
-    fn create(&mut self, new: &NewSession) {
-        let retain_until = new.pair.refresh_expires_at + new.leeway;
-        self.tokens.insert(new.pair.refresh_id, (new.session, 0, retain_until));
+    fn create(&mut self, new: &NewSession) -> Vec<SessionId> {
+        let live = self.live_of(&new.pair.subject, new.created_at);
+        let excess = (live.len() + 1).saturating_sub(new.max_sessions_per_user as usize);
+        let evicted: Vec<SessionId> = live.into_iter().take(excess).collect();
+        for id in &evicted {
+            self.sessions.get_mut(id).unwrap().revoked = true;
+        }
+        self.order.push(new.session);
         self.sessions.insert(
             new.session,
             ModelSession {
                 pair: new.pair.clone(),
+                previous: None,
                 generation: 0,
+                created_at: new.created_at,
                 absolute: new.absolute_expires_at,
                 rotated_at: new.created_at,
                 replays: 0,
                 revoked: false,
-                retain_until,
+                retain_until: retain(&new.pair, new.leeway),
+                leeway: new.leeway,
             },
         );
+        evicted
     }
 
     fn rotate(&mut self, r: &RotationRequest) -> Rotation {
-        let Some(&(id, token_gen, _)) = self.tokens.get(&r.presented) else { return Rotation::Unknown };
+        let id = r.presented.session();
         let Some(mut s) = self.sessions.get(&id).cloned() else { return Rotation::Unknown };
+        let since = r.now - s.rotated_at;
         let outcome = if s.pair.subject != r.subject {
             Rotation::Unknown
         } else if s.revoked {
             Rotation::Revoked { session: id }
         } else if r.now >= s.absolute {
             Rotation::Expired { session: id }
-        } else if token_gen == s.generation {
+        } else if r.presented == s.pair.refresh_id {
             if r.now >= s.pair.refresh_expires_at + r.leeway {
                 Rotation::Expired { session: id }
             } else {
                 let mut pair = r.successor.clone();
                 pair.refresh_expires_at = pair.refresh_expires_at.min(s.absolute);
-                self.revoke_access(&s.pair, r.leeway, r.now);
-                let retain = pair.refresh_expires_at + r.leeway;
+                s.previous = Some(s.pair.refresh_id);
                 s.generation += 1;
-                self.tokens.insert(pair.refresh_id, (id, s.generation, retain));
                 s.rotated_at = r.now;
                 s.replays = 0;
-                s.retain_until = s.retain_until.max(retain);
+                s.retain_until = s.retain_until.max(retain(&pair, r.leeway));
                 s.pair = pair.clone();
                 Rotation::Rotated { session: id, generation: s.generation, pair }
             }
-        } else if token_gen + 1 == s.generation
+        } else if s.previous == Some(r.presented)
             && r.grace.window > 0
-            && r.now - s.rotated_at <= r.grace.window
+            && since >= -r.leeway
+            && since <= r.grace.window
             && s.replays < r.grace.max_replays
         {
             s.replays += 1;
             Rotation::Replayed { session: id, generation: s.generation, pair: s.pair.clone(), replay: s.replays }
-        } else if token_gen < s.generation {
-            s.revoked = true;
-            self.revoke_access(&s.pair, r.leeway, r.now);
-            Rotation::Reused { session: id, presented_generation: token_gen, current_generation: s.generation }
         } else {
-            Rotation::Unknown
+            s.revoked = true;
+            let presented_generation = (s.previous == Some(r.presented)).then(|| s.generation - 1);
+            Rotation::Reused { session: id, presented_generation, current_generation: s.generation }
         };
         self.sessions.insert(id, s);
         outcome
     }
 
-    fn revoke(&mut self, token: TokenId, now: i64) -> Revocation {
-        let Some(&(id, _, _)) = self.tokens.get(&token) else { return Revocation::Unknown };
-        self.revoke_session(id, now).unwrap_or(Revocation::Unknown)
-    }
-
-    fn revoke_session(&mut self, id: SessionId, now: i64) -> Option<Revocation> {
-        let s = self.sessions.get_mut(&id)?;
-        if s.revoked {
-            return Some(Revocation::AlreadyRevoked { session: id });
+    fn revoke_session(&mut self, subject: &str, id: SessionId) -> Revocation {
+        match self.sessions.get_mut(&id) {
+            Some(s) if s.pair.subject == subject => {
+                if s.revoked {
+                    Revocation::AlreadyRevoked { session: id }
+                } else {
+                    s.revoked = true;
+                    Revocation::Revoked { session: id }
+                }
+            }
+            _ => Revocation::Unknown,
         }
-        s.revoked = true;
-        let leeway = (s.retain_until - s.pair.refresh_expires_at).max(0);
-        let pair = s.pair.clone();
-        self.revoke_access(&pair, leeway, now);
-        Some(Revocation::Revoked { session: id })
     }
 
-    /// The count, and how many of the revoked sessions were past retention.
-    fn revoke_user(&mut self, subject: &str, now: i64) -> (u64, u64) {
-        let ids: Vec<SessionId> =
-            self.sessions.iter().filter(|(_, s)| s.pair.subject == subject && !s.revoked).map(|(id, _)| *id).collect();
-        let stale = ids.iter().filter(|id| self.sessions[id].retain_until <= now).count() as u64;
-        for id in &ids {
-            self.revoke_session(*id, now);
+    fn revoke_user(&mut self, subject: &str, now: i64) -> u64 {
+        let live = self.live_of(subject, now);
+        for id in &live {
+            self.sessions.get_mut(id).unwrap().revoked = true;
         }
-        (ids.len() as u64, stale)
+        live.len() as u64
     }
 
-    fn is_access_revoked(&self, access: TokenId, now: i64) -> bool {
-        self.access.get(&access).is_some_and(|until| *until > now)
+    fn sessions(&self, subject: &str, now: i64) -> Vec<SessionInfo> {
+        self.live_of(subject, now)
+            .into_iter()
+            .map(|id| {
+                let s = &self.sessions[&id];
+                SessionInfo::new(id, s.created_at, s.rotated_at, s.generation, s.pair.refresh_expires_at, s.absolute)
+            })
+            .collect()
+    }
+
+    fn access_state(&self, subject: &str, access: TokenId) -> AccessState {
+        match self.sessions.get(&access.session()) {
+            Some(s) if s.pair.subject == subject && !s.revoked => {
+                if s.pair.access_id == access {
+                    AccessState::Current
+                } else {
+                    AccessState::Superseded
+                }
+            }
+            _ => AccessState::Revoked,
+        }
     }
 }
 
@@ -152,10 +181,11 @@ pub enum Op {
         refresh_ttl: i64,
         session_ttl: i64,
         leeway: i64,
+        cap: u32,
     },
-    /// Presents a token of session `session`: `back` generations behind its
+    /// Presents a token of session `token`: `back` generations behind its
     /// latest recorded one (0 current, 1 the predecessor, …), or with
-    /// `back` = 9 any token ever seen (mostly unknown ones).
+    /// `back` = 9 any refresh id ever seen, recorded or only proposed.
     Rotate {
         token: usize,
         back: usize,
@@ -165,14 +195,19 @@ pub enum Op {
         leeway: i64,
         refresh_ttl: i64,
     },
-    Revoke {
-        token: usize,
+    RevokeSession {
+        session: usize,
+        wrong_subject: bool,
     },
     RevokeUser {
         subject: usize,
     },
-    AccessRevoked {
+    AccessState {
         access: usize,
+        wrong_subject: bool,
+    },
+    Sessions {
+        subject: usize,
     },
     Advance {
         seconds: i64,
@@ -181,9 +216,15 @@ pub enum Op {
 
 pub fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        2 => (0..3usize, 20..200i64, 50..400i64, 0..10i64).prop_map(|(subject, refresh_ttl, session_ttl, leeway)| {
-            Op::Create { subject, refresh_ttl, session_ttl, leeway }
-        }),
+        2 => (0..3usize, 20..200i64, 50..400i64, 0..10i64, 1..5u32).prop_map(
+            |(subject, refresh_ttl, session_ttl, leeway, cap)| Op::Create {
+                subject,
+                refresh_ttl,
+                session_ttl,
+                leeway,
+                cap
+            }
+        ),
         8 => (
             any::<usize>(),
             prop_oneof![5 => Just(0usize), 4 => Just(1usize), 1 => Just(2usize), 1 => Just(9usize)],
@@ -202,9 +243,12 @@ pub fn op() -> impl Strategy<Value = Op> {
                 leeway,
                 refresh_ttl
             }),
-        1 => any::<usize>().prop_map(|token| Op::Revoke { token }),
+        1 => (any::<usize>(), prop::bool::weighted(0.1))
+            .prop_map(|(session, wrong_subject)| Op::RevokeSession { session, wrong_subject }),
         1 => (0..3usize).prop_map(|subject| Op::RevokeUser { subject }),
-        2 => any::<usize>().prop_map(|access| Op::AccessRevoked { access }),
+        2 => (any::<usize>(), prop::bool::weighted(0.1))
+            .prop_map(|(access, wrong_subject)| Op::AccessState { access, wrong_subject }),
+        1 => (0..3usize).prop_map(|subject| Op::Sessions { subject }),
         3 => prop_oneof![3 => 0..8i64, 1 => 0..60i64].prop_map(|seconds| Op::Advance { seconds }),
     ]
 }
@@ -215,66 +259,83 @@ pub fn pick<T: Copy>(items: &[T], index: usize) -> Option<T> {
     (!items.is_empty()).then(|| items[index % items.len()])
 }
 
+fn fail(error: impl std::fmt::Display) -> TestCaseError {
+    TestCaseError::fail(error.to_string())
+}
+
+/// Runs `ops` against `ledger` and the model. Times start near the real
+/// clock, so a backend that expires keys on the server's clock keeps what
+/// the sequence needs.
 pub async fn check_sequence<L: SessionLedger>(ledger: &L, ops: &[Op]) -> Result<(), TestCaseError> {
     let mut model = Model::default();
     // Subjects of this sequence only, so sequences can share a backend.
-    let case = SessionId::random();
+    let case = TokenId::random();
     let subjects: Vec<String> = SUBJECTS.iter().map(|s| format!("{s}-{case}")).collect();
-    let mut now = 1_000_000i64;
-    // Every refresh id ever seen (recorded or only proposed), plus one that
-    // never was; every access id.
-    let mut tokens = vec![TokenId::random()];
-    let mut accesses = vec![TokenId::random()];
-    // Each session's recorded refresh ids, oldest first.
-    let mut chains: Vec<(SessionId, Vec<TokenId>)> = Vec::new();
+    let mallory = format!("mallory-{case}");
+    let mut now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    // Every refresh id ever seen (recorded or only proposed), and one of a
+    // session that never was; every access id.
+    let mut tokens = vec![SessionId::random().new_token_id()];
+    let mut accesses = vec![SessionId::random().new_token_id()];
+    // Each session's subject and recorded refresh ids, oldest first.
+    let mut chains: Vec<(SessionId, String, Vec<TokenId>)> = Vec::new();
     for op in ops {
         match op.clone() {
             Op::Advance { seconds } => now += seconds,
-            Op::Create { subject, refresh_ttl, session_ttl, leeway } => {
-                let pair = new_pair(subjects[subject].as_str(), now, refresh_ttl);
+            Op::Create { subject, refresh_ttl, session_ttl, leeway, cap } => {
+                // One second per login: "oldest" is then the same order on
+                // every backend.
+                now += 1;
+                let session = SessionId::random();
+                let pair = new_pair(subjects[subject].as_str(), session, now, refresh_ttl);
                 let new = NewSession {
-                    session: SessionId::random(),
+                    session,
                     pair: PairClaims { refresh_expires_at: pair.refresh_expires_at.min(now + session_ttl), ..pair },
                     created_at: now,
                     absolute_expires_at: now + session_ttl,
                     leeway,
+                    max_sessions_per_user: cap,
                 };
                 tokens.push(new.pair.refresh_id);
-                chains.push((new.session, vec![new.pair.refresh_id]));
+                chains.push((session, subjects[subject].clone(), vec![new.pair.refresh_id]));
                 accesses.push(new.pair.access_id);
-                ledger.create(&new).await.map_err(|e| TestCaseError::fail(e.to_string()))?;
-                model.create(&new);
+                let got = ledger.create(&new).await.map_err(fail)?;
+                let expected = model.create(&new);
+                prop_assert_eq!(got.evicted, expected, "evicted by a login at {}", now);
             }
             Op::Rotate { token, back, wrong_subject, window, max_replays, leeway, refresh_ttl } => {
-                let presented = match chains.get(token % chains.len().max(1)) {
-                    Some((_, chain)) if back < 9 => chain[chain.len().saturating_sub(1 + back)],
-                    _ => pick(&tokens, token).unwrap(),
+                let (presented, subject) = match chains.get(token % chains.len().max(1)) {
+                    Some((_, subject, chain)) if back < 9 => {
+                        (chain[chain.len().saturating_sub(1 + back)], subject.clone())
+                    }
+                    _ => {
+                        let presented = pick(&tokens, token).unwrap();
+                        let subject = chains
+                            .iter()
+                            .find(|(id, _, _)| *id == presented.session())
+                            .map_or_else(|| subjects[0].clone(), |(_, subject, _)| subject.clone());
+                        (presented, subject)
+                    }
                 };
-                let subject = model
-                    .tokens
-                    .get(&presented)
-                    .and_then(|(s, _, _)| model.sessions.get(s))
-                    .map_or_else(|| subjects[0].clone(), |s| s.pair.subject.clone());
-                let subject = if wrong_subject { format!("mallory-{case}") } else { subject };
-                let subject = subject.as_str();
-                let successor = new_pair(subject, now, refresh_ttl);
+                let subject = if wrong_subject { mallory.clone() } else { subject };
+                let successor = new_pair(&subject, presented.session(), now, refresh_ttl);
                 tokens.push(successor.refresh_id);
                 accesses.push(successor.access_id);
                 let request = RotationRequest {
                     presented,
-                    subject: subject.to_owned(),
+                    subject,
                     successor,
                     now,
                     grace: Grace { window, max_replays },
                     leeway,
                 };
-                let got = ledger.rotate(&request).await.map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let got = ledger.rotate(&request).await.map_err(fail)?;
                 if let Rotation::Rotated { session, pair, .. } = &got
-                    && let Some((_, chain)) = chains.iter_mut().find(|(id, _)| id == session)
+                    && let Some((_, _, chain)) = chains.iter_mut().find(|(id, _, _)| id == session)
                 {
                     chain.push(pair.refresh_id);
                 }
-                let stale = model.past_retention(presented, now);
+                let stale = model.past_retention(presented.session(), now);
                 let before = model.clone();
                 let expected = model.rotate(&request);
                 if got != expected {
@@ -287,49 +348,59 @@ pub async fn check_sequence<L: SessionLedger>(ledger: &L, ops: &[Op]) -> Result<
                     model = before;
                 }
             }
-            Op::Revoke { token } => {
-                let presented = match chains.get(token % chains.len().max(1)) {
-                    Some((_, chain)) if token % 4 != 3 => chain[chain.len().saturating_sub(1 + token % 2)],
-                    _ => pick(&tokens, token).unwrap(),
-                };
-                let got = ledger.revoke(presented, now).await.map_err(|e| TestCaseError::fail(e.to_string()))?;
-                let stale = model.past_retention(presented, now);
+            Op::RevokeSession { session, wrong_subject } => {
+                let Some((id, subject, _)) = chains.get(session % chains.len().max(1)).cloned() else { continue };
+                let subject = if wrong_subject { mallory.clone() } else { subject };
+                let got = ledger.revoke_session(&subject, id, now).await.map_err(fail)?;
+                let stale = model.past_retention(id, now);
                 let before = model.clone();
-                let expected = model.revoke(presented, now);
+                let expected = model.revoke_session(&subject, id);
                 if got != expected {
                     prop_assert!(got == Revocation::Unknown && stale, "revoke: ledger {got:?}, model {expected:?}");
                     model = before;
                 }
             }
             Op::RevokeUser { subject } => {
-                let got = ledger
-                    .revoke_user(subjects[subject].as_str(), now)
-                    .await
-                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
-                let (expected, stale) = model.revoke_user(subjects[subject].as_str(), now);
+                let got = ledger.revoke_user(subjects[subject].as_str(), now).await.map_err(fail)?;
+                let expected = model.revoke_user(subjects[subject].as_str(), now);
+                prop_assert_eq!(got, expected, "revoke_user at {}", now);
+            }
+            Op::AccessState { access, wrong_subject } => {
+                let id = pick(&accesses, access).unwrap();
+                let subject = chains
+                    .iter()
+                    .find(|(s, _, _)| *s == id.session())
+                    .map_or_else(|| subjects[0].clone(), |(_, subject, _)| subject.clone());
+                let subject = if wrong_subject { mallory.clone() } else { subject };
+                let got = ledger.access_state(&subject, id, now).await.map_err(fail)?;
+                let expected = model.access_state(&subject, id);
+                let stale = model.past_retention(id.session(), now);
                 prop_assert!(
-                    got <= expected && got + stale >= expected,
-                    "revoke_user: ledger {got}, model {expected} ({stale} past retention)"
+                    got == expected || (got == AccessState::Revoked && stale),
+                    "access_state {} at {}: ledger {:?}, model {:?}",
+                    id,
+                    now,
+                    got,
+                    expected
                 );
             }
-            Op::AccessRevoked { access } => {
-                let id = pick(&accesses, access).unwrap();
-                let got = ledger.is_access_revoked(id, now).await.map_err(|e| TestCaseError::fail(e.to_string()))?;
-                prop_assert_eq!(got, model.is_access_revoked(id, now), "is_access_revoked {} at {}", id, now);
+            Op::Sessions { subject } => {
+                let got = ledger.sessions(subjects[subject].as_str(), now).await.map_err(fail)?;
+                prop_assert_eq!(got, model.sessions(subjects[subject].as_str(), now), "sessions at {}", now);
             }
         }
     }
     Ok(())
 }
 
-pub fn new_pair(subject: &str, now: i64, refresh_ttl: i64) -> PairClaims {
+pub fn new_pair(subject: &str, session: SessionId, now: i64, refresh_ttl: i64) -> PairClaims {
     PairClaims {
         subject: subject.to_owned(),
         account: format!("acc-{subject}"),
         role: "ROLE_USER".to_owned(),
-        access_id: TokenId::random(),
+        access_id: session.new_token_id(),
         access_expires_at: now + 10,
-        refresh_id: TokenId::random(),
+        refresh_id: session.new_token_id(),
         refresh_expires_at: now + refresh_ttl,
     }
 }
