@@ -38,9 +38,9 @@
 //!   absolute expiry; a session at or past it, or whose current refresh
 //!   token expired (idle), answers [`Rotation::Expired`].
 //! - **Fail closed.** A session's record is kept at least until its current
-//!   refresh and access tokens expire (plus leeway). A record lost earlier
-//!   (purged, evicted) can only make the session's tokens unknown (401):
-//!   never turn reuse into success.
+//!   refresh and access tokens expire (plus the session's leeway). A record
+//!   lost earlier (purged, evicted) can only make the session's tokens
+//!   unknown (401): never turn reuse into success.
 //! - **Access tokens** are checked against their session
 //!   ([`SessionLedger::access_state`]): a revoked session (logout, reuse,
 //!   eviction, [`revoke_user`](SessionLedger::revoke_user)) refuses all of

@@ -233,61 +233,107 @@ impl IdBits {
         Self(u64::try_from(id.as_uuid().as_u128() & ID_RANDOM_MASK).unwrap_or(0))
     }
 
+    /// No id: the random bits are 58 wide, so all-ones is never one.
+    const NONE: Self = Self(u64::MAX);
+
     fn id(self, session: SessionId) -> TokenId {
         let bits = session.as_uuid().as_u128() | u128::from(self.0);
         TokenId::from_bytes(bits.to_be_bytes())
     }
 }
 
+/// One session, in 72 bytes: ids as their random bits, times as seconds
+/// from the session's start (`i32`: ±68 years, far beyond the 400-day
+/// limit of any policy lifetime; a time outside that range is refused with
+/// a [`StoreError`] rather than stored wrong).
 #[derive(Debug)]
 struct SessionRecord {
     identity: Arc<Identity>,
     refresh_id: IdBits,
-    /// The immediate predecessor of the current refresh token; `None`
-    /// before the first rotation.
-    previous_refresh_id: Option<IdBits>,
+    /// The immediate predecessor of the current refresh token;
+    /// [`IdBits::NONE`] before the first rotation.
+    previous_refresh_id: IdBits,
     access_id: IdBits,
-    access_expires_at: i64,
-    refresh_expires_at: i64,
-    absolute_expires_at: i64,
     created_at: i64,
-    rotated_at: i64,
-    /// Until when the record must be kept: its current tokens' expiry plus
-    /// leeway, never moved earlier.
-    retain_until: i64,
-    generation: u64,
+    rotated_at: Offset,
+    access_expires_at: Offset,
+    refresh_expires_at: Offset,
+    absolute_expires_at: Offset,
+    /// Rotations so far, saturating at `u32::MAX` (four billion rotations;
+    /// decisions compare ids, never generations).
+    generation: u32,
     replays: u32,
-    /// The leeway the session was created with (for liveness).
-    leeway: i32,
+    /// The leeway the session was created with (for liveness and retention).
+    leeway: Offset,
     revoked: bool,
 }
 
+/// Seconds from a session's start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Offset(i32);
+
+impl Offset {
+    fn from(time: i64, base: i64) -> Result<Self, StoreError> {
+        i32::try_from(time.saturating_sub(base))
+            .map(Self)
+            .map_err(|_| StoreError::new("a time more than 68 years from the session's start"))
+    }
+
+    fn at(self, base: i64) -> i64 {
+        base.saturating_add(i64::from(self.0))
+    }
+}
+
 impl SessionRecord {
+    fn time(&self, offset: Offset) -> i64 {
+        offset.at(self.created_at)
+    }
+
+    fn refresh_expires_at(&self) -> i64 {
+        self.time(self.refresh_expires_at)
+    }
+
+    fn absolute_expires_at(&self) -> i64 {
+        self.time(self.absolute_expires_at)
+    }
+
+    fn generation(&self) -> u64 {
+        u64::from(self.generation)
+    }
+
     fn pair(&self, session: SessionId) -> PairClaims {
         PairClaims {
             subject: self.identity.subject().to_owned(),
             account: self.identity.account().to_owned(),
             role: self.identity.role().to_owned(),
             access_id: self.access_id.id(session),
-            access_expires_at: self.access_expires_at,
+            access_expires_at: self.time(self.access_expires_at),
             refresh_id: self.refresh_id.id(session),
-            refresh_expires_at: self.refresh_expires_at,
+            refresh_expires_at: self.refresh_expires_at(),
         }
+    }
+
+    /// Until when the record must be kept: its current tokens' expiry plus
+    /// leeway.
+    fn retain_until(&self) -> i64 {
+        let leeway = i64::from(self.leeway.0);
+        self.refresh_expires_at().max(self.time(self.access_expires_at)).saturating_add(leeway)
     }
 
     /// Neither revoked nor past its absolute or idle lifetime.
     fn is_live(&self, now: i64) -> bool {
-        ledger::is_live(self.revoked, self.absolute_expires_at, self.refresh_expires_at, self.leeway.into(), now)
+        let (absolute, refresh) = (self.absolute_expires_at(), self.refresh_expires_at());
+        ledger::is_live(self.revoked, absolute, refresh, i64::from(self.leeway.0), now)
     }
 
     fn info(&self, session: SessionId) -> SessionInfo {
         SessionInfo::new(
             session,
             self.created_at,
-            self.rotated_at,
-            self.generation,
-            self.refresh_expires_at,
-            self.absolute_expires_at,
+            self.time(self.rotated_at),
+            self.generation(),
+            self.refresh_expires_at(),
+            self.absolute_expires_at(),
         )
     }
 }
@@ -307,7 +353,7 @@ impl MemoryLedger {
             for record in shard.map.values() {
                 stats.sessions += 1;
                 stats.revoked_sessions += usize::from(record.revoked);
-                stats.rotations = stats.rotations.saturating_add(record.generation);
+                stats.rotations = stats.rotations.saturating_add(record.generation());
                 stats.grace_replays = stats.grace_replays.saturating_add(u64::from(record.replays));
             }
         }
@@ -395,20 +441,20 @@ impl MemoryLedger {
                     }
                 }
             }
+            let offset = |time| Offset::from(time, now);
             let record = SessionRecord {
                 identity: Arc::clone(&identity),
                 refresh_id: IdBits::of(pair.refresh_id),
-                previous_refresh_id: None,
+                previous_refresh_id: IdBits::NONE,
                 access_id: IdBits::of(pair.access_id),
-                access_expires_at: pair.access_expires_at,
-                refresh_expires_at: pair.refresh_expires_at,
-                absolute_expires_at: new.absolute_expires_at,
                 created_at: now,
-                rotated_at: now,
-                retain_until: ledger::retain_until(pair, new.leeway),
+                rotated_at: Offset(0),
+                access_expires_at: offset(pair.access_expires_at)?,
+                refresh_expires_at: offset(pair.refresh_expires_at)?,
+                absolute_expires_at: offset(new.absolute_expires_at)?,
                 generation: 0,
                 replays: 0,
-                leeway: i32::try_from(new.leeway).map_err(|_| StoreError::new("leeway out of range"))?,
+                leeway: Offset::from(new.leeway, 0)?,
                 revoked: false,
             };
             let swept = self.sessions.with(&tag, |sessions| {
@@ -416,7 +462,7 @@ impl MemoryLedger {
                     return Err(StoreError::new("session id already taken"));
                 }
                 sessions.map.insert(tag, record);
-                Ok(sessions.written(|_, record| record.retain_until <= now))
+                Ok(sessions.written(|_, record| record.retain_until() <= now))
             })?;
             match shard.map.get_mut(subject) {
                 Some(sessions) => sessions.push(tag),
@@ -440,7 +486,7 @@ impl MemoryLedger {
             };
             let outcome = Self::decide(record, session, request)?;
             let swept = if matches!(outcome, Rotation::Rotated { .. }) {
-                shard.written(|_, record| record.retain_until <= request.now)
+                shard.written(|_, record| record.retain_until() <= request.now)
             } else {
                 Vec::new()
             };
@@ -461,12 +507,13 @@ impl MemoryLedger {
         let view = SessionView {
             subject_matches: record.identity.subject() == request.subject,
             revoked: record.revoked,
-            absolute_expires_at: record.absolute_expires_at,
-            generation: record.generation,
+            absolute_expires_at: record.absolute_expires_at(),
+            generation: record.generation(),
             refresh_id: record.refresh_id.id(session),
-            previous_refresh_id: record.previous_refresh_id.map(|bits| bits.id(session)),
-            refresh_expires_at: record.refresh_expires_at,
-            rotated_at: record.rotated_at,
+            previous_refresh_id: (record.previous_refresh_id != IdBits::NONE)
+                .then(|| record.previous_refresh_id.id(session)),
+            refresh_expires_at: record.refresh_expires_at(),
+            rotated_at: record.time(record.rotated_at),
             replays: record.replays,
         };
         Ok(match ledger::decide(&view, request) {
@@ -480,31 +527,35 @@ impl MemoryLedger {
                 // account and role may change. The new identity is the
                 // session's own: interning it would take a user shard under
                 // this session shard, against the lock order.
-                if !record.identity.is(&successor.subject, &successor.account, &successor.role) {
-                    record.identity = Arc::new(
+                let identity = if record.identity.is(&successor.subject, &successor.account, &successor.role) {
+                    None
+                } else {
+                    Some(Arc::new(
                         Identity::new(&successor.subject, &successor.account, &successor.role)
                             .ok_or_else(|| StoreError::new("subject or account longer than 4 GiB"))?,
-                    );
-                }
+                    ))
+                };
                 let pair = PairClaims { refresh_expires_at, ..successor.clone() };
-                record.previous_refresh_id = Some(record.refresh_id);
-                record.generation = generation;
+                let offset = |time| Offset::from(time, record.created_at);
+                let times = (offset(now)?, offset(pair.access_expires_at)?, offset(refresh_expires_at)?);
+                if let Some(identity) = identity {
+                    record.identity = identity;
+                }
+                record.previous_refresh_id = record.refresh_id;
+                record.generation = u32::try_from(generation).unwrap_or(u32::MAX);
                 record.access_id = IdBits::of(pair.access_id);
-                record.access_expires_at = pair.access_expires_at;
                 record.refresh_id = IdBits::of(pair.refresh_id);
-                record.refresh_expires_at = refresh_expires_at;
-                record.rotated_at = now;
+                (record.rotated_at, record.access_expires_at, record.refresh_expires_at) = times;
                 record.replays = 0;
-                record.retain_until = record.retain_until.max(ledger::retain_until(&pair, request.leeway));
                 Rotation::Rotated { session, generation, pair }
             }
             Decision::Replay { replay } => {
                 record.replays = replay;
-                Rotation::Replayed { session, generation: record.generation, pair: record.pair(session), replay }
+                Rotation::Replayed { session, generation: record.generation(), pair: record.pair(session), replay }
             }
             Decision::Reuse { presented_generation } => {
                 record.revoked = true;
-                Rotation::Reused { session, presented_generation, current_generation: record.generation }
+                Rotation::Reused { session, presented_generation, current_generation: record.generation() }
             }
         })
     }
@@ -909,6 +960,13 @@ mod tests {
         assert!(!identity.is("é@", "x", "ROLE_ü"));
         let empty = Identity::new("", "", "").unwrap();
         assert_eq!((empty.subject(), empty.account(), empty.role()), ("", "", ""));
+    }
+
+    #[test]
+    fn records_stay_small() {
+        // What the memory per session rests on (hash tables store these
+        // inline, one per bucket).
+        assert_eq!(size_of::<(u64, SessionRecord)>(), 80);
     }
 
     #[test]

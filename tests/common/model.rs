@@ -107,7 +107,9 @@ impl Model {
                 s.generation += 1;
                 s.rotated_at = r.now;
                 s.replays = 0;
-                s.retain_until = s.retain_until.max(retain(&pair, r.leeway));
+                // Kept until the current tokens expire, with the session's
+                // own leeway (a ledger may keep it longer).
+                s.retain_until = retain(&pair, s.leeway);
                 s.pair = pair.clone();
                 Rotation::Rotated { session: id, generation: s.generation, pair }
             }
