@@ -815,7 +815,9 @@ fn print_memory(sessions: u64) {
     println!("headers are not included) after the logins, and at steady state after every session rotated");
     println!("{rotations} times, 300 s apart; the process RSS growth at the logins; and the heap bytes kept per");
     println!("rotation (one record per session: the goal is 0).\n");
-    println!("| sessions spread over | heap B / session at login | heap B / session after rotations | kept B / rotation | RSS growth / session | target |");
+    println!(
+        "| sessions spread over | heap B / session at login | heap B / session after rotations | kept B / rotation | RSS growth / session | target |"
+    );
     println!("|---|---:|---:|---:|---:|---|");
     for (i, (label, users, target)) in
         [("one user each", sessions, "≤ 320"), ("10 sessions per user", (sessions / 10).max(1), "≤ 256")]

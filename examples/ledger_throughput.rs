@@ -9,8 +9,11 @@
 //!
 //! PostgreSQL at `TOKEN_REFRESH_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/test`), Redis at
-//! `TOKEN_REFRESH_REDIS_URL` (default `redis://127.0.0.1:6379/0`). The run
-//! uses a schema and key prefix of its own and removes them afterwards.
+//! `TOKEN_REFRESH_REDIS_URL` (default `redis://127.0.0.1:6379/0`), a Redis
+//! Cluster at `TOKEN_REFRESH_REDIS_CLUSTER_URL` (default
+//! `redis-cluster://127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103`, as
+//! `scripts/redis-cluster.sh start` runs it). The run uses a schema and key
+//! prefix of its own and removes them afterwards.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,20 +48,40 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let redis_url = std::env::var("TOKEN_REFRESH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
     let prefix = format!("tr_bench:{suffix}:");
     let redis = RedisLedger::connect(&redis_url, prefix.clone()).await?;
-    let result = bench("redis", redis.clone(), tasks, refreshes).await;
-    let mut connection = redis.connection();
-    let keys: Vec<Vec<u8>> = {
-        let mut iter = connection.scan_match::<_, Vec<u8>>(format!("{prefix}*")).await?;
-        let mut keys = Vec::new();
-        while let Some(key) = iter.next_item().await {
-            keys.push(key?);
-        }
-        keys
-    };
-    for chunk in keys.chunks(500) {
-        let _: () = connection.del(chunk).await?;
-    }
+    let result = bench("redis", redis, tasks, refreshes).await;
+    delete_keys(&[redis_url], &prefix).await?;
+    result?;
+
+    let cluster_url = std::env::var("TOKEN_REFRESH_REDIS_CLUSTER_URL")
+        .unwrap_or_else(|_| "redis-cluster://127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103".into());
+    let cluster = RedisLedger::connect(&cluster_url, prefix.clone()).await?;
+    let result = bench("cluster", cluster, tasks, refreshes).await;
+    let nodes: Vec<String> =
+        cluster_url.trim_start_matches("redis-cluster://").split(',').map(|host| format!("redis://{host}")).collect();
+    delete_keys(&nodes, &prefix).await?;
     result
+}
+
+/// Deletes the keys under `prefix` on each of `nodes` (every primary of a
+/// cluster holds some).
+async fn delete_keys(nodes: &[String], prefix: &str) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    for node in nodes {
+        let mut connection =
+            token_refresh::redis::Client::open(node.as_str())?.get_multiplexed_async_connection().await?;
+        let keys: Vec<Vec<u8>> = {
+            let mut iter = connection.scan_match::<_, Vec<u8>>(format!("{prefix}*")).await?;
+            let mut keys = Vec::new();
+            while let Some(key) = iter.next_item().await {
+                keys.push(key?);
+            }
+            keys
+        };
+        // One key a command: a cluster node refuses a DEL across slots.
+        for key in keys {
+            let _: () = connection.del(key).await?;
+        }
+    }
+    Ok(())
 }
 
 fn num_cores() -> usize {

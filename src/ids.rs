@@ -105,9 +105,10 @@ id_type!(
     /// The id of one token: the `jti` claim, and the `acjti` claim of a refresh
     /// token that names the access token issued with it.
     ///
-    /// Ids the crate issues carry their session's tag (see the [module
-    /// docs](self)); [`TokenId::random`] makes an id of no session in
-    /// particular.
+    /// Ids the crate issues carry their session's tag in their first 64
+    /// free bits ([`SessionId::new_token_id`], [`TokenId::session`]), so a
+    /// verified token names its session; [`TokenId::random`] makes an id of
+    /// no session in particular.
     TokenId
 );
 

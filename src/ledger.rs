@@ -378,7 +378,8 @@ pub(crate) fn is_live(revoked: bool, absolute_expires_at: i64, refresh_expires_a
 }
 
 /// Until when a session's record must be kept: its current tokens' expiry
-/// plus leeway.
+/// plus leeway (the shared ledgers store it; the memory ledger computes it).
+#[cfg_attr(not(any(feature = "postgres", feature = "redis")), expect(dead_code, reason = "used by the shared ledgers"))]
 pub(crate) fn retain_until(pair: &PairClaims, leeway: i64) -> i64 {
     pair.refresh_expires_at.max(pair.access_expires_at).saturating_add(leeway)
 }

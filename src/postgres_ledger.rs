@@ -5,22 +5,40 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::{NoTls, Row};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{IsolationLevel, NoTls, Row};
 use uuid::Uuid;
 
 use crate::ids::{SessionId, TokenId};
 use crate::ledger::{
-    self, Decision, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionLedger, SessionView,
+    self, AccessState, Created, Decision, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionInfo,
+    SessionLedger, SessionView,
 };
 use crate::users::StoreError;
 
-/// The SQL migration creating the ledger's tables; `{schema}` stands for the
-/// configured schema name.
+/// The SQL migration creating the ledger's version-1 tables; `{schema}`
+/// stands for the configured schema name.
 pub const MIGRATION_0001: &str = include_str!("../migrations/0001_sessions.sql");
+
+/// The SQL migration to the one-row-per-session schema (version 2); run
+/// after [`MIGRATION_0001`]. `{schema}` stands for the configured schema
+/// name. Upgrading a version-1 ledger deletes its sessions: their tokens
+/// carry no session tag, so no lookup could reach them (their users log in
+/// again).
+pub const MIGRATION_0002: &str = include_str!("../migrations/0002_one_row_per_session.sql");
+
+/// Every migration, by the version it records, in the order they apply.
+const MIGRATIONS: [(i32, &str); 2] = [(1, MIGRATION_0001), (2, MIGRATION_0002)];
 
 /// The default schema name.
 pub const DEFAULT_SCHEMA: &str = "token_refresh";
+
+/// Seconds [`PostgresLedger::purge`] keeps a row past its retention: the
+/// clock skew tolerated between the instance that wrote it and the one
+/// purging (the Redis ledger keeps its keys as long past theirs).
+const PURGE_SLACK: i64 = 60;
 
 /// How to build a [`PostgresLedger`].
 ///
@@ -70,7 +88,8 @@ impl PostgresOptions {
 
     /// How long to wait to connect, or for a free pooled connection; also
     /// the server's `idle_in_transaction_session_timeout` for the ledger's
-    /// connections (a stalled rotation releases its lock after this long).
+    /// connections (a stalled transaction releases its locks after this
+    /// long).
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -89,48 +108,87 @@ impl PostgresOptions {
 pub struct Purged {
     /// Session rows.
     pub sessions: u64,
-    /// Refresh-token rows.
-    pub tokens: u64,
-    /// Revoked access-token rows.
-    pub revoked_access: u64,
 }
 
 /// The [`SessionLedger`] on PostgreSQL: one ledger shared by every
 /// instance that connects to the same database and schema.
 ///
+/// # Layout
+///
+/// One row per session in `sessions`, keyed by the [`SessionId`] (a
+/// `uuid`) that every token id of the session carries
+/// ([`TokenId::session`]). A rotation updates the row in place: the
+/// current refresh id moves to `previous_refresh_id`, the successor's ids
+/// and expiries replace the current ones. Nothing is stored per rotation,
+/// so a session is one row after any number of refreshes.
+///
 /// # How it keeps the contract
 ///
-/// - **Consume once.** A rotation is one transaction at `READ COMMITTED`:
-///   it reads the session row through the presented token's row with
-///   `SELECT … FOR UPDATE OF s`, decides exactly as [`MemoryLedger`]
-///   does, writes the outcome and commits. The row lock serialises every
-///   rotation, replay, reuse and logout of one session across all
-///   connections and processes; a waiter re-reads the row once the lock is
-///   released (PostgreSQL re-evaluates locked rows), so a second rotation
-///   of the same token sees the new generation and is reuse. Sessions do
-///   not wait on each other.
-/// - **No half rotation.** The consumed mark, the successor's token row and
-///   the revoked access token are written in that one transaction: if the
-///   connection drops before `COMMIT` the server rolls it back and the
-///   presented token is still current; if only the reply to `COMMIT` is
-///   lost, the token is consumed and its successor recorded. Either way
-///   the caller gets a [`StoreError`] (a 500).
-/// - **Logout and [`revoke_user`](SessionLedger::revoke_user)** are single
-///   statements (`UPDATE … RETURNING` feeding the access-token revocation
-///   list in the same statement), atomic on their own.
-/// - **Retention.** Rows carry `retain_until` (their token's `exp` plus
-///   leeway); nothing reads past it for a decision that matters, and
-///   [`PostgresLedger::purge`] deletes rows past it. Purging is
-///   housekeeping for a scheduler, never needed for correctness.
-/// - **No bearer material.** Ids are stored as `uuid`, expiries as unix
-///   seconds, plus the claims needed to re-sign a pair; never a token.
+/// - **Consume once, in one round trip.** A refresh is a single
+///   conditional `UPDATE … WHERE session_id = $1 AND refresh_id =
+///   $presented AND subject = $2 AND NOT revoked AND <not expired>
+///   RETURNING …`: the compare-and-swap of the current refresh id. The
+///   `UPDATE` takes the row's lock; a concurrent one of the same session
+///   waits for it and, at `READ COMMITTED`, re-evaluates its `WHERE` on the
+///   row the winner committed, whose `refresh_id` is no longer the
+///   presented one. Of any number of concurrent rotations of one token,
+///   across all connections and processes, exactly one updates the row.
+///   Sessions never wait for each other.
+/// - **Everything else decides as [`MemoryLedger`] does.** Only when the
+///   `UPDATE` matches no row (the token is not current, or the session is
+///   revoked, expired, another subject's or unknown) does the ledger open a
+///   transaction, read the row `FOR UPDATE`, apply the contract's decision
+///   (the one [`MemoryLedger`] applies) and write its outcome: one more
+///   grace replay, or the session revoked on reuse. The row lock orders it
+///   with every rotation, replay, reuse and logout of that session.
+/// - **`READ COMMITTED`, pinned.** The re-evaluation above is what `READ
+///   COMMITTED` does; a stricter level would fail the waiting rotation with
+///   a serialization error instead (a 500). [`connect`](Self::connect)
+///   sets the connections' `default_transaction_isolation` to `read
+///   committed` whatever the server, role or URL says, and every
+///   transaction the ledger opens names the level. On a pool from
+///   [`from_pool`](Self::from_pool) whose default is stricter, a
+///   single-statement write that fails to serialize (which changed
+///   nothing) runs again in a `READ COMMITTED` transaction; for a rotation,
+///   that is the transaction it falls back to anyway.
+/// - **No half rotation.** A rotation's write is one statement: the
+///   server applies it whole or not at all. If the connection drops before
+///   it commits, nothing changed and the presented token is still current;
+///   if only the reply is lost, the token is consumed and its successor
+///   recorded. Either way the caller gets a [`StoreError`] (a 500), and
+///   nothing is ever sent again after a lost connection (a retried
+///   rotation would look like reuse).
+/// - **Logins** run in one transaction that first takes a transaction-level
+///   advisory lock on the subject (`pg_advisory_xact_lock`), so that two
+///   logins of one user cannot both take the last place under the cap.
+///   One statement then revokes the user's oldest live sessions beyond
+///   the cap and inserts the new row; a taken session id (`ON CONFLICT DO
+///   NOTHING` inserting nothing) rolls it all back. `revoke_user` takes
+///   the same lock. Logout is one `UPDATE`.
+/// - **Retention.** A row carries `retain_until`: its current tokens'
+///   expiry plus leeway, never lowered. Decisions compare stored times with
+///   the `now` each call carries, never the server's clock, so a row kept
+///   longer changes nothing; [`PostgresLedger::purge`] deletes rows 60 s
+///   past their retention (slack for clock skew between instances).
+///   Purging bounds the table's size; correctness never needs it.
+/// - **No bearer material.** Ids are stored as `uuid`, times as unix
+///   seconds, plus the claims needed to re-sign the current pair; never a
+///   token.
 ///
 /// # Schema
 ///
-/// `migrations/0001_sessions.sql`, shipped in the crate, creates the tables
-/// in a configurable schema (default `token_refresh`).
-/// [`PostgresLedger::migrate`] applies it idempotently (under an advisory
-/// lock, so several instances may call it at start).
+/// `migrations/0001_sessions.sql` and `migrations/0002_one_row_per_session.sql`
+/// ([`MIGRATION_0001`], [`MIGRATION_0002`]), shipped in the crate, create
+/// the table in a configurable schema (default `token_refresh`). Its
+/// indexes (the key, and `(subject, created_at, login_seq)` for a user's
+/// sessions) cover no column a rotation changes, so a rotation is a HOT
+/// update: the new row version goes in the same page and no index entry
+/// is written.
+///
+/// [`PostgresLedger::migrate`] applies those not yet recorded, in one
+/// transaction under an advisory lock, so several instances may call it at
+/// start. Upgrading from version 1 logs every user out; see
+/// [`MIGRATION_0002`].
 ///
 /// # Use
 ///
@@ -166,19 +224,15 @@ impl PostgresLedger {
     /// answers. Fails when the server is unreachable, so a service learns at
     /// start, not at its first refresh. Does not create tables: call
     /// [`migrate`](Self::migrate).
+    ///
+    /// The connections run at `READ COMMITTED` (`-c
+    /// default_transaction_isolation`, after any `options` in `url`, so it
+    /// wins over them), with `idle_in_transaction_session_timeout` set to
+    /// [`PostgresOptions::timeout`].
     pub async fn connect(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
         let mut config: tokio_postgres::Config = url.parse().map_err(StoreError::new)?;
         config.connect_timeout(options.timeout);
-        // A rotation holds its session's row lock for a few round trips. If
-        // the service hangs or the network partitions mid-transaction, the
-        // server ends the transaction (rolling it back) after this long, so
-        // the session's other refreshes do not wait for TCP keepalive.
-        let idle = format!("-c idle_in_transaction_session_timeout={}", options.timeout.as_millis());
-        let server_options = match config.get_options() {
-            Some(given) => format!("{given} {idle}"),
-            None => idle,
-        };
-        config.options(&server_options);
+        config.options(server_options(config.get_options(), options.timeout));
         let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(options.pool_size)
@@ -194,7 +248,9 @@ impl PostgresLedger {
     }
 
     /// A ledger on an existing pool (for TLS, or a pool the service shares).
-    /// Does not connect.
+    /// Does not connect. Its connections should run at `READ COMMITTED`,
+    /// PostgreSQL's default (see the type's docs for what happens when they
+    /// do not).
     pub fn from_pool(pool: Pool, options: PostgresOptions) -> Result<Self, StoreError> {
         let sql = Statements::new(&options.schema)?;
         Ok(Self { pool, sql: Arc::new(sql) })
@@ -212,45 +268,74 @@ impl PostgresLedger {
 
     /// Checks the server answers a query.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let client = self.pool.get().await.map_err(StoreError::new)?;
+        let client = self.client().await?;
         client.simple_query("SELECT 1").await.map_err(StoreError::new)?;
         Ok(())
     }
 
-    /// Creates the schema and tables if they are missing
-    /// ([`MIGRATION_0001`]). Idempotent, and safe to run from several
-    /// instances at once: it runs in one transaction under an advisory lock.
+    /// Creates or upgrades the schema: applies the migrations
+    /// ([`MIGRATION_0001`], [`MIGRATION_0002`]) not yet recorded in its
+    /// `migrations` table, in order. Idempotent, and safe to run from
+    /// several instances at once: it runs in one transaction under an
+    /// advisory lock. Once the schema is current it changes nothing (and
+    /// takes no table lock).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let client = self.pool.get().await.map_err(StoreError::new)?;
-        let script = format!(
-            "BEGIN; SELECT pg_advisory_xact_lock(hashtext('token_refresh.migrate.{schema}')); {body} COMMIT;",
-            schema = self.sql.schema,
-            body = MIGRATION_0001.replace("{schema}", &self.sql.schema),
-        );
-        client.batch_execute(&script).await.map_err(StoreError::new)
+        let schema = &self.sql.schema;
+        let mut client = self.client().await?;
+        let transaction = read_committed(&mut client).await?;
+        let lock = format!("SELECT pg_advisory_xact_lock(hashtext('token_refresh.migrate.{schema}'))");
+        transaction.batch_execute(&lock).await.map_err(StoreError::new)?;
+        // Read after the lock, so it sees what an instance that held it
+        // before committed.
+        let recorded = transaction
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&format!("{schema}.migrations")])
+            .await
+            .map_err(StoreError::new)?;
+        let applied: i32 = if get(&recorded, 0)? {
+            let sql = format!("SELECT COALESCE(max(version), 0) FROM {schema}.migrations");
+            let row = transaction.query_one(&sql, &[]).await.map_err(StoreError::new)?;
+            get(&row, 0)?
+        } else {
+            0
+        };
+        for (version, body) in MIGRATIONS {
+            if version > applied {
+                transaction.batch_execute(&body.replace("{schema}", schema)).await.map_err(StoreError::new)?;
+            }
+        }
+        transaction.commit().await.map_err(StoreError::new)
     }
 
-    /// Deletes every row whose retention ended at `now` (unix seconds):
-    /// consumed tokens past their `exp` plus leeway, sessions past their
-    /// last refresh expiry, access revocations past the access token's
-    /// expiry. Run it from a scheduler (say hourly); the ledger is correct
-    /// without it, it only bounds the tables' size.
+    /// Deletes the sessions whose retention ended 60 s before `now` (unix
+    /// seconds): their current tokens expired, plus the session's leeway,
+    /// plus slack for clock skew between instances. Run it from a
+    /// scheduler (say hourly); the ledger is correct without it, it only
+    /// bounds the table's size. It scans the table: `retain_until` has no
+    /// index, so that rotations stay HOT updates (see the type's docs).
     pub async fn purge(&self, now: i64) -> Result<Purged, StoreError> {
-        let client = self.pool.get().await.map_err(StoreError::new)?;
-        let tokens = client.execute(&self.sql.purge_tokens, &[&now]).await.map_err(StoreError::new)?;
-        let sessions = client.execute(&self.sql.purge_sessions, &[&now]).await.map_err(StoreError::new)?;
-        let revoked_access = client.execute(&self.sql.purge_access, &[&now]).await.map_err(StoreError::new)?;
-        Ok(Purged { sessions, tokens, revoked_access })
+        let mut client = self.client().await?;
+        let rows = query_pinned(&mut client, &self.sql.purge, &[&now.saturating_sub(PURGE_SLACK)]).await?;
+        let sessions = rows.first().map(|row| get::<i64>(row, 0)).transpose()?.unwrap_or(0);
+        Ok(Purged { sessions: u64::try_from(sessions).map_err(StoreError::new)? })
     }
 
-    async fn create_now(&self, new: &NewSession) -> Result<(), StoreError> {
-        let client = self.pool.get().await.map_err(StoreError::new)?;
-        let statement = client.prepare_cached(&self.sql.create).await.map_err(StoreError::new)?;
+    async fn client(&self) -> Result<Object, StoreError> {
+        self.pool.get().await.map_err(StoreError::new)
+    }
+
+    async fn create_now(&self, new: &NewSession) -> Result<Created, StoreError> {
+        ledger::check_pair_ids(new.session, &new.pair)?;
         let pair = &new.pair;
-        let retain_until = pair.refresh_expires_at.saturating_add(new.leeway);
-        client
-            .execute(
-                &statement,
+        let keep = i64::from(new.max_sessions_per_user.max(1)).saturating_sub(1);
+        let retain_until = ledger::retain_until(pair, new.leeway);
+        let mut client = self.client().await?;
+        let lock = client.prepare_cached(&self.sql.lock_user).await.map_err(StoreError::new)?;
+        let create = client.prepare_cached(&self.sql.create).await.map_err(StoreError::new)?;
+        let transaction = read_committed(&mut client).await?;
+        transaction.execute(&lock, &[&pair.subject]).await.map_err(StoreError::new)?;
+        let row = transaction
+            .query_one(
+                &create,
                 &[
                     new.session.as_uuid(),
                     &pair.subject,
@@ -262,102 +347,149 @@ impl PostgresLedger {
                     &pair.refresh_expires_at,
                     &new.absolute_expires_at,
                     &new.created_at,
+                    &new.leeway,
                     &retain_until,
+                    &keep,
                 ],
             )
             .await
             .map_err(StoreError::new)?;
-        Ok(())
+        if !get::<bool>(&row, 0)? {
+            // The evictions go too.
+            transaction.rollback().await.map_err(StoreError::new)?;
+            return Err(StoreError::new("session id already taken"));
+        }
+        let evicted: Vec<Uuid> = get(&row, 1)?;
+        transaction.commit().await.map_err(StoreError::new)?;
+        Ok(Created::evicting(evicted.iter().map(|id| SessionId::from_bytes(*id.as_bytes())).collect()))
     }
 
     async fn rotate_now(&self, request: &RotationRequest) -> Result<Rotation, StoreError> {
-        let mut client = self.pool.get().await.map_err(StoreError::new)?;
+        ledger::check_successor(request)?;
+        let session = request.presented.session();
+        let params = RotateParams::new(session, request);
+        let mut client = self.client().await?;
+        let rotate = client.prepare_cached(&self.sql.rotate).await.map_err(StoreError::new)?;
+        // The common case: the presented token is current. One statement,
+        // its own transaction.
+        match client.query_opt(&rotate, &params.as_params()).await {
+            Ok(Some(row)) => return rotated(session, request, &row),
+            // Not current, or no such live session: decide below.
+            Ok(None) => {}
+            // A stricter default isolation than ours on a pool from
+            // `from_pool`: the statement changed nothing; decide below, at
+            // READ COMMITTED.
+            Err(error) if must_retry(&error) => {}
+            Err(error) => return Err(StoreError::new(error)),
+        }
+        self.rotate_locked(&mut client, session, request, &params).await
+    }
+
+    /// The rotation's slow path: reads the session row under its lock,
+    /// applies the contract's decision and writes it, in one transaction.
+    async fn rotate_locked(
+        &self,
+        client: &mut Object,
+        session: SessionId,
+        request: &RotationRequest,
+        params: &RotateParams<'_>,
+    ) -> Result<Rotation, StoreError> {
         let select = client.prepare_cached(&self.sql.select_for_update).await.map_err(StoreError::new)?;
-        let transaction = client.transaction().await.map_err(StoreError::new)?;
-        let row = transaction.query_opt(&select, &[request.presented.as_uuid()]).await.map_err(StoreError::new)?;
+        let transaction = read_committed(client).await?;
+        let row = transaction.query_opt(&select, &[session.as_uuid()]).await.map_err(StoreError::new)?;
         let Some(row) = row else {
             transaction.rollback().await.map_err(StoreError::new)?;
             return Ok(Rotation::Unknown);
         };
-        let state = SessionState::from_row(&row)?;
-        let (outcome, write) = decide(&state, request);
-        match write {
-            // Ends the transaction at once, releasing the row lock.
-            Write::Nothing => {}
-            Write::Rotate { pair, generation, token_retain_until, session_retain_until, revoke_access } => {
-                let write = transaction.prepare_cached(&self.sql.write_rotated).await.map_err(StoreError::new)?;
-                let generation = to_db_generation(generation)?;
-                let (revoke, access, until) = listing(revoke_access, pair.access_id);
-                transaction
-                    .execute(
-                        &write,
-                        &[
-                            state.session.as_uuid(),
-                            &pair.subject,
-                            &pair.account,
-                            &pair.role,
-                            pair.access_id.as_uuid(),
-                            &pair.access_expires_at,
-                            pair.refresh_id.as_uuid(),
-                            &pair.refresh_expires_at,
-                            &generation,
-                            &request.now,
-                            &session_retain_until,
-                            &token_retain_until,
-                            access.as_uuid(),
-                            &until,
-                            &revoke,
-                        ],
-                    )
-                    .await
-                    .map_err(StoreError::new)?;
+        let record = Record::from_row(&row)?;
+        let outcome = match ledger::decide(&record.view(request), request) {
+            Decision::Unknown => Rotation::Unknown,
+            Decision::Revoked => Rotation::Revoked { session },
+            Decision::Expired => Rotation::Expired { session },
+            // Current after all (the first statement failed to serialize
+            // under a stricter isolation, or the session was created since
+            // it ran): the same conditional write, the row now locked.
+            Decision::Rotate { .. } => {
+                let rotate = transaction.prepare_cached(&self.sql.rotate).await.map_err(StoreError::new)?;
+                let row = transaction.query_opt(&rotate, &params.as_params()).await.map_err(StoreError::new)?;
+                let row = row.ok_or_else(|| StoreError::new("the session row changed under its lock"))?;
+                rotated(session, request, &row)?
             }
-            Write::Replayed { replays } => {
-                let update = transaction.prepare_cached(&self.sql.write_replays).await.map_err(StoreError::new)?;
-                let replays = i32::try_from(replays).map_err(StoreError::new)?;
-                transaction.execute(&update, &[state.session.as_uuid(), &replays]).await.map_err(StoreError::new)?;
+            Decision::Replay { replay } => {
+                let write = transaction.prepare_cached(&self.sql.write_replays).await.map_err(StoreError::new)?;
+                let replays = i32::try_from(replay).map_err(StoreError::new)?;
+                transaction.execute(&write, &[session.as_uuid(), &replays]).await.map_err(StoreError::new)?;
+                Rotation::Replayed { session, generation: record.generation, pair: record.pair, replay }
             }
-            Write::Revoke { revoke_access } => {
+            Decision::Reuse { presented_generation } => {
                 let write = transaction.prepare_cached(&self.sql.write_revoked).await.map_err(StoreError::new)?;
-                let (revoke, access, until) = listing(revoke_access, state.pair.access_id);
-                transaction
-                    .execute(&write, &[state.session.as_uuid(), access.as_uuid(), &until, &revoke])
-                    .await
-                    .map_err(StoreError::new)?;
+                transaction.execute(&write, &[session.as_uuid()]).await.map_err(StoreError::new)?;
+                Rotation::Reused { session, presented_generation, current_generation: record.generation }
             }
-        }
+        };
+        // Also ends the read-only outcomes, releasing the row lock.
         transaction.commit().await.map_err(StoreError::new)?;
         Ok(outcome)
     }
 
-    async fn revoke_now(&self, presented: TokenId, now: i64) -> Result<Revocation, StoreError> {
-        let client = self.pool.get().await.map_err(StoreError::new)?;
-        let statement = client.prepare_cached(&self.sql.revoke).await.map_err(StoreError::new)?;
-        let row = client.query_opt(&statement, &[presented.as_uuid(), &now]).await.map_err(StoreError::new)?;
-        let Some(row) = row else { return Ok(Revocation::Unknown) };
-        let session = SessionId::from_bytes(*get::<Uuid>(&row, 0)?.as_bytes());
-        let revoked_now: bool = get(&row, 1)?;
-        Ok(if revoked_now { Revocation::Revoked { session } } else { Revocation::AlreadyRevoked { session } })
+    async fn revoke_session_now(&self, subject: &str, session: SessionId) -> Result<Revocation, StoreError> {
+        let mut client = self.client().await?;
+        let rows = query_pinned(&mut client, &self.sql.revoke_session, &[session.as_uuid(), &subject]).await?;
+        let row = rows.first().ok_or_else(|| StoreError::new("logout returned no row"))?;
+        let (revoked_now, known): (bool, bool) = (get(row, 0)?, get(row, 1)?);
+        Ok(match (revoked_now, known) {
+            (true, _) => Revocation::Revoked { session },
+            (false, true) => Revocation::AlreadyRevoked { session },
+            (false, false) => Revocation::Unknown,
+        })
     }
 
     async fn revoke_user_now(&self, subject: &str, now: i64) -> Result<u64, StoreError> {
-        let client = self.pool.get().await.map_err(StoreError::new)?;
-        let statement = client.prepare_cached(&self.sql.revoke_user).await.map_err(StoreError::new)?;
-        let row = client.query_one(&statement, &[&subject, &now]).await.map_err(StoreError::new)?;
-        let count: i64 = get(&row, 0)?;
-        u64::try_from(count).map_err(StoreError::new)
+        let mut client = self.client().await?;
+        let lock = client.prepare_cached(&self.sql.lock_user).await.map_err(StoreError::new)?;
+        let revoke = client.prepare_cached(&self.sql.revoke_user).await.map_err(StoreError::new)?;
+        let transaction = read_committed(&mut client).await?;
+        // Ordered with the user's logins (each may evict some of the same
+        // rows), so the two never deadlock.
+        transaction.execute(&lock, &[&subject]).await.map_err(StoreError::new)?;
+        let revoked = transaction.execute(&revoke, &[&subject, &now]).await.map_err(StoreError::new)?;
+        transaction.commit().await.map_err(StoreError::new)?;
+        Ok(revoked)
     }
 
-    async fn is_access_revoked_now(&self, access_id: TokenId, now: i64) -> Result<bool, StoreError> {
-        let client = self.pool.get().await.map_err(StoreError::new)?;
-        let statement = client.prepare_cached(&self.sql.is_access_revoked).await.map_err(StoreError::new)?;
-        let row = client.query_one(&statement, &[access_id.as_uuid(), &now]).await.map_err(StoreError::new)?;
-        get(&row, 0)
+    async fn sessions_now(&self, subject: &str, now: i64) -> Result<Vec<SessionInfo>, StoreError> {
+        let client = self.client().await?;
+        let list = client.prepare_cached(&self.sql.sessions).await.map_err(StoreError::new)?;
+        let rows = client.query(&list, &[&subject, &now]).await.map_err(StoreError::new)?;
+        rows.iter()
+            .map(|row| {
+                Ok(SessionInfo::new(
+                    SessionId::from_bytes(*get::<Uuid>(row, 0)?.as_bytes()),
+                    get(row, 1)?,
+                    get(row, 2)?,
+                    from_db_generation(get(row, 3)?)?,
+                    get(row, 4)?,
+                    get(row, 5)?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn access_state_now(&self, subject: &str, access_id: TokenId) -> Result<AccessState, StoreError> {
+        let client = self.client().await?;
+        let select = client.prepare_cached(&self.sql.access_state).await.map_err(StoreError::new)?;
+        let session = access_id.session();
+        let row = client.query_opt(&select, &[session.as_uuid(), &subject]).await.map_err(StoreError::new)?;
+        Ok(match row {
+            None => AccessState::Revoked,
+            Some(row) if get::<Uuid>(&row, 0)? == *access_id.as_uuid() => AccessState::Current,
+            Some(_) => AccessState::Superseded,
+        })
     }
 }
 
 impl SessionLedger for PostgresLedger {
-    fn create(&self, session: &NewSession) -> impl Future<Output = Result<(), StoreError>> + Send {
+    fn create(&self, session: &NewSession) -> impl Future<Output = Result<Created, StoreError>> + Send {
         self.create_now(session)
     }
 
@@ -365,38 +497,165 @@ impl SessionLedger for PostgresLedger {
         self.rotate_now(request)
     }
 
-    fn revoke(&self, presented: TokenId, now: i64) -> impl Future<Output = Result<Revocation, StoreError>> + Send {
-        self.revoke_now(presented, now)
+    fn revoke_session(
+        &self,
+        subject: &str,
+        session: SessionId,
+        _now: i64,
+    ) -> impl Future<Output = Result<Revocation, StoreError>> + Send {
+        self.revoke_session_now(subject, session)
     }
 
     fn revoke_user(&self, subject: &str, now: i64) -> impl Future<Output = Result<u64, StoreError>> + Send {
         self.revoke_user_now(subject, now)
     }
 
-    fn is_access_revoked(&self, access_id: TokenId, now: i64) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        self.is_access_revoked_now(access_id, now)
+    fn sessions(&self, subject: &str, now: i64) -> impl Future<Output = Result<Vec<SessionInfo>, StoreError>> + Send {
+        self.sessions_now(subject, now)
     }
+
+    fn access_state(
+        &self,
+        subject: &str,
+        access_id: TokenId,
+        _now: i64,
+    ) -> impl Future<Output = Result<AccessState, StoreError>> + Send {
+        self.access_state_now(subject, access_id)
+    }
+}
+
+/// The server options of [`PostgresLedger::connect`]'s connections: the
+/// URL's own, then ours (later `-c` settings win).
+fn server_options(given: Option<&str>, timeout: Duration) -> String {
+    // A rotation or login that stalls mid-transaction (service hung,
+    // network partitioned) is ended by the server after this long, rolling
+    // it back and releasing its locks, rather than after TCP keepalive.
+    // The isolation level is the one the ledger's design rests on (see
+    // `PostgresLedger`); the space is escaped as libpq's `options` wants.
+    let ours = format!(
+        "-c idle_in_transaction_session_timeout={} -c default_transaction_isolation=read\\ committed",
+        timeout.as_millis()
+    );
+    match given {
+        Some(given) if !given.trim().is_empty() => format!("{given} {ours}"),
+        _ => ours,
+    }
+}
+
+/// Starts a transaction at `READ COMMITTED`, whatever the connection's
+/// default.
+async fn read_committed(client: &mut Object) -> Result<deadpool_postgres::Transaction<'_>, StoreError> {
+    client.build_transaction().isolation_level(IsolationLevel::ReadCommitted).start().await.map_err(StoreError::new)
+}
+
+/// Whether a statement failed only because the connection's isolation is
+/// stricter than `READ COMMITTED` (or a deadlock was broken): it changed
+/// nothing, and runs again safely at `READ COMMITTED`.
+fn must_retry(error: &tokio_postgres::Error) -> bool {
+    error
+        .code()
+        .is_some_and(|code| *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED)
+}
+
+/// Runs one idempotent statement on its own (one round trip); if it failed
+/// only to serialize, runs it again in a `READ COMMITTED` transaction.
+async fn query_pinned(client: &mut Object, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
+    let statement = client.prepare_cached(sql).await.map_err(StoreError::new)?;
+    match client.query(&statement, params).await {
+        Err(error) if must_retry(&error) => {
+            let transaction = read_committed(client).await?;
+            let rows = transaction.query(&statement, params).await.map_err(StoreError::new)?;
+            transaction.commit().await.map_err(StoreError::new)?;
+            Ok(rows)
+        }
+        other => other.map_err(StoreError::new),
+    }
+}
+
+/// The parameters of [`Statements::rotate`].
+struct RotateParams<'a> {
+    session: Uuid,
+    presented: &'a Uuid,
+    subject: &'a str,
+    now: i64,
+    /// `now − leeway`: the current refresh token is still valid while its
+    /// `exp` is after this (`now < exp + leeway`, without overflow).
+    idle_bound: i64,
+    refresh_id: &'a Uuid,
+    access_id: &'a Uuid,
+    account: &'a str,
+    role: &'a str,
+    access_expires_at: i64,
+    refresh_expires_at: i64,
+    leeway: i64,
+}
+
+impl<'a> RotateParams<'a> {
+    fn new(session: SessionId, request: &'a RotationRequest) -> Self {
+        let successor = &request.successor;
+        Self {
+            session: *session.as_uuid(),
+            presented: request.presented.as_uuid(),
+            subject: &request.subject,
+            now: request.now,
+            idle_bound: request.now.saturating_sub(request.leeway),
+            refresh_id: successor.refresh_id.as_uuid(),
+            access_id: successor.access_id.as_uuid(),
+            account: &successor.account,
+            role: &successor.role,
+            access_expires_at: successor.access_expires_at,
+            refresh_expires_at: successor.refresh_expires_at,
+            leeway: request.leeway,
+        }
+    }
+
+    fn as_params(&self) -> [&(dyn ToSql + Sync); 12] {
+        [
+            &self.session,
+            self.presented,
+            &self.subject,
+            &self.now,
+            &self.idle_bound,
+            self.refresh_id,
+            self.access_id,
+            &self.account,
+            &self.role,
+            &self.access_expires_at,
+            &self.refresh_expires_at,
+            &self.leeway,
+        ]
+    }
+}
+
+/// A `Rotated` answer from the row the rotation statement returned.
+fn rotated(session: SessionId, request: &RotationRequest, row: &Row) -> Result<Rotation, StoreError> {
+    let generation = from_db_generation(get(row, 0)?)?;
+    let refresh_expires_at = get(row, 1)?;
+    let pair = PairClaims { refresh_expires_at, ..request.successor.clone() };
+    Ok(Rotation::Rotated { session, generation, pair })
 }
 
 /// The SQL of every statement, with the schema filled in.
 struct Statements {
     schema: String,
+    lock_user: String,
     create: String,
+    rotate: String,
     select_for_update: String,
-    write_rotated: String,
     write_replays: String,
     write_revoked: String,
-    revoke: String,
+    revoke_session: String,
     revoke_user: String,
-    is_access_revoked: String,
-    purge_tokens: String,
-    purge_sessions: String,
-    purge_access: String,
+    sessions: String,
+    access_state: String,
+    purge: String,
 }
 
-/// Upserts an access revocation, never shortening one already listed.
-const UPSERT_ACCESS: &str = "ON CONFLICT (access_id) DO UPDATE \
-     SET revoked_until = GREATEST(revoked_access.revoked_until, EXCLUDED.revoked_until)";
+/// The `WHERE` condition of a live session at `$now` (see the
+/// [contract](crate::ledger)).
+fn live(now: &str) -> String {
+    format!("NOT revoked AND {now} < absolute_expires_at AND {now} < refresh_expires_at + leeway")
+}
 
 impl Statements {
     fn new(schema: &str) -> Result<Self, StoreError> {
@@ -408,84 +667,93 @@ impl Statements {
         let s = schema;
         Ok(Self {
             schema: s.to_owned(),
-            // One statement: the session and its first token, or neither.
+            // Serialises the logins (and `revoke_user`) of one subject, in
+            // this schema, until the transaction ends.
+            lock_user: format!("SELECT pg_advisory_xact_lock(hashtextextended('token_refresh.user.{s}.' || $1, 0))"),
+            // One statement, under the user's lock: revoke the oldest live
+            // sessions beyond the newest `$13` (cap − 1), insert the new
+            // row. Answers whether it was inserted (not if the id is taken)
+            // and the evicted ids, oldest first.
             create: format!(
-                "WITH session AS (
+                "WITH evicted AS (
+                    UPDATE {s}.sessions SET revoked = true
+                    WHERE NOT revoked AND session_id IN (
+                        SELECT session_id FROM {s}.sessions
+                        WHERE subject = $2 AND {live}
+                        ORDER BY created_at DESC, login_seq DESC
+                        OFFSET $13)
+                    RETURNING session_id, created_at, login_seq),
+                 inserted AS (
                     INSERT INTO {s}.sessions (session_id, subject, account, role, access_id, access_expires_at,
-                        refresh_id, refresh_expires_at, generation, absolute_expires_at, rotated_at, replays,
-                        revoked, retain_until)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, 0, false, $11))
-                 INSERT INTO {s}.tokens (token_id, session_id, generation, retain_until) VALUES ($7, $1, 0, $11)"
+                        refresh_id, refresh_expires_at, previous_refresh_id, generation, absolute_expires_at,
+                        created_at, rotated_at, replays, revoked, leeway, retain_until)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, 0, $9, $10, $10, 0, false, $11, $12)
+                    ON CONFLICT (session_id) DO NOTHING
+                    RETURNING 1)
+                 SELECT EXISTS (SELECT 1 FROM inserted),
+                    COALESCE((SELECT array_agg(session_id ORDER BY created_at, login_seq) FROM evicted),
+                        ARRAY[]::uuid[])",
+                live = live("$10"),
+            ),
+            // The compare-and-swap of the current refresh id, with the
+            // successor recorded, in one statement (see `PostgresLedger`).
+            // The conditions are `ledger::decide`'s for `Rotate`; the
+            // successor's refresh expiry is capped at the absolute expiry,
+            // and the retention is `ledger::retain_until` of the capped
+            // pair with the larger of the request's and the session's
+            // leeway, never lowered. `SET` expressions read the row as it
+            // was.
+            rotate: format!(
+                "UPDATE {s}.sessions SET
+                    previous_refresh_id = refresh_id,
+                    refresh_id = $6,
+                    access_id = $7,
+                    account = $8,
+                    role = $9,
+                    access_expires_at = $10,
+                    refresh_expires_at = LEAST($11, absolute_expires_at),
+                    generation = generation + 1,
+                    rotated_at = $4,
+                    replays = 0,
+                    retain_until = GREATEST(retain_until,
+                        GREATEST(LEAST($11, absolute_expires_at), $10) + GREATEST(leeway, $12))
+                 WHERE session_id = $1 AND refresh_id = $2 AND subject = $3 AND NOT revoked
+                    AND $4 < absolute_expires_at AND refresh_expires_at > $5
+                 RETURNING generation, refresh_expires_at"
             ),
             select_for_update: format!(
-                "SELECT s.session_id, t.generation, s.subject, s.account, s.role, s.access_id, s.access_expires_at,
-                        s.refresh_id, s.refresh_expires_at, s.generation, s.absolute_expires_at, s.rotated_at,
-                        s.replays, s.revoked, s.retain_until
-                 FROM {s}.tokens t JOIN {s}.sessions s ON s.session_id = t.session_id
-                 WHERE t.token_id = $1
-                 FOR UPDATE OF s"
-            ),
-            // The writes of a rotation, one statement (one round trip): the
-            // new session state, the successor's token row, and (when $15)
-            // the consumed pair's access token on the revocation list.
-            write_rotated: format!(
-                "WITH rotated AS (
-                    UPDATE {s}.sessions SET subject = $2, account = $3, role = $4, access_id = $5,
-                        access_expires_at = $6, refresh_id = $7, refresh_expires_at = $8, generation = $9,
-                        rotated_at = $10, replays = 0, retain_until = $11
-                    WHERE session_id = $1),
-                 successor AS (
-                    INSERT INTO {s}.tokens (token_id, session_id, generation, retain_until) VALUES ($7, $1, $9, $12))
-                 INSERT INTO {s}.revoked_access AS revoked_access (access_id, revoked_until)
-                 SELECT $13::uuid, $14::bigint WHERE $15::boolean
-                 {UPSERT_ACCESS}"
+                "SELECT subject, account, role, access_id, access_expires_at, refresh_id, refresh_expires_at,
+                    previous_refresh_id, generation, absolute_expires_at, rotated_at, replays, revoked
+                 FROM {s}.sessions WHERE session_id = $1
+                 FOR UPDATE"
             ),
             write_replays: format!("UPDATE {s}.sessions SET replays = $2 WHERE session_id = $1"),
-            // Reuse: the session revoked and (when $4) its current access
-            // token listed, one statement.
-            write_revoked: format!(
-                "WITH revoked AS (UPDATE {s}.sessions SET revoked = true WHERE session_id = $1)
-                 INSERT INTO {s}.revoked_access AS revoked_access (access_id, revoked_until)
-                 SELECT $2::uuid, $3::bigint WHERE $4::boolean
-                 {UPSERT_ACCESS}"
-            ),
-            // One statement: lock the session through the token, mark it
-            // revoked unless it was, and list its access token until its
-            // exp plus the session's leeway. The second column says whether
-            // this call did the revoking.
-            revoke: format!(
-                "WITH target AS (
-                    SELECT s.session_id FROM {s}.tokens t JOIN {s}.sessions s ON s.session_id = t.session_id
-                    WHERE t.token_id = $1 FOR UPDATE OF s),
-                 revoked AS (
-                    UPDATE {s}.sessions s SET revoked = true FROM target
-                    WHERE s.session_id = target.session_id AND NOT s.revoked
-                    RETURNING s.access_id,
-                        s.access_expires_at + GREATEST(s.retain_until - s.refresh_expires_at, 0) AS until),
-                 listed AS (
-                    INSERT INTO {s}.revoked_access AS revoked_access (access_id, revoked_until)
-                    SELECT access_id, until FROM revoked WHERE until > $2
-                    {UPSERT_ACCESS})
-                 SELECT target.session_id, EXISTS (SELECT 1 FROM revoked) FROM target"
-            ),
-            revoke_user: format!(
+            write_revoked: format!("UPDATE {s}.sessions SET revoked = true WHERE session_id = $1"),
+            // Whether this call revoked the session, and whether the
+            // subject has it at all. The `UPDATE` waits for a concurrent
+            // writer of the row and re-checks `NOT revoked` on its result.
+            revoke_session: format!(
                 "WITH revoked AS (
-                    UPDATE {s}.sessions s SET revoked = true
-                    WHERE s.subject = $1 AND NOT s.revoked
-                    RETURNING s.access_id,
-                        s.access_expires_at + GREATEST(s.retain_until - s.refresh_expires_at, 0) AS until),
-                 listed AS (
-                    INSERT INTO {s}.revoked_access AS revoked_access (access_id, revoked_until)
-                    SELECT access_id, until FROM revoked WHERE until > $2
-                    {UPSERT_ACCESS})
-                 SELECT count(*) FROM revoked"
+                    UPDATE {s}.sessions SET revoked = true
+                    WHERE session_id = $1 AND subject = $2 AND NOT revoked
+                    RETURNING 1)
+                 SELECT EXISTS (SELECT 1 FROM revoked),
+                    EXISTS (SELECT 1 FROM {s}.sessions WHERE session_id = $1 AND subject = $2)"
             ),
-            is_access_revoked: format!(
-                "SELECT EXISTS (SELECT 1 FROM {s}.revoked_access WHERE access_id = $1 AND revoked_until > $2)"
+            revoke_user: format!("UPDATE {s}.sessions SET revoked = true WHERE subject = $1 AND {}", live("$2")),
+            sessions: format!(
+                "SELECT session_id, created_at, rotated_at, generation, refresh_expires_at, absolute_expires_at
+                 FROM {s}.sessions WHERE subject = $1 AND {}
+                 ORDER BY created_at, login_seq",
+                live("$2")
             ),
-            purge_tokens: format!("DELETE FROM {s}.tokens WHERE retain_until <= $1"),
-            purge_sessions: format!("DELETE FROM {s}.sessions WHERE retain_until <= $1"),
-            purge_access: format!("DELETE FROM {s}.revoked_access WHERE revoked_until <= $1"),
+            access_state: format!(
+                "SELECT access_id FROM {s}.sessions WHERE session_id = $1 AND subject = $2 AND NOT revoked"
+            ),
+            purge: format!(
+                "WITH purged AS (DELETE FROM {s}.sessions WHERE retain_until <= $1 RETURNING 1)
+                 SELECT count(*) FROM purged"
+            ),
         })
     }
 }
@@ -496,115 +764,53 @@ fn valid_schema(name: &str) -> bool {
     first_ok && name.len() <= 63 && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
-/// A session row as read under its lock, with the presented token's
-/// generation.
-struct SessionState {
-    session: SessionId,
-    token_generation: u64,
+/// A session row as the slow path reads it under its lock.
+struct Record {
+    /// The current pair.
     pair: PairClaims,
+    previous_refresh_id: Option<TokenId>,
     generation: u64,
     absolute_expires_at: i64,
     rotated_at: i64,
     replays: u32,
     revoked: bool,
-    retain_until: i64,
 }
 
-impl SessionState {
+impl Record {
     fn from_row(row: &Row) -> Result<Self, StoreError> {
+        let token = |index| get::<Uuid>(row, index).map(|id| TokenId::from_bytes(*id.as_bytes()));
         Ok(Self {
-            session: SessionId::from_bytes(*get::<Uuid>(row, 0)?.as_bytes()),
-            token_generation: from_db_generation(get(row, 1)?)?,
             pair: PairClaims {
-                subject: get(row, 2)?,
-                account: get(row, 3)?,
-                role: get(row, 4)?,
-                access_id: TokenId::from_bytes(*get::<Uuid>(row, 5)?.as_bytes()),
-                access_expires_at: get(row, 6)?,
-                refresh_id: TokenId::from_bytes(*get::<Uuid>(row, 7)?.as_bytes()),
-                refresh_expires_at: get(row, 8)?,
+                subject: get(row, 0)?,
+                account: get(row, 1)?,
+                role: get(row, 2)?,
+                access_id: token(3)?,
+                access_expires_at: get(row, 4)?,
+                refresh_id: token(5)?,
+                refresh_expires_at: get(row, 6)?,
             },
-            generation: from_db_generation(get(row, 9)?)?,
-            absolute_expires_at: get(row, 10)?,
-            rotated_at: get(row, 11)?,
-            replays: u32::try_from(get::<i32>(row, 12)?).map_err(StoreError::new)?,
-            revoked: get(row, 13)?,
-            retain_until: get(row, 14)?,
+            previous_refresh_id: get::<Option<Uuid>>(row, 7)?.map(|id| TokenId::from_bytes(*id.as_bytes())),
+            generation: from_db_generation(get(row, 8)?)?,
+            absolute_expires_at: get(row, 9)?,
+            rotated_at: get(row, 10)?,
+            replays: u32::try_from(get::<i32>(row, 11)?).map_err(StoreError::new)?,
+            revoked: get(row, 12)?,
         })
     }
-}
 
-/// What a rotation writes back.
-enum Write {
-    Nothing,
-    Rotate {
-        pair: PairClaims,
-        generation: u64,
-        token_retain_until: i64,
-        session_retain_until: i64,
-        revoke_access: Option<(TokenId, i64)>,
-    },
-    Replayed {
-        replays: u32,
-    },
-    Revoke {
-        revoke_access: Option<(TokenId, i64)>,
-    },
-}
-
-/// The contract's decision ([`crate::ledger::decide`]) for the locked row,
-/// and the write that applies it.
-fn decide(state: &SessionState, request: &RotationRequest) -> (Rotation, Write) {
-    let session = state.session;
-    let view = SessionView {
-        subject_matches: state.pair.subject == request.subject,
-        revoked: state.revoked,
-        absolute_expires_at: state.absolute_expires_at,
-        generation: state.generation,
-        presented_generation: state.token_generation,
-        refresh_expires_at: state.pair.refresh_expires_at,
-        access_id: state.pair.access_id,
-        access_expires_at: state.pair.access_expires_at,
-        rotated_at: state.rotated_at,
-        replays: state.replays,
-    };
-    match ledger::decide(&view, request) {
-        Decision::Unknown => (Rotation::Unknown, Write::Nothing),
-        Decision::Revoked => (Rotation::Revoked { session }, Write::Nothing),
-        Decision::Expired => (Rotation::Expired { session }, Write::Nothing),
-        Decision::Rotate { generation, refresh_expires_at, token_retain_until, revoke_access } => {
-            let pair = PairClaims { refresh_expires_at, ..request.successor.clone() };
-            let write = Write::Rotate {
-                pair: pair.clone(),
-                generation,
-                token_retain_until,
-                session_retain_until: state.retain_until.max(token_retain_until),
-                revoke_access,
-            };
-            (Rotation::Rotated { session, generation, pair }, write)
+    /// The inputs of [`ledger::decide`].
+    fn view(&self, request: &RotationRequest) -> SessionView {
+        SessionView {
+            subject_matches: self.pair.subject == request.subject,
+            revoked: self.revoked,
+            absolute_expires_at: self.absolute_expires_at,
+            generation: self.generation,
+            refresh_id: self.pair.refresh_id,
+            previous_refresh_id: self.previous_refresh_id,
+            refresh_expires_at: self.pair.refresh_expires_at,
+            rotated_at: self.rotated_at,
+            replays: self.replays,
         }
-        Decision::Replay { replay } => {
-            let outcome =
-                Rotation::Replayed { session, generation: state.generation, pair: state.pair.clone(), replay };
-            (outcome, Write::Replayed { replays: replay })
-        }
-        Decision::Reuse { revoke_access } => {
-            let outcome = Rotation::Reused {
-                session,
-                presented_generation: state.token_generation,
-                current_generation: state.generation,
-            };
-            (outcome, Write::Revoke { revoke_access })
-        }
-    }
-}
-
-/// The parameters of an optional access-token listing: whether to list,
-/// which id, until when (`fallback` and 0 when not listing).
-fn listing(revoke: Option<(TokenId, i64)>, fallback: TokenId) -> (bool, TokenId, i64) {
-    match revoke {
-        Some((access, until)) => (true, access, until),
-        None => (false, fallback, 0),
     }
 }
 
@@ -614,10 +820,6 @@ fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, index: usize) ->
 
 fn from_db_generation(value: i64) -> Result<u64, StoreError> {
     u64::try_from(value).map_err(StoreError::new)
-}
-
-fn to_db_generation(value: u64) -> Result<i64, StoreError> {
-    i64::try_from(value).map_err(StoreError::new)
 }
 
 #[cfg(test)]
@@ -637,8 +839,30 @@ mod tests {
     }
 
     #[test]
-    fn the_migration_names_only_the_placeholder_schema() {
-        assert!(MIGRATION_0001.contains("{schema}.sessions"));
-        assert!(!MIGRATION_0001.contains("token_refresh."));
+    fn the_migrations_name_only_the_placeholder_schema() {
+        for (_, body) in MIGRATIONS {
+            assert!(body.contains("{schema}.sessions"));
+            assert!(!body.contains("token_refresh."));
+        }
+    }
+
+    #[test]
+    fn the_migrations_record_their_versions_in_order() {
+        for (at, (version, body)) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(usize::try_from(*version).ok(), Some(at + 1));
+            let record = format!("INSERT INTO {{schema}}.migrations (version) VALUES ({version})");
+            assert!(body.contains(&record), "migration {version} records itself");
+        }
+    }
+
+    #[test]
+    fn our_server_options_come_last() {
+        let options = server_options(Some("-c default_transaction_isolation=serializable"), Duration::from_secs(5));
+        assert_eq!(
+            options,
+            "-c default_transaction_isolation=serializable -c idle_in_transaction_session_timeout=5000 \
+             -c default_transaction_isolation=read\\ committed"
+        );
+        assert!(server_options(None, Duration::from_secs(1)).starts_with("-c idle"));
     }
 }

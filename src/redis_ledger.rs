@@ -1,19 +1,39 @@
-//! The session ledger on Redis, shared by every instance of a service.
+//! The session ledger on Redis or Redis Cluster, shared by every instance
+//! of a service.
+//!
+//! The scripts live in `src/redis_ledger/*.lua`: `common.lua` (helpers,
+//! prepended to each), `create.lua`, `rotate.lua`, `revoke_session.lua`,
+//! `revoke_batch.lua` and `list_batch.lua`.
 
 use std::fmt;
 use std::future::Future;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use redis::Script;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
+use redis::{Cmd, ErrorKind, FromRedisValue, RedisFuture, Script, ScriptInvocation, ServerErrorKind, Value};
 
 use crate::ids::{SessionId, TokenId};
-use crate::ledger::{NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionLedger};
+use crate::ledger::{
+    self, AccessState, Created, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionInfo,
+    SessionLedger,
+};
 use crate::users::StoreError;
 
 /// The default key prefix.
 pub const DEFAULT_PREFIX: &str = "token_refresh:";
+
+/// How many members of a user's index one `revoke_user` or `sessions`
+/// script handles: each call does bounded work (about 2 ms for 200
+/// members), so revoking a user with a million sessions never blocks the
+/// server for longer than one batch.
+const BATCH: usize = 200;
+
+/// The scheme of a Redis Cluster target: `redis-cluster://HOST:PORT[,HOST:PORT…]`.
+const CLUSTER_SCHEME: &str = "redis-cluster://";
 
 /// How long to wait to connect, and for any reply.
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -21,271 +41,419 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 /// Lua numbers are doubles: integers are exact up to 2^53.
 const LUA_EXACT: i64 = 1 << 53;
 
-/// Helpers shared by every script. `ARGV[1]` is always the key prefix.
-const LUA_PRELUDE: &str = r#"
-local prefix = ARGV[1]
-local function hex(s)
-  return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end))
-end
-local function int(n) return string.format('%d', n) end
--- Seconds a key outlives its retention, for clock skew between instances:
--- a caller whose clock runs ahead must not expire a record before a caller
--- with a slower clock may still present the token.
-local SLACK = 60
--- Keeps `key` until `untl` on the caller's clock, plus the slack.
-local function expire_at(key, untl, now)
-  local ttl = untl - now
-  if ttl < 0 then ttl = 0 end
-  redis.call('EXPIRE', key, int(ttl + SLACK))
-end
--- Like expire_at, but never shortens a longer expiry.
-local function extend(key, untl, now)
-  local ttl = untl - now
-  if ttl < 0 then ttl = 0 end
-  ttl = ttl + SLACK
-  if redis.call('TTL', key) < ttl then redis.call('EXPIRE', key, int(ttl)) end
-end
--- Lists access token `aid` as revoked until `untl`, if that is ahead.
-local function revoke_access(aid, untl, now)
-  if untl <= now then return end
-  local key = prefix .. 'a:' .. hex(aid)
-  local old = tonumber(redis.call('GET', key) or '0')
-  if old == nil or untl > old then
-    redis.call('SET', key, int(untl))
-    expire_at(key, untl, now)
-  end
-end
-local FIELDS = {'sub', 'acc', 'role', 'aid', 'aexp', 'rid', 'rexp', 'gen', 'abs', 'rot', 'rep', 'rev', 'ret'}
--- The session hash as a table, nil when missing; an error reply when a
--- field is missing (nothing has been written yet when this runs).
-local function load_session(sid)
-  local key = prefix .. 's:' .. hex(sid)
-  local v = redis.call('HMGET', key, unpack(FIELDS))
-  if not v[1] then return key, nil end
-  local s = {}
-  for i, name in ipairs(FIELDS) do
-    if not v[i] then error('token_refresh: corrupt session record ' .. key) end
-    s[name] = v[i]
-  end
-  return key, s
-end
-"#;
+/// How often a command refused with `MOVED` (the slot moved; the script
+/// did not run) is sent again after the cluster client refreshed its slot
+/// map.
+const MOVED_RETRIES: usize = 2;
 
-/// KEYS: session, token, subject index. ARGV: prefix, session id, sub, acc,
-/// role, access id, access exp, refresh id, refresh exp, absolute exp,
-/// created at, retain until.
-const CREATE: &str = r#"
-local now = tonumber(ARGV[11])
-local ret = tonumber(ARGV[12])
-redis.call('HSET', KEYS[1], 'sub', ARGV[3], 'acc', ARGV[4], 'role', ARGV[5], 'aid', ARGV[6], 'aexp', ARGV[7],
-  'rid', ARGV[8], 'rexp', ARGV[9], 'gen', '0', 'abs', ARGV[10], 'rot', ARGV[11], 'rep', '0', 'rev', '0',
-  'ret', ARGV[12])
-expire_at(KEYS[1], ret, now)
-redis.call('HSET', KEYS[2], 'sid', ARGV[2], 'gen', '0')
-expire_at(KEYS[2], ret, now)
-redis.call('SADD', KEYS[3], ARGV[2])
-extend(KEYS[3], ret, now)
-return 'OK'
-"#;
+/// The value `maxmemory-policy` must have.
+const NOEVICTION: &str = "noeviction";
 
-/// KEYS: presented token, successor token. ARGV: prefix, subject, now,
-/// leeway, grace window, max replays, then the successor: sub, acc, role,
-/// access id, access exp, refresh id, refresh exp.
-const ROTATE: &str = r#"
-local now = tonumber(ARGV[3])
-local leeway = tonumber(ARGV[4])
-local tok = redis.call('HMGET', KEYS[1], 'sid', 'gen')
-if not tok[1] or not tok[2] then return {'unknown'} end
-local sid = tok[1]
-local skey, s = load_session(sid)
-if not s then return {'unknown'} end
-if s.sub ~= ARGV[2] then return {'unknown'} end
-if s.rev == '1' then return {'revoked', sid} end
-local abs = tonumber(s.abs)
-if now >= abs then return {'expired', sid} end
-local tgen = tonumber(tok[2])
-local gen = tonumber(s.gen)
-if tgen == gen then
-  if now >= tonumber(s.rexp) + leeway then return {'expired', sid} end
-  local rexp = ARGV[13]
-  if tonumber(rexp) > abs then rexp = s.abs end
-  revoke_access(s.aid, tonumber(s.aexp) + leeway, now)
-  local ngen = int(gen + 1)
-  local tret = tonumber(rexp) + leeway
-  local sret = math.max(tonumber(s.ret), tret)
-  redis.call('HSET', KEYS[2], 'sid', sid, 'gen', ngen)
-  expire_at(KEYS[2], tret, now)
-  redis.call('HSET', skey, 'sub', ARGV[7], 'acc', ARGV[8], 'role', ARGV[9], 'aid', ARGV[10], 'aexp', ARGV[11],
-    'rid', ARGV[12], 'rexp', rexp, 'gen', ngen, 'rot', ARGV[3], 'rep', '0', 'ret', int(sret))
-  expire_at(skey, sret, now)
-  extend(prefix .. 'u:' .. s.sub, sret, now)
-  return {'rotated', sid, ngen, ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], rexp}
-end
-local window = tonumber(ARGV[5])
-local rep = tonumber(s.rep)
-if tgen + 1 == gen and window > 0 and now - tonumber(s.rot) <= window and rep < tonumber(ARGV[6]) then
-  rep = rep + 1
-  redis.call('HSET', skey, 'rep', int(rep))
-  return {'replayed', sid, s.gen, s.sub, s.acc, s.role, s.aid, s.aexp, s.rid, s.rexp, int(rep)}
-end
-if tgen < gen then
-  redis.call('HSET', skey, 'rev', '1')
-  revoke_access(s.aid, tonumber(s.aexp) + leeway, now)
-  return {'reused', sid, tok[2], s.gen}
-end
-return {'unknown'}
-"#;
+macro_rules! script {
+    ($file:literal) => {
+        LazyLock::new(|| {
+            Script::new(concat!(include_str!("redis_ledger/common.lua"), include_str!(concat!("redis_ledger/", $file))))
+        })
+    };
+}
 
-/// Revokes one session; its access token stays listed until its exp plus
-/// the leeway the session was kept with.
-const REVOKE_SESSION_FN: &str = r#"
-local function revoke_session(skey, s, now)
-  redis.call('HSET', skey, 'rev', '1')
-  local leeway = math.max(tonumber(s.ret) - tonumber(s.rexp), 0)
-  revoke_access(s.aid, tonumber(s.aexp) + leeway, now)
-end
-"#;
+static CREATE: LazyLock<Script> = script!("create.lua");
+static ROTATE: LazyLock<Script> = script!("rotate.lua");
+static REVOKE_SESSION: LazyLock<Script> = script!("revoke_session.lua");
+static REVOKE_BATCH: LazyLock<Script> = script!("revoke_batch.lua");
+static LIST_BATCH: LazyLock<Script> = script!("list_batch.lua");
 
-/// KEYS: token. ARGV: prefix, now.
-const REVOKE: &str = r#"
-local now = tonumber(ARGV[2])
-local sid = redis.call('HGET', KEYS[1], 'sid')
-if not sid then return {'unknown'} end
-local skey, s = load_session(sid)
-if not s then return {'unknown'} end
-if s.rev == '1' then return {'already', sid} end
-revoke_session(skey, s, now)
-return {'revoked', sid}
-"#;
-
-/// KEYS: subject index. ARGV: prefix, now. Validates every session before
-/// the first write.
-const REVOKE_USER: &str = r#"
-local now = tonumber(ARGV[2])
-local live = {}
-local gone = {}
-for _, sid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local skey, s = load_session(sid)
-  if not s then
-    table.insert(gone, sid)
-  elseif s.rev ~= '1' then
-    table.insert(live, {skey, s})
-  end
-end
-for _, sid in ipairs(gone) do redis.call('SREM', KEYS[1], sid) end
-for _, entry in ipairs(live) do revoke_session(entry[1], entry[2], now) end
-return #live
-"#;
-
-static CREATE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(&format!("{LUA_PRELUDE}{CREATE}")));
-static ROTATE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(&format!("{LUA_PRELUDE}{ROTATE}")));
-static REVOKE_SCRIPT: LazyLock<Script> =
-    LazyLock::new(|| Script::new(&format!("{LUA_PRELUDE}{REVOKE_SESSION_FN}{REVOKE}")));
-static REVOKE_USER_SCRIPT: LazyLock<Script> =
-    LazyLock::new(|| Script::new(&format!("{LUA_PRELUDE}{REVOKE_SESSION_FN}{REVOKE_USER}")));
-
-/// The [`SessionLedger`] on Redis: one ledger shared by every instance
-/// that connects to the same server and key prefix.
+/// The ledger's connection: a standalone server's [`ConnectionManager`]
+/// or a Redis Cluster's [`ClusterConnection`]. Cloning shares it.
 ///
-/// # How it keeps the contract
+/// It is a [`redis::aio::ConnectionLike`], so any `redis` command runs on
+/// it (on a cluster, routed by its first key).
+#[derive(Clone)]
+pub struct RedisConnection(Link);
+
+#[derive(Clone)]
+enum Link {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl RedisConnection {
+    /// Whether this is a Redis Cluster connection.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.0, Link::Cluster(_))
+    }
+}
+
+impl fmt::Debug for RedisConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConnection").field("cluster", &self.is_cluster()).finish_non_exhaustive()
+    }
+}
+
+impl ConnectionLike for RedisConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match &mut self.0 {
+            Link::Single(connection) => connection.req_packed_command(cmd),
+            Link::Cluster(connection) => connection.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match &mut self.0 {
+            Link::Single(connection) => connection.req_packed_commands(pipeline, offset, count),
+            Link::Cluster(connection) => connection.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match &self.0 {
+            Link::Single(connection) => connection.get_db(),
+            Link::Cluster(connection) => connection.get_db(),
+        }
+    }
+}
+
+/// What a [`RedisLedgerBuilder`] connects to.
+#[derive(Clone)]
+enum Target {
+    /// A URL: `redis://`, `rediss://`, `unix://` or `redis-cluster://`.
+    Url(String),
+    /// Cluster nodes, each a `redis://` URL.
+    Cluster(Vec<String>),
+}
+
+/// Options for connecting a [`RedisLedger`]; from [`RedisLedger::builder`]
+/// or [`RedisLedger::cluster_builder`].
 ///
-/// - **Consume once.** Every rotation is one Lua script (`EVALSHA`, loaded
-///   on first use by [`redis::Script`]). Redis runs a script to completion
-///   before it serves any other command, so the read of the session, the
-///   decision (the same as [`MemoryLedger`]'s) and every write it implies
-///   happen as one step for all clients of that server: of N concurrent
-///   rotations of one token, exactly one sees it current.
-/// - **No half rotation.** A script validates everything it reads before
-///   its first write, so it never stops half way. A connection lost while a
-///   script runs loses only the reply: the caller gets a [`StoreError`]
-///   (a 500) and the token is either untouched (the script never arrived)
-///   or consumed with its successor recorded. Requests are never retried
-///   by the client (a retried rotation would look like reuse).
-/// - **Logout, [`revoke_user`](SessionLedger::revoke_user)** and login are
-///   scripts too.
-/// - **Retention.** Every key expires (`EXPIRE`) when its retention ends:
-///   a token record at its `exp` plus leeway, a session at its latest
-///   refresh expiry plus leeway, a revoked access token at its `exp` plus
-///   leeway, a subject's session index with its last session. The TTL is
-///   `retain_until − now` on the ledger's clock (the `now` each call
-///   carries) plus 60 s of slack: the same instant as `EXPIREAT
-///   retain_until` (plus slack) when that clock is the wall clock, but
-///   independent of the Redis server's clock, and it keeps tests with an
-///   injected clock honest. The slack covers skew between instances: one
-///   whose clock runs ahead does not drop a record another may still need
-///   for reuse detection. Decisions never depend on a key having expired:
-///   expiry checks compare stored times with `now` inside the scripts.
-/// - **No bearer material.** Ids are stored as 16 raw bytes (key names
-///   spell them in hex), expiries as unix seconds, plus the claims needed
-///   to re-sign a pair; never a token.
+/// ```no_run
+/// # async fn demo() -> Result<(), token_refresh::StoreError> {
+/// use std::time::Duration;
+/// use token_refresh::RedisLedger;
 ///
-/// # Deployment notes
-///
-/// Use a single primary (standalone, or replicated with Sentinel). The
-/// scripts derive a session's key from the token record they read, which
-/// Redis Cluster does not route. Durability is Redis's: with asynchronous
-/// replication or `appendfsync everysec`, a failover or crash can forget
-/// the last rotations, making a consumed token current again; use the
-/// PostgreSQL ledger where that matters.
+/// let ledger = RedisLedger::builder("redis-cluster://10.0.0.1:6379,10.0.0.2:6379")
+///     .prefix("auth:")
+///     .timeout(Duration::from_secs(2))
+///     .connect()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct RedisLedgerBuilder {
+    target: Target,
+    prefix: String,
+    timeout: Duration,
+    check_eviction_policy: bool,
+}
+
+impl fmt::Debug for RedisLedgerBuilder {
+    // The target is left out: a URL may carry a password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisLedgerBuilder")
+            .field("cluster", &matches!(self.target, Target::Cluster(_)))
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .field("check_eviction_policy", &self.check_eviction_policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisLedgerBuilder {
+    fn new(target: Target) -> Self {
+        Self { target, prefix: DEFAULT_PREFIX.to_owned(), timeout: TIMEOUT, check_eviction_policy: true }
+    }
+
+    /// The key prefix (default [`DEFAULT_PREFIX`]); it must not contain
+    /// `{` or `}`, which would change the keys' Cluster hash tag.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long to wait to connect and for any reply (default 5 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Skips the check that every server runs `maxmemory-policy
+    /// noeviction`.
+    ///
+    /// Only for a managed Redis that hides `CONFIG` **and** is configured
+    /// not to evict: a server that evicts under memory pressure drops
+    /// session records, and every session that loses its record is logged
+    /// out (its tokens become unknown). It never turns reuse into success,
+    /// but it is an outage, and `revoke_user` cannot reach sessions whose
+    /// index was evicted while their records live on.
+    pub fn skip_eviction_policy_check(mut self) -> Self {
+        self.check_eviction_policy = false;
+        self
+    }
+
+    /// Connects, checks every server answers and (unless skipped) runs
+    /// `maxmemory-policy noeviction`. Fails when a server is unreachable,
+    /// so a service learns at start, not at its first refresh.
+    pub async fn connect(self) -> Result<RedisLedger, StoreError> {
+        check_prefix(&self.prefix)?;
+        let nodes = match &self.target {
+            Target::Url(url) => cluster_nodes(url)?,
+            Target::Cluster(nodes) => Some(nodes.clone()),
+        };
+        let link = match (nodes, &self.target) {
+            (Some(nodes), _) => Link::Cluster(connect_cluster(&nodes, self.timeout).await?),
+            (None, Target::Url(url)) => Link::Single(connect_single(url, self.timeout).await?),
+            (None, Target::Cluster(_)) => return Err(StoreError::new("no Redis Cluster node given")),
+        };
+        let ledger = RedisLedger { connection: RedisConnection(link), prefix: self.prefix };
+        ledger.ping().await?;
+        if self.check_eviction_policy {
+            ledger.check_eviction_policy().await?;
+        }
+        Ok(ledger)
+    }
+}
+
+async fn connect_single(url: &str, timeout: Duration) -> Result<ConnectionManager, StoreError> {
+    let client = redis::Client::open(url).map_err(StoreError::new)?;
+    // The manager reconnects after a lost connection but never sends a
+    // command twice.
+    let config = ConnectionManagerConfig::new()
+        .set_number_of_retries(1)
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout));
+    ConnectionManager::new_with_config(client, config).await.map_err(StoreError::new)
+}
+
+async fn connect_cluster(nodes: &[String], timeout: Duration) -> Result<ClusterConnection, StoreError> {
+    if nodes.is_empty() {
+        return Err(StoreError::new("no Redis Cluster node given"));
+    }
+    // No retries: the cluster client would send a command again after a
+    // lost connection, and a rotation whose first attempt ran would then
+    // look like reuse. `MOVED` is retried by the ledger itself.
+    let client = ClusterClientBuilder::new(nodes.iter().map(String::as_str))
+        .retries(0)
+        .connection_timeout(timeout)
+        .response_timeout(timeout)
+        .build()
+        .map_err(StoreError::new)?;
+    client.get_async_connection().await.map_err(StoreError::new)
+}
+
+/// The node URLs of a `redis-cluster://[user:password@]HOST:PORT[,HOST:PORT…]`
+/// target, `None` for any other URL.
+fn cluster_nodes(target: &str) -> Result<Option<Vec<String>>, StoreError> {
+    let Some(rest) = target.strip_prefix(CLUSTER_SCHEME) else { return Ok(None) };
+    let (credentials, hosts) = match rest.rsplit_once('@') {
+        Some((credentials, hosts)) => (format!("{credentials}@"), hosts),
+        None => (String::new(), rest),
+    };
+    let hosts = hosts.strip_suffix('/').unwrap_or(hosts);
+    let nodes: Vec<String> = hosts
+        .split(',')
+        .map(str::trim)
+        .filter(|host| !host.is_empty())
+        .map(|host| format!("redis://{credentials}{host}"))
+        .collect();
+    if nodes.is_empty() || hosts.contains('/') {
+        return Err(StoreError::new("a Redis Cluster target is redis-cluster://HOST:PORT[,HOST:PORT…]"));
+    }
+    Ok(Some(nodes))
+}
+
+fn check_prefix(prefix: &str) -> Result<(), StoreError> {
+    if prefix.contains(['{', '}']) {
+        Err(StoreError::new("a Redis ledger key prefix must not contain '{' or '}' (they set the Cluster hash tag)"))
+    } else {
+        Ok(())
+    }
+}
+
+/// The [`SessionLedger`] on Redis or Redis Cluster: one ledger shared by
+/// every instance that connects to the same servers and key prefix.
 ///
 /// # Keys
 ///
-/// Under the configured prefix (default `token_refresh:`): `t:<token
-/// hex>` (hash: session, generation), `s:<session hex>` (hash: the current
-/// pair's claims and the rotation state), `a:<access hex>` (string: revoked
-/// until), `u:<subject>` (set of session ids, for `revoke_user`).
+/// One hash per session and one sorted set per user, nothing else:
+///
+/// - `PREFIX{H}s:<tag>`: the session (`<tag>` is the 16 hex digits of
+///   [`SessionId::tag`], the tag every token id of the session carries):
+///   the claims (`sub`, `acc`, `role`), the current access id and expiry,
+///   the current refresh id and expiry, the previous refresh id (empty
+///   before the first rotation), the generation, the start, the absolute
+///   expiry, the last rotation's time and its replay count, the revoked
+///   flag, the retention and the session's leeway. Ids are 16 raw bytes.
+/// - `PREFIX{H}u:<subject>`: the user's index, members scored 0 and
+///   spelled start (8 bytes, big-endian) then tag, so that they sort
+///   oldest first.
+///
+/// `H` is the 16 hex digits of the FNV-1a-64 hash of the subject: the
+/// Redis Cluster hash tag. Every key of a user lives in one slot, so a
+/// login (count the user's live sessions, evict the oldest, insert) and a
+/// revocation are each one atomic script on one node, and every rotation
+/// is one script on one key. Tagging by user rather than by session costs
+/// nothing in spread: a user's sessions are bounded by the per-user cap,
+/// and users spread over the slots. Since every method takes the subject
+/// (the verified token's `sub`), the ledger always knows the key; a token
+/// presented with another subject reads another key and is unknown.
+///
+/// # How it keeps the contract
+///
+/// - **Consume once.** A rotation is one Lua script (`EVALSHA`, loaded on
+///   `NOSCRIPT` by [`redis::Script`]) on the session's one key. Redis runs
+///   a script to completion before it serves any other command, so the
+///   read, the decision (`ledger::decide`'s rules, in Lua) and the write
+///   are one step for every client of that server or slot: of N
+///   concurrent rotations of one token, exactly one sees it current.
+/// - **No half rotation.** Every script reads and validates all it needs
+///   before its first write, so it never stops half way. A connection lost
+///   while a script runs loses only the reply: the caller gets a
+///   [`StoreError`] (a 500) and the token is either untouched or consumed
+///   with its successor recorded, whole. No command is ever sent twice
+///   after a lost connection (a retried rotation would look like reuse);
+///   only a Cluster `MOVED` refusal, which means the script did not run,
+///   is sent again.
+/// - **Logins, logouts, listings, `revoke_user`** are scripts on the
+///   user's slot. A login at the cap reads the user's index whole
+///   (O(cap)); below it, O(log n). `revoke_user` and `sessions` walk the
+///   index in batches of 200 members, one script each, so one user
+///   with 100 000 sessions never blocks the server for more than a batch.
+/// - **Retention.** A session's key expires (`EXPIRE`) when its retention
+///   ends: its current tokens' expiry plus the session's leeway (never
+///   earlier than before). The TTL is `retain_until − now` on the ledger's
+///   clock (the `now` each call carries) plus 60 s of slack: the same
+///   instant as `EXPIREAT` when that clock is the wall clock, independent
+///   of the server's clock. The slack covers skew between instances: one
+///   whose clock runs ahead does not drop a record another may still need
+///   to detect reuse. A user's index lives until the latest absolute
+///   expiry of its sessions (plus slack): no session is live after it.
+///   Decisions never depend on a key having expired: expiry checks compare
+///   stored times with `now` inside the scripts.
+/// - **Fail closed.** A session record that is lost anyway (flushed, or
+///   evicted by a server that evicts) makes its session's tokens unknown:
+///   refused, never accepted. A lost user index would hide live sessions
+///   from `revoke_user` and the cap, so [`connect`](Self::connect) refuses
+///   a server whose `maxmemory-policy` is not `noeviction`.
+/// - **No bearer material.** Ids, expiries and the claims needed to
+///   re-sign a pair; never a token.
+///
+/// # Deployment notes
+///
+/// - **Standalone or Cluster.** A single primary (replicated with
+///   Sentinel or not), or Redis Cluster: `redis-cluster://HOST:PORT,…`
+///   ([`RedisLedger::connect`]) or a list of node URLs
+///   ([`RedisLedger::connect_cluster`]). Reads go to primaries.
+/// - **`maxmemory-policy noeviction` is required**, checked at connect on
+///   every primary (`CONFIG GET`). Under memory pressure such a server
+///   refuses writes (a login or refresh fails with a 500) instead of
+///   silently logging users out. A managed Redis that hides `CONFIG` can
+///   opt out with `RedisLedger::builder(url).skip_eviction_policy_check()`
+///   once its policy is known to be `noeviction`.
+/// - **Durability** is Redis's: with asynchronous replication or
+///   `appendfsync everysec`, a failover or crash can forget the last
+///   rotations, making a consumed token current again; use the PostgreSQL
+///   ledger where that matters.
+/// - **Keep the per-user cap modest** (the default 100): a login at the
+///   cap reads the user's whole index in one script (a few microseconds
+///   per session), during which that node serves nobody else.
+/// - A taken session tag is refused per user (every lookup names the user,
+///   so two users' sessions never meet even with equal tags).
 ///
 /// # Use
 ///
 /// Cloning is cheap and shares the connection (a multiplexed
-/// `ConnectionManager` that reconnects by itself after a lost connection).
+/// `ConnectionManager` that reconnects by itself after a lost connection,
+/// or the Cluster client's connection to every node).
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), token_refresh::StoreError> {
 /// use token_refresh::{MemoryUserStore, RedisLedger, Store};
 ///
 /// let ledger = RedisLedger::connect("redis://127.0.0.1:6379/0", "auth:").await?;
+/// let cluster = RedisLedger::connect("redis-cluster://10.0.0.1:6379,10.0.0.2:6379", "auth:").await?;
 /// let store = Store::new(MemoryUserStore::default(), ledger);
 /// # Ok(()) }
 /// ```
-///
-/// [`MemoryLedger`]: crate::MemoryLedger
 #[derive(Clone)]
 pub struct RedisLedger {
-    connection: ConnectionManager,
+    connection: RedisConnection,
     prefix: String,
 }
 
 impl fmt::Debug for RedisLedger {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisLedger").field("prefix", &self.prefix).finish_non_exhaustive()
+        f.debug_struct("RedisLedger")
+            .field("prefix", &self.prefix)
+            .field("cluster", &self.connection.is_cluster())
+            .finish_non_exhaustive()
     }
 }
 
 impl RedisLedger {
-    /// Connects to `url` (`redis://host:port/db`, `rediss://` needs the
-    /// `redis` crate's TLS feature) with keys under `prefix`, and checks the
-    /// server answers. Fails when the server is unreachable, so a service
-    /// learns at start, not at its first refresh.
-    pub async fn connect(url: &str, prefix: impl Into<String>) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(StoreError::new)?;
-        let config = ConnectionManagerConfig::new()
-            .set_number_of_retries(1)
-            .set_connection_timeout(Some(TIMEOUT))
-            .set_response_timeout(Some(TIMEOUT));
-        let connection = ConnectionManager::new_with_config(client, config).await.map_err(StoreError::new)?;
-        let ledger = Self::new(connection, prefix);
-        ledger.ping().await?;
-        Ok(ledger)
+    /// Connects to `target` with keys under `prefix`: a standalone server
+    /// (`redis://host:port/db`; `rediss://` needs the `redis` crate's TLS
+    /// feature) or a Redis Cluster
+    /// (`redis-cluster://[user:password@]HOST:PORT[,HOST:PORT…]`, any
+    /// reachable nodes; the rest are discovered). Checks every server
+    /// answers and runs `maxmemory-policy noeviction`; see
+    /// [`builder`](Self::builder) for the options.
+    pub async fn connect(target: &str, prefix: impl Into<String>) -> Result<Self, StoreError> {
+        Self::builder(target).prefix(prefix).connect().await
     }
 
-    /// A ledger on an existing connection, keys under `prefix`.
-    pub fn new(connection: ConnectionManager, prefix: impl Into<String>) -> Self {
-        Self { connection, prefix: prefix.into() }
+    /// Connects to the Redis Cluster with these nodes (each
+    /// `redis://host:port`, or `rediss://` with the `redis` crate's TLS
+    /// feature), keys under `prefix`; as [`connect`](Self::connect).
+    pub async fn connect_cluster<I, S>(nodes: I, prefix: impl Into<String>) -> Result<Self, StoreError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        Self::cluster_builder(nodes).prefix(prefix).connect().await
     }
 
-    /// The connection (a clone sharing the same socket).
-    pub fn connection(&self) -> ConnectionManager {
+    /// Options for connecting to `target` (as [`connect`](Self::connect)
+    /// takes it).
+    pub fn builder(target: &str) -> RedisLedgerBuilder {
+        RedisLedgerBuilder::new(Target::Url(target.to_owned()))
+    }
+
+    /// Options for connecting to the Redis Cluster with these nodes.
+    pub fn cluster_builder<I, S>(nodes: I) -> RedisLedgerBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        RedisLedgerBuilder::new(Target::Cluster(nodes.into_iter().map(|node| node.as_ref().to_owned()).collect()))
+    }
+
+    /// A ledger on an existing connection (TLS, Sentinel), keys under
+    /// `prefix`. Does not connect, and does not check the eviction policy:
+    /// call [`check_eviction_policy`](Self::check_eviction_policy).
+    pub fn new(connection: ConnectionManager, prefix: impl Into<String>) -> Result<Self, StoreError> {
+        Self::with_link(Link::Single(connection), prefix.into())
+    }
+
+    /// A ledger on an existing Redis Cluster connection, keys under
+    /// `prefix`; as [`new`](Self::new). Build the client with
+    /// `retries(0)`: the cluster client otherwise sends a command again
+    /// after a lost connection, and a rotation that ran twice is reuse.
+    pub fn new_cluster(connection: ClusterConnection, prefix: impl Into<String>) -> Result<Self, StoreError> {
+        Self::with_link(Link::Cluster(connection), prefix.into())
+    }
+
+    fn with_link(link: Link, prefix: String) -> Result<Self, StoreError> {
+        check_prefix(&prefix)?;
+        Ok(Self { connection: RedisConnection(link), prefix })
+    }
+
+    /// The connection (a clone sharing it).
+    pub fn connection(&self) -> RedisConnection {
         self.connection.clone()
     }
 
@@ -294,128 +462,251 @@ impl RedisLedger {
         &self.prefix
     }
 
-    /// Checks the server answers.
+    /// Whether the ledger is on a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.connection.is_cluster()
+    }
+
+    /// Checks the server (every node of a cluster) answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         let mut connection = self.connection.clone();
-        redis::cmd("PING").query_async::<String>(&mut connection).await.map_err(StoreError::new)?;
+        redis::cmd("PING").query_async::<Value>(&mut connection).await.map_err(StoreError::new)?;
         Ok(())
     }
 
-    fn key(&self, kind: &str, id: &uuid::Uuid) -> String {
-        let mut buf = uuid::Uuid::encode_buffer();
-        format!("{}{kind}:{}", self.prefix, id.simple().encode_lower(&mut buf))
+    /// Checks that the server, or every primary of a cluster, runs
+    /// `maxmemory-policy noeviction`; [`connect`](Self::connect) calls it.
+    /// Fails, naming the setting, when a server evicts or hides `CONFIG`.
+    pub async fn check_eviction_policy(&self) -> Result<(), StoreError> {
+        let mut command = redis::cmd("CONFIG");
+        command.arg("GET").arg("maxmemory-policy");
+        let replies = match &self.connection.0 {
+            Link::Single(connection) => {
+                let reply = command.query_async::<Value>(&mut connection.clone()).await;
+                vec![("the Redis server".to_owned(), reply)]
+            }
+            Link::Cluster(connection) => {
+                let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+                match connection.clone().route_command(command, routing).await {
+                    Ok(Value::Map(entries)) => entries
+                        .into_iter()
+                        .map(|(node, reply)| (format!("Redis node {}", text_of(&node)), server_reply(reply)))
+                        .collect(),
+                    other => vec![("the Redis Cluster".to_owned(), other)],
+                }
+            }
+        };
+        for (node, reply) in replies {
+            let policy = reply.ok().as_ref().and_then(policy_of).ok_or_else(|| {
+                StoreError::new(format!(
+                    "could not read maxmemory-policy from {node} (CONFIG GET refused?): the ledger needs \
+                     maxmemory-policy noeviction, since an evicted session record logs its user out; if this \
+                     managed Redis hides CONFIG and does not evict, use skip_eviction_policy_check"
+                ))
+            })?;
+            if policy != NOEVICTION {
+                return Err(StoreError::new(format!(
+                    "{node} has maxmemory-policy {policy}: the ledger needs maxmemory-policy noeviction (an \
+                     evicted session record logs its user out)"
+                )));
+            }
+        }
+        Ok(())
     }
 
-    fn subject_key(&self, subject: &str) -> Vec<u8> {
-        [self.prefix.as_bytes(), b"u:", subject.as_bytes()].concat()
+    fn session_key(&self, subject: &str, session: SessionId) -> String {
+        session_key(&self.prefix, subject, session)
     }
 
-    async fn create_now(&self, new: &NewSession) -> Result<(), StoreError> {
+    fn user_keys(&self, subject: &str) -> (String, String) {
+        user_keys(&self.prefix, subject)
+    }
+
+    /// Runs a script; a `MOVED` refusal (the script did not run) is sent
+    /// again, anything else is the caller's error.
+    async fn eval<T: FromRedisValue>(&self, invocation: &ScriptInvocation<'_>) -> Result<T, StoreError> {
+        let mut connection = self.connection.clone();
+        let mut moved = 0;
+        loop {
+            match invocation.invoke_async(&mut connection).await {
+                Ok(value) => return Ok(value),
+                Err(error) if moved < MOVED_RETRIES && error.kind() == ErrorKind::Server(ServerErrorKind::Moved) => {
+                    moved += 1;
+                }
+                Err(error) => return Err(StoreError::new(error)),
+            }
+        }
+    }
+
+    async fn create_now(&self, new: &NewSession) -> Result<Created, StoreError> {
+        ledger::check_pair_ids(new.session, &new.pair)?;
         let pair = &new.pair;
-        let retain_until = pair.refresh_expires_at.saturating_add(new.leeway);
-        let mut invocation = CREATE_SCRIPT.prepare_invoke();
+        if new.created_at < 0 {
+            return Err(StoreError::new("a session cannot start before 1970"));
+        }
+        let retain_until = ledger::retain_until(pair, new.leeway);
+        let (index, base) = self.user_keys(&pair.subject);
+        let mut invocation = CREATE.prepare_invoke();
         invocation
-            .key(self.key("s", new.session.as_uuid()))
-            .key(self.key("t", pair.refresh_id.as_uuid()))
-            .key(self.subject_key(&pair.subject))
-            .arg(&self.prefix)
-            .arg(new.session.as_bytes())
+            .key(self.session_key(&pair.subject, new.session))
+            .key(index)
+            .arg(base)
+            .arg(&new.session.tag().to_be_bytes()[..])
             .arg(&pair.subject)
             .arg(&pair.account)
             .arg(&pair.role)
-            .arg(pair.access_id.as_bytes())
+            .arg(&pair.access_id.as_bytes()[..])
             .arg(lua_int(pair.access_expires_at)?)
-            .arg(pair.refresh_id.as_bytes())
+            .arg(&pair.refresh_id.as_bytes()[..])
             .arg(lua_int(pair.refresh_expires_at)?)
-            .arg(lua_int(new.absolute_expires_at)?)
             .arg(lua_int(new.created_at)?)
-            .arg(lua_int(retain_until)?);
-        let mut connection = self.connection.clone();
-        invocation.invoke_async::<String>(&mut connection).await.map_err(StoreError::new)?;
-        Ok(())
+            .arg(lua_int(new.absolute_expires_at)?)
+            .arg(lua_int(new.leeway)?)
+            .arg(lua_int(retain_until)?)
+            .arg(new.max_sessions_per_user.max(1));
+        let evicted: Vec<Vec<u8>> = self.eval(&invocation).await?;
+        let evicted = evicted.iter().map(|member| session_of(member)).collect::<Result<Vec<_>, _>>()?;
+        Ok(Created::evicting(evicted))
     }
 
     async fn rotate_now(&self, request: &RotationRequest) -> Result<Rotation, StoreError> {
+        ledger::check_successor(request)?;
+        let session = request.presented.session();
         let successor = &request.successor;
-        let mut invocation = ROTATE_SCRIPT.prepare_invoke();
+        let mut invocation = ROTATE.prepare_invoke();
         invocation
-            .key(self.key("t", request.presented.as_uuid()))
-            .key(self.key("t", successor.refresh_id.as_uuid()))
-            .arg(&self.prefix)
+            .key(self.session_key(&request.subject, session))
             .arg(&request.subject)
+            .arg(&request.presented.as_bytes()[..])
             .arg(lua_int(request.now)?)
             .arg(lua_int(request.leeway)?)
             .arg(lua_int(request.grace.window)?)
             .arg(request.grace.max_replays)
-            .arg(&successor.subject)
             .arg(&successor.account)
             .arg(&successor.role)
-            .arg(successor.access_id.as_bytes())
+            .arg(&successor.access_id.as_bytes()[..])
             .arg(lua_int(successor.access_expires_at)?)
-            .arg(successor.refresh_id.as_bytes())
+            .arg(&successor.refresh_id.as_bytes()[..])
             .arg(lua_int(successor.refresh_expires_at)?);
-        let mut connection = self.connection.clone();
-        let reply: Vec<Vec<u8>> = invocation.invoke_async(&mut connection).await.map_err(StoreError::new)?;
-        let reply = Reply(reply);
-        Ok(match reply.tag()? {
+        let reply = Reply(self.eval(&invocation).await?);
+        Ok(match reply.field(0)? {
             b"unknown" => Rotation::Unknown,
-            b"revoked" => Rotation::Revoked { session: reply.session()? },
-            b"expired" => Rotation::Expired { session: reply.session()? },
-            b"rotated" => {
-                Rotation::Rotated { session: reply.session()?, generation: reply.unsigned(2)?, pair: reply.pair(3)? }
-            }
+            b"revoked" => Rotation::Revoked { session },
+            b"expired" => Rotation::Expired { session },
+            b"rotated" => Rotation::Rotated {
+                session,
+                generation: reply.unsigned(1)?,
+                pair: PairClaims { refresh_expires_at: reply.int(2)?, ..successor.clone() },
+            },
             b"replayed" => Rotation::Replayed {
-                session: reply.session()?,
-                generation: reply.unsigned(2)?,
-                pair: reply.pair(3)?,
-                replay: u32::try_from(reply.unsigned(10)?).map_err(StoreError::new)?,
+                session,
+                generation: reply.unsigned(1)?,
+                replay: u32::try_from(reply.unsigned(2)?).map_err(StoreError::new)?,
+                pair: PairClaims {
+                    subject: request.subject.clone(),
+                    account: reply.text(3)?,
+                    role: reply.text(4)?,
+                    access_id: TokenId::from_bytes(reply.id(5)?),
+                    access_expires_at: reply.int(6)?,
+                    refresh_id: TokenId::from_bytes(reply.id(7)?),
+                    refresh_expires_at: reply.int(8)?,
+                },
             },
             b"reused" => Rotation::Reused {
-                session: reply.session()?,
-                presented_generation: reply.unsigned(2)?,
-                current_generation: reply.unsigned(3)?,
+                session,
+                presented_generation: match reply.field(1)? {
+                    b"" => None,
+                    _ => Some(reply.unsigned(1)?),
+                },
+                current_generation: reply.unsigned(2)?,
             },
             _ => return Err(StoreError::new("unexpected reply from the rotation script")),
         })
     }
 
-    async fn revoke_now(&self, presented: TokenId, now: i64) -> Result<Revocation, StoreError> {
-        let mut invocation = REVOKE_SCRIPT.prepare_invoke();
-        invocation.key(self.key("t", presented.as_uuid())).arg(&self.prefix).arg(lua_int(now)?);
-        let mut connection = self.connection.clone();
-        let reply: Vec<Vec<u8>> = invocation.invoke_async(&mut connection).await.map_err(StoreError::new)?;
-        let reply = Reply(reply);
-        Ok(match reply.tag()? {
+    async fn revoke_session_now(&self, subject: &str, session: SessionId) -> Result<Revocation, StoreError> {
+        let (index, _) = self.user_keys(subject);
+        let mut invocation = REVOKE_SESSION.prepare_invoke();
+        invocation
+            .key(self.session_key(subject, session))
+            .key(index)
+            .arg(subject)
+            .arg(&session.tag().to_be_bytes()[..]);
+        let reply: Vec<u8> = self.eval(&invocation).await?;
+        Ok(match reply.as_slice() {
+            b"revoked" => Revocation::Revoked { session },
+            b"already" => Revocation::AlreadyRevoked { session },
             b"unknown" => Revocation::Unknown,
-            b"already" => Revocation::AlreadyRevoked { session: reply.session()? },
-            b"revoked" => Revocation::Revoked { session: reply.session()? },
             _ => return Err(StoreError::new("unexpected reply from the revoke script")),
         })
     }
 
-    async fn revoke_user_now(&self, subject: &str, now: i64) -> Result<u64, StoreError> {
-        let mut invocation = REVOKE_USER_SCRIPT.prepare_invoke();
-        invocation.key(self.subject_key(subject)).arg(&self.prefix).arg(lua_int(now)?);
-        let mut connection = self.connection.clone();
-        invocation.invoke_async::<u64>(&mut connection).await.map_err(StoreError::new)
+    /// Runs one batch script over the user's index from `cursor`.
+    async fn batch(&self, script: &Script, subject: &str, now: i64, cursor: &[u8]) -> Result<Reply, StoreError> {
+        let (index, base) = self.user_keys(subject);
+        let mut invocation = script.prepare_invoke();
+        invocation.key(index).arg(base).arg(subject).arg(lua_int(now)?).arg(cursor).arg(BATCH);
+        Ok(Reply(self.eval(&invocation).await?))
     }
 
-    async fn is_access_revoked_now(&self, access_id: TokenId, now: i64) -> Result<bool, StoreError> {
+    async fn revoke_user_now(&self, subject: &str, now: i64) -> Result<u64, StoreError> {
+        let mut revoked = 0_u64;
+        let mut cursor = b"-".to_vec();
+        loop {
+            let reply = self.batch(&REVOKE_BATCH, subject, now, &cursor).await?;
+            revoked = revoked.saturating_add(reply.unsigned(0)?);
+            match next_cursor(reply.field(1)?, reply.field(2)?) {
+                Some(next) => cursor = next,
+                None => return Ok(revoked),
+            }
+        }
+    }
+
+    async fn sessions_now(&self, subject: &str, now: i64) -> Result<Vec<SessionInfo>, StoreError> {
+        let mut sessions = Vec::new();
+        let mut cursor = b"-".to_vec();
+        loop {
+            let reply = self.batch(&LIST_BATCH, subject, now, &cursor).await?;
+            let mut at = 2;
+            while at < reply.0.len() {
+                sessions.push(SessionInfo::new(
+                    session_of(reply.field(at)?)?,
+                    reply.int(at + 1)?,
+                    reply.int(at + 2)?,
+                    reply.unsigned(at + 3)?,
+                    reply.int(at + 4)?,
+                    reply.int(at + 5)?,
+                ));
+                at += 6;
+            }
+            match next_cursor(reply.field(0)?, reply.field(1)?) {
+                Some(next) => cursor = next,
+                None => return Ok(sessions),
+            }
+        }
+    }
+
+    async fn access_state_now(&self, subject: &str, access_id: TokenId) -> Result<AccessState, StoreError> {
         let mut connection = self.connection.clone();
-        let until: Option<Vec<u8>> = redis::cmd("GET")
-            .arg(self.key("a", access_id.as_uuid()))
+        let fields: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
+            .arg(self.session_key(subject, access_id.session()))
+            .arg("sub")
+            .arg("rev")
+            .arg("aid")
             .query_async(&mut connection)
             .await
             .map_err(StoreError::new)?;
-        match until {
-            None => Ok(false),
-            Some(bytes) => Ok(parse_int(&bytes)? > now),
-        }
+        Ok(match fields.as_slice() {
+            [Some(sub), Some(revoked), Some(current)] if sub == subject.as_bytes() && revoked != b"1" => {
+                if current == access_id.as_bytes() { AccessState::Current } else { AccessState::Superseded }
+            }
+            _ => AccessState::Revoked,
+        })
     }
 }
 
 impl SessionLedger for RedisLedger {
-    fn create(&self, session: &NewSession) -> impl Future<Output = Result<(), StoreError>> + Send {
+    fn create(&self, session: &NewSession) -> impl Future<Output = Result<Created, StoreError>> + Send {
         self.create_now(session)
     }
 
@@ -423,17 +714,69 @@ impl SessionLedger for RedisLedger {
         self.rotate_now(request)
     }
 
-    fn revoke(&self, presented: TokenId, now: i64) -> impl Future<Output = Result<Revocation, StoreError>> + Send {
-        self.revoke_now(presented, now)
+    fn revoke_session(
+        &self,
+        subject: &str,
+        session: SessionId,
+        _now: i64,
+    ) -> impl Future<Output = Result<Revocation, StoreError>> + Send {
+        self.revoke_session_now(subject, session)
     }
 
     fn revoke_user(&self, subject: &str, now: i64) -> impl Future<Output = Result<u64, StoreError>> + Send {
         self.revoke_user_now(subject, now)
     }
 
-    fn is_access_revoked(&self, access_id: TokenId, now: i64) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        self.is_access_revoked_now(access_id, now)
+    fn sessions(&self, subject: &str, now: i64) -> impl Future<Output = Result<Vec<SessionInfo>, StoreError>> + Send {
+        self.sessions_now(subject, now)
     }
+
+    fn access_state(
+        &self,
+        subject: &str,
+        access_id: TokenId,
+        _now: i64,
+    ) -> impl Future<Output = Result<AccessState, StoreError>> + Send {
+        self.access_state_now(subject, access_id)
+    }
+}
+
+/// `PREFIX{H}`: the prefix and the user's hash tag.
+fn user_prefix(prefix: &str, subject: &str) -> String {
+    format!("{prefix}{{{:016x}}}", fnv1a64(subject.as_bytes()))
+}
+
+/// `PREFIX{H}s:<tag>`: a session's key.
+fn session_key(prefix: &str, subject: &str, session: SessionId) -> String {
+    format!("{}s:{:016x}", user_prefix(prefix, subject), session.tag())
+}
+
+/// The user's index key, `PREFIX{H}u:<subject>`, and session key base,
+/// `PREFIX{H}s:`.
+fn user_keys(prefix: &str, subject: &str) -> (String, String) {
+    let user = user_prefix(prefix, subject);
+    (format!("{user}u:{subject}"), format!("{user}s:"))
+}
+
+/// FNV-1a, 64 bits: a user's hash tag. Only spreads users over Cluster
+/// slots; a collision (chosen or not) puts two users in one slot, nothing
+/// more, since every record is checked against its subject.
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3))
+}
+
+/// The session an index member names: its last 8 bytes are the tag.
+fn session_of(member: &[u8]) -> Result<SessionId, StoreError> {
+    let tag = member
+        .last_chunk::<8>()
+        .filter(|_| member.len() == 16)
+        .ok_or_else(|| StoreError::new("a malformed member in a Redis ledger user index"))?;
+    Ok(SessionId::from_tag(u64::from_be_bytes(*tag)))
+}
+
+/// The next batch's `ZRANGEBYLEX` start, `None` when the index is done.
+fn next_cursor(more: &[u8], last: &[u8]) -> Option<Vec<u8>> {
+    (more == b"1" && !last.is_empty()).then(|| [b"(".as_slice(), last].concat())
 }
 
 /// A time or leeway the scripts can compute with exactly.
@@ -449,7 +792,36 @@ fn parse_int(bytes: &[u8]) -> Result<i64, StoreError> {
     std::str::from_utf8(bytes).map_err(StoreError::new)?.parse().map_err(StoreError::new)
 }
 
-/// A script's reply: a tag, then fields.
+/// A node's reply inside a cluster-wide answer: an error reply is an error.
+fn server_reply(reply: Value) -> Result<Value, redis::RedisError> {
+    match reply {
+        Value::ServerError(error) => Err(error.into()),
+        other => Ok(other),
+    }
+}
+
+fn text_of(value: &Value) -> String {
+    match value {
+        Value::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        Value::SimpleString(text) => text.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The value in a `CONFIG GET maxmemory-policy` reply (RESP2 array or
+/// RESP3 map).
+fn policy_of(reply: &Value) -> Option<String> {
+    match reply {
+        Value::Array(items) => match items.as_slice() {
+            [_, value] => Some(text_of(value)),
+            _ => None,
+        },
+        Value::Map(entries) => entries.first().map(|(_, value)| text_of(value)),
+        _ => None,
+    }
+}
+
+/// A script's reply: an array of strings.
 struct Reply(Vec<Vec<u8>>);
 
 impl Reply {
@@ -457,16 +829,8 @@ impl Reply {
         self.0.get(index).map(Vec::as_slice).ok_or_else(|| StoreError::new("short reply from a ledger script"))
     }
 
-    fn tag(&self) -> Result<&[u8], StoreError> {
-        self.field(0)
-    }
-
     fn id(&self, index: usize) -> Result<[u8; 16], StoreError> {
         <[u8; 16]>::try_from(self.field(index)?).map_err(StoreError::new)
-    }
-
-    fn session(&self) -> Result<SessionId, StoreError> {
-        Ok(SessionId::from_bytes(self.id(1)?))
     }
 
     fn int(&self, index: usize) -> Result<i64, StoreError> {
@@ -480,20 +844,6 @@ impl Reply {
     fn text(&self, index: usize) -> Result<String, StoreError> {
         String::from_utf8(self.field(index)?.to_vec()).map_err(StoreError::new)
     }
-
-    /// Seven fields from `start`: sub, acc, role, access id, access exp,
-    /// refresh id, refresh exp.
-    fn pair(&self, start: usize) -> Result<PairClaims, StoreError> {
-        Ok(PairClaims {
-            subject: self.text(start)?,
-            account: self.text(start + 1)?,
-            role: self.text(start + 2)?,
-            access_id: TokenId::from_bytes(self.id(start + 3)?),
-            access_expires_at: self.int(start + 4)?,
-            refresh_id: TokenId::from_bytes(self.id(start + 5)?),
-            refresh_expires_at: self.int(start + 6)?,
-        })
-    }
 }
 
 #[cfg(test)]
@@ -506,5 +856,57 @@ mod tests {
         assert!(lua_int(LUA_EXACT).is_ok());
         assert!(lua_int(i64::MAX).is_err());
         assert!(lua_int(i64::MIN).is_err());
+    }
+
+    #[test]
+    fn cluster_targets_name_their_nodes() {
+        assert_eq!(cluster_nodes("redis://127.0.0.1:6379/0").unwrap(), None);
+        assert_eq!(
+            cluster_nodes("redis-cluster://127.0.0.1:7101,127.0.0.1:7102/").unwrap(),
+            Some(vec!["redis://127.0.0.1:7101".to_owned(), "redis://127.0.0.1:7102".to_owned()])
+        );
+        assert_eq!(
+            cluster_nodes("redis-cluster://app:s3cret@a:1,b:2").unwrap(),
+            Some(vec!["redis://app:s3cret@a:1".to_owned(), "redis://app:s3cret@b:2".to_owned()])
+        );
+        assert!(cluster_nodes("redis-cluster://").is_err());
+        assert!(cluster_nodes("redis-cluster://a:1/0").is_err());
+    }
+
+    #[test]
+    fn keys_share_the_users_hash_tag() {
+        let session = SessionId::from_tag(0x0123_4567_89ab_cdef);
+        let key = session_key("p:", "bob", session);
+        let (index, base) = user_keys("p:", "bob");
+        let tag = format!("{{{:016x}}}", fnv1a64(b"bob"));
+        assert_eq!(key, format!("p:{tag}s:0123456789abcdef"));
+        assert_eq!(index, format!("p:{tag}u:bob"));
+        assert!(key.starts_with(&base));
+        // The FNV-1a-64 test vector for "a".
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+
+    /// The connection takes every `redis` command, as the plain ones do.
+    #[test]
+    fn the_connection_takes_async_commands() {
+        fn commands<T: redis::AsyncCommands + Clone + Send + Sync + 'static>() {}
+        commands::<RedisConnection>();
+    }
+
+    #[test]
+    fn braces_in_the_prefix_are_refused() {
+        assert!(check_prefix("auth:").is_ok());
+        assert!(check_prefix("auth{x}:").is_err());
+        assert!(check_prefix("}").is_err());
+    }
+
+    #[test]
+    fn members_name_their_session() {
+        let mut member = 1_700_000_000_u64.to_be_bytes().to_vec();
+        member.extend_from_slice(&0xfeed_u64.to_be_bytes());
+        assert_eq!(session_of(&member).unwrap(), SessionId::from_tag(0xfeed));
+        assert!(session_of(&member[1..]).is_err());
+        assert_eq!(next_cursor(b"1", &member), Some([b"(".as_slice(), &member].concat()));
+        assert_eq!(next_cursor(b"0", &member), None);
     }
 }

@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use token_refresh::redis::AsyncCommands as _;
-use token_refresh::{PostgresLedger, PostgresOptions, RedisLedger, SessionId, Signer as _};
+use token_refresh::{PostgresLedger, PostgresOptions, SessionId, Signer as _};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -52,6 +52,7 @@ fn bearer(token: &str) -> String {
 enum Backend {
     Postgres,
     Redis,
+    RedisCluster,
 }
 
 impl Backend {
@@ -62,7 +63,29 @@ impl Backend {
             Self::Redis => {
                 std::env::var("TOKEN_REFRESH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
             }
+            Self::RedisCluster => std::env::var("TOKEN_REFRESH_REDIS_CLUSTER_URL")
+                .unwrap_or_else(|_| "redis-cluster://127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103".into()),
         }
+    }
+
+    /// One plain connection per server holding keys: the standalone server,
+    /// or each node the cluster URL names (all primaries in the local
+    /// cluster `scripts/redis-cluster.sh` starts).
+    async fn redis_nodes(self) -> TestResult<Vec<token_refresh::redis::aio::MultiplexedConnection>> {
+        let urls: Vec<String> = match self {
+            Self::RedisCluster => {
+                let url = self.url();
+                let hosts = url.trim_start_matches("redis-cluster://").to_owned();
+                hosts.split(',').map(|host| format!("redis://{host}")).collect()
+            }
+            _ => vec![self.url()],
+        };
+        let mut nodes = Vec::new();
+        for url in urls {
+            let client = token_refresh::redis::Client::open(url.as_str())?;
+            nodes.push(client.get_multiplexed_async_connection().await.map_err(|e| format!("Redis at {url}: {e}"))?);
+        }
+        Ok(nodes)
     }
 
     /// What `setup` reports for `--store-prefix name`.
@@ -70,6 +93,7 @@ impl Backend {
         match self {
             Self::Postgres => format!("postgres, schema {name}"),
             Self::Redis => format!("redis, key prefix {name}:"),
+            Self::RedisCluster => format!("redis cluster, key prefix {name}:"),
         }
     }
 
@@ -80,21 +104,21 @@ impl Backend {
             .map_err(|e| format!("PostgreSQL must be reachable at {url} for these tests: {e}").into())
     }
 
-    async fn redis(name: &str) -> TestResult<RedisLedger> {
-        let url = Self::Redis.url();
-        RedisLedger::connect(&url, format!("{name}:"))
-            .await
-            .map_err(|e| format!("Redis must be reachable at {url} for these tests: {e}").into())
-    }
-
-    /// The keys under the Redis prefix of `name`.
-    async fn redis_keys(ledger: &RedisLedger) -> TestResult<Vec<Vec<u8>>> {
-        let mut connection = ledger.connection();
-        let pattern = format!("{}*", ledger.prefix());
-        let mut iter: token_refresh::redis::AsyncIter<'_, Vec<u8>> = connection.scan_match(&pattern).await?;
+    /// The keys under the Redis prefix of `name`, each with the connection
+    /// of the node holding it.
+    async fn redis_keys(
+        self,
+        name: &str,
+    ) -> TestResult<Vec<(token_refresh::redis::aio::MultiplexedConnection, Vec<u8>)>> {
         let mut found = Vec::new();
-        while let Some(key) = iter.next_item().await {
-            found.push(key?);
+        for mut node in self.redis_nodes().await? {
+            let mut iter: token_refresh::redis::AsyncIter<'_, Vec<u8>> = node.scan_match(format!("{name}:*")).await?;
+            let mut keys = Vec::new();
+            while let Some(key) = iter.next_item().await {
+                keys.push(key?);
+            }
+            drop(iter);
+            found.extend(keys.into_iter().map(|key| (node.clone(), key)));
         }
         Ok(found)
     }
@@ -109,12 +133,11 @@ impl Backend {
                 let row = client.query_one(&format!("SELECT count(*) FROM {name}.sessions"), &[]).await?;
                 Ok(usize::try_from(row.get::<_, i64>(0))?)
             }
-            Self::Redis => {
-                let ledger = Self::redis(name).await?;
-                // Session records are `<prefix>s:<session id>`.
-                let session_key = format!("{}s:", ledger.prefix());
-                let keys = Self::redis_keys(&ledger).await?;
-                Ok(keys.iter().filter(|key| key.starts_with(session_key.as_bytes())).count())
+            Self::Redis | Self::RedisCluster => {
+                // Session records are `<prefix>{<user hash>}s:<session tag>`.
+                let keys = self.redis_keys(name).await?;
+                let is_session = |key: &[u8]| key.windows(3).any(|w| w == b"}s:");
+                Ok(keys.iter().filter(|(_, key)| is_session(key)).count())
             }
         }
     }
@@ -127,10 +150,9 @@ impl Backend {
                 let client = ledger.pool().get().await?;
                 client.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE")).await?;
             }
-            Self::Redis => {
-                let ledger = Self::redis(name).await?;
-                for key in Self::redis_keys(&ledger).await? {
-                    let _: () = ledger.connection().del(key).await?;
+            Self::Redis | Self::RedisCluster => {
+                for (mut node, key) in self.redis_keys(name).await? {
+                    let _: () = node.del(key).await?;
                 }
             }
         }
@@ -350,6 +372,16 @@ async fn postgres_two_instances_are_one_service() -> TestResult {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_two_instances_are_one_service() -> TestResult {
+    two_instances_are_one_service(Backend::RedisCluster).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_concurrent_refreshes_across_instances_one_wins() -> TestResult {
+    concurrent_refreshes_across_instances(Backend::RedisCluster).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_two_instances_are_one_service() -> TestResult {
     two_instances_are_one_service(Backend::Redis).await
 }
@@ -407,6 +439,43 @@ async fn redis_store_prefix_isolates_deployments() -> TestResult {
 
 /// A backend that is down at start: exit code 2, a message naming the
 /// backend, and neither the URL nor its password in it.
+/// A Redis that evicts keys would drop sessions: the server refuses it at
+/// start, with exit code 2 and a message naming the setting.
+#[tokio::test]
+async fn an_evicting_redis_is_refused_at_start() -> TestResult {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
+        probe.local_addr()?.port()
+    };
+    let mut child = std::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(["--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("redis-server must be installed for this test: {e}"))?;
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let outcome = async {
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let Command::Serve(config) = common::parse_args(["--store".to_owned(), url.clone()])? else {
+            return Err::<(), Box<dyn std::error::Error + Send + Sync>>("expected serve".into());
+        };
+        let error = common::setup(&config).await.err().ok_or("an evicting Redis must be refused")?;
+        assert_eq!(error.code, 2, "{}", error.message);
+        assert!(error.message.contains("maxmemory-policy"), "{}", error.message);
+        assert!(error.message.contains("noeviction"), "{}", error.message);
+        Ok(())
+    }
+    .await;
+    child.kill()?;
+    child.wait()?;
+    outcome
+}
+
 #[tokio::test]
 async fn unreachable_store_is_a_configuration_error_without_the_password() -> TestResult {
     for (url, backend) in [

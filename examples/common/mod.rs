@@ -85,9 +85,10 @@ Options:
   --users FILE         JSON array of {\"email\",\"account\",\"role\",\"publicKey\"} (publicKey: hex of the
                        user's 32-byte Ed25519 login key; optional \"disabled\": true); without it one demo
                        user bob@mail.com with a fresh login key, whose login body is printed
-  --store URL          session ledger: memory [default] (one process), redis://… (feature redis) or
-                       postgres://… / postgresql://… (feature postgres; tables created at start) for several
-                       instances sharing sessions; the URL is never printed
+  --store URL          session ledger: memory [default] (one process), redis://… or
+                       redis-cluster://HOST:PORT[,HOST:PORT…] (feature redis; the server must run
+                       maxmemory-policy noeviction) or postgres://… / postgresql://… (feature postgres; tables
+                       created at start) for several instances sharing sessions; the URL is never printed
   --store-prefix NAME  Redis key prefix NAME: / PostgreSQL schema NAME (a-z 0-9 _, at most 63)
                        [default: token_refresh]
   --access-ttl SECS    access token lifetime [default: 300]
@@ -106,7 +107,7 @@ stdout carries the `listening on http://ADDR` line and the demo walkthrough.";
 pub(crate) enum StoreUrl {
     /// The in-process ledger.
     Memory,
-    /// A Redis ledger (`redis://`, `rediss://`).
+    /// A Redis ledger (`redis://`, `rediss://`, `redis-cluster://`).
     Redis(SecretUrl),
     /// A PostgreSQL ledger (`postgres://`, `postgresql://`).
     Postgres(SecretUrl),
@@ -315,9 +316,12 @@ fn parse_store(url: String) -> Result<StoreUrl, String> {
     }
     let url = SecretUrl(url);
     match url.scheme().as_str() {
-        "redis" | "rediss" => Ok(StoreUrl::Redis(url)),
+        "redis" | "rediss" | "redis-cluster" => Ok(StoreUrl::Redis(url)),
         "postgres" | "postgresql" => Ok(StoreUrl::Postgres(url)),
-        _ => Err("--store: expected memory, redis://… or postgres://… (the value is not repeated here)".to_owned()),
+        _ => Err(
+            "--store: expected memory, redis://…, redis-cluster://… or postgres://… (the value is not repeated here)"
+                .to_owned(),
+        ),
     }
 }
 
@@ -458,7 +462,8 @@ async fn connect_redis(url: &SecretUrl, name: Option<&str>) -> Result<(AnyLedger
     let prefix = name.map_or_else(|| token_refresh::DEFAULT_PREFIX.to_owned(), |name| format!("{name}:"));
     let ledger =
         RedisLedger::connect(url.expose(), prefix.as_str()).await.map_err(|e| unreachable_store(url, "Redis", &e))?;
-    Ok((AnyLedger::Redis(ledger), format!("redis, key prefix {prefix}")))
+    let kind = if ledger.is_cluster() { "redis cluster" } else { "redis" };
+    Ok((AnyLedger::Redis(ledger), format!("{kind}, key prefix {prefix}")))
 }
 
 #[cfg(not(feature = "redis"))]

@@ -1,0 +1,96 @@
+-- token-refresh: helpers shared by every ledger script (prepended to each).
+--
+-- A session is one hash; a user's sessions are one sorted set whose
+-- members all score 0, so they sort by their bytes: 8 bytes of the
+-- session's start (big-endian unsigned seconds) then its 8-byte tag. Lex
+-- order is therefore oldest first, and a member names its session's key.
+-- Every key of a user shares the user's hash tag, so one script only ever
+-- touches one Cluster slot.
+
+-- Seconds a key outlives its retention, for clock skew between instances:
+-- an instance whose clock runs ahead must not drop a record that an
+-- instance with a slower clock still needs to detect reuse.
+local SLACK = 60
+
+local function int(n)
+  return string.format('%d', n)
+end
+
+local function hex(bytes)
+  return string.format(string.rep('%02x', #bytes), string.byte(bytes, 1, -1))
+end
+
+-- ZREM of `members` (a list, possibly empty) in one call.
+local function zrem_all(key, members)
+  if #members > 0 then redis.call('ZREM', key, unpack(members)) end
+end
+
+-- Keeps `key` until `untl` on the caller's clock, plus the slack (never
+-- less than the slack: EXPIRE with 0 would delete the key at once).
+local function keep_until(key, untl, now)
+  local ttl = untl - now
+  if ttl < 0 then ttl = 0 end
+  redis.call('EXPIRE', key, int(ttl + SLACK))
+end
+
+-- Like keep_until, but never shortens a longer expiry.
+local function extend_until(key, untl, now)
+  local ttl = untl - now
+  if ttl < 0 then ttl = 0 end
+  ttl = ttl + SLACK
+  if redis.call('TTL', key) < ttl then redis.call('EXPIRE', key, int(ttl)) end
+end
+
+-- The index member of the session started at `created` (seconds, 0 to
+-- 2^53) with the 8-byte tag `tag`.
+local function member(created, tag)
+  local bytes = {}
+  local n = created
+  for i = 8, 1, -1 do
+    bytes[i] = string.char(n % 256)
+    n = math.floor(n / 256)
+  end
+  return table.concat(bytes) .. tag
+end
+
+-- The key of the session an index member names; `base` is the user's
+-- session key prefix (`PREFIX{H}s:`).
+local function session_key(base, m)
+  return base .. hex(string.sub(m, 9, 16))
+end
+
+-- Every field of a session hash.
+local FIELDS = {'sub', 'acc', 'role', 'aid', 'aexp', 'rid', 'rexp', 'prev', 'gen', 'crt', 'abs', 'rot', 'rep',
+  'rev', 'ret', 'lee'}
+-- What liveness needs (`is_live`, `is_gone`).
+local LIVENESS = {'sub', 'rev', 'abs', 'rexp', 'lee'}
+
+-- The session hash's `fields` (default: all) as a table, nil when the key
+-- is missing. A record missing one of them is an error reply; every
+-- script reads all it needs before its first write, so that error changes
+-- nothing.
+local function load(key, fields)
+  fields = fields or FIELDS
+  local v = redis.call('HMGET', key, unpack(fields))
+  if not v[1] then return nil end
+  local s = {}
+  for i, name in ipairs(fields) do
+    if not v[i] then return error('token_refresh: corrupt session record ' .. key) end
+    s[name] = v[i]
+  end
+  return s
+end
+
+-- Not revoked, before its absolute expiry, and its current refresh token
+-- not idle past its expiry plus the session's leeway.
+local function is_live(s, now)
+  return s.rev ~= '1' and now < tonumber(s.abs) and now < tonumber(s.rexp) + tonumber(s.lee)
+end
+
+-- Whether an index member may be dropped: its record is gone (or not the
+-- user's), revoked, or dead even on a clock SLACK seconds behind (a
+-- session idle-expired on this instance's clock may still be rotated by
+-- an instance whose clock is a little behind, and must stay listed).
+local function is_gone(s, subject, now)
+  return s == nil or s.sub ~= subject or not is_live(s, now - SLACK)
+end
