@@ -16,8 +16,11 @@ use crate::ledger::{DEFAULT_MAX_SESSIONS_PER_USER, Grace};
 pub const MAX_GRACE: Duration = Duration::seconds(60);
 /// Most grace replays one rotation may be configured to tolerate.
 pub const MAX_GRACE_REPLAYS: u32 = 100;
-/// Highest per-user session cap a policy may set.
-pub const MAX_SESSIONS_PER_USER: u32 = 1_000_000;
+/// Highest per-user session cap a policy may set. A login at the cap
+/// prunes the user's list of sessions that ended, which costs O(cap) in
+/// every ledger (in Redis, inside one script that holds the node): the
+/// bound keeps that under a millisecond or so.
+pub const MAX_SESSIONS_PER_USER: u32 = 10_000;
 /// Longest clock leeway.
 pub const MAX_LEEWAY: Duration = Duration::seconds(300);
 
