@@ -697,6 +697,16 @@ async fn grace_window_replay_returns_the_same_pair_over_http() -> TestResult {
 async fn command_line_flags() -> TestResult {
     let parse = |args: &[&str]| common::parse_args(args.iter().map(|a| (*a).to_owned()));
     assert_eq!(parse(&[])?, Command::Serve(Config::default()));
+    let Command::Serve(capped) = parse(&["--max-sessions-per-user", "5"])? else { panic!("serve") };
+    assert_eq!(capped.max_sessions_per_user, Some(5));
+    for bad in ["0", "10001", "-1", "many"] {
+        let error = parse(&["--max-sessions-per-user", bad]).unwrap_err();
+        assert!(error.starts_with("--max-sessions-per-user: "), "{error}");
+    }
+    let Command::Serve(cluster) = parse(&["--store", "redis-cluster://127.0.0.1:7101,127.0.0.1:7102"])? else {
+        panic!("serve")
+    };
+    assert_eq!(format!("{:?}", cluster.store), "Redis(SecretUrl(redis-cluster://…))");
     assert_eq!(Config::default().listen.to_string(), "127.0.0.1:8080");
     let Command::Serve(config) = parse(&[
         "--listen",

@@ -235,6 +235,19 @@ async fn the_login_past_the_cap_ends_the_oldest_session_with_an_event() {
 }
 
 #[tokio::test]
+async fn the_101st_login_of_one_user_ends_the_oldest_session_by_default() {
+    let fx = Fixture::new();
+    let mut pairs = Vec::new();
+    for _ in 0..101 {
+        pairs.push(fx.login(BOB).await);
+        fx.advance(1);
+    }
+    assert_eq!(fx.refresh(&pairs[0].refresh_token).await.unwrap_err().public_message(), "session has been revoked");
+    assert!(fx.refresh(&pairs[1].refresh_token).await.is_ok());
+    assert_eq!(fx.policy.sessions(BOB, fx.store.ledger(), &fx.clock).await.unwrap().len(), 100);
+}
+
+#[tokio::test]
 async fn a_refresh_token_is_not_an_access_token() {
     let fx = Fixture::new();
     let pair = fx.login(BOB).await;
