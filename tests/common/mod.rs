@@ -96,15 +96,20 @@ pub async fn rotate_through_faults<L: SessionLedger>(
 }
 
 /// The listed generation of one of bob's sessions, asking until the ledger
-/// answers (it may be mid-fault).
+/// answers (it may be mid-fault: connections keep being cut, and a client
+/// reconnects at its own pace, slower on a loaded machine). Gives up after
+/// 60 s.
 pub async fn generation_of<L: SessionLedger>(ledger: &L, session: SessionId) -> u64 {
-    for _ in 0..200 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut pause = std::time::Duration::from_millis(5);
+    while std::time::Instant::now() < deadline {
         if let Ok(listed) = ledger.sessions(SUBJECT, now()).await {
             return listed.iter().find(|info| info.session == session).expect("the session is listed").generation;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(200));
     }
-    panic!("the ledger never answered a listing");
+    panic!("the ledger never answered a listing within 60 s");
 }
 
 /// After the faults stop: connections that died in the pool fail once
