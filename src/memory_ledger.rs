@@ -59,6 +59,11 @@ use crate::ledger::{
 };
 use crate::users::StoreError;
 
+/// How long a user's list keeps a session past its idle expiry: the
+/// Redis ledger's slack for clock skew between instances, here for a
+/// rotation allowed a larger leeway than the session was created with.
+const LIST_SLACK: i64 = 60;
+
 /// Shard count: a power of two well above any core count we expect.
 const SHARDS: usize = 64;
 /// A shard is swept once its writes since the last sweep pass its capacity
@@ -414,23 +419,38 @@ impl MemoryLedger {
             let identity = Self::identity_in(shard, subject, &pair.account, &pair.role)?;
             let mut evicted = Vec::new();
             if shard.map.get(subject).is_some_and(|sessions| sessions.len() >= cap) {
-                // At the cap: forget what is gone, then evict the oldest
-                // live sessions until there is room for this one.
+                // At the cap: count the live sessions and evict the oldest
+                // until there is room for this one. The list keeps a
+                // session dead for less than LIST_SLACK: a rotation that
+                // allows a larger leeway than the session was created with
+                // (an instance configured differently) may still revive it,
+                // and it must then be listed.
                 let listed = shard.map.get(subject).map(UserSessions::to_vec).unwrap_or_default();
-                let mut live: VecDeque<u64> = listed
-                    .into_iter()
-                    .filter(|&t| self.with_record(t, |r| r.is_some_and(|r| r.is_live(now))))
-                    .collect();
-                while live.len() >= cap {
-                    let Some(old) = live.pop_front() else { break };
+                let (mut kept, mut live) = (VecDeque::new(), Vec::new());
+                for tag in listed {
+                    let state = self.with_record(tag, |record| {
+                        record.map(|r| (r.is_live(now), r.is_live(now.saturating_sub(LIST_SLACK))))
+                    });
+                    match state {
+                        Some((true, _)) => {
+                            kept.push_back(tag);
+                            live.push(tag);
+                        }
+                        Some((false, true)) => kept.push_back(tag),
+                        _ => {}
+                    }
+                }
+                let excess = live.len().saturating_add(1).saturating_sub(cap);
+                for &old in live.iter().take(excess) {
                     self.with_record(old, |record| {
                         if let Some(record) = record {
                             record.revoked = true;
                         }
                     });
+                    kept.retain(|tag| *tag != old);
                     evicted.push(SessionId::from_tag(old));
                 }
-                match UserSessions::from_deque(live) {
+                match UserSessions::from_deque(kept) {
                     Some(kept) => {
                         if let Some(sessions) = shard.map.get_mut(subject) {
                             *sessions = kept;

@@ -150,9 +150,21 @@ async fn table_rows(schema: &str) -> Vec<(String, i64)> {
 }
 
 /// The session's generation, read by the test's own connection.
-async fn generation_of(schema: &str, session: SessionId) -> i64 {
+async fn generation_of(schema: &str, session: SessionId) -> u64 {
     let sql = format!("SELECT generation FROM {schema}.sessions WHERE session_id = $1");
-    admin().await.query_one(&sql, &[session.as_uuid()]).await.unwrap().get(0)
+    let generation: i64 = admin().await.query_one(&sql, &[session.as_uuid()]).await.unwrap().get(0);
+    u64::try_from(generation).unwrap()
+}
+
+/// The shared fault loop, reading the generation on the test's own
+/// connection rather than through the ledger whose connections die.
+async fn rotate_through_faults(
+    ledger: &PostgresLedger,
+    schema: &str,
+    current: TokenId,
+    rounds: usize,
+) -> (usize, usize, TokenId) {
+    common::rotate_through_faults_probed(ledger, |session| generation_of(schema, session), current, rounds).await
 }
 
 // ---------------------------------------------------------------------------
@@ -668,47 +680,6 @@ async fn sessions_survive_a_service_restart() {
         assert_eq!(Reply::from_result(&after).status(), 401, "reuse revoked the session");
     })
     .await;
-}
-
-/// Rotates a chain of tokens of one session while another connection
-/// keeps terminating the ledger's backends. Every failed rotation must
-/// have happened fully or not at all: the generation (read on the test's
-/// own connection) tells which, and the current token is either the
-/// successor (it committed) or still the presented one. Returns the
-/// errors, how many of them had committed, and the current token.
-async fn rotate_through_faults(
-    ledger: &PostgresLedger,
-    schema: &str,
-    mut current: TokenId,
-    rounds: usize,
-) -> (usize, usize, TokenId) {
-    let (mut errors, mut committed_despite_error) = (0, 0);
-    let mut generation = generation_of(schema, current.session()).await;
-    for _ in 0..rounds {
-        let request = rotation(current, now());
-        match ledger.rotate(&request).await {
-            Ok(Rotation::Rotated { pair, generation: g, .. }) => {
-                assert_eq!(g as i64, generation + 1, "a rotation adds one generation");
-                current = pair.refresh_id;
-                generation += 1;
-            }
-            Ok(other) => panic!("a current token must rotate, got {other:?}"),
-            Err(_) => {
-                errors += 1;
-                let after = generation_of(schema, current.session()).await;
-                if after == generation + 1 {
-                    // Committed, only the reply was lost: the successor is
-                    // current, whole.
-                    committed_despite_error += 1;
-                    current = request.successor.refresh_id;
-                    generation = after;
-                } else {
-                    assert_eq!(after, generation, "half rotation: the generation moved by {}", after - generation);
-                }
-            }
-        }
-    }
-    (errors, committed_despite_error, current)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -59,40 +59,58 @@ pub fn rotation(presented: TokenId, now: i64) -> RotationRequest {
 /// Rotates a chain of tokens of one of bob's sessions while another
 /// connection keeps terminating the ledger's backends. Every failed
 /// rotation must have happened fully or not at all: afterwards the
-/// session's generation tells which, and the current token is either the
-/// successor (it committed) or still the presented one.
-pub async fn rotate_through_faults<L: SessionLedger>(
+/// session's generation, as `generation` reads it, tells which, and the
+/// current token is either the successor (it committed) or still the
+/// presented one. Returns the errors, how many of them had committed, and
+/// the current token.
+pub async fn rotate_through_faults_probed<L, P, F>(
     ledger: &L,
+    generation: P,
     mut current: TokenId,
     rounds: usize,
-) -> (usize, usize, TokenId) {
+) -> (usize, usize, TokenId)
+where
+    L: SessionLedger,
+    P: Fn(SessionId) -> F,
+    F: std::future::Future<Output = u64>,
+{
     let (mut errors, mut committed_despite_error) = (0, 0);
-    let mut generation = generation_of(ledger, current.session()).await;
+    let mut known = generation(current.session()).await;
     for _ in 0..rounds {
         let request = rotation(current, now());
         match ledger.rotate(&request).await {
             Ok(Rotation::Rotated { pair, generation: g, .. }) => {
-                assert_eq!(g, generation + 1, "a rotation adds one generation");
+                assert_eq!(g, known + 1, "a rotation adds one generation");
                 current = pair.refresh_id;
-                generation = g;
+                known = g;
             }
             Ok(other) => panic!("a current token must rotate, got {other:?}"),
             Err(_) => {
                 errors += 1;
-                let after = generation_of(ledger, current.session()).await;
-                if after == generation + 1 {
+                let after = generation(current.session()).await;
+                if after == known + 1 {
                     // Committed, only the reply was lost: the successor is
                     // current, whole.
                     committed_despite_error += 1;
                     current = request.successor.refresh_id;
-                    generation = after;
+                    known = after;
                 } else {
-                    assert_eq!(after, generation, "half rotation: the generation moved by {}", after - generation);
+                    assert_eq!(after, known, "half rotation: the generation moved by {}", after.abs_diff(known));
                 }
             }
         }
     }
     (errors, committed_despite_error, current)
+}
+
+/// [`rotate_through_faults_probed`], reading the generation from the
+/// ledger's own listing.
+pub async fn rotate_through_faults<L: SessionLedger>(
+    ledger: &L,
+    current: TokenId,
+    rounds: usize,
+) -> (usize, usize, TokenId) {
+    rotate_through_faults_probed(ledger, |session| generation_of(ledger, session), current, rounds).await
 }
 
 /// The listed generation of one of bob's sessions, asking until the ledger

@@ -363,8 +363,11 @@ pub async fn check_sequence<L: SessionLedger>(ledger: &L, ops: &[Op]) -> Result<
                 }
             }
             Op::RevokeUser { subject } => {
+                let listed = ledger.sessions(subjects[subject].as_str(), now).await.map_err(fail)?;
+                let modeled = model.sessions(subjects[subject].as_str(), now);
                 let got = ledger.revoke_user(subjects[subject].as_str(), now).await.map_err(fail)?;
                 let expected = model.revoke_user(subjects[subject].as_str(), now);
+                prop_assert_eq!(listed, modeled, "sessions before revoke_user at {}", now);
                 prop_assert_eq!(got, expected, "revoke_user at {}", now);
             }
             Op::AccessState { access, wrong_subject } => {
