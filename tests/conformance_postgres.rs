@@ -22,12 +22,12 @@ use common::model::{check_sequence, op};
 use token_refresh::conformance::{self, CONCURRENT_ROTATIONS, Harness};
 use token_refresh::deadpool_postgres::{self, tokio_postgres};
 use token_refresh::{
-    AccessState, Ed25519Signer, Grace, MIGRATION_0001, MemoryUserStore, NewSession, PairClaims, Policy, PostgresLedger,
+    AccessState, Ed25519Signer, Grace, MIGRATION_0001, MemoryUserStore, NewSession, Policy, PostgresLedger,
     PostgresOptions, Reply, Rotation, RotationRequest, SessionId, SessionLedger, Store, StoreError, SystemClock,
     TokenId, User,
 };
 
-const SUBJECT: &str = "bob@mail.com";
+use common::{SUBJECT, new_session, now, pair_of};
 
 // ---------------------------------------------------------------------------
 // Server, schemas, sessions
@@ -85,34 +85,6 @@ async fn drop_schema(schema: &str) {
     admin().await.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await.expect("drop the schema");
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
-}
-
-fn pair_of(subject: &str, session: SessionId, now: i64) -> PairClaims {
-    PairClaims {
-        subject: subject.into(),
-        account: "bob@admin".into(),
-        role: "ROLE_ADMIN".into(),
-        access_id: session.new_token_id(),
-        access_expires_at: now + 300,
-        refresh_id: session.new_token_id(),
-        refresh_expires_at: now + 86_400,
-    }
-}
-
-fn new_session(subject: &str, now: i64, cap: u32) -> NewSession {
-    let session = SessionId::random();
-    NewSession {
-        session,
-        pair: pair_of(subject, session, now),
-        created_at: now,
-        absolute_expires_at: now + 30 * 86_400,
-        leeway: 0,
-        max_sessions_per_user: cap,
-    }
-}
-
 /// A rotation of `subject`'s token `presented`, proposing a fresh
 /// successor of its session.
 fn rotation_of(subject: &str, presented: TokenId, now: i64) -> RotationRequest {
@@ -126,9 +98,7 @@ fn rotation_of(subject: &str, presented: TokenId, now: i64) -> RotationRequest {
     }
 }
 
-fn rotation(presented: TokenId, now: i64) -> RotationRequest {
-    rotation_of(SUBJECT, presented, now)
-}
+use common::rotation;
 
 /// Every table of `schema` with its row count, by name.
 async fn table_rows(schema: &str) -> Vec<(String, i64)> {
