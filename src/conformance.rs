@@ -556,6 +556,13 @@ pub async fn idle_expiry<H: Harness>(harness: &H) -> CheckResult {
     let late = Start { leeway: 5, ..short(t) }.create(&ledger, &subject).await?;
     let outcome = ledger.rotate(&request(&late, late.first.refresh_id, t + 105, NO_GRACE, 5)).await?;
     ensure_eq!(outcome, Rotation::Expired { session: late.id }, "rotation at exp plus leeway");
+
+    // The idle expiry is the session's own (the leeway it was created
+    // with), so it ends exactly when the session stops being live: a
+    // request allowing more cannot revive it.
+    let strict = short(t).create(&ledger, &subject).await?;
+    let outcome = ledger.rotate(&request(&strict, strict.first.refresh_id, t + 102, NO_GRACE, 5)).await?;
+    ensure_eq!(outcome, Rotation::Expired { session: strict.id }, "a larger leeway in the request");
     Ok(())
 }
 

@@ -36,7 +36,8 @@
 //!   is behind the rotating one from widening the window.
 //! - **Lifetimes.** A successor's refresh expiry is capped at the session's
 //!   absolute expiry; a session at or past it, or whose current refresh
-//!   token expired (idle), answers [`Rotation::Expired`].
+//!   token expired (idle: `now ≥ refresh exp + the session's leeway`,
+//!   the leeway it was created with), answers [`Rotation::Expired`].
 //! - **Fail closed.** A session's record is kept at least until its current
 //!   refresh and access tokens expire (plus the session's leeway). A record
 //!   lost earlier (purged, evicted) can only make the session's tokens
@@ -152,8 +153,8 @@ pub struct RotationRequest {
     pub now: i64,
     /// The grace rule.
     pub grace: Grace,
-    /// Extra seconds to keep the record past its tokens' expiry, and the
-    /// clock tolerance of the grace rule's lower bound.
+    /// The clock tolerance of the grace rule's lower bound. (The idle
+    /// expiry uses the leeway the session was created with.)
     pub leeway: i64,
 }
 
@@ -400,6 +401,9 @@ pub(crate) struct SessionView {
     pub(crate) previous_refresh_id: Option<TokenId>,
     /// `exp` of the current refresh token.
     pub(crate) refresh_expires_at: i64,
+    /// The leeway the session was created with: its idle expiry is
+    /// `refresh_expires_at + leeway`, the same instant its liveness ends.
+    pub(crate) leeway: i64,
     pub(crate) rotated_at: i64,
     pub(crate) replays: u32,
 }
@@ -443,7 +447,9 @@ pub(crate) fn decide(view: &SessionView, request: &RotationRequest) -> Decision 
         return Decision::Expired;
     }
     if request.presented == view.refresh_id {
-        if now >= view.refresh_expires_at.saturating_add(request.leeway) {
+        // The session's own leeway, fixed at login, so that a session can
+        // be rotated exactly while it is live (listed, counted, revocable).
+        if now >= view.refresh_expires_at.saturating_add(view.leeway) {
             return Decision::Expired;
         }
         return Decision::Rotate {

@@ -533,6 +533,7 @@ impl MemoryLedger {
             previous_refresh_id: (record.previous_refresh_id != IdBits::NONE)
                 .then(|| record.previous_refresh_id.id(session)),
             refresh_expires_at: record.refresh_expires_at(),
+            leeway: i64::from(record.leeway.0),
             rotated_at: record.time(record.rotated_at),
             replays: record.replays,
         };

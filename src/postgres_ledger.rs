@@ -578,9 +578,6 @@ struct RotateParams<'a> {
     presented: &'a Uuid,
     subject: &'a str,
     now: i64,
-    /// `now − leeway`: the current refresh token is still valid while its
-    /// `exp` is after this (`now < exp + leeway`, without overflow).
-    idle_bound: i64,
     refresh_id: &'a Uuid,
     access_id: &'a Uuid,
     account: &'a str,
@@ -598,7 +595,6 @@ impl<'a> RotateParams<'a> {
             presented: request.presented.as_uuid(),
             subject: &request.subject,
             now: request.now,
-            idle_bound: request.now.saturating_sub(request.leeway),
             refresh_id: successor.refresh_id.as_uuid(),
             access_id: successor.access_id.as_uuid(),
             account: &successor.account,
@@ -609,13 +605,12 @@ impl<'a> RotateParams<'a> {
         }
     }
 
-    fn as_params(&self) -> [&(dyn ToSql + Sync); 12] {
+    fn as_params(&self) -> [&(dyn ToSql + Sync); 11] {
         [
             &self.session,
             self.presented,
             &self.subject,
             &self.now,
-            &self.idle_bound,
             self.refresh_id,
             self.access_id,
             &self.account,
@@ -706,24 +701,24 @@ impl Statements {
             rotate: format!(
                 "UPDATE {s}.sessions SET
                     previous_refresh_id = refresh_id,
-                    refresh_id = $6,
-                    access_id = $7,
-                    account = $8,
-                    role = $9,
-                    access_expires_at = $10,
-                    refresh_expires_at = LEAST($11, absolute_expires_at),
+                    refresh_id = $5,
+                    access_id = $6,
+                    account = $7,
+                    role = $8,
+                    access_expires_at = $9,
+                    refresh_expires_at = LEAST($10, absolute_expires_at),
                     generation = generation + 1,
                     rotated_at = $4,
                     replays = 0,
                     retain_until = GREATEST(retain_until,
-                        GREATEST(LEAST($11, absolute_expires_at), $10) + GREATEST(leeway, $12))
+                        GREATEST(LEAST($10, absolute_expires_at), $9) + GREATEST(leeway, $11))
                  WHERE session_id = $1 AND refresh_id = $2 AND subject = $3 AND NOT revoked
-                    AND $4 < absolute_expires_at AND refresh_expires_at > $5
+                    AND $4 < absolute_expires_at AND $4 < refresh_expires_at + leeway
                  RETURNING generation, refresh_expires_at"
             ),
             select_for_update: format!(
                 "SELECT subject, account, role, access_id, access_expires_at, refresh_id, refresh_expires_at,
-                    previous_refresh_id, generation, absolute_expires_at, rotated_at, replays, revoked
+                    previous_refresh_id, generation, absolute_expires_at, rotated_at, replays, revoked, leeway
                  FROM {s}.sessions WHERE session_id = $1
                  FOR UPDATE"
             ),
@@ -774,6 +769,8 @@ struct Record {
     rotated_at: i64,
     replays: u32,
     revoked: bool,
+    /// The leeway the session was created with.
+    leeway: i64,
 }
 
 impl Record {
@@ -795,6 +792,7 @@ impl Record {
             rotated_at: get(row, 10)?,
             replays: u32::try_from(get::<i32>(row, 11)?).map_err(StoreError::new)?,
             revoked: get(row, 12)?,
+            leeway: get(row, 13)?,
         })
     }
 
@@ -808,6 +806,7 @@ impl Record {
             refresh_id: self.pair.refresh_id,
             previous_refresh_id: self.previous_refresh_id,
             refresh_expires_at: self.pair.refresh_expires_at,
+            leeway: self.leeway,
             rotated_at: self.rotated_at,
             replays: self.replays,
         }

@@ -16,7 +16,9 @@ local abs = tonumber(s.abs)
 if now >= abs then return {'expired'} end
 local gen = tonumber(s.gen)
 if presented == s.rid then
-  if now >= tonumber(s.rexp) + leeway then return {'expired'} end
+  -- Idle expiry with the session's own leeway, the instant its liveness
+  -- ends (`ledger::decide`).
+  if now >= tonumber(s.rexp) + tonumber(s.lee) then return {'expired'} end
   local rexp = math.min(tonumber(ARGV[12]), abs)
   local ngen = gen + 1
   -- Kept until the current tokens expire plus the session's leeway, and

@@ -98,7 +98,7 @@ impl Model {
         } else if r.now >= s.absolute {
             Rotation::Expired { session: id }
         } else if r.presented == s.pair.refresh_id {
-            if r.now >= s.pair.refresh_expires_at + r.leeway {
+            if r.now >= s.pair.refresh_expires_at + s.leeway {
                 Rotation::Expired { session: id }
             } else {
                 let mut pair = r.successor.clone();
