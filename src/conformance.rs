@@ -186,6 +186,8 @@ suite!(
     revoke_user_revokes_every_session,
     sessions_lists_live_oldest_first,
     per_user_cap_evicts_oldest,
+    cap_evicts_least_recently_refreshed,
+    cap_drops_dead_sessions_first,
     taken_session_id_refused,
     subject_mismatch_is_unknown,
     unknown_session,
@@ -721,13 +723,78 @@ pub async fn per_user_cap_evicts_oldest<H: Harness>(harness: &H) -> CheckResult 
     Ok(())
 }
 
+/// The victim of the cap is the live session nearest its deadline: a
+/// session refreshed since its login moves behind the ones that were not,
+/// so a burst of logins evicts idle sessions before an active one.
+pub async fn cap_evicts_least_recently_refreshed<H: Harness>(harness: &H) -> CheckResult {
+    let ledger = handle(harness).await?;
+    let t = real_now();
+    let subject = new_subject();
+    let capped = |now| Start { cap: 3, ..Start::at(now) };
+    let active = capped(t).create(&ledger, &subject).await?;
+    let idle = capped(t + 1).create(&ledger, &subject).await?;
+    let newer = capped(t + 2).create(&ledger, &subject).await?;
+    let current = rotated(&ledger, &active, active.first.refresh_id, t + 3, 1).await?;
+    let (_, created) = capped(t + 4).create_reporting(&ledger, &subject).await?;
+    ensure_eq!(created.evicted, vec![idle.id], "the fourth login evicts the idle session, not the refreshed one");
+    let outcome = rotate(&ledger, &idle, idle.first.refresh_id, t + 5, NO_GRACE).await?;
+    ensure_eq!(outcome, Rotation::Revoked { session: idle.id }, "the evicted session's refresh token");
+    rotated(&ledger, &active, current.refresh_id, t + 5, 2).await?;
+    let (_, created) = capped(t + 6).create_reporting(&ledger, &subject).await?;
+    ensure_eq!(created.evicted, vec![newer.id], "then the next idle one");
+    Ok(())
+}
+
+/// Sessions that are no longer live are dropped before any live one is
+/// evicted, whether they died a moment ago or long ago, by idle or absolute
+/// expiry or by revocation (reuse, logout): the cap counts live sessions
+/// exactly.
+pub async fn cap_drops_dead_sessions_first<H: Harness>(harness: &H) -> CheckResult {
+    let ledger = handle(harness).await?;
+    let t = real_now();
+    let subject = new_subject();
+    let capped = |now| Start { cap: 3, ..Start::at(now) };
+    // Idle-expires at t + 10, and would sort first by login time.
+    Start { cap: 3, refresh_ttl: 10, ..Start::at(t) }.create(&ledger, &subject).await?;
+    let live = capped(t + 1).create(&ledger, &subject).await?;
+    // Absolute expiry at t + 2 + 15.
+    Start { cap: 3, session_ttl: 15, ..Start::at(t + 2) }.create(&ledger, &subject).await?;
+    let (_, created) = capped(t + 20).create_reporting(&ledger, &subject).await?;
+    ensure_eq!(created, Created::new(), "two sessions dead for seconds leave room for two logins");
+    let (fourth, created) = capped(t + 21).create_reporting(&ledger, &subject).await?;
+    ensure_eq!(created, Created::new(), "the second of them");
+
+    let reused = fourth;
+    rotated(&ledger, &reused, reused.first.refresh_id, t + 22, 1).await?;
+    let outcome = rotate(&ledger, &reused, reused.first.refresh_id, t + 23, NO_GRACE).await?;
+    ensure!(matches!(outcome, Rotation::Reused { .. }), "presenting a consumed token is reuse: {outcome:?}");
+    let (_, created) = capped(t + 24).create_reporting(&ledger, &subject).await?;
+    ensure_eq!(created, Created::new(), "a session revoked for reuse frees its place");
+    let listed = ledger.sessions(&subject, t + 24).await?;
+    ensure_eq!(listed.len(), 3, "three live sessions listed");
+    ensure!(listed.iter().any(|info| info.session == live.id), "the surviving first live session is listed");
+
+    // Dead for minutes (past every clock slack): still no live session
+    // evicted while there is room.
+    let later = t + 300;
+    let other = new_subject();
+    let short = |now| Start { cap: 2, refresh_ttl: 10, ..Start::at(now) };
+    short(t).create(&ledger, &other).await?;
+    short(t + 1).create(&ledger, &other).await?;
+    let (_, created) = short(later).create_reporting(&ledger, &other).await?;
+    ensure_eq!(created, Created::new(), "sessions dead for minutes free their places");
+    let (_, created) = short(later + 1).create_reporting(&ledger, &other).await?;
+    ensure_eq!(created, Created::new(), "both of them");
+    Ok(())
+}
+
 /// A session id already recorded is refused, and the recorded session is
 /// untouched: two logins are never merged into one family.
 pub async fn taken_session_id_refused<H: Harness>(harness: &H) -> CheckResult {
     let ledger = handle(harness).await?;
     let t = real_now();
     let s = start(&ledger, t).await?;
-    let mut again = Start::at(t).new_session(&new_subject());
+    let mut again = Start::at(t).new_session(&s.subject);
     again.session = s.id;
     again.pair = pair_with(s.id, &again.pair.subject, t, REFRESH_TTL);
     ensure!(ledger.create(&again).await.is_err(), "creating a session whose id is taken must fail");

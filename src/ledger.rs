@@ -53,8 +53,16 @@
 //!   by `revoke_user`.
 //! - **Per-user cap.** [`create`](SessionLedger::create) keeps at most
 //!   [`NewSession::max_sessions_per_user`] live sessions per subject: the
-//!   login that would exceed it revokes the user's oldest sessions in the
-//!   same atomic step and names them in [`Created::evicted`].
+//!   login that would exceed it revokes, in the same atomic step, the
+//!   user's live sessions nearest their end of life (the smallest
+//!   `min(absolute_expires_at, refresh_expires_at + leeway)`, then the
+//!   oldest login) and names them in [`Created::evicted`]. With equal
+//!   lifetimes that is the least recently refreshed session: a burst of
+//!   logins evicts idle sessions before the one the user is refreshing.
+//!   Every ledger keeps each user's sessions ordered by that instant, so a
+//!   login, an expiry and an eviction cost O(log n) in the user's number of
+//!   sessions: nothing walks a user's list but
+//!   [`sessions`](SessionLedger::sessions) and `revoke_user`.
 //! - **No bearer material.** Only ids, expiries and claims are stored,
 //!   never a token string: reading the store lets nobody mint or replay a
 //!   token.
@@ -103,7 +111,7 @@ pub struct NewSession {
     /// Extra seconds to keep the record past its tokens' expiry.
     pub leeway: i64,
     /// Most live sessions the subject may hold, this one included (at
-    /// least 1): older ones are evicted.
+    /// least 1): the ones nearest their end of life are evicted.
     pub max_sessions_per_user: u32,
 }
 
@@ -111,8 +119,8 @@ pub struct NewSession {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Created {
-    /// The user's sessions revoked to keep within the per-user cap, oldest
-    /// first.
+    /// The user's live sessions revoked to keep within the per-user cap,
+    /// nearest their end of life first (see the [contract](crate::ledger)).
     pub evicted: Vec<SessionId>,
 }
 
@@ -287,9 +295,12 @@ impl SessionInfo {
 /// one Redis Cluster slot), and a session is never reachable under another
 /// subject.
 pub trait SessionLedger: Send + Sync {
-    /// Records a new session (login), evicting the subject's oldest live
-    /// sessions beyond [`NewSession::max_sessions_per_user`], in one atomic
-    /// step. Fails, changing nothing, if the session's tag is taken.
+    /// Records a new session (login), evicting the subject's live sessions
+    /// nearest their end of life beyond
+    /// [`NewSession::max_sessions_per_user`], in one atomic step. Fails,
+    /// changing nothing, if the session's tag is taken (a ledger that files
+    /// sessions by user need only detect a tag taken by the same subject:
+    /// tags are 64 random bits, so another subject's is never drawn).
     fn create(&self, session: &NewSession) -> impl Future<Output = Result<Created, StoreError>> + Send;
 
     /// Atomically consumes the presented token and records its successor.

@@ -16,10 +16,10 @@ use crate::ledger::{DEFAULT_MAX_SESSIONS_PER_USER, Grace};
 pub const MAX_GRACE: Duration = Duration::seconds(60);
 /// Most grace replays one rotation may be configured to tolerate.
 pub const MAX_GRACE_REPLAYS: u32 = 100;
-/// Highest per-user session cap a policy may set. A login at the cap
-/// prunes the user's list of sessions that ended, which costs O(cap) in
-/// every ledger (in Redis, inside one script that holds the node): the
-/// bound keeps that under a millisecond or so.
+/// Highest per-user session cap a policy may set. A login costs O(log n)
+/// in the user's sessions on every ledger, but listing a user's sessions
+/// and `revoke_user` walk them all (Redis: in bounded batches): the bound
+/// keeps those answers small.
 pub const MAX_SESSIONS_PER_USER: u32 = 10_000;
 /// Longest clock leeway.
 pub const MAX_LEEWAY: Duration = Duration::seconds(300);
@@ -126,7 +126,8 @@ impl Policy {
     }
 
     /// Most live sessions one user may hold; a login beyond it evicts the
-    /// user's oldest session.
+    /// user's session nearest its end of life (the least recently
+    /// refreshed; among never-refreshed ones, the oldest).
     pub fn max_sessions_per_user(&self) -> u32 {
         self.max_sessions_per_user
     }
@@ -243,8 +244,8 @@ impl PolicyBuilder {
     }
 
     /// Most live sessions per user, 1 to [`MAX_SESSIONS_PER_USER`]; default
-    /// 100. The login that would exceed it evicts the user's oldest
-    /// session ([`crate::Event::SessionEvicted`]): one leaked login body
+    /// 100. The login that would exceed it evicts the user's session
+    /// nearest its end of life, the least recently refreshed ([`crate::Event::SessionEvicted`]): one leaked login body
     /// cannot fill the ledger.
     pub fn max_sessions_per_user(mut self, sessions: u32) -> Self {
         if (1..=MAX_SESSIONS_PER_USER).contains(&sessions) {

@@ -30,7 +30,12 @@ pub struct ModelSession {
 
 impl ModelSession {
     fn live(&self, now: i64) -> bool {
-        !self.revoked && now < self.absolute && now < self.pair.refresh_expires_at + self.leeway
+        !self.revoked && now < self.deadline()
+    }
+
+    /// The instant the session stops being live, unless revoked first.
+    fn deadline(&self) -> i64 {
+        self.absolute.min(self.pair.refresh_expires_at + self.leeway)
     }
 }
 
@@ -62,7 +67,10 @@ impl Model {
     }
 
     fn create(&mut self, new: &NewSession) -> Vec<SessionId> {
-        let live = self.live_of(&new.pair.subject, new.created_at);
+        let mut live = self.live_of(&new.pair.subject, new.created_at);
+        // The victims are the live sessions nearest their deadline, the
+        // oldest login first among equals.
+        live.sort_by_key(|id| (self.sessions[id].deadline(), self.sessions[id].created_at));
         let excess = (live.len() + 1).saturating_sub(new.max_sessions_per_user as usize);
         let evicted: Vec<SessionId> = live.into_iter().take(excess).collect();
         for id in &evicted {
