@@ -109,6 +109,46 @@ fn ed25519(c: &mut Criterion<CpuTime>) {
     group.finish();
 }
 
+/// A login at the per-user cap on the memory ledger, for a user holding
+/// `cap` live sessions: each login evicts the one nearest its end. The cost
+/// should barely move from 100 to 10 000 sessions (O(log n), no walk of the
+/// user's list).
+fn ledger_cap(c: &mut Criterion<CpuTime>) {
+    use token_refresh::{MemoryLedger, NewSession, PairClaims, SessionId, SessionLedger};
+    let mut group = c.benchmark_group("memory ledger: login at the cap");
+    for cap in [100_u32, 1_000, 10_000] {
+        let ledger = MemoryLedger::new();
+        let mut now = 1_000_000_000_i64;
+        let mut login = move || {
+            now += 1;
+            let session = SessionId::random();
+            let pair = PairClaims {
+                subject: "bob@mail.com".to_owned(),
+                account: "bob@admin".to_owned(),
+                role: "ROLE_ADMIN".to_owned(),
+                access_id: session.new_token_id(),
+                access_expires_at: now + 300,
+                refresh_id: session.new_token_id(),
+                refresh_expires_at: now + 86_400,
+            };
+            let new = NewSession {
+                session,
+                pair,
+                created_at: now,
+                absolute_expires_at: now + 30 * 86_400,
+                leeway: 0,
+                max_sessions_per_user: cap,
+            };
+            common::block_on(ledger.create(&new)).unwrap()
+        };
+        for _ in 0..cap {
+            assert!(login().evicted.is_empty());
+        }
+        group.bench_function(format!("{cap} live sessions"), |b| b.iter(|| assert_eq!(login().evicted.len(), 1)));
+    }
+    group.finish();
+}
+
 fn config() -> Criterion<CpuTime> {
     // Short runs: the machine is shared, so ratios from one run matter more
     // than tight absolute intervals.
@@ -120,5 +160,5 @@ fn config() -> Criterion<CpuTime> {
         .configure_from_args()
 }
 
-criterion_group! { name = benches; config = config(); targets = refresh, flows, ed25519 }
+criterion_group! { name = benches; config = config(); targets = refresh, flows, ed25519, ledger_cap }
 criterion_main!(benches);

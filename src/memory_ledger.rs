@@ -11,8 +11,9 @@
 //! Each user has one entry in a sharded user index whose key is the user's
 //! identity (subject, account and role packed in one string, hashed and
 //! compared by the subject alone, so the subject is stored once) and whose
-//! value lists the tags of the user's sessions in creation order, inline
-//! when there is one. The sessions of a user share that identity while it
+//! value orders the user's sessions by the instant each stops being live
+//! (a `BTreeSet` of end of life, login time and tag; a lone session is kept
+//! inline as its tag). The sessions of a user share that identity while it
 //! stays the same.
 //!
 //! Concurrency: every decision about a session is made under its shard's
@@ -20,23 +21,26 @@
 //! refreshes of sessions in other shards never wait for each other. The
 //! lock order is `user shard → session shard`: a login holds its user's
 //! shard while it counts, evicts and inserts (so two logins of one user
-//! cannot both take the last free place), and nothing takes a user shard
-//! while holding a session shard. Poisoned locks are recovered: entries are
+//! cannot both take the last free place), a rotation and a revocation hold
+//! it while they move the session in the user's index, and nothing takes a
+//! user shard while holding a session shard. Poisoned locks are recovered: entries are
 //! inserted and removed whole, and a decision writes the record's fields
 //! after its one fallible step.
 //!
 //! Expiry: a record carries the time until which it must be kept (its
 //! current tokens' expiry plus leeway). A shard is swept with `extract_if`
 //! once the writes since its last sweep pass a quarter of its capacity:
-//! amortized O(1) per write. Each swept session is then taken off its
-//! user's list (searched from the oldest end, where expired sessions are),
-//! outside the session shard's lock. A record kept past its retention
+//! amortized O(1) per write. Each swept session is then taken out of its
+//! user's index (O(log n)), outside the session shard's lock. A record kept past its retention
 //! cannot change what the crate answers: the flows refuse a token at its
 //! own `exp` plus leeway before they reach the ledger.
 //!
-//! Per-user cap: the user's list is pruned of sessions that are gone,
-//! revoked or expired only when a login finds it at the cap, so a login
-//! costs O(1) below the cap and O(cap) at it.
+//! Per-user cap ([contract](crate::ledger)): a login drops the first
+//! entries of the user's index that ended more than `LIST_SLACK` ago, then,
+//! at the cap, takes the first ones (the dead before any live one) and
+//! revokes the live ones among them. A rotation moves its session to its
+//! new end of life and a revocation takes it out, so every step is O(log n)
+//! in the user's sessions and none walks the user's list.
 //!
 //! Hashing: the session map uses the tag's own random bits as the hash.
 //! That is safe only because a tag reaches a lookup after its token's
@@ -47,7 +51,7 @@
 
 use std::borrow::Borrow;
 use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::future::{Future, ready};
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -59,9 +63,9 @@ use crate::ledger::{
 };
 use crate::users::StoreError;
 
-/// How long a user's list keeps a session past its idle expiry: the
-/// Redis ledger's slack for clock skew between instances, here for a
-/// rotation allowed a larger leeway than the session was created with.
+/// How long a user's index keeps a session past its end of life: callers
+/// whose clocks disagree by less than this may still rotate it (the slack
+/// the shared ledgers keep for clock skew between instances).
 const LIST_SLACK: i64 = 60;
 
 /// Shard count: a power of two well above any core count we expect.
@@ -173,56 +177,51 @@ impl Borrow<str> for UserKey {
     }
 }
 
-/// A user's session tags, oldest first. Most users have one, kept inline.
+/// A user's sessions, ordered by the instant each stops being live (see
+/// [`Entry`]): pruning the ended ones and finding the cap's victim take the
+/// first entries, O(log n), never a walk of the list. Most users have one
+/// session, kept inline as its tag (its entry is read from its record when
+/// a second one arrives).
 #[derive(Debug)]
 enum UserSessions {
     One(u64),
     #[expect(clippy::box_collection, reason = "a thin pointer keeps the enum, and each user's index entry, small")]
-    Many(Box<VecDeque<u64>>),
+    Many(Box<BTreeSet<Entry>>),
+}
+
+/// A session's place in its user's index: its end of life
+/// (`min(absolute expiry, refresh exp + leeway)`), then its login time and
+/// tag, so that among equals the oldest login goes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Entry {
+    deadline: i64,
+    created_at: i64,
+    tag: u64,
 }
 
 impl UserSessions {
+    #[cfg(test)]
     fn len(&self) -> usize {
         match self {
             Self::One(_) => 1,
-            Self::Many(list) => list.len(),
+            Self::Many(index) => index.len(),
         }
     }
 
-    fn push(&mut self, tag: u64) {
-        match self {
-            Self::One(first) => *self = Self::Many(Box::new(VecDeque::from([*first, tag]))),
-            Self::Many(list) => list.push_back(tag),
-        }
-    }
-
-    /// Removes `tag`, searching from the oldest end; returns whether the
-    /// list is now empty.
-    fn remove(&mut self, tag: u64) -> bool {
-        match self {
-            Self::One(only) => *only == tag,
-            Self::Many(list) => {
-                if let Some(at) = list.iter().position(|t| *t == tag) {
-                    list.remove(at);
-                }
-                list.is_empty()
-            }
-        }
-    }
-
-    /// The list of `tags`, `None` when empty.
-    fn from_deque(mut tags: VecDeque<u64>) -> Option<Self> {
-        match tags.len() {
-            0 => None,
-            1 => tags.pop_front().map(Self::One),
-            _ => Some(Self::Many(Box::new(tags))),
-        }
-    }
-
-    fn to_vec(&self) -> Vec<u64> {
+    fn tags(&self) -> Vec<u64> {
         match self {
             Self::One(only) => vec![*only],
-            Self::Many(list) => list.iter().copied().collect(),
+            Self::Many(index) => index.iter().map(|entry| entry.tag).collect(),
+        }
+    }
+
+    /// The inline form when one entry is left; `None` when none is.
+    #[expect(clippy::box_collection, reason = "the box of `Many`, reused")]
+    fn compacted(index: Box<BTreeSet<Entry>>) -> Option<Self> {
+        match index.len() {
+            0 => None,
+            1 => index.first().map(|entry| Self::One(entry.tag)),
+            _ => Some(Self::Many(index)),
         }
     }
 }
@@ -325,6 +324,15 @@ impl SessionRecord {
         self.refresh_expires_at().max(self.time(self.access_expires_at)).saturating_add(leeway)
     }
 
+    /// When the session stops being live, unless revoked first.
+    fn deadline(&self) -> i64 {
+        self.absolute_expires_at().min(self.refresh_expires_at().saturating_add(i64::from(self.leeway.0)))
+    }
+
+    fn entry(&self, tag: u64) -> Entry {
+        Entry { deadline: self.deadline(), created_at: self.created_at, tag }
+    }
+
     /// Neither revoked nor past its absolute or idle lifetime.
     fn is_live(&self, now: i64) -> bool {
         let (absolute, refresh) = (self.absolute_expires_at(), self.refresh_expires_at());
@@ -370,7 +378,7 @@ impl MemoryLedger {
     /// user's latest if it is the same, else a new one, which becomes the
     /// user's latest if the user is listed.
     fn identity_in(
-        shard: &mut Shard<UserKey, UserSessions, RandomState>,
+        shard: &mut UserShard,
         subject: &str,
         account: &str,
         role: &str,
@@ -395,16 +403,66 @@ impl MemoryLedger {
         self.sessions.with(&tag, |shard| f(shard.map.get_mut(&tag)))
     }
 
-    /// Takes the records a sweep removed off their users' lists. Called
-    /// without any lock held.
+    /// Takes the records a sweep removed out of their users' indexes.
+    /// Called without any lock held.
     fn unlist(&self, swept: Vec<(u64, SessionRecord)>) {
         for (tag, record) in swept {
             let subject = record.identity.subject();
-            self.users.with_str(subject, |shard| {
-                if shard.map.get_mut(subject).is_some_and(|sessions| sessions.remove(tag)) {
+            self.users.with_str(subject, |shard| self.relist(shard, subject, None, record.entry(tag), None));
+        }
+    }
+
+    /// Moves a session in its user's index from `before` to `after` (`None`:
+    /// out of it), under the user shard's lock and no session shard's.
+    /// `identity` lists a user not listed yet.
+    fn relist(
+        &self,
+        shard: &mut UserShard,
+        subject: &str,
+        identity: Option<&Arc<Identity>>,
+        before: Entry,
+        after: Option<Entry>,
+    ) {
+        let Some(sessions) = shard.map.get_mut(subject) else {
+            if let (Some(after), Some(identity)) = (after, identity) {
+                shard.map.insert(UserKey(Arc::clone(identity)), UserSessions::One(after.tag));
+            }
+            return;
+        };
+        let index = match sessions {
+            // The inline session moved: nothing to reorder.
+            UserSessions::One(only) if *only == before.tag => {
+                if after.is_none() {
                     shard.map.remove(subject);
                 }
-            });
+                return;
+            }
+            UserSessions::One(_) if after.is_none() => return,
+            // Another session is listed and this one comes back (a caller
+            // whose clock is behind rotated it after it was pruned).
+            UserSessions::One(only) => {
+                let only = *only;
+                let entry = self.with_record(only, |record| record.map(|r| r.entry(only)));
+                *sessions = UserSessions::Many(Box::new(entry.into_iter().collect()));
+                match sessions {
+                    UserSessions::Many(index) => index,
+                    UserSessions::One(_) => return,
+                }
+            }
+            UserSessions::Many(index) => index,
+        };
+        index.remove(&before);
+        if let Some(after) = after {
+            index.insert(after);
+        }
+        if index.len() <= 1 {
+            let index = std::mem::take(index);
+            match UserSessions::compacted(index) {
+                Some(compact) => *sessions = compact,
+                None => {
+                    shard.map.remove(subject);
+                }
+            }
         }
     }
 
@@ -417,50 +475,6 @@ impl MemoryLedger {
         let cap = usize::try_from(new.max_sessions_per_user.max(1)).unwrap_or(usize::MAX);
         let (evicted, swept) = self.users.with_str(subject, |shard| {
             let identity = Self::identity_in(shard, subject, &pair.account, &pair.role)?;
-            let mut evicted = Vec::new();
-            if shard.map.get(subject).is_some_and(|sessions| sessions.len() >= cap) {
-                // At the cap: count the live sessions and evict the oldest
-                // until there is room for this one. The list keeps a
-                // session dead for less than LIST_SLACK: a rotation that
-                // allows a larger leeway than the session was created with
-                // (an instance configured differently) may still revive it,
-                // and it must then be listed.
-                let listed = shard.map.get(subject).map(UserSessions::to_vec).unwrap_or_default();
-                let (mut kept, mut live) = (VecDeque::new(), Vec::new());
-                for tag in listed {
-                    let state = self.with_record(tag, |record| {
-                        record.map(|r| (r.is_live(now), r.is_live(now.saturating_sub(LIST_SLACK))))
-                    });
-                    match state {
-                        Some((true, _)) => {
-                            kept.push_back(tag);
-                            live.push(tag);
-                        }
-                        Some((false, true)) => kept.push_back(tag),
-                        _ => {}
-                    }
-                }
-                let excess = live.len().saturating_add(1).saturating_sub(cap);
-                for &old in live.iter().take(excess) {
-                    self.with_record(old, |record| {
-                        if let Some(record) = record {
-                            record.revoked = true;
-                        }
-                    });
-                    kept.retain(|tag| *tag != old);
-                    evicted.push(SessionId::from_tag(old));
-                }
-                match UserSessions::from_deque(kept) {
-                    Some(kept) => {
-                        if let Some(sessions) = shard.map.get_mut(subject) {
-                            *sessions = kept;
-                        }
-                    }
-                    None => {
-                        shard.map.remove(subject);
-                    }
-                }
-            }
             let offset = |time| Offset::from(time, now);
             let record = SessionRecord {
                 identity: Arc::clone(&identity),
@@ -477,6 +491,10 @@ impl MemoryLedger {
                 leeway: Offset::from(new.leeway, 0)?,
                 revoked: false,
             };
+            let entry = record.entry(tag);
+            // The record first: a refused login changes nothing. The user's
+            // lock keeps the record and its index entry (and the evictions)
+            // one step for every other operation on this user's sessions.
             let swept = self.sessions.with(&tag, |sessions| {
                 if sessions.map.contains_key(&tag) {
                     return Err(StoreError::new("session id already taken"));
@@ -484,11 +502,45 @@ impl MemoryLedger {
                 sessions.map.insert(tag, record);
                 Ok(sessions.written(|_, record| record.retain_until() <= now))
             })?;
-            match shard.map.get_mut(subject) {
-                Some(sessions) => sessions.push(tag),
-                _ => {
+            let taken = shard.map.get_mut(subject).map(|sessions| std::mem::replace(sessions, UserSessions::One(tag)));
+            let mut index = match taken {
+                None => {
                     shard.map.insert(UserKey(identity), UserSessions::One(tag));
+                    return Ok((Vec::new(), swept));
                 }
+                Some(UserSessions::Many(index)) => index,
+                Some(UserSessions::One(only)) => {
+                    Box::new(self.with_record(only, |record| record.map(|r| r.entry(only))).into_iter().collect())
+                }
+            };
+            // Ended for longer than the slack: dead on every clock.
+            let ended = now.saturating_sub(LIST_SLACK);
+            while index.first().is_some_and(|entry| entry.deadline <= ended) {
+                index.pop_first();
+            }
+            // The sessions nearest their end come first, the dead ones
+            // before any live one: a live session goes only when `cap` of
+            // them are live.
+            let mut evicted = Vec::new();
+            while index.len() >= cap {
+                let Some(victim) = index.pop_first() else { break };
+                // A dead one only leaves the index: revoking it would turn
+                // a later presentation of its tokens from `Expired` (or
+                // `Reused`) into `Revoked`.
+                let was_live = self.with_record(victim.tag, |record| match record {
+                    Some(record) if record.is_live(now) => {
+                        record.revoked = true;
+                        true
+                    }
+                    _ => false,
+                });
+                if was_live {
+                    evicted.push(SessionId::from_tag(victim.tag));
+                }
+            }
+            index.insert(entry);
+            if let (Some(sessions), Some(index)) = (shard.map.get_mut(subject), UserSessions::compacted(index)) {
+                *sessions = index;
             }
             Ok::<_, StoreError>((evicted, swept))
         })?;
@@ -500,16 +552,31 @@ impl MemoryLedger {
         ledger::check_successor(request)?;
         let session = request.presented.session();
         let tag = session.tag();
-        let (swept, outcome) = self.sessions.with(&tag, |shard| {
-            let Some(record) = shard.map.get_mut(&tag) else {
-                return Ok((Vec::new(), Rotation::Unknown));
-            };
-            let outcome = Self::decide(record, session, request)?;
-            let swept = if matches!(outcome, Rotation::Rotated { .. }) {
-                shard.written(|_, record| record.retain_until() <= request.now)
-            } else {
-                Vec::new()
-            };
+        let subject = request.subject.as_str();
+        // Under the user's lock, so that the session's place in the user's
+        // index moves in the same step as its record.
+        let (swept, outcome) = self.users.with_str(subject, |users| {
+            let (swept, outcome, moved) = self.sessions.with(&tag, |shard| {
+                let Some(record) = shard.map.get_mut(&tag) else {
+                    return Ok((Vec::new(), Rotation::Unknown, None));
+                };
+                let before = record.entry(tag);
+                let outcome = Self::decide(record, session, request)?;
+                let moved = match outcome {
+                    Rotation::Rotated { .. } => Some((before, Some(record.entry(tag)), Arc::clone(&record.identity))),
+                    Rotation::Reused { .. } => Some((before, None, Arc::clone(&record.identity))),
+                    _ => None,
+                };
+                let swept = if matches!(outcome, Rotation::Rotated { .. }) {
+                    shard.written(|_, record| record.retain_until() <= request.now)
+                } else {
+                    Vec::new()
+                };
+                Ok::<_, StoreError>((swept, outcome, moved))
+            })?;
+            if let Some((before, after, identity)) = moved {
+                self.relist(users, subject, Some(&identity), before, after);
+            }
             Ok::<_, StoreError>((swept, outcome))
         })?;
         self.unlist(swept);
@@ -582,46 +649,61 @@ impl MemoryLedger {
     }
 
     fn revoke_session_now(&self, subject: &str, session: SessionId) -> Revocation {
-        self.with_record(session.tag(), |record| match record {
-            Some(record) if record.identity.subject() == subject => {
-                if record.revoked {
-                    Revocation::AlreadyRevoked { session }
-                } else {
-                    record.revoked = true;
-                    Revocation::Revoked { session }
+        let tag = session.tag();
+        self.users.with_str(subject, |users| {
+            let (revocation, listed) = self.with_record(tag, |record| match record {
+                Some(record) if record.identity.subject() == subject => {
+                    if record.revoked {
+                        (Revocation::AlreadyRevoked { session }, None)
+                    } else {
+                        record.revoked = true;
+                        (Revocation::Revoked { session }, Some(record.entry(tag)))
+                    }
                 }
+                _ => (Revocation::Unknown, None),
+            });
+            if let Some(entry) = listed {
+                self.relist(users, subject, None, entry, None);
             }
-            _ => Revocation::Unknown,
+            revocation
         })
     }
 
-    fn listed(&self, subject: &str) -> Vec<u64> {
-        self.users.with_str(subject, |shard| shard.map.get(subject).map(UserSessions::to_vec)).unwrap_or_default()
-    }
-
+    /// Revokes the user's live sessions and empties the user's index.
     fn revoke_user_now(&self, subject: &str, now: i64) -> u64 {
-        let mut revoked = 0_u64;
-        for tag in self.listed(subject) {
-            let session = SessionId::from_tag(tag);
-            let live = self.with_record(tag, |r| r.is_some_and(|r| r.is_live(now)));
-            if live && matches!(self.revoke_session_now(subject, session), Revocation::Revoked { .. }) {
-                revoked = revoked.saturating_add(1);
+        self.users.with_str(subject, |users| {
+            let tags = users.map.remove(subject).map(|sessions| sessions.tags()).unwrap_or_default();
+            let mut revoked = 0_u64;
+            for tag in tags {
+                let was_live = self.with_record(tag, |record| match record {
+                    Some(record) if record.identity.subject() == subject && record.is_live(now) => {
+                        record.revoked = true;
+                        true
+                    }
+                    _ => false,
+                });
+                revoked = revoked.saturating_add(u64::from(was_live));
             }
-        }
-        revoked
+            revoked
+        })
     }
 
+    /// The user's live sessions, oldest login first.
     fn sessions_now(&self, subject: &str, now: i64) -> Vec<SessionInfo> {
-        self.listed(subject)
+        let tags = self.users.with_str(subject, |shard| shard.map.get(subject).map(UserSessions::tags));
+        let mut listed: Vec<(i64, u64, SessionInfo)> = tags
+            .unwrap_or_default()
             .into_iter()
             .filter_map(|tag| {
                 self.with_record(tag, |record| {
                     record
                         .filter(|r| r.identity.subject() == subject && r.is_live(now))
-                        .map(|r| r.info(SessionId::from_tag(tag)))
+                        .map(|r| (r.created_at, tag, r.info(SessionId::from_tag(tag))))
                 })
             })
-            .collect()
+            .collect();
+        listed.sort_unstable_by_key(|(created_at, tag, _)| (*created_at, *tag));
+        listed.into_iter().map(|(_, _, info)| info).collect()
     }
 
     fn access_state_now(&self, subject: &str, access_id: TokenId) -> AccessState {
@@ -767,6 +849,8 @@ impl<V, S> Shards<UserKey, V, S> {
         f(&mut self.lock(str_shard(key)))
     }
 }
+
+type UserShard = Shard<UserKey, UserSessions, RandomState>;
 
 struct Shard<K, V, S> {
     map: HashMap<K, V, S>,
