@@ -66,23 +66,24 @@ async fn step_2_shape_problems_are_401() {
 async fn step_3_header_rules_are_401() {
     let (fx, _) = fixture_with_session().await;
     let claims = refresh_claims(BOB, NOW + 60);
-    for header in [
-        r#"{"typ":"JWT","alg":"none"}"#,
-        r#"{"typ":"JWT","alg":"HS256"}"#,
-        r#"{"typ":"JWT","alg":"Ed25519"}"#,
-        r#"{"typ":"JWT","alg":"eddsa"}"#,
-        r#"{"typ":"JWS","alg":"EdDSA"}"#,
-        r#"{"typ":"JWT","alg":"EdDSA","crit":["exp"]}"#,
-        r#"{"typ":"JWT","alg":"EdDSA","jku":"https://evil.example/jwks"}"#,
-        r#"{"typ":"JWT","alg":"EdDSA","jwk":{"kty":"OKP"}}"#,
-        r#"{"typ":"JWT","alg":"EdDSA","x5u":"https://evil.example/cert"}"#,
-        r#"{"typ":"JWT","alg":"EdDSA","x5c":["MIIB"]}"#,
-        r#"{"typ":"JWT","alg":"EdDSA","kid":"unknown"}"#,
-        r#"{"typ":"JWT","alg":"EdDSA","alg":"EdDSA"}"#,
+    use token_refresh::Unauthorized::{Algorithm, Header, TokenType, UnknownKey};
+    for (header, why) in [
+        (r#"{"typ":"JWT","alg":"none"}"#, Algorithm),
+        (r#"{"typ":"JWT","alg":"HS256"}"#, Algorithm),
+        (r#"{"typ":"JWT","alg":"Ed25519"}"#, Algorithm),
+        (r#"{"typ":"JWT","alg":"eddsa"}"#, Algorithm),
+        (r#"{"typ":"JWS","alg":"EdDSA"}"#, TokenType),
+        (r#"{"typ":"JWT","alg":"EdDSA","crit":["exp"]}"#, Header),
+        (r#"{"typ":"JWT","alg":"EdDSA","jku":"https://evil.example/jwks"}"#, Header),
+        (r#"{"typ":"JWT","alg":"EdDSA","jwk":{"kty":"OKP"}}"#, Header),
+        (r#"{"typ":"JWT","alg":"EdDSA","x5u":"https://evil.example/cert"}"#, Header),
+        (r#"{"typ":"JWT","alg":"EdDSA","x5c":["MIIB"]}"#, Header),
+        (r#"{"typ":"JWT","alg":"EdDSA","kid":"unknown"}"#, UnknownKey),
+        (r#"{"typ":"JWT","alg":"EdDSA","alg":"EdDSA"}"#, Header),
     ] {
         // Signed with our own key: the header alone must decide.
         let error = refused(&fx, Some(mint_with(&SEED, header, &claims).as_bytes()), 401, "UNAUTHORIZED").await;
-        assert_ne!(error.to_string(), "", "{header}");
+        assert!(matches!(error, Error::Unauthorized(got) if got == why), "{header}: {error:?}, expected {why:?}");
     }
     // typ is optional.
     let pair = fx.login(BOB).await;
