@@ -11,7 +11,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, InternalKind, StatusName};
-use crate::json;
+use crate::token::json;
 
 /// `{"status":…,"data":…}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -193,7 +193,7 @@ impl Reply {
     }
 }
 
-/// The success envelope of `pair`, written directly (see [`crate::json`]).
+/// The success envelope of `pair`, written directly (see [`crate::token::json`]).
 fn token_pair_body(pair: &TokenPair) -> Vec<u8> {
     let mut body = Vec::with_capacity(BODY_CAPACITY.max(pair.access_token.len() + pair.refresh_token.len() + 128));
     body.extend_from_slice(br#"{"status":{"code":200,"name":"OK"},"data":"#);

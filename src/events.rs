@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use crate::ids::SessionId;
+use crate::token::ids::SessionId;
 
 /// Something a flow decided.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -56,7 +56,7 @@
 //!
 //! # Security
 //!
-//! The [`jws`] module states how tokens are checked and which attacks each
+//! The [`token::jws`] module states how tokens are checked and which attacks each
 //! rule refuses; [`ledger`] states the rotation contract every backend
 //! keeps. The README's security section collects the decisions.
 //!
@@ -73,66 +73,46 @@
 //!   [`SessionLedger`] must pass.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod access;
-mod authorization;
-#[cfg(feature = "aws-lc")]
-mod aws_lc_signer;
-pub mod claims;
 mod clock;
-#[cfg(feature = "conformance")]
-#[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
-pub mod conformance;
 mod envelope;
 mod error;
 mod events;
-mod hex;
-mod ids;
-mod json;
-mod jwk;
-pub mod jws;
-mod keys;
+mod flows;
+pub mod keys;
 pub mod ledger;
-mod memory_ledger;
-mod mint;
-mod policy;
-#[cfg(feature = "postgres")]
-mod postgres_ledger;
-#[cfg(feature = "redis")]
-mod redis_ledger;
-mod refresh;
-mod session;
-mod signer;
-mod store;
+pub mod token;
 mod users;
 
-pub use authorization::MAX_HEADER_LEN;
-#[cfg(feature = "aws-lc")]
-#[cfg_attr(docsrs, doc(cfg(feature = "aws-lc")))]
-pub use aws_lc_signer::AwsLcSigner;
-pub use claims::{AccessClaims, RefreshClaims};
 pub use clock::{Clock, ClockError, ManualClock, SystemClock};
 pub use envelope::{Envelope, Reply, Status, TokenPair};
 pub use error::{BadRequest, Error, Internal, InternalKind, StatusName, Unauthorized, Unprocessable};
 pub use events::{Event, EventSink};
-pub use ids::{SessionId, TokenId};
-pub use jwk::{Jwk, Jwks};
-pub use jws::Algorithm;
+pub use flows::authorization::MAX_HEADER_LEN;
+pub use flows::policy::{
+    MAX_GRACE, MAX_GRACE_REPLAYS, MAX_LEEWAY, MAX_SESSIONS_PER_USER, Policy, PolicyBuilder, PolicyError,
+};
+pub use flows::session::MAX_LOGIN_BODY;
+pub use flows::store::{MemoryStore, Store};
+#[cfg(feature = "aws-lc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "aws-lc")))]
+pub use keys::aws_lc::AwsLcSigner;
+pub use keys::jwk::{Jwk, Jwks};
+pub use keys::signer::{Ed25519Signer, Signer, SignerError};
 pub use keys::{KeyError, KeyId, Keyring, MAX_KEY_ID_LEN, MAX_KEYS, VerificationKey};
+pub use ledger::memory::{LedgerStats, MemoryLedger};
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use ledger::postgres::{DEFAULT_SCHEMA, MIGRATION_0001, MIGRATION_0002, PostgresLedger, PostgresOptions, Purged};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use ledger::redis::{DEFAULT_PREFIX, RedisLedger};
 pub use ledger::{
     AccessState, Created, Grace, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionInfo,
     SessionLedger,
 };
-pub use memory_ledger::{LedgerStats, MemoryLedger};
-pub use policy::{MAX_GRACE, MAX_GRACE_REPLAYS, MAX_LEEWAY, MAX_SESSIONS_PER_USER, Policy, PolicyBuilder, PolicyError};
-#[cfg(feature = "postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use postgres_ledger::{DEFAULT_SCHEMA, MIGRATION_0001, MIGRATION_0002, PostgresLedger, PostgresOptions, Purged};
-#[cfg(feature = "redis")]
-#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use redis_ledger::{DEFAULT_PREFIX, RedisLedger};
-pub use session::MAX_LOGIN_BODY;
-pub use signer::{Ed25519Signer, Signer, SignerError};
-pub use store::{MemoryStore, Store};
+pub use token::claims::{AccessClaims, RefreshClaims};
+pub use token::ids::{SessionId, TokenId};
+pub use token::jws::Algorithm;
 pub use users::{MemoryUserStore, StoreError, User, UserStore};
 
 // The README's Rust blocks compile as doctests, so its examples cannot rot.

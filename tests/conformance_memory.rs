@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use common::model::{check_sequence, op};
 use proptest::prelude::*;
-use token_refresh::conformance::{self, Harness};
+use token_refresh::ledger::conformance::{self, Harness};
 use token_refresh::{MemoryLedger, StoreError};
 
 /// Every handle is the same ledger: one process, shared by reference.

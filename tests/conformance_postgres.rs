@@ -19,8 +19,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::model::{check_sequence, op};
-use token_refresh::conformance::{self, CONCURRENT_ROTATIONS, Harness};
 use token_refresh::deadpool_postgres::{self, tokio_postgres};
+use token_refresh::ledger::conformance::{self, CONCURRENT_ROTATIONS, Harness};
 use token_refresh::{
     AccessState, Ed25519Signer, Grace, MIGRATION_0001, MemoryUserStore, NewSession, Policy, PostgresLedger,
     PostgresOptions, Reply, Rotation, RotationRequest, SessionId, SessionLedger, Store, StoreError, SystemClock,

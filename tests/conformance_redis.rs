@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use common::model::{check_sequence, op};
 use common::{SUBJECT, new_session, now, recovers, rotate_through_faults, rotation};
-use token_refresh::conformance::{self, Harness};
+use token_refresh::ledger::conformance::{self, Harness};
 use token_refresh::redis::aio::MultiplexedConnection;
 use token_refresh::redis::{self, AsyncCommands, Value};
 use token_refresh::{

@@ -16,8 +16,8 @@ use std::sync::LazyLock;
 
 use common::*;
 use proptest::prelude::*;
-use token_refresh::claims::MAX_EXP;
-use token_refresh::jws::UntrustedToken;
+use token_refresh::token::claims::MAX_EXP;
+use token_refresh::token::jws::UntrustedToken;
 use token_refresh::{
     AccessClaims, Algorithm, Ed25519Signer, ManualClock, MemoryStore, RefreshClaims, Signer as _, TokenId, User,
 };
@@ -51,7 +51,7 @@ fn access_claims() -> impl Strategy<Value = AccessClaims> {
         .prop_map(|(account, subject, role, expires_at, id)| AccessClaims { account, subject, role, expires_at, id })
 }
 
-fn decode<C: for<'a> serde::Deserialize<'a> + token_refresh::claims::Validate>(token: &str) -> C {
+fn decode<C: for<'a> serde::Deserialize<'a> + token_refresh::token::claims::Validate>(token: &str) -> C {
     let keyring = FIXTURE.signer.keyring();
     let verified = UntrustedToken::parse(token, Algorithm::EdDsa).expect("parses").verify(keyring).expect("verifies");
     verified.claims::<C>().expect("claims")

@@ -22,7 +22,7 @@ use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, Verifying
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Sha256, Sha512};
-use token_refresh::jws::UntrustedToken;
+use token_refresh::token::jws::UntrustedToken;
 use token_refresh::{
     Algorithm, Ed25519Signer, Error, KeyError, KeyId, Keyring, RefreshClaims, Signer as _, Unauthorized,
     VerificationKey,
@@ -98,7 +98,7 @@ fn our_verify(public: &[u8], message: &[u8], signature: &[u8]) -> Result<(), &'s
         _ => "key refused at load",
     })?;
     let signature: [u8; 64] = signature.try_into().map_err(|_| "signature is not 64 bytes")?;
-    if token_refresh::jws::verify_signature(&key, message, &Signature::from_bytes(&signature)) {
+    if token_refresh::token::jws::verify_signature(&key, message, &Signature::from_bytes(&signature)) {
         Ok(())
     } else {
         Err("signature refused")

@@ -21,7 +21,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
 use serde::{Deserialize, Serialize};
-use token_refresh::jws::UntrustedToken;
+use token_refresh::token::jws::UntrustedToken;
 use token_refresh::{
     AccessClaims, Algorithm, Ed25519Signer, MemoryStore, Policy, RefreshClaims, Reply, SystemClock, TokenPair, User,
 };

@@ -10,7 +10,7 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use token_refresh::jws::UntrustedToken;
+use token_refresh::token::jws::UntrustedToken;
 use token_refresh::{AccessClaims, Algorithm, RefreshClaims, Signer as _};
 use token_refresh_fuzz::{World, mint};
 

@@ -8,8 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::TokenId;
-use crate::json;
+use crate::token::ids::TokenId;
+use crate::token::json;
 
 /// The latest accepted `exp`: 9999-12-31T23:59:59Z.
 pub const MAX_EXP: i64 = 253_402_300_799;
@@ -52,7 +52,7 @@ pub(crate) use sealed::Sealed;
 /// with the same values (the property tests below compare the two).
 mod canonical {
     use super::{AccessClaims, RefreshClaims};
-    use crate::ids::TokenId;
+    use crate::token::ids::TokenId;
 
     pub(super) fn refresh(payload: &[u8]) -> Option<RefreshClaims> {
         let rest = payload.strip_prefix(br#"{"sub":""#)?;
@@ -92,7 +92,7 @@ mod canonical {
         let end = bytes.iter().position(|&b| b == b'"')?;
         let (text, rest) = bytes.split_at_checked(end)?;
         // Our writer's own test: a string it writes without escapes.
-        let plain = crate::json::needs_no_escape(text);
+        let plain = crate::token::json::needs_no_escape(text);
         let text = std::str::from_utf8(text).ok().filter(|_| plain)?;
         Some((text, rest.get(1..)?))
     }
@@ -180,7 +180,7 @@ impl Validate for RefreshClaims {
     }
 }
 
-/// Claims we sign, written straight to JSON bytes (see [`crate::json`]).
+/// Claims we sign, written straight to JSON bytes (see [`crate::token::json`]).
 pub(crate) trait WriteClaims {
     /// Appends the claims as one JSON object, in the seed's member order.
     fn write_json(&self, out: &mut Vec<u8>);
@@ -289,7 +289,7 @@ mod tests {
     }
 
     fn serde<'a, C: serde::Deserialize<'a>>(payload: &'a [u8]) -> Option<C> {
-        crate::jws::from_json_object(payload).ok()
+        crate::token::jws::from_json_object(payload).ok()
     }
 
     proptest::proptest! {

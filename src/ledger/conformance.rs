@@ -7,7 +7,7 @@
 //! Cluster); a third-party ledger runs it the same way:
 //!
 //! ```no_run
-//! use token_refresh::conformance::{self, Harness};
+//! use token_refresh::ledger::conformance::{self, Harness};
 //! use token_refresh::{MemoryLedger, StoreError};
 //! use std::sync::Arc;
 //!
@@ -45,11 +45,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::ids::{SessionId, TokenId};
 use crate::ledger::{
     AccessState, Created, Grace, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionInfo,
     SessionLedger,
 };
+use crate::token::ids::{SessionId, TokenId};
 use crate::users::StoreError;
 
 /// How many concurrent rotations of one token the concurrency checks run.

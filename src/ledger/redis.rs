@@ -1,7 +1,7 @@
 //! The session ledger on Redis or Redis Cluster, shared by every instance
 //! of a service.
 //!
-//! The scripts live in `src/redis_ledger/*.lua`: `common.lua` (helpers,
+//! The scripts live in `src/ledger/redis/*.lua`: `common.lua` (helpers,
 //! prepended to each), `create.lua`, `rotate.lua`, `revoke_session.lua`,
 //! `revoke_batch.lua` and `list_batch.lua`.
 
@@ -16,11 +16,11 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
 use redis::{Cmd, ErrorKind, FromRedisValue, RedisFuture, Script, ScriptInvocation, ServerErrorKind, Value};
 
-use crate::ids::{SessionId, TokenId};
 use crate::ledger::{
     self, AccessState, Created, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionInfo,
     SessionLedger,
 };
+use crate::token::ids::{SessionId, TokenId};
 use crate::users::StoreError;
 
 /// The default key prefix.
@@ -51,9 +51,7 @@ const NOEVICTION: &str = "noeviction";
 
 macro_rules! script {
     ($file:literal) => {
-        LazyLock::new(|| {
-            Script::new(concat!(include_str!("redis_ledger/common.lua"), include_str!(concat!("redis_ledger/", $file))))
-        })
+        LazyLock::new(|| Script::new(concat!(include_str!("redis/common.lua"), include_str!(concat!("redis/", $file)))))
     };
 }
 

@@ -12,7 +12,7 @@
 //! (same member order, same escapes); the tests compare the two on awkward
 //! strings. Parsing stays on `serde_json`: input is a peer's, output is ours.
 
-use crate::ids::TokenId;
+use crate::token::ids::TokenId;
 
 /// Appends `value` as a JSON string, escaped exactly as `serde_json` does:
 /// `"` and `\` and the C0 controls; everything else (including DEL and

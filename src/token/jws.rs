@@ -251,9 +251,9 @@ impl VerifiedToken {
     ///
     /// A payload that is not JSON is 401 (it cannot be ours); JSON that is
     /// not exactly a `C` is 422.
-    pub fn claims<'a, C: serde::Deserialize<'a> + crate::claims::Validate>(&'a self) -> Result<C, Error> {
+    pub fn claims<'a, C: serde::Deserialize<'a> + crate::token::claims::Validate>(&'a self) -> Result<C, Error> {
         // Our own exact spelling first; anything else through serde_json.
-        let parsed = match <C as crate::claims::Sealed>::parse_canonical(&self.payload) {
+        let parsed = match <C as crate::token::claims::Sealed>::parse_canonical(&self.payload) {
             Some(claims) => Ok(claims),
             None => from_json_object::<C>(&self.payload),
         };
@@ -389,7 +389,11 @@ pub(crate) fn encode_header(algorithm: Algorithm, kid: Option<&str>) -> Cow<'sta
 
 /// `header.payload`: the bytes to sign, in a buffer that already has room
 /// for the signature segment. `json` is scratch space for the claims.
-pub(crate) fn signing_input(header: &str, claims: &impl crate::claims::WriteClaims, json: &mut Vec<u8>) -> Vec<u8> {
+pub(crate) fn signing_input(
+    header: &str,
+    claims: &impl crate::token::claims::WriteClaims,
+    json: &mut Vec<u8>,
+) -> Vec<u8> {
     json.clear();
     claims.write_json(json);
     let payload_len = base64::encoded_len(json.len(), false).unwrap_or(0);

@@ -5,20 +5,20 @@ use std::borrow::Cow;
 use ed25519_dalek::{Signature, VerifyingKey};
 use serde::Deserialize;
 
-use crate::authorization::token_from_header;
-use crate::claims::RefreshClaims;
 use crate::clock::Clock;
 use crate::envelope::TokenPair;
 use crate::error::{BadRequest, Error, InternalKind, Unauthorized, Unprocessable};
 use crate::events::{Event, emit};
-use crate::hex;
-use crate::ids::SessionId;
-use crate::jws::{self, UntrustedToken};
+use crate::flows::authorization::token_from_header;
+use crate::flows::mint::unix_now;
+use crate::flows::policy::Policy;
+use crate::flows::store::Store;
+use crate::keys::hex;
+use crate::keys::signer::Signer;
 use crate::ledger::{NewSession, Revocation, SessionInfo, SessionLedger};
-use crate::mint::unix_now;
-use crate::policy::Policy;
-use crate::signer::Signer;
-use crate::store::Store;
+use crate::token::claims::RefreshClaims;
+use crate::token::ids::SessionId;
+use crate::token::jws::{self, UntrustedToken};
 use crate::users::{User, UserStore};
 
 /// The largest login body looked at.

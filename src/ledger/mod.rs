@@ -67,9 +67,18 @@
 //!   never a token string: reading the store lets nobody mint or replay a
 //!   token.
 
+#[cfg(feature = "conformance")]
+#[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
+pub mod conformance;
+pub(crate) mod memory;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
+#[cfg(feature = "redis")]
+pub(crate) mod redis;
+
 use std::future::Future;
 
-use crate::ids::{SessionId, TokenId};
+use crate::token::ids::{SessionId, TokenId};
 use crate::users::StoreError;
 
 /// Default for [`NewSession::max_sessions_per_user`] and

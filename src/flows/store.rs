@@ -2,7 +2,7 @@
 //! session ledger.
 
 use crate::ledger::SessionLedger;
-use crate::memory_ledger::MemoryLedger;
+use crate::ledger::memory::MemoryLedger;
 use crate::users::{MemoryUserStore, User, UserStore};
 
 /// The user directory and the session ledger, passed to every flow as the

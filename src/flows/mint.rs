@@ -1,15 +1,15 @@
 //! Making and signing a pair of tokens from its claims.
 
-use crate::claims::{AccessClaimsRef, RefreshClaimsRef};
 use crate::clock::Clock;
 use crate::envelope::TokenPair;
 use crate::error::{Error, InternalKind};
-use crate::ids::SessionId;
-use crate::jws;
+use crate::flows::policy::Policy;
 use crate::keys::KeyId;
+use crate::keys::signer::Signer;
 use crate::ledger::PairClaims;
-use crate::policy::Policy;
-use crate::signer::Signer;
+use crate::token::claims::{AccessClaimsRef, RefreshClaimsRef};
+use crate::token::ids::SessionId;
+use crate::token::jws;
 use crate::users::User;
 use ed25519_dalek::Signature;
 

@@ -1,17 +1,17 @@
 //! The refresh flow (SPEC §4), top to bottom.
 
-use crate::authorization::token_from_header;
-use crate::claims::RefreshClaims;
 use crate::clock::Clock;
 use crate::envelope::TokenPair;
 use crate::error::{Error, InternalKind, Unauthorized};
 use crate::events::{Event, emit};
-use crate::jws::UntrustedToken;
+use crate::flows::authorization::token_from_header;
+use crate::flows::mint::unix_now;
+use crate::flows::policy::Policy;
+use crate::flows::store::Store;
+use crate::keys::signer::Signer;
 use crate::ledger::{Rotation, RotationRequest, SessionLedger};
-use crate::mint::unix_now;
-use crate::policy::Policy;
-use crate::signer::Signer;
-use crate::store::Store;
+use crate::token::claims::RefreshClaims;
+use crate::token::jws::UntrustedToken;
 use crate::users::UserStore;
 
 impl Policy {

@@ -6,6 +6,12 @@
 //! URL-safe characters (an RFC 7638 thumbprint fits), so it can be written
 //! into a JOSE header without escaping.
 
+#[cfg(feature = "aws-lc")]
+pub(crate) mod aws_lc;
+pub(crate) mod hex;
+pub(crate) mod jwk;
+pub(crate) mod signer;
+
 use std::fmt;
 
 use ed25519_dalek::VerifyingKey;
@@ -151,7 +157,7 @@ impl VerificationKey {
 impl fmt::Debug for VerificationKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VerificationKey")
-            .field("key", &crate::hex::encode(self.key.as_bytes()))
+            .field("key", &crate::keys::hex::encode(self.key.as_bytes()))
             .field("kid", &self.kid)
             .finish()
     }

@@ -192,7 +192,7 @@ pub(crate) fn decode_seed_text(text: &str) -> Option<[u8; 32]> {
     use base64::engine::DecodePaddingMode;
     use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 
-    if let Some(seed) = crate::hex::decode_array::<32>(text) {
+    if let Some(seed) = crate::keys::hex::decode_array::<32>(text) {
         return Some(seed);
     }
     let indifferent = GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
@@ -212,7 +212,7 @@ pub(crate) fn decode_seed_text(text: &str) -> Option<[u8; 32]> {
 impl fmt::Debug for Ed25519Signer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Ed25519Signer")
-            .field("public", &crate::hex::encode(self.verifying_key.as_bytes()))
+            .field("public", &crate::keys::hex::encode(self.verifying_key.as_bytes()))
             .field("kid", &self.public.key_id())
             .finish_non_exhaustive()
     }
@@ -241,7 +241,7 @@ mod tests {
         let seed = [0x42; 32];
         let signer = Ed25519Signer::from_seed(&seed).unwrap_or_else(|_| unreachable!());
         let shown = format!("{signer:?}");
-        assert!(!shown.contains(&crate::hex::encode(&seed)), "{shown}");
+        assert!(!shown.contains(&crate::keys::hex::encode(&seed)), "{shown}");
     }
 
     #[test]

@@ -11,23 +11,23 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{IsolationLevel, NoTls, Row};
 use uuid::Uuid;
 
-use crate::ids::{SessionId, TokenId};
 use crate::ledger::{
     self, AccessState, Created, Decision, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionInfo,
     SessionLedger, SessionView,
 };
+use crate::token::ids::{SessionId, TokenId};
 use crate::users::StoreError;
 
 /// The SQL migration creating the ledger's version-1 tables; `{schema}`
 /// stands for the configured schema name.
-pub const MIGRATION_0001: &str = include_str!("../migrations/0001_sessions.sql");
+pub const MIGRATION_0001: &str = include_str!("../../migrations/0001_sessions.sql");
 
 /// The SQL migration to the one-row-per-session schema (version 2); run
 /// after [`MIGRATION_0001`]. `{schema}` stands for the configured schema
 /// name. Upgrading a version-1 ledger deletes its sessions: their tokens
 /// carry no session tag, so no lookup could reach them (their users log in
 /// again).
-pub const MIGRATION_0002: &str = include_str!("../migrations/0002_one_row_per_session.sql");
+pub const MIGRATION_0002: &str = include_str!("../../migrations/0002_one_row_per_session.sql");
 
 /// Every migration, by the version it records, in the order they apply.
 const MIGRATIONS: [(i32, &str); 2] = [(1, MIGRATION_0001), (2, MIGRATION_0002)];

@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 #[cfg(feature = "thumbprint")]
 use sha2::{Digest as _, Sha256};
 
-use crate::jws::Algorithm;
 use crate::keys::{KeyError, KeyId, Keyring, VerificationKey};
+use crate::token::jws::Algorithm;
 
 /// `kty` of an Ed25519 key (RFC 8037 §2).
 const KTY_OKP: &str = "OKP";
@@ -146,7 +146,7 @@ impl Keyring {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::signer::{Ed25519Signer, Signer as _};
+    use crate::keys::signer::{Ed25519Signer, Signer as _};
 
     // RFC 8037 Appendix A.1: the Ed25519 test key.
     const RFC8037_D: &str = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A";

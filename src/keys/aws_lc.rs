@@ -5,7 +5,7 @@
 //! same bytes either way (Ed25519 is deterministic, RFC 8032), so the two
 //! signers are interchangeable mid-deployment and the grace window's
 //! byte-identical promise holds. Verification stays on ed25519-dalek
-//! through the [`Keyring`], with the checks the [`crate::jws`] module
+//! through the [`Keyring`], with the checks the [`crate::token::jws`] module
 //! documents.
 //!
 //! The secret lives inside AWS-LC, which cleanses it when the key is freed;
@@ -18,8 +18,8 @@ use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
 use ed25519_dalek::pkcs8::DecodePrivateKey as _;
 use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 
+use crate::keys::signer::{PublicKeys, Signer, SignerError, decode_seed_text};
 use crate::keys::{KeyError, KeyId, Keyring, VerificationKey};
-use crate::signer::{PublicKeys, Signer, SignerError, decode_seed_text};
 
 /// An in-process Ed25519 signer backed by AWS-LC.
 ///
@@ -87,7 +87,7 @@ impl AwsLcSigner {
 impl fmt::Debug for AwsLcSigner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AwsLcSigner")
-            .field("public", &crate::hex::encode(self.public.active().verifying_key().as_bytes()))
+            .field("public", &crate::keys::hex::encode(self.public.active().verifying_key().as_bytes()))
             .field("kid", &self.public.key_id())
             .finish_non_exhaustive()
     }
@@ -118,7 +118,7 @@ impl Signer for AwsLcSigner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::signer::Ed25519Signer;
+    use crate::keys::signer::Ed25519Signer;
 
     #[test]
     fn signs_the_same_bytes_as_dalek() {
@@ -145,6 +145,6 @@ mod tests {
     #[test]
     fn debug_shows_no_secret() {
         let signer = AwsLcSigner::from_seed(&[0x42; 32]).unwrap_or_else(|_| unreachable!());
-        assert!(!format!("{signer:?}").contains(&crate::hex::encode(&[0x42; 32])));
+        assert!(!format!("{signer:?}").contains(&crate::keys::hex::encode(&[0x42; 32])));
     }
 }

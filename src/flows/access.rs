@@ -1,14 +1,14 @@
 //! Checking access tokens on resource endpoints.
 
-use crate::authorization::token_from_header;
-use crate::claims::AccessClaims;
 use crate::clock::Clock;
 use crate::error::{Error, InternalKind, Unauthorized};
-use crate::jws::UntrustedToken;
+use crate::flows::authorization::token_from_header;
+use crate::flows::mint::unix_now;
+use crate::flows::policy::Policy;
 use crate::keys::Keyring;
 use crate::ledger::{AccessState, SessionLedger};
-use crate::mint::unix_now;
-use crate::policy::Policy;
+use crate::token::claims::AccessClaims;
+use crate::token::jws::UntrustedToken;
 
 impl Policy {
     /// Verifies an access token from an `Authorization` header: signature
