@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, InternalKind, StatusName};
 use crate::token::json;
+use crate::token::pair::TokenPair;
 
 /// `{"status":…,"data":…}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,31 +33,6 @@ pub struct Status {
     /// A short public message; absent on success.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<Cow<'static, str>>,
-}
-
-/// The `data` of a successful login or refresh.
-///
-/// `Debug` redacts both tokens: they are bearer credentials and must not end
-/// up in logs.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TokenPair {
-    /// The new access token.
-    pub access_token: String,
-    /// The new refresh token; the presented one is now consumed.
-    pub refresh_token: String,
-    /// The access token's lifetime in seconds.
-    pub expiration_time: i64,
-}
-
-impl fmt::Debug for TokenPair {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenPair")
-            .field("access_token", &"<redacted>")
-            .field("refresh_token", &"<redacted>")
-            .field("expiration_time", &self.expiration_time)
-            .finish()
-    }
 }
 
 impl<T> Envelope<T> {

@@ -345,3 +345,34 @@ mod tests {
         }
     }
 }
+
+impl From<crate::token::DecodeError> for Error {
+    /// The one place a token refusal becomes a status: an authentic token
+    /// with the wrong claims is 422, anything else is 401.
+    fn from(error: crate::token::DecodeError) -> Self {
+        use crate::token::DecodeError as D;
+        match error {
+            D::Claims => Unprocessable::Claims.into(),
+            D::Malformed => Unauthorized::Malformed.into(),
+            D::NotJson => Unauthorized::NotJson.into(),
+            D::Algorithm => Unauthorized::Algorithm.into(),
+            D::TokenType => Unauthorized::TokenType.into(),
+            D::Header => Unauthorized::Header.into(),
+            D::UnknownKey => Unauthorized::UnknownKey.into(),
+            D::Signature => Unauthorized::Signature.into(),
+        }
+    }
+}
+
+/// A store failed (connection lost, timeout, corrupt row). Becomes a 500;
+/// the cause is kept for logs only.
+#[derive(Debug, thiserror::Error)]
+#[error("store failed: {0}")]
+pub struct StoreError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
+impl StoreError {
+    /// Wraps any error as a store failure.
+    pub fn new(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self(cause.into())
+    }
+}

@@ -84,8 +84,8 @@ pub mod token;
 mod users;
 
 pub use clock::{Clock, ClockError, ManualClock, SystemClock};
-pub use envelope::{Envelope, Reply, Status, TokenPair};
-pub use error::{BadRequest, Error, Internal, InternalKind, StatusName, Unauthorized, Unprocessable};
+pub use envelope::{Envelope, Reply, Status};
+pub use error::{BadRequest, Error, Internal, InternalKind, StatusName, StoreError, Unauthorized, Unprocessable};
 pub use events::{Event, EventSink};
 pub use flows::authorization::MAX_HEADER_LEN;
 pub use flows::policy::{
@@ -93,6 +93,7 @@ pub use flows::policy::{
 };
 pub use flows::session::MAX_LOGIN_BODY;
 pub use flows::store::{MemoryStore, Store};
+pub use keys::Algorithm;
 #[cfg(feature = "aws-lc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "aws-lc")))]
 pub use keys::aws_lc::AwsLcSigner;
@@ -112,8 +113,8 @@ pub use ledger::{
 };
 pub use token::claims::{AccessClaims, RefreshClaims};
 pub use token::ids::{SessionId, TokenId};
-pub use token::jws::Algorithm;
-pub use users::{MemoryUserStore, StoreError, User, UserStore};
+pub use token::pair::TokenPair;
+pub use users::{MemoryUserStore, User, UserStore};
 
 // The README's Rust blocks compile as doctests, so its examples cannot rot.
 #[cfg(doctest)]

@@ -1,5 +1,6 @@
 //! The user directory: who a token's `sub` is.
 
+use crate::error::StoreError;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
@@ -74,19 +75,6 @@ impl fmt::Debug for User {
             .field("role", &self.role)
             .field("enabled", &self.enabled)
             .finish_non_exhaustive()
-    }
-}
-
-/// A store failed (connection lost, timeout, corrupt row). Becomes a 500;
-/// the cause is kept for logs only.
-#[derive(Debug, thiserror::Error)]
-#[error("store failed: {0}")]
-pub struct StoreError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
-
-impl StoreError {
-    /// Wraps any error as a store failure.
-    pub fn new(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Self(cause.into())
     }
 }
 

@@ -37,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
     let access = verified.claims::<AccessClaims>();
     // The two kinds are disjoint: no payload is both.
     assert!(refresh.is_err() || access.is_err(), "a payload parsed as both token kinds");
-    for status in [refresh.as_ref().err(), access.as_ref().err()].into_iter().flatten().map(|e| e.status_code()) {
+    for status in [refresh.as_ref().err(), access.as_ref().err()].into_iter().flatten().map(|e| token_refresh::Error::from(*e).status_code()) {
         assert!(status == 401 || status == 422, "claims refused with {status}");
     }
     // The claims fast path (our own spelling, read without serde_json) is

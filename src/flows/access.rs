@@ -2,13 +2,11 @@
 
 use crate::clock::Clock;
 use crate::error::{Error, InternalKind, Unauthorized};
-use crate::flows::authorization::token_from_header;
-use crate::flows::mint::unix_now;
 use crate::flows::policy::Policy;
+use crate::flows::verify::verified_claims;
 use crate::keys::Keyring;
 use crate::ledger::{AccessState, SessionLedger};
 use crate::token::claims::AccessClaims;
-use crate::token::jws::UntrustedToken;
 
 impl Policy {
     /// Verifies an access token from an `Authorization` header: signature
@@ -23,13 +21,7 @@ impl Policy {
         keyring: &Keyring,
         clock: &C,
     ) -> Result<AccessClaims, Error> {
-        let token = token_from_header(authorization)?;
-        let claims: AccessClaims = UntrustedToken::parse(token, self.algorithm)?.verify(keyring)?.claims()?;
-        let now = unix_now(clock)?;
-        if now >= claims.expires_at.saturating_add(self.leeway) {
-            return Err(Unauthorized::Expired.into());
-        }
-        Ok(claims)
+        verified_claims(self, authorization, keyring, clock).map(|(claims, _)| claims)
     }
 
     /// [`Policy::verify_access`], then the token's session in the ledger: an
@@ -44,8 +36,7 @@ impl Policy {
         ledger: &L,
         clock: &C,
     ) -> Result<AccessClaims, Error> {
-        let claims = self.verify_access(authorization, keyring, clock)?;
-        let now = unix_now(clock)?;
+        let (claims, now): (AccessClaims, i64) = verified_claims(self, authorization, keyring, clock)?;
         let state = ledger
             .access_state(&claims.subject, claims.id, now)
             .await

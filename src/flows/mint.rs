@@ -1,7 +1,6 @@
 //! Making and signing a pair of tokens from its claims.
 
 use crate::clock::Clock;
-use crate::envelope::TokenPair;
 use crate::error::{Error, InternalKind};
 use crate::flows::policy::Policy;
 use crate::keys::KeyId;
@@ -10,6 +9,7 @@ use crate::ledger::PairClaims;
 use crate::token::claims::{AccessClaimsRef, RefreshClaimsRef};
 use crate::token::ids::SessionId;
 use crate::token::jws;
+use crate::token::pair::TokenPair;
 use crate::users::User;
 use ed25519_dalek::Signature;
 

@@ -8,3 +8,4 @@ pub(crate) mod policy;
 pub(crate) mod refresh;
 pub(crate) mod session;
 pub(crate) mod store;
+pub(crate) mod verify;

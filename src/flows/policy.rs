@@ -9,8 +9,8 @@ use std::sync::Arc;
 use time::Duration;
 
 use crate::events::EventSink;
+use crate::keys::Algorithm;
 use crate::ledger::{DEFAULT_MAX_SESSIONS_PER_USER, Grace};
-use crate::token::jws::Algorithm;
 
 /// Longest grace window (SPEC §5).
 pub const MAX_GRACE: Duration = Duration::seconds(60);

@@ -1,17 +1,15 @@
 //! The refresh flow (SPEC §4), top to bottom.
 
 use crate::clock::Clock;
-use crate::envelope::TokenPair;
 use crate::error::{Error, InternalKind, Unauthorized};
 use crate::events::{Event, emit};
-use crate::flows::authorization::token_from_header;
-use crate::flows::mint::unix_now;
 use crate::flows::policy::Policy;
 use crate::flows::store::Store;
+use crate::flows::verify::verified_claims;
 use crate::keys::signer::Signer;
 use crate::ledger::{Rotation, RotationRequest, SessionLedger};
 use crate::token::claims::RefreshClaims;
-use crate::token::jws::UntrustedToken;
+use crate::token::pair::TokenPair;
 use crate::users::UserStore;
 
 impl Policy {
@@ -34,15 +32,8 @@ impl Policy {
         S: Signer,
         C: Clock,
     {
-        // Steps 1–5: header, shape, JOSE header, signature, claims.
-        let token = token_from_header(authorization)?;
-        let claims: RefreshClaims = UntrustedToken::parse(token, self.algorithm)?.verify(signer.keyring())?.claims()?;
-
-        // Step 6: expiry.
-        let now = unix_now(clock)?;
-        if now >= claims.expires_at.saturating_add(self.leeway) {
-            return Err(Unauthorized::Expired.into());
-        }
+        // Steps 1–6: header, shape, JOSE header, signature, claims, expiry.
+        let (claims, now): (RefreshClaims, i64) = verified_claims(self, authorization, signer.keyring(), clock)?;
 
         // Steps 7–8: the user.
         let user = store

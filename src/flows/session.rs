@@ -6,19 +6,19 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use serde::Deserialize;
 
 use crate::clock::Clock;
-use crate::envelope::TokenPair;
 use crate::error::{BadRequest, Error, InternalKind, Unauthorized, Unprocessable};
 use crate::events::{Event, emit};
-use crate::flows::authorization::token_from_header;
 use crate::flows::mint::unix_now;
 use crate::flows::policy::Policy;
 use crate::flows::store::Store;
+use crate::flows::verify::verified_claims;
 use crate::keys::hex;
 use crate::keys::signer::Signer;
 use crate::ledger::{NewSession, Revocation, SessionInfo, SessionLedger};
 use crate::token::claims::RefreshClaims;
 use crate::token::ids::SessionId;
-use crate::token::jws::{self, UntrustedToken};
+use crate::token::jws;
+use crate::token::pair::TokenPair;
 use crate::users::{User, UserStore};
 
 /// The largest login body looked at.
@@ -111,12 +111,7 @@ impl Policy {
         S: Signer,
         C: Clock,
     {
-        let token = token_from_header(authorization)?;
-        let claims: RefreshClaims = UntrustedToken::parse(token, self.algorithm)?.verify(signer.keyring())?.claims()?;
-        let now = unix_now(clock)?;
-        if now >= claims.expires_at.saturating_add(self.leeway) {
-            return Err(Unauthorized::Expired.into());
-        }
+        let (claims, now): (RefreshClaims, i64) = verified_claims(self, authorization, signer.keyring(), clock)?;
         let revocation = ledger
             .revoke_session(&claims.subject, claims.id.session(), now)
             .await

@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 #[cfg(feature = "thumbprint")]
 use sha2::{Digest as _, Sha256};
 
+use crate::keys::Algorithm;
 use crate::keys::{KeyError, KeyId, Keyring, VerificationKey};
-use crate::token::jws::Algorithm;
 
 /// `kty` of an Ed25519 key (RFC 8037 §2).
 const KTY_OKP: &str = "OKP";

@@ -6,11 +6,14 @@
 //! URL-safe characters (an RFC 7638 thumbprint fits), so it can be written
 //! into a JOSE header without escaping.
 
+mod algorithm;
 #[cfg(feature = "aws-lc")]
 pub(crate) mod aws_lc;
 pub(crate) mod hex;
 pub(crate) mod jwk;
 pub(crate) mod signer;
+
+pub use algorithm::Algorithm;
 
 use std::fmt;
 

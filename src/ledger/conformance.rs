@@ -45,12 +45,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::error::StoreError;
 use crate::ledger::{
     AccessState, Created, Grace, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionInfo,
     SessionLedger,
 };
 use crate::token::ids::{SessionId, TokenId};
-use crate::users::StoreError;
 
 /// How many concurrent rotations of one token the concurrency checks run.
 pub const CONCURRENT_ROTATIONS: usize = 64;

@@ -56,12 +56,12 @@ use std::future::{Future, ready};
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use crate::error::StoreError;
 use crate::ledger::{
     self, AccessState, Created, Decision, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionInfo,
     SessionLedger, SessionView,
 };
 use crate::token::ids::{SessionId, TokenId};
-use crate::users::StoreError;
 
 /// How long a user's index keeps a session past its end of life: callers
 /// whose clocks disagree by less than this may still rotate it (the slack

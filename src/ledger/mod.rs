@@ -78,8 +78,8 @@ pub(crate) mod redis;
 
 use std::future::Future;
 
+use crate::error::StoreError;
 use crate::token::ids::{SessionId, TokenId};
-use crate::users::StoreError;
 
 /// Default for [`NewSession::max_sessions_per_user`] and
 /// [`Policy`](crate::Policy)'s cap.

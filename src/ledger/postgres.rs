@@ -11,12 +11,12 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{IsolationLevel, NoTls, Row};
 use uuid::Uuid;
 
+use crate::error::StoreError;
 use crate::ledger::{
     self, AccessState, Created, Decision, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionInfo,
     SessionLedger, SessionView,
 };
 use crate::token::ids::{SessionId, TokenId};
-use crate::users::StoreError;
 
 /// The SQL migration creating the ledger's version-1 tables; `{schema}`
 /// stands for the configured schema name.

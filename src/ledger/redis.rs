@@ -16,12 +16,12 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
 use redis::{Cmd, ErrorKind, FromRedisValue, RedisFuture, Script, ScriptInvocation, ServerErrorKind, Value};
 
+use crate::error::StoreError;
 use crate::ledger::{
     self, AccessState, Created, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionInfo,
     SessionLedger,
 };
 use crate::token::ids::{SessionId, TokenId};
-use crate::users::StoreError;
 
 /// The default key prefix.
 pub const DEFAULT_PREFIX: &str = "token_refresh:";

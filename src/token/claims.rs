@@ -19,6 +19,9 @@ pub const MAX_EXP: i64 = 253_402_300_799;
 pub trait Validate: sealed::Sealed {
     /// Whether the values are in range.
     fn is_valid(&self) -> bool;
+
+    /// The `exp` claim.
+    fn expires_at(&self) -> i64;
 }
 
 mod sealed {
@@ -166,6 +169,10 @@ fn exp_in_range(exp: i64) -> bool {
 }
 
 impl Validate for AccessClaims {
+    fn expires_at(&self) -> i64 {
+        self.expires_at
+    }
+
     fn is_valid(&self) -> bool {
         is_clean_text(&self.subject, false)
             && is_clean_text(&self.account, true)
@@ -175,6 +182,10 @@ impl Validate for AccessClaims {
 }
 
 impl Validate for RefreshClaims {
+    fn expires_at(&self) -> i64 {
+        self.expires_at
+    }
+
     fn is_valid(&self) -> bool {
         is_clean_text(&self.subject, false) && exp_in_range(self.expires_at)
     }

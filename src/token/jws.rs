@@ -75,8 +75,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::{Signature, Verifier as _};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
-use crate::error::{Error, Unauthorized, Unprocessable};
+use crate::keys::Algorithm;
 use crate::keys::Keyring;
+use crate::token::DecodeError;
 
 /// Largest accepted JOSE header segment, in base64url characters.
 const MAX_HEADER_SEGMENT: usize = 256;
@@ -84,28 +85,6 @@ const MAX_HEADER_SEGMENT: usize = 256;
 const MAX_PAYLOAD_SEGMENT: usize = 4096;
 /// An Ed25519 signature is 64 bytes: 86 base64url characters.
 const SIGNATURE_SEGMENT: usize = 86;
-
-/// The JOSE `alg` name written into and required of every token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum Algorithm {
-    /// `EdDSA` (RFC 8037), the name the seed uses. The default.
-    #[default]
-    EdDsa,
-    /// `Ed25519`, the fully specified name of RFC 9864. Opt in to issue and
-    /// accept this name instead of `EdDSA`; never both.
-    Ed25519,
-}
-
-impl Algorithm {
-    /// The header value.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::EdDsa => "EdDSA",
-            Self::Ed25519 => "Ed25519",
-        }
-    }
-}
 
 /// The members we accept in a JOSE header.
 struct JoseHeader<'a> {
@@ -152,19 +131,19 @@ impl<'de> de::Deserialize<'de> for JoseHeader<'de> {
 
 /// Decodes and checks a JOSE header segment (SPEC §4 steps 2–3); returns
 /// its `kid`.
-fn check_header(segment: &str, algorithm: Algorithm) -> Result<Option<String>, Unauthorized> {
+fn check_header(segment: &str, algorithm: Algorithm) -> Result<Option<String>, DecodeError> {
     let mut json = [0u8; MAX_HEADER_SEGMENT];
-    let len = URL_SAFE_NO_PAD.decode_slice(segment, &mut json).map_err(|_| Unauthorized::Malformed)?;
-    let json = json.get(..len).ok_or(Unauthorized::Malformed)?;
+    let len = URL_SAFE_NO_PAD.decode_slice(segment, &mut json).map_err(|_| DecodeError::Malformed)?;
+    let json = json.get(..len).ok_or(DecodeError::Malformed)?;
     let parsed = parse_header(json).map_err(|problem| match problem {
-        HeaderProblem::NotJson => Unauthorized::NotJson,
-        HeaderProblem::Refused => Unauthorized::Header,
+        HeaderProblem::NotJson => DecodeError::NotJson,
+        HeaderProblem::Refused => DecodeError::Header,
     })?;
     if parsed.alg != algorithm.as_str() {
-        return Err(Unauthorized::Algorithm);
+        return Err(DecodeError::Algorithm);
     }
     if parsed.typ.as_ref().is_some_and(|typ| typ != "JWT") {
-        return Err(Unauthorized::TokenType);
+        return Err(DecodeError::TokenType);
     }
     Ok(parsed.kid.map(Cow::into_owned))
 }
@@ -186,18 +165,18 @@ pub struct UntrustedToken<'a> {
 impl<'a> UntrustedToken<'a> {
     /// Checks the shape (three strict base64url segments within size bounds)
     /// and the JOSE header (SPEC §4 steps 2–3) of `token`.
-    pub fn parse(token: &'a str, algorithm: Algorithm) -> Result<Self, Unauthorized> {
+    pub fn parse(token: &'a str, algorithm: Algorithm) -> Result<Self, DecodeError> {
         let mut segments = token.split('.');
         let (Some(header), Some(payload), Some(signature), None) =
             (segments.next(), segments.next(), segments.next(), segments.next())
         else {
-            return Err(Unauthorized::Malformed);
+            return Err(DecodeError::Malformed);
         };
         let sizes_ok = (1..=MAX_HEADER_SEGMENT).contains(&header.len())
             && (1..=MAX_PAYLOAD_SEGMENT).contains(&payload.len())
             && signature.len() == SIGNATURE_SEGMENT;
         if !sizes_ok || !is_base64url(payload) {
-            return Err(Unauthorized::Malformed);
+            return Err(DecodeError::Malformed);
         }
 
         // The header we issue without kid is one constant: recognise it by
@@ -206,13 +185,13 @@ impl<'a> UntrustedToken<'a> {
 
         let mut signature_bytes = [0u8; 64];
         let written =
-            URL_SAFE_NO_PAD.decode_slice(signature, &mut signature_bytes).map_err(|_| Unauthorized::Malformed)?;
+            URL_SAFE_NO_PAD.decode_slice(signature, &mut signature_bytes).map_err(|_| DecodeError::Malformed)?;
         if written != signature_bytes.len() {
-            return Err(Unauthorized::Malformed);
+            return Err(DecodeError::Malformed);
         }
 
         let signing_input_len = header.len() + 1 + payload.len();
-        let signing_input = token.get(..signing_input_len).ok_or(Unauthorized::Malformed)?;
+        let signing_input = token.get(..signing_input_len).ok_or(DecodeError::Malformed)?;
         Ok(Self { signing_input, payload, signature: Signature::from_bytes(&signature_bytes), kid })
     }
 
@@ -223,14 +202,14 @@ impl<'a> UntrustedToken<'a> {
 
     /// Verifies the signature (SPEC §4 steps 3–4): `kid`, when present, must
     /// name a key of `keyring`; without it each key is tried, active first.
-    pub fn verify(self, keyring: &Keyring) -> Result<VerifiedToken, Unauthorized> {
-        let candidates = keyring.candidates(self.kid.as_deref()).ok_or(Unauthorized::UnknownKey)?;
+    pub fn verify(self, keyring: &Keyring) -> Result<VerifiedToken, DecodeError> {
+        let candidates = keyring.candidates(self.kid.as_deref()).ok_or(DecodeError::UnknownKey)?;
         let message = self.signing_input.as_bytes();
         if !candidates.into_iter().any(|key| signature_verifies(key, message, &self.signature)) {
-            return Err(Unauthorized::Signature);
+            return Err(DecodeError::Signature);
         }
         // Authentic from here on: the payload was written by a key we trust.
-        let payload = URL_SAFE_NO_PAD.decode(self.payload).map_err(|_| Unauthorized::Malformed)?;
+        let payload = URL_SAFE_NO_PAD.decode(self.payload).map_err(|_| DecodeError::Malformed)?;
         Ok(VerifiedToken { payload })
     }
 }
@@ -251,7 +230,7 @@ impl VerifiedToken {
     ///
     /// A payload that is not JSON is 401 (it cannot be ours); JSON that is
     /// not exactly a `C` is 422.
-    pub fn claims<'a, C: serde::Deserialize<'a> + crate::token::claims::Validate>(&'a self) -> Result<C, Error> {
+    pub fn claims<'a, C: serde::Deserialize<'a> + crate::token::claims::Validate>(&'a self) -> Result<C, DecodeError> {
         // Our own exact spelling first; anything else through serde_json.
         let parsed = match <C as crate::token::claims::Sealed>::parse_canonical(&self.payload) {
             Some(claims) => Ok(claims),
@@ -259,11 +238,11 @@ impl VerifiedToken {
         };
         match parsed {
             Ok(claims) if claims.is_valid() => Ok(claims),
-            Ok(_) => Err(Unprocessable::Claims.into()),
+            Ok(_) => Err(DecodeError::Claims),
             // JSON that is not our claims: wrong shape or types, or a number
             // out of range (`"exp":1e400` is JSON, just not an i64).
-            Err(_) if is_json(&self.payload) => Err(Unprocessable::Claims.into()),
-            Err(_) => Err(Unauthorized::NotJson.into()),
+            Err(_) if is_json(&self.payload) => Err(DecodeError::Claims),
+            Err(_) => Err(DecodeError::NotJson),
         }
     }
 }
@@ -520,7 +499,7 @@ mod tests {
     fn the_seed_token_parses_but_is_not_ours() {
         let untrusted = UntrustedToken::parse(SEED_ACCESS, Algorithm::EdDsa);
         assert!(untrusted.is_ok());
-        assert_eq!(UntrustedToken::parse(SEED_ACCESS, Algorithm::Ed25519).err(), Some(Unauthorized::Algorithm));
+        assert_eq!(UntrustedToken::parse(SEED_ACCESS, Algorithm::Ed25519).err(), Some(DecodeError::Algorithm));
     }
 
     #[test]
@@ -531,19 +510,19 @@ mod tests {
         };
         let check = |header: &str| UntrustedToken::parse(&token(header), Algorithm::EdDsa).err();
         assert_eq!(check(r#"{"alg":"EdDSA"}"#), None);
-        assert_eq!(check(r#"{"alg":"none"}"#), Some(Unauthorized::Algorithm));
-        assert_eq!(check(r#"{"alg":"EdDSA","typ":"at+jwt"}"#), Some(Unauthorized::TokenType));
-        assert_eq!(check(r#"{"alg":"none","alg":"EdDSA"}"#), Some(Unauthorized::Header));
-        assert_eq!(check(r#"{"alg":"EdDSA","crit":["exp"]}"#), Some(Unauthorized::Header));
-        assert_eq!(check(r#"{"alg":"EdDSA","jwk":{}}"#), Some(Unauthorized::Header));
-        assert_eq!(check(r#"{"alg":1}"#), Some(Unauthorized::Header));
-        assert_eq!(check(r#"{"typ":"JWT"}"#), Some(Unauthorized::Header));
-        assert_eq!(check(r#"{"alg":"EdDSA",}"#), Some(Unauthorized::NotJson));
-        assert_eq!(check("\u{feff}{\"alg\":\"EdDSA\"}"), Some(Unauthorized::NotJson));
+        assert_eq!(check(r#"{"alg":"none"}"#), Some(DecodeError::Algorithm));
+        assert_eq!(check(r#"{"alg":"EdDSA","typ":"at+jwt"}"#), Some(DecodeError::TokenType));
+        assert_eq!(check(r#"{"alg":"none","alg":"EdDSA"}"#), Some(DecodeError::Header));
+        assert_eq!(check(r#"{"alg":"EdDSA","crit":["exp"]}"#), Some(DecodeError::Header));
+        assert_eq!(check(r#"{"alg":"EdDSA","jwk":{}}"#), Some(DecodeError::Header));
+        assert_eq!(check(r#"{"alg":1}"#), Some(DecodeError::Header));
+        assert_eq!(check(r#"{"typ":"JWT"}"#), Some(DecodeError::Header));
+        assert_eq!(check(r#"{"alg":"EdDSA",}"#), Some(DecodeError::NotJson));
+        assert_eq!(check("\u{feff}{\"alg\":\"EdDSA\"}"), Some(DecodeError::NotJson));
     }
 
     fn claims_status(payload: &str) -> Result<crate::RefreshClaims, u16> {
-        VerifiedToken { payload: payload.as_bytes().to_vec() }.claims().map_err(|e| e.status_code())
+        VerifiedToken { payload: payload.as_bytes().to_vec() }.claims().map_err(|e| crate::Error::from(e).status_code())
     }
 
     #[test]
@@ -575,7 +554,9 @@ mod tests {
         // it through, RFC 8259 does not. 401.
         let mut bytes = claims("1").into_bytes();
         bytes[8] = 0xff;
-        let invalid = VerifiedToken { payload: bytes }.claims::<crate::RefreshClaims>().map_err(|e| e.status_code());
+        let invalid = VerifiedToken { payload: bytes }
+            .claims::<crate::RefreshClaims>()
+            .map_err(|e| crate::Error::from(e).status_code());
         assert_eq!(invalid.err(), Some(401), "invalid UTF-8 is not JSON");
     }
 }

@@ -1,0 +1,36 @@
+//! The steps every flow that takes a token shares (refresh, logout and the
+//! access-token checks), in the contract's order ([spec](../../docs/spec.md)
+//! §4, steps 1 to 6): the `Authorization` header, the token's shape and
+//! JOSE header, the signature, the claims of the expected kind, and `exp`.
+
+use serde::de::DeserializeOwned;
+
+use crate::clock::Clock;
+use crate::error::{Error, Unauthorized};
+use crate::flows::authorization::token_from_header;
+use crate::flows::mint::unix_now;
+use crate::flows::policy::Policy;
+use crate::keys::Keyring;
+use crate::token::claims::Validate;
+use crate::token::jws::UntrustedToken;
+
+/// The verified, unexpired claims of kind `C` in `authorization`, and the
+/// time they were checked at. The first failing step decides the error.
+pub(crate) fn verified_claims<C, K>(
+    policy: &Policy,
+    authorization: Option<&[u8]>,
+    keyring: &Keyring,
+    clock: &K,
+) -> Result<(C, i64), Error>
+where
+    C: DeserializeOwned + Validate,
+    K: Clock,
+{
+    let token = token_from_header(authorization)?;
+    let claims: C = UntrustedToken::parse(token, policy.algorithm)?.verify(keyring)?.claims()?;
+    let now = unix_now(clock)?;
+    if now >= claims.expires_at().saturating_add(policy.leeway) {
+        return Err(Unauthorized::Expired.into());
+    }
+    Ok((claims, now))
+}
