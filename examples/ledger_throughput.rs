@@ -66,8 +66,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 /// cluster holds some).
 async fn delete_keys(nodes: &[String], prefix: &str) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     for node in nodes {
-        let mut connection =
-            token_refresh::redis::Client::open(node.as_str())?.get_multiplexed_async_connection().await?;
+        let mut connection = redis::Client::open(node.as_str())?.get_multiplexed_async_connection().await?;
         let keys: Vec<Vec<u8>> = {
             let mut iter = connection.scan_match::<_, Vec<u8>>(format!("{prefix}*")).await?;
             let mut keys = Vec::new();

@@ -106,7 +106,7 @@ pub use ledger::memory::{LedgerStats, MemoryLedger};
 pub use ledger::postgres::{DEFAULT_SCHEMA, MIGRATION_0001, MIGRATION_0002, PostgresLedger, PostgresOptions, Purged};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use ledger::redis::{DEFAULT_PREFIX, RedisLedger};
+pub use ledger::redis::{DEFAULT_PREFIX, RedisConnection, RedisLedger, RedisLedgerBuilder};
 pub use ledger::{
     AccessState, Created, Grace, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionInfo,
     SessionLedger,

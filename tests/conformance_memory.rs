@@ -34,7 +34,7 @@ async fn memory_ledger_passes_the_conformance_suite() {
 
 /// The memory ledger's futures are ready at once; poll one to completion
 /// without a runtime.
-fn futures_ready<T>(future: impl std::future::Future<Output = T>) -> T {
+fn futures_ready<T>(future: impl Future<Output = T>) -> T {
     let waker = std::task::Waker::noop();
     let mut cx = std::task::Context::from_waker(waker);
     let mut future = std::pin::pin!(future);

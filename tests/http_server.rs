@@ -530,11 +530,11 @@ async fn login_refusals_have_the_spec_statuses() -> TestResult {
     let bob = SigningKey::from_bytes(&BOB_LOGIN_SEED);
     let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
     let bob_key = hex(bob.verifying_key().as_bytes());
-    let bob_signature = hex(&token_refresh::ed25519_dalek::Signer::sign(&bob, BOB.as_bytes()).to_bytes());
+    let bob_signature = hex(&ed25519_dalek::Signer::sign(&bob, BOB.as_bytes()).to_bytes());
     let body = |email: &str, signature: &str, key: &str| {
         serde_json::json!({"email": email, "signature": signature, "publicKey": key}).to_string()
     };
-    let other_signature = hex(&token_refresh::ed25519_dalek::Signer::sign(&bob, b"someone else's message").to_bytes());
+    let other_signature = hex(&ed25519_dalek::Signer::sign(&bob, b"someone else's message").to_bytes());
 
     let cases: Vec<(&str, String, u16, &str)> = vec![
         ("not JSON", "email=bob".into(), 400, "request body is malformed"),

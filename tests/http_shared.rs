@@ -71,7 +71,7 @@ impl Backend {
     /// One plain connection per server holding keys: the standalone server,
     /// or each node the cluster URL names (all primaries in the local
     /// cluster `scripts/redis-cluster.sh` starts).
-    async fn redis_nodes(self) -> TestResult<Vec<token_refresh::redis::aio::MultiplexedConnection>> {
+    async fn redis_nodes(self) -> TestResult<Vec<redis::aio::MultiplexedConnection>> {
         let urls: Vec<String> = match self {
             Self::RedisCluster => {
                 let url = self.url();
@@ -82,7 +82,7 @@ impl Backend {
         };
         let mut nodes = Vec::new();
         for url in urls {
-            let client = token_refresh::redis::Client::open(url.as_str())?;
+            let client = redis::Client::open(url.as_str())?;
             nodes.push(client.get_multiplexed_async_connection().await.map_err(|e| format!("Redis at {url}: {e}"))?);
         }
         Ok(nodes)
@@ -106,13 +106,10 @@ impl Backend {
 
     /// The keys under the Redis prefix of `name`, each with the connection
     /// of the node holding it.
-    async fn redis_keys(
-        self,
-        name: &str,
-    ) -> TestResult<Vec<(token_refresh::redis::aio::MultiplexedConnection, Vec<u8>)>> {
+    async fn redis_keys(self, name: &str) -> TestResult<Vec<(redis::aio::MultiplexedConnection, Vec<u8>)>> {
         let mut found = Vec::new();
         for mut node in self.redis_nodes().await? {
-            let mut iter: token_refresh::redis::AsyncIter<'_, Vec<u8>> = node.scan_match(format!("{name}:*")).await?;
+            let mut iter: redis::AsyncIter<'_, Vec<u8>> = node.scan_match(format!("{name}:*")).await?;
             let mut keys = Vec::new();
             while let Some(key) = iter.next_item().await {
                 keys.push(key?);
@@ -177,7 +174,7 @@ impl Files {
         files.write("a.pem", &support::private_pem(&SIGNING_SEED))?;
         files.write("a.pub", &support::public_pem(&SIGNING_SEED))?;
         files.write("b.pem", &support::private_pem(&NEXT_SIGNING_SEED))?;
-        let bob_key: String = token_refresh::ed25519_dalek::SigningKey::from_bytes(&BOB_LOGIN_SEED)
+        let bob_key: String = ed25519_dalek::SigningKey::from_bytes(&BOB_LOGIN_SEED)
             .verifying_key()
             .as_bytes()
             .iter()

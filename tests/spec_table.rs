@@ -262,7 +262,7 @@ mod failing {
         TokenId,
     };
 
-    pub struct Ledger;
+    pub(crate) struct Ledger;
     fn down<T: Send>() -> impl Future<Output = Result<T, StoreError>> + Send {
         ready(Err(StoreError::new("connection to 10.1.2.3:5432 refused (password=hunter2)")))
     }
@@ -298,7 +298,7 @@ mod failing {
     }
 
     /// Verifies like the real signer, but cannot sign.
-    pub struct BrokenSigner(pub Ed25519Signer);
+    pub(crate) struct BrokenSigner(pub Ed25519Signer);
     impl Signer for BrokenSigner {
         fn key_id(&self) -> Option<&KeyId> {
             None
@@ -311,7 +311,7 @@ mod failing {
         }
     }
 
-    pub struct BrokenClock;
+    pub(crate) struct BrokenClock;
     impl Clock for BrokenClock {
         fn now(&self) -> Result<time::OffsetDateTime, ClockError> {
             Err(ClockError("time source lost".into()))

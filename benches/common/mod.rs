@@ -27,16 +27,16 @@ use token_refresh::{
 };
 use uuid::Uuid;
 
-pub const SEED: [u8; 32] = [0x5e; 32];
-pub const SUBJECT: &str = "bob@mail.com";
-pub const ACCOUNT: &str = "bob@admin";
-pub const ROLE: &str = "ROLE_ADMIN";
-pub const ACCESS_TTL: i64 = 300;
-pub const REFRESH_TTL: i64 = 86_400;
+pub(crate) const SEED: [u8; 32] = [0x5e; 32];
+pub(crate) const SUBJECT: &str = "bob@mail.com";
+pub(crate) const ACCOUNT: &str = "bob@admin";
+pub(crate) const ROLE: &str = "ROLE_ADMIN";
+pub(crate) const ACCESS_TTL: i64 = 300;
+pub(crate) const REFRESH_TTL: i64 = 86_400;
 
 /// Drives a future that is ready at once (every in-memory store here is).
 /// No runtime, so none of its cost lands in the figures.
-pub fn block_on<F: Future>(future: F) -> F::Output {
+pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);
     let mut cx = Context::from_waker(Waker::noop());
     loop {
@@ -52,7 +52,7 @@ fn unix_now() -> i64 {
 }
 
 /// One refresh implementation: a login, and one refresh step.
-pub trait Refresher: Sync {
+pub(crate) trait Refresher: Sync {
     /// Starts a session; returns its first refresh token.
     fn login(&self) -> String;
     /// Refreshes with the `Authorization` header value; returns the envelope
@@ -62,19 +62,19 @@ pub trait Refresher: Sync {
 
 /// A session refreshed over and over: each step presents the token the
 /// previous step returned.
-pub struct Chain<'a, R: Refresher> {
+pub(crate) struct Chain<'a, R: Refresher> {
     refresher: &'a R,
     header: String,
 }
 
 impl<'a, R: Refresher> Chain<'a, R> {
-    pub fn new(refresher: &'a R) -> Self {
+    pub(crate) fn new(refresher: &'a R) -> Self {
         let token = refresher.login();
         Self { refresher, header: format!("Bearer {token}") }
     }
 
     /// One refresh; returns the envelope's length.
-    pub fn step(&mut self) -> usize {
+    pub(crate) fn step(&mut self) -> usize {
         let (body, next) = self.refresher.refresh(black_box(self.header.as_bytes()));
         self.header.truncate("Bearer ".len());
         self.header.push_str(&next);
@@ -85,7 +85,7 @@ impl<'a, R: Refresher> Chain<'a, R> {
 // ---------------------------------------------------------------- the crate
 
 /// token-refresh with its in-memory stores and the seed defaults.
-pub struct Crate<S = Ed25519Signer> {
+pub(crate) struct Crate<S = Ed25519Signer> {
     pub policy: Policy,
     pub store: MemoryStore,
     pub signer: S,
@@ -96,18 +96,18 @@ pub struct Crate<S = Ed25519Signer> {
 }
 
 impl Crate {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::with_signer(Ed25519Signer::from_seed(&SEED).expect("seed key"))
     }
 }
 
 /// The crate with the AWS-LC signer (feature `aws-lc`).
-pub fn with_aws_lc() -> Crate<token_refresh::AwsLcSigner> {
+pub(crate) fn with_aws_lc() -> Crate<token_refresh::AwsLcSigner> {
     Crate::with_signer(token_refresh::AwsLcSigner::from_seed(&SEED).expect("seed key"))
 }
 
 impl<S: token_refresh::Signer> Crate<S> {
-    pub fn with_signer(signer: S) -> Self {
+    pub(crate) fn with_signer(signer: S) -> Self {
         let store = MemoryStore::in_memory([User::new(SUBJECT, ACCOUNT, ROLE)]);
         let long = Policy::builder().access_lifetime(time::Duration::days(1)).build().expect("policy");
         let long_lived = block_on(long.issue(SUBJECT, &store, &signer, &SystemClock)).expect("issue");
@@ -115,17 +115,17 @@ impl<S: token_refresh::Signer> Crate<S> {
     }
 
     /// `Policy::issue`: a new session and its first pair.
-    pub fn issue(&self) -> TokenPair {
+    pub(crate) fn issue(&self) -> TokenPair {
         block_on(self.policy.issue(SUBJECT, &self.store, &self.signer, &self.clock)).expect("issue")
     }
 
     /// `Policy::verify_access` on `Authorization` header bytes.
-    pub fn verify_access(&self, authorization: &[u8]) -> AccessClaims {
+    pub(crate) fn verify_access(&self, authorization: &[u8]) -> AccessClaims {
         self.policy.verify_access(Some(authorization), self.signer.keyring(), &self.clock).expect("valid access token")
     }
 
     /// Decoding only: `UntrustedToken::parse` + `verify` + `claims`.
-    pub fn decode(&self, token: &str) -> RefreshClaims {
+    pub(crate) fn decode(&self, token: &str) -> RefreshClaims {
         UntrustedToken::parse(token, Algorithm::EdDsa)
             .expect("parses")
             .verify(self.signer.keyring())
@@ -160,7 +160,7 @@ impl<S: token_refresh::Signer> Refresher for Crate<S> {
 
 /// The Ed25519 work a refresh cannot avoid: two signatures and one
 /// verification, over messages of the sizes a refresh really signs.
-pub struct Floor {
+pub(crate) struct Floor {
     key: SigningKey,
     public: VerifyingKey,
     access_input: Vec<u8>,
@@ -175,7 +175,7 @@ fn signing_input(token: &str) -> Vec<u8> {
 }
 
 impl Floor {
-    pub fn new(sample: &TokenPair) -> Self {
+    pub(crate) fn new(sample: &TokenPair) -> Self {
         let key = SigningKey::from_bytes(&SEED);
         let access_input = signing_input(&sample.access_token);
         let refresh_input = signing_input(&sample.refresh_token);
@@ -222,19 +222,19 @@ impl Floor {
         (plain, strict, checked)
     }
 
-    pub fn sign(&self) -> Signature {
+    pub(crate) fn sign(&self) -> Signature {
         self.key.sign(black_box(&self.access_input))
     }
 
-    pub fn sign_pair(&self) -> (Signature, Signature) {
+    pub(crate) fn sign_pair(&self) -> (Signature, Signature) {
         (self.key.sign(black_box(&self.access_input)), self.key.sign(black_box(&self.refresh_input)))
     }
 
-    pub fn verify_strict(&self) -> bool {
+    pub(crate) fn verify_strict(&self) -> bool {
         self.public.verify_strict(black_box(&self.refresh_input), &self.refresh_signature).is_ok()
     }
 
-    pub fn verify(&self) -> bool {
+    pub(crate) fn verify(&self) -> bool {
         self.public.verify(black_box(&self.refresh_input), &self.refresh_signature).is_ok()
     }
 
@@ -245,31 +245,31 @@ impl Floor {
     /// equal the canonical encoding `verify` compares against, so the only
     /// extra rule left is "R not of small order", and that is 8 memcmps
     /// instead of a point decompression.
-    pub fn verify_small_order_bytes(&self) -> bool {
+    pub(crate) fn verify_small_order_bytes(&self) -> bool {
         let r = self.refresh_signature.r_bytes();
         !self.small_order.iter().any(|bad| bad == r)
             && self.public.verify(black_box(&self.refresh_input), &self.refresh_signature).is_ok()
     }
 
     /// 2 × sign + 1 × `verify_strict`: what the crate must do per refresh.
-    pub fn floor_strict(&self) -> bool {
+    pub(crate) fn floor_strict(&self) -> bool {
         black_box(self.sign_pair());
         self.verify_strict()
     }
 
     /// 2 × sign + 1 × `verify`, for reference.
-    pub fn floor_plain(&self) -> bool {
+    pub(crate) fn floor_plain(&self) -> bool {
         black_box(self.sign_pair());
         self.verify()
     }
 
-    pub fn access_input(&self) -> &[u8] {
+    pub(crate) fn access_input(&self) -> &[u8] {
         &self.access_input
     }
 }
 
 /// aws-lc-rs Ed25519, for reference: the backend `jsonwebtoken` signs with.
-pub struct AwsLc {
+pub(crate) struct AwsLc {
     key: aws_lc_rs::signature::Ed25519KeyPair,
     public: Vec<u8>,
     message: Vec<u8>,
@@ -277,7 +277,7 @@ pub struct AwsLc {
 }
 
 impl AwsLc {
-    pub fn new(message: &[u8]) -> Self {
+    pub(crate) fn new(message: &[u8]) -> Self {
         use aws_lc_rs::signature::KeyPair as _;
         let key = aws_lc_rs::signature::Ed25519KeyPair::from_seed_unchecked(&SEED).expect("seed");
         let public = key.public_key().as_ref().to_vec();
@@ -285,11 +285,11 @@ impl AwsLc {
         Self { key, public, message: message.to_vec(), signature }
     }
 
-    pub fn sign(&self) -> aws_lc_rs::signature::Signature {
+    pub(crate) fn sign(&self) -> aws_lc_rs::signature::Signature {
         self.key.sign(black_box(&self.message))
     }
 
-    pub fn verify(&self) -> bool {
+    pub(crate) fn verify(&self) -> bool {
         use aws_lc_rs::signature::VerificationAlgorithm as _;
         aws_lc_rs::signature::ED25519.verify_sig(&self.public, black_box(&self.message), &self.signature).is_ok()
     }
@@ -467,7 +467,7 @@ fn pkcs8_v1(seed: &[u8; 32]) -> Vec<u8> {
 }
 
 /// The refresh pipeline on `jsonwebtoken` (aws-lc-rs backend).
-pub struct JsonWebToken {
+pub(crate) struct JsonWebToken {
     encoding: jsonwebtoken::EncodingKey,
     decoding: jsonwebtoken::DecodingKey,
     validation: jsonwebtoken::Validation,
@@ -476,7 +476,7 @@ pub struct JsonWebToken {
 }
 
 impl JsonWebToken {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let public = SigningKey::from_bytes(&SEED).verifying_key().to_bytes();
         let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
         validation.leeway = 0;
@@ -565,7 +565,7 @@ mod simple {
 
     /// The refresh pipeline on `jwt-simple` (pure-Rust build: its Ed25519 is
     /// `ed25519-compact`).
-    pub struct JwtSimple {
+    pub(crate) struct JwtSimple {
         key: Ed25519KeyPair,
         public: Ed25519PublicKey,
         options: VerificationOptions,
@@ -573,7 +573,7 @@ mod simple {
     }
 
     impl JwtSimple {
-        pub fn new() -> Self {
+        pub(crate) fn new() -> Self {
             let public = ed25519_dalek::SigningKey::from_bytes(&SEED).verifying_key().to_bytes();
             let mut keypair = SEED.to_vec();
             keypair.extend_from_slice(&public);
@@ -636,4 +636,4 @@ mod simple {
     }
 }
 
-pub use simple::JwtSimple;
+pub(crate) use simple::JwtSimple;

@@ -160,7 +160,7 @@ impl VerificationKey {
 impl fmt::Debug for VerificationKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VerificationKey")
-            .field("key", &crate::keys::hex::encode(self.key.as_bytes()))
+            .field("key", &hex::encode(self.key.as_bytes()))
             .field("kid", &self.kid)
             .finish()
     }

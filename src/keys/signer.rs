@@ -81,7 +81,7 @@ pub(crate) struct PublicKeys {
 }
 
 impl PublicKeys {
-    pub(crate) fn new(active: ed25519_dalek::VerifyingKey) -> Result<Self, KeyError> {
+    pub(crate) fn new(active: VerifyingKey) -> Result<Self, KeyError> {
         let active = VerificationKey::new(active)?;
         let keyring = Keyring::new([active.clone()])?;
         Ok(Self { kid: None, active, keyring })

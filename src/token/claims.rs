@@ -16,7 +16,7 @@ pub const MAX_EXP: i64 = 253_402_300_799;
 
 /// Checks a claim set beyond its JSON shape. Sealed: implemented by the
 /// crate's two claim types only.
-pub trait Validate: sealed::Sealed {
+pub trait Validate: Sealed {
     /// Whether the values are in range.
     fn is_valid(&self) -> bool;
 
@@ -25,6 +25,10 @@ pub trait Validate: sealed::Sealed {
 }
 
 mod sealed {
+    #[expect(
+        unnameable_types,
+        reason = "the seal of `Validate`: nobody outside may name it, so nobody may implement it"
+    )]
     pub trait Sealed: Sized {
         /// The claims if `payload` is exactly the form we write (see
         /// [`super::canonical`]); `None` sends it to the general parser.
@@ -299,7 +303,7 @@ mod tests {
         text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\')
     }
 
-    fn serde<'a, C: serde::Deserialize<'a>>(payload: &'a [u8]) -> Option<C> {
+    fn serde<'a, C: Deserialize<'a>>(payload: &'a [u8]) -> Option<C> {
         crate::token::jws::from_json_object(payload).ok()
     }
 

@@ -335,7 +335,7 @@ impl<'de, T: serde::Deserialize<'de>> Visitor<'de> for ObjectOnly<T> {
 /// [`ObjectOnly`]), with nothing after it.
 pub(crate) fn from_json_object<'a, T: serde::Deserialize<'a>>(json: &'a [u8]) -> Result<T, serde_json::Error> {
     let mut deserializer = serde_json::Deserializer::from_slice(json);
-    let claims = de::Deserializer::deserialize_map(&mut deserializer, ObjectOnly(PhantomData))?;
+    let claims = Deserializer::deserialize_map(&mut deserializer, ObjectOnly(PhantomData))?;
     deserializer.end()?;
     Ok(claims)
 }

@@ -72,7 +72,7 @@ pub async fn rotate_through_faults_probed<L, P, F>(
 where
     L: SessionLedger,
     P: Fn(SessionId) -> F,
-    F: std::future::Future<Output = u64>,
+    F: Future<Output = u64>,
 {
     let (mut errors, mut committed_despite_error) = (0, 0);
     let mut known = generation(current.session()).await;

@@ -270,6 +270,6 @@ pub(crate) fn jose_header(token: &str) -> TestResult<serde_json::Value> {
 /// Whether `token`'s signature verifies under the public key of `seed`.
 pub(crate) fn signed_by(token: &str, seed: &[u8; 32]) -> TestResult<bool> {
     let (input, signature) = token.rsplit_once('.').ok_or("not a compact JWS")?;
-    let signature = token_refresh::ed25519_dalek::Signature::from_slice(&URL_SAFE_NO_PAD.decode(signature)?)?;
+    let signature = ed25519_dalek::Signature::from_slice(&URL_SAFE_NO_PAD.decode(signature)?)?;
     Ok(SigningKey::from_bytes(seed).verifying_key().verify_strict(input.as_bytes(), &signature).is_ok())
 }

@@ -7,11 +7,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::{Signer as _, SigningKey};
 use token_refresh::{Ed25519Signer, ManualClock, MemoryStore, Policy, TokenPair, User};
 
-pub const NOW: i64 = 1_800_000_000;
-pub const SEED: [u8; 32] = [0x5e; 32];
-pub const BOB: &str = "bob@mail.com";
+pub(crate) const NOW: i64 = 1_800_000_000;
+pub(crate) const SEED: [u8; 32] = [0x5e; 32];
+pub(crate) const BOB: &str = "bob@mail.com";
 
-pub struct Fixture {
+pub(crate) struct Fixture {
     pub store: MemoryStore,
     pub signer: Ed25519Signer,
     pub clock: ManualClock,
@@ -19,11 +19,11 @@ pub struct Fixture {
 }
 
 impl Fixture {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::with_policy(Policy::default())
     }
 
-    pub fn with_policy(policy: Policy) -> Self {
+    pub(crate) fn with_policy(policy: Policy) -> Self {
         Self {
             store: MemoryStore::in_memory([
                 User::new(BOB, "bob@admin", "ROLE_ADMIN"),
@@ -36,41 +36,41 @@ impl Fixture {
         }
     }
 
-    pub async fn login(&self, subject: &str) -> TokenPair {
+    pub(crate) async fn login(&self, subject: &str) -> TokenPair {
         self.policy.issue(subject, &self.store, &self.signer, &self.clock).await.unwrap()
     }
 
-    pub async fn refresh(&self, header: &str) -> Result<TokenPair, token_refresh::Error> {
+    pub(crate) async fn refresh(&self, header: &str) -> Result<TokenPair, token_refresh::Error> {
         self.policy.refresh(Some(header.as_bytes()), &self.store, &self.signer, &self.clock).await
     }
 
-    pub fn advance(&self, seconds: i64) {
+    pub(crate) fn advance(&self, seconds: i64) {
         self.clock.advance(time::Duration::seconds(seconds));
     }
 }
 
 /// A compact JWS over arbitrary header and payload JSON, signed with `seed`.
-pub fn mint_with(seed: &[u8; 32], header: &str, payload: &str) -> String {
+pub(crate) fn mint_with(seed: &[u8; 32], header: &str, payload: &str) -> String {
     let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(payload));
     let signature = SigningKey::from_bytes(seed).sign(input.as_bytes());
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))
 }
 
 /// A token with the fixture's key and the seed's header.
-pub fn mint(payload: &str) -> String {
+pub(crate) fn mint(payload: &str) -> String {
     mint_with(&SEED, r#"{"typ":"JWT","alg":"EdDSA"}"#, payload)
 }
 
 /// The decoded payload JSON of a compact token.
-pub fn payload(token: &str) -> serde_json::Value {
+pub(crate) fn payload(token: &str) -> serde_json::Value {
     let segment = token.split('.').nth(1).unwrap();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(segment).unwrap()).unwrap()
 }
 
-pub fn uuid() -> String {
+pub(crate) fn uuid() -> String {
     token_refresh::TokenId::random().to_string()
 }
 
-pub fn signer() -> Ed25519Signer {
+pub(crate) fn signer() -> Ed25519Signer {
     Ed25519Signer::from_seed(&SEED).unwrap()
 }
