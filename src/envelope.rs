@@ -10,7 +10,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, InternalKind, StatusName};
+use crate::error::{Error, StatusName};
 use crate::token::json;
 use crate::token::pair::TokenPair;
 
@@ -67,6 +67,11 @@ impl Status {
         Self { code: StatusName::Ok.code(), name: Cow::Borrowed(StatusName::Ok.as_str()), message: None }
     }
 }
+
+/// The envelope of every 500, written out (a test checks it against the
+/// serializer's).
+const INTERNAL_ERROR_BODY: &[u8] =
+    br#"{"status":{"code":500,"name":"INTERNAL_SERVER_ERROR","message":"internal server error"},"data":null}"#;
 
 /// Room for the success envelope of a token pair with a `kid` (about
 /// 750 bytes) without reallocating.
@@ -135,12 +140,13 @@ impl Reply {
         match serde_json::to_writer(&mut body, envelope) {
             Ok(()) => Self { status, body, www_authenticate },
             // Serializing our own types cannot fail; if a caller's `T` does,
-            // answer 500 rather than a half-written body.
-            Err(cause) => {
-                let error = Error::internal(InternalKind::Encoding, cause);
-                let body = serde_json::to_vec(&Envelope::<()>::error(&error)).unwrap_or_default();
-                Self { status: error.status_code(), body, www_authenticate: None }
-            }
+            // answer 500 rather than a half-written body. The 500 body is a
+            // constant, so this answer cannot fail in turn.
+            Err(_) => Self {
+                status: StatusName::InternalServerError.code(),
+                body: INTERNAL_ERROR_BODY.to_vec(),
+                www_authenticate: None,
+            },
         }
     }
 
@@ -206,6 +212,23 @@ impl From<Reply> for http::Response<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_written_500_body_is_the_serialized_one() {
+        let error = Error::internal(crate::InternalKind::Encoding, "cause");
+        assert_eq!(INTERNAL_ERROR_BODY, serde_json::to_vec(&Envelope::<()>::error(&error)).unwrap().as_slice());
+        let failing = Reply::ok(&Failing);
+        assert_eq!((failing.status(), failing.body()), (500, INTERNAL_ERROR_BODY));
+    }
+
+    /// A `T` whose serialization fails.
+    struct Failing;
+
+    impl Serialize for Failing {
+        fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+            Err(serde::ser::Error::custom("refused"))
+        }
+    }
+
     use super::*;
     use crate::error::{BadRequest, Unauthorized};
 

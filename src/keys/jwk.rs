@@ -63,17 +63,6 @@ pub struct Jwk {
     pub kid: Option<String>,
 }
 
-/// The RFC 7638 thumbprint input: the required members only, in
-/// lexicographic order, no whitespace. Serializing through serde keeps
-/// members escaped even for a JWK that came from outside.
-#[cfg(feature = "thumbprint")]
-#[derive(Serialize)]
-struct ThumbprintInput<'a> {
-    crv: &'a str,
-    kty: &'a str,
-    x: &'a str,
-}
-
 impl Jwk {
     /// The signing JWK of `key` for tokens with `alg` = `algorithm`:
     /// `use: "sig"`, and `kid` when the key has one.
@@ -94,11 +83,14 @@ impl Jwk {
     /// characters). It depends on `kty`, `crv` and `x` only, so the same key
     /// has the same thumbprint whatever its `kid`, `use` or `alg`.
     pub fn thumbprint(&self) -> String {
-        let input = ThumbprintInput { crv: &self.crv, kty: &self.kty, x: &self.x };
-        // Three string members always serialize; an empty input would only
-        // give a wrong (never a secret-revealing) thumbprint.
-        let json = serde_json::to_vec(&input).unwrap_or_default();
-        URL_SAFE_NO_PAD.encode(Sha256::digest(&json))
+        // RFC 7638 §3: the required members in lexicographic order, no
+        // whitespace. `Value`'s `Display` cannot fail, unlike `to_vec`.
+        let mut input = serde_json::Map::new();
+        input.insert("crv".to_owned(), self.crv.clone().into());
+        input.insert("kty".to_owned(), self.kty.clone().into());
+        input.insert("x".to_owned(), self.x.clone().into());
+        let json = serde_json::Value::Object(input).to_string();
+        URL_SAFE_NO_PAD.encode(Sha256::digest(json.as_bytes()))
     }
 
     /// Loads the key this JWK describes, with the same load-time checks as
