@@ -1,4 +1,4 @@
-//! Criterion benches for issue 6: the refresh end to end beside its Ed25519
+//! Criterion benches: the refresh end to end beside its Ed25519
 //! floor and two peers, plus the other flows and the primitives.
 //!
 //! ```text

@@ -1,4 +1,4 @@
-//! The performance report (issue 6): one command, one markdown document.
+//! The performance report: one command, one markdown document.
 //!
 //! ```text
 //! cargo bench --features aws-lc --bench report

@@ -1,4 +1,4 @@
-//! The JSON envelope of SPEC §3, byte-compatible with the seed page.
+//! The JSON envelope of [spec §3](crate::spec#3-the-response-envelope), byte-compatible with the reference API's.
 //!
 //! Success: `{"status":{"code":200,"name":"OK"},"data":{…}}` with no
 //! `message` member. Failure: the same shape with `data: null` and a public

@@ -10,7 +10,7 @@
 
 use std::fmt;
 
-/// Why a request was refused (or failed), one variant per SPEC §4 outcome
+/// Why a request was refused (or failed), one variant per [spec §4](crate::spec#4-which-outcome-in-which-order) outcome
 /// class. The detail enums say exactly which check decided.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -167,7 +167,7 @@ impl Internal {
     }
 }
 
-/// The stable machine names of SPEC §3, one per status.
+/// The stable machine names of [spec §3](crate::spec#3-the-response-envelope), one per status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum StatusName {

@@ -3,7 +3,9 @@
 //! `token-refresh` serves one endpoint well: a client presents its refresh
 //! token, the service verifies it, rotates it, and answers with a new
 //! access/refresh pair in a typed JSON envelope. Tokens are compact EdDSA
-//! JWTs, byte-compatible with the FIB API; every refresh token is single
+//! JWTs, byte-compatible with the FIB API (the API of the service whose
+//! documentation page, "Refreshing authentication tokens", the crate
+//! reproduces; the page does not expand the acronym); every refresh token is single
 //! use, and presenting a rotated one revokes the whole session.
 //!
 //! The core is framework-agnostic: it takes the `Authorization` header as
@@ -116,6 +118,12 @@ pub use token::ids::{SessionId, TokenId};
 pub use token::pair::TokenPair;
 pub use users::{MemoryUserStore, User, UserStore};
 
+/// The behaviour contract this crate implements (`docs/spec.md`): token
+/// bytes, envelope, statuses, rotation and reuse detection. The code cites
+/// its sections as "spec §N".
+#[doc = include_str!("../docs/spec.md")]
+pub mod spec {}
+
 // The README's Rust blocks compile as doctests, so its examples cannot rot.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
@@ -141,7 +149,7 @@ pub use deadpool_postgres;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis;
 
-/// [`Policy::refresh`] with the seed defaults (300 s access, 86 400 s
+/// [`Policy::refresh`] with the reference API's defaults (300 s access, 86 400 s
 /// refresh, no grace window).
 pub async fn refresh<U, L, S, C>(
     authorization: Option<&[u8]>,
@@ -158,7 +166,7 @@ where
     Policy::default().refresh(authorization, store, signer, clock).await
 }
 
-/// [`Policy::issue`] with the seed defaults.
+/// [`Policy::issue`] with the reference API's defaults.
 pub async fn issue<U, L, S, C>(subject: &str, store: &Store<U, L>, signer: &S, clock: &C) -> Result<TokenPair, Error>
 where
     U: UserStore,
@@ -169,7 +177,7 @@ where
     Policy::default().issue(subject, store, signer, clock).await
 }
 
-/// [`Policy::login`] with the seed defaults.
+/// [`Policy::login`] with the reference API's defaults.
 pub async fn login<U, L, S, C>(body: &[u8], store: &Store<U, L>, signer: &S, clock: &C) -> Result<TokenPair, Error>
 where
     U: UserStore,
@@ -180,7 +188,7 @@ where
     Policy::default().login(body, store, signer, clock).await
 }
 
-/// [`Policy::revoke`] with the seed defaults.
+/// [`Policy::revoke`] with the reference API's defaults.
 pub async fn revoke<L, S, C>(authorization: Option<&[u8]>, ledger: &L, signer: &S, clock: &C) -> Result<(), Error>
 where
     L: SessionLedger,
@@ -190,7 +198,7 @@ where
     Policy::default().revoke(authorization, ledger, signer, clock).await
 }
 
-/// [`Policy::verify_access`] with the seed defaults.
+/// [`Policy::verify_access`] with the reference API's defaults.
 pub fn verify_access<C: Clock>(
     authorization: Option<&[u8]>,
     keyring: &Keyring,

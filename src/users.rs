@@ -27,7 +27,7 @@ impl User {
     }
 
     /// The same user, with the Ed25519 public key their login signatures
-    /// verify under (SPEC §1, the `POST` login).
+    /// verify under ([spec §1](crate::spec#1-the-endpoint-being-served), the `POST` login).
     #[must_use]
     pub fn with_login_key(mut self, key: VerifyingKey) -> Self {
         self.login_key = Some(key);

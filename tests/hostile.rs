@@ -1,4 +1,4 @@
-//! The hostile-input corpus (issue 5): one row per attack, each with the
+//! The hostile-input corpus: one row per attack, each with the
 //! exact SPEC §4 outcome it must get.
 //!
 //! Every row is sent to a service holding two live sessions. After each row

@@ -1,6 +1,6 @@
-//! The `Authorization` header: SPEC §4 steps 1 and 2 (scheme).
+//! The `Authorization` header: [spec §4](crate::spec#4-which-outcome-in-which-order) steps 1 and 2 (scheme).
 //!
-//! The seed sends the refresh token bare; RFC 6750 clients send
+//! The reference API's clients send the refresh token bare; RFC 6750 clients send
 //! `Bearer <token>`. Both are accepted: the scheme is matched
 //! case-insensitively and may be followed by one or more spaces.
 

@@ -1,4 +1,4 @@
-//! The knobs of the token flows, with the seed's defaults.
+//! The knobs of the token flows, with the reference API's defaults.
 //!
 //! A [`Policy`] is built once and validated when built: fields are private,
 //! so an out-of-range lifetime or grace window cannot exist at run time.
@@ -12,7 +12,7 @@ use crate::events::EventSink;
 use crate::keys::Algorithm;
 use crate::ledger::{DEFAULT_MAX_SESSIONS_PER_USER, Grace};
 
-/// Longest grace window (SPEC §5).
+/// Longest grace window ([spec §5](crate::spec#5-rotation-reuse-and-sessions)).
 pub const MAX_GRACE: Duration = Duration::seconds(60);
 /// Most grace replays one rotation may be configured to tolerate.
 pub const MAX_GRACE_REPLAYS: u32 = 100;
@@ -49,7 +49,7 @@ pub struct Policy {
 }
 
 impl Default for Policy {
-    /// The seed's defaults: access 300 s, refresh 86 400 s, session 30 days,
+    /// The reference API's defaults: access 300 s, refresh 86 400 s, session 30 days,
     /// no leeway, no grace window (3 replays once enabled), `EdDSA`, at
     /// most 100 live sessions per user, superseded access tokens valid
     /// until their own `exp`.

@@ -1,4 +1,4 @@
-//! The refresh flow (SPEC §4), top to bottom.
+//! The refresh flow ([spec §4](crate::spec#4-which-outcome-in-which-order)), top to bottom.
 
 use crate::clock::Clock;
 use crate::error::{Error, InternalKind, Unauthorized};
@@ -17,7 +17,7 @@ impl Policy {
     /// ledger, and signs the new pair.
     ///
     /// `authorization` is the raw `Authorization` header value (`None` when
-    /// absent), bare or `Bearer`. The checks run in SPEC §4 order; the first
+    /// absent), bare or `Bearer`. The checks run in [spec §4](crate::spec#4-which-outcome-in-which-order) order; the first
     /// that fails decides the [`Error`].
     pub async fn refresh<U, L, S, C>(
         &self,

@@ -24,7 +24,7 @@ use crate::users::{User, UserStore};
 /// The largest login body looked at.
 pub const MAX_LOGIN_BODY: usize = 4 * 1024;
 
-/// The FIB login body: `{email, signature, publicKey}` (SPEC §1).
+/// The FIB login body: `{email, signature, publicKey}` ([spec §1](crate::spec#1-the-endpoint-being-served)).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct LoginRequest<'a> {

@@ -1,6 +1,6 @@
 //! The steps every flow that takes a token shares (refresh, logout and the
-//! access-token checks), in the contract's order ([spec](../../docs/spec.md)
-//! §4, steps 1 to 6): the `Authorization` header, the token's shape and
+//! access-token checks), in the contract's order
+//! ([spec §4](crate::spec#4-which-outcome-in-which-order), steps 1 to 6): the `Authorization` header, the token's shape and
 //! JOSE header, the signature, the claims of the expected kind, and `exp`.
 
 use serde::de::DeserializeOwned;

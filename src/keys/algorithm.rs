@@ -4,7 +4,7 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Algorithm {
-    /// `EdDSA` (RFC 8037), the name the seed uses. The default.
+    /// `EdDSA` (RFC 8037), the name the reference API uses. The default.
     #[default]
     EdDsa,
     /// `Ed25519`, the fully specified name of RFC 9864. Opt in to issue and

@@ -1,7 +1,7 @@
 //! The conformance suite: the checks every [`SessionLedger`] must pass.
 //!
 //! Each check drives a ledger through one rule of the [ledger
-//! contract](crate::ledger) (SPEC §5) and expects the answers
+//! contract](crate::ledger) ([spec §5](crate::spec#5-rotation-reuse-and-sessions)) and expects the answers
 //! [`MemoryLedger`](crate::MemoryLedger), the reference, gives. The crate
 //! runs it against its own ledgers (memory, PostgreSQL, Redis and Redis
 //! Cluster); a third-party ledger runs it the same way:

@@ -1,4 +1,4 @@
-//! The two token kinds and their claims, in the seed's member order.
+//! The two token kinds and their claims, in the reference API's member order.
 //!
 //! Access: `acc`, `sub`, `role`, `exp`, `jti`. Refresh: `sub`, `acjti`,
 //! `exp`, `jti`. Parsing is strict: every member present exactly once, of
@@ -197,7 +197,7 @@ impl Validate for RefreshClaims {
 
 /// Claims we sign, written straight to JSON bytes (see [`crate::token::json`]).
 pub(crate) trait WriteClaims {
-    /// Appends the claims as one JSON object, in the seed's member order.
+    /// Appends the claims as one JSON object, in the reference API's member order.
     fn write_json(&self, out: &mut Vec<u8>);
 }
 

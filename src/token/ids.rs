@@ -283,7 +283,7 @@ mod tests {
         assert!(TokenId::parse("").is_none());
         // A v1 UUID (version nibble 1) is well formed but not what we issue.
         assert!(TokenId::parse("8e1783d8-4a5b-1dd4-b78d-b50565400503").is_none());
-        // The seed's ids are v4.
+        // The reference API's ids are v4.
         assert!(TokenId::parse("8e1783d8-4a5b-4dd4-b78d-b50565400503").is_some());
     }
 

@@ -1,4 +1,4 @@
-//! Compact JWS with Ed25519 (RFC 7515, RFC 8037): SPEC §2 and §4 steps 2–5.
+//! Compact JWS with Ed25519 (RFC 7515, RFC 8037): [spec §2](crate::spec#2-tokens-byte-for-byte) and [spec §4](crate::spec#4-which-outcome-in-which-order) steps 2–5.
 //!
 //! Decoding is a typestate: [`UntrustedToken::parse`] checks shape, sizes
 //! and the JOSE header, and exposes nothing from the payload.
@@ -129,7 +129,7 @@ impl<'de> de::Deserialize<'de> for JoseHeader<'de> {
     }
 }
 
-/// Decodes and checks a JOSE header segment (SPEC §4 steps 2–3); returns
+/// Decodes and checks a JOSE header segment ([spec §4](crate::spec#4-which-outcome-in-which-order) steps 2–3); returns
 /// its `kid`.
 fn check_header(segment: &str, algorithm: Algorithm) -> Result<Option<String>, DecodeError> {
     let mut json = [0u8; MAX_HEADER_SEGMENT];
@@ -164,7 +164,7 @@ pub struct UntrustedToken<'a> {
 
 impl<'a> UntrustedToken<'a> {
     /// Checks the shape (three strict base64url segments within size bounds)
-    /// and the JOSE header (SPEC §4 steps 2–3) of `token`.
+    /// and the JOSE header ([spec §4](crate::spec#4-which-outcome-in-which-order) steps 2–3) of `token`.
     pub fn parse(token: &'a str, algorithm: Algorithm) -> Result<Self, DecodeError> {
         let mut segments = token.split('.');
         let (Some(header), Some(payload), Some(signature), None) =
@@ -200,7 +200,7 @@ impl<'a> UntrustedToken<'a> {
         self.kid.as_deref()
     }
 
-    /// Verifies the signature (SPEC §4 steps 3–4): `kid`, when present, must
+    /// Verifies the signature ([spec §4](crate::spec#4-which-outcome-in-which-order) steps 3–4): `kid`, when present, must
     /// name a key of `keyring`; without it each key is tried, active first.
     pub fn verify(self, keyring: &Keyring) -> Result<VerifiedToken, DecodeError> {
         let candidates = keyring.candidates(self.kid.as_deref()).ok_or(DecodeError::UnknownKey)?;
@@ -226,7 +226,7 @@ pub struct VerifiedToken {
 }
 
 impl VerifiedToken {
-    /// The claims, parsed strictly as `C` (SPEC §4 step 5).
+    /// The claims, parsed strictly as `C` ([spec §4](crate::spec#4-which-outcome-in-which-order) step 5).
     ///
     /// A payload that is not JSON is 401 (it cannot be ours); JSON that is
     /// not exactly a `C` is 422.
@@ -406,7 +406,7 @@ fn push_base64url(out: &mut Vec<u8>, bytes: &[u8]) {
 mod tests {
     use super::*;
 
-    const SEED_ACCESS: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSJ9.eyJhY2MiOiJib2JAYWRtaW4iLCJzdWIiOiJib2JAbWFpbC5jb20iLCJyb2xlIjoiUk9MRV9BRE1JTiIsImV4cCI6MTcwMzI2MTU3NCwianRpIjoiOGUxNzgzZDgtNGE1Yi00ZGQ0LWI3OGQtYjUwNTY1NDAwNTAzIn0.BUqeWAnkqtE6oKc-ztDwaQ36om9trZTNKR8vwelMqr4m67y3td-cVu9lOY7WTY09tTMoVQQ-rbuEFcmxCY17BA";
+    const REFERENCE_ACCESS: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSJ9.eyJhY2MiOiJib2JAYWRtaW4iLCJzdWIiOiJib2JAbWFpbC5jb20iLCJyb2xlIjoiUk9MRV9BRE1JTiIsImV4cCI6MTcwMzI2MTU3NCwianRpIjoiOGUxNzgzZDgtNGE1Yi00ZGQ0LWI3OGQtYjUwNTY1NDAwNTAzIn0.BUqeWAnkqtE6oKc-ztDwaQ36om9trZTNKR8vwelMqr4m67y3td-cVu9lOY7WTY09tTMoVQQ-rbuEFcmxCY17BA";
 
     #[test]
     fn small_order_encodings_are_the_torsion_subgroup() {
@@ -489,17 +489,17 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_header_is_what_we_write() {
+    fn the_reference_header_is_what_we_write() {
         let header = encode_header(Algorithm::EdDsa, None);
         assert_eq!(header, "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSJ9");
-        assert!(SEED_ACCESS.starts_with(&*header));
+        assert!(REFERENCE_ACCESS.starts_with(&*header));
     }
 
     #[test]
-    fn the_seed_token_parses_but_is_not_ours() {
-        let untrusted = UntrustedToken::parse(SEED_ACCESS, Algorithm::EdDsa);
+    fn the_reference_token_parses_but_is_not_ours() {
+        let untrusted = UntrustedToken::parse(REFERENCE_ACCESS, Algorithm::EdDsa);
         assert!(untrusted.is_ok());
-        assert_eq!(UntrustedToken::parse(SEED_ACCESS, Algorithm::Ed25519).err(), Some(DecodeError::Algorithm));
+        assert_eq!(UntrustedToken::parse(REFERENCE_ACCESS, Algorithm::Ed25519).err(), Some(DecodeError::Algorithm));
     }
 
     #[test]
