@@ -8,9 +8,20 @@ use std::sync::Arc;
 
 use time::Duration;
 
+use crate::clock::Clock;
+use crate::error::Error;
 use crate::events::EventSink;
+use crate::flows::store::Store;
+use crate::flows::{access, refresh, session};
 use crate::keys::Algorithm;
+use crate::keys::Keyring;
+use crate::keys::signer::Signer;
 use crate::ledger::{DEFAULT_MAX_SESSIONS_PER_USER, Grace};
+use crate::ledger::{SessionInfo, SessionLedger};
+use crate::token::claims::AccessClaims;
+use crate::token::ids::SessionId;
+use crate::token::pair::TokenPair;
+use crate::users::UserStore;
 
 /// Longest grace window ([spec §5](crate::spec#5-rotation-reuse-and-sessions)).
 pub const MAX_GRACE: Duration = Duration::seconds(60);
@@ -141,6 +152,145 @@ impl Policy {
 
     pub(crate) fn events(&self) -> Option<&dyn EventSink> {
         self.events.as_deref()
+    }
+}
+
+impl Policy {
+    /// Refreshes: verifies the presented refresh token, rotates it in the
+    /// ledger, and signs the new pair.
+    ///
+    /// `authorization` is the raw `Authorization` header value (`None` when
+    /// absent), bare or `Bearer`. The checks run in [spec §4](crate::spec#4-which-outcome-in-which-order) order; the first
+    /// that fails decides the [`Error`].
+    pub async fn refresh<U, L, S, C>(
+        &self,
+        authorization: Option<&[u8]>,
+        store: &Store<U, L>,
+        signer: &S,
+        clock: &C,
+    ) -> Result<TokenPair, Error>
+    where
+        U: UserStore,
+        L: SessionLedger,
+        S: Signer,
+        C: Clock,
+    {
+        refresh::refresh(self, authorization, store, signer, clock).await
+    }
+
+    /// Verifies an access token from an `Authorization` header: signature
+    /// under `keyring`, access-token claims (a refresh token is 422), `exp`.
+    ///
+    /// Stateless: a token of a session revoked by logout, reuse or eviction
+    /// still passes until its `exp`. Use [`Policy::verify_access_unrevoked`]
+    /// where that matters.
+    pub fn verify_access<C: Clock>(
+        &self,
+        authorization: Option<&[u8]>,
+        keyring: &Keyring,
+        clock: &C,
+    ) -> Result<AccessClaims, Error> {
+        access::verify_access(self, authorization, keyring, clock)
+    }
+
+    /// [`Policy::verify_access`], then the token's session in the ledger: an
+    /// access token of a session that was logged out, caught in a reuse,
+    /// evicted or forgotten is refused with 401. An access token superseded
+    /// by a rotation is refused too when the policy says so
+    /// ([`PolicyBuilder::revoke_superseded_access`](crate::PolicyBuilder::revoke_superseded_access)).
+    pub async fn verify_access_unrevoked<L: SessionLedger, C: Clock>(
+        &self,
+        authorization: Option<&[u8]>,
+        keyring: &Keyring,
+        ledger: &L,
+        clock: &C,
+    ) -> Result<AccessClaims, Error> {
+        access::verify_access_unrevoked(self, authorization, keyring, ledger, clock).await
+    }
+
+    /// Starts a session for `subject` without checking a credential: call it
+    /// after your own authentication. 404 for an unknown user, 401 for a
+    /// disabled one.
+    pub async fn issue<U, L, S, C>(
+        &self,
+        subject: &str,
+        store: &Store<U, L>,
+        signer: &S,
+        clock: &C,
+    ) -> Result<TokenPair, Error>
+    where
+        U: UserStore,
+        L: SessionLedger,
+        S: Signer,
+        C: Clock,
+    {
+        session::issue(self, subject, store, signer, clock).await
+    }
+
+    /// The FIB login (`POST`): `body` is `{email, signature, publicKey}`
+    /// where `signature` is the hex Ed25519 signature of the e-mail's UTF-8
+    /// bytes and `publicKey` the hex of the user's registered key.
+    ///
+    /// 400 malformed body; 422 bad hex or lengths; 404 unknown user; 422 a
+    /// key that is not the user's; 401 bad signature or disabled user.
+    pub async fn login<U, L, S, C>(
+        &self,
+        body: &[u8],
+        store: &Store<U, L>,
+        signer: &S,
+        clock: &C,
+    ) -> Result<TokenPair, Error>
+    where
+        U: UserStore,
+        L: SessionLedger,
+        S: Signer,
+        C: Clock,
+    {
+        session::login(self, body, store, signer, clock).await
+    }
+
+    /// Logout (`DELETE`): revokes the whole session of the presented
+    /// refresh token, and with it every access token of the session.
+    /// Idempotent: logging out of a revoked session succeeds. Works for any
+    /// token of the session, and without consulting the user directory (a
+    /// deleted user can still be logged out).
+    pub async fn revoke<L, S, C>(
+        &self,
+        authorization: Option<&[u8]>,
+        ledger: &L,
+        signer: &S,
+        clock: &C,
+    ) -> Result<(), Error>
+    where
+        L: SessionLedger,
+        S: Signer,
+        C: Clock,
+    {
+        session::revoke(self, authorization, ledger, signer, clock).await
+    }
+
+    /// The live sessions of `subject`, oldest first: for a "your devices"
+    /// page or an administrator. Pair it with [`Policy::revoke_session`].
+    pub async fn sessions<L: SessionLedger, C: Clock>(
+        &self,
+        subject: &str,
+        ledger: &L,
+        clock: &C,
+    ) -> Result<Vec<SessionInfo>, Error> {
+        session::sessions(subject, ledger, clock).await
+    }
+
+    /// Revokes one session of `subject` by its id (from
+    /// [`Policy::sessions`]), with every token of it. `Ok(false)` when the
+    /// subject has no such session or it was already revoked.
+    pub async fn revoke_session<L: SessionLedger, C: Clock>(
+        &self,
+        subject: &str,
+        session: SessionId,
+        ledger: &L,
+        clock: &C,
+    ) -> Result<bool, Error> {
+        session::revoke_session(self, subject, session, ledger, clock).await
     }
 }
 

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use crate::clock::Clock;
 use crate::error::{BadRequest, Error, InternalKind, Unauthorized, Unprocessable};
 use crate::events::{Event, emit};
-use crate::flows::mint::unix_now;
+use crate::flows::mint::{new_pair, sign_pair, unix_now};
 use crate::flows::policy::Policy;
 use crate::flows::store::Store;
 use crate::flows::verify::verified_claims;
@@ -36,163 +36,146 @@ struct LoginRequest<'a> {
     public_key: Cow<'a, str>,
 }
 
-impl Policy {
-    /// Starts a session for `subject` without checking a credential: call it
-    /// after your own authentication. 404 for an unknown user, 401 for a
-    /// disabled one.
-    pub async fn issue<U, L, S, C>(
-        &self,
-        subject: &str,
-        store: &Store<U, L>,
-        signer: &S,
-        clock: &C,
-    ) -> Result<TokenPair, Error>
-    where
-        U: UserStore,
-        L: SessionLedger,
-        S: Signer,
-        C: Clock,
-    {
-        let user = find_user(store, subject).await?;
-        if !user.is_enabled() {
-            return Err(Unauthorized::UserDisabled.into());
-        }
-        self.start_session(&user, store, signer, clock).await
+/// The flow of [`Policy::issue`].
+pub(crate) async fn issue<U, L, S, C>(
+    policy: &Policy,
+    subject: &str,
+    store: &Store<U, L>,
+    signer: &S,
+    clock: &C,
+) -> Result<TokenPair, Error>
+where
+    U: UserStore,
+    L: SessionLedger,
+    S: Signer,
+    C: Clock,
+{
+    let user = find_user(store, subject).await?;
+    if !user.is_enabled() {
+        return Err(Unauthorized::UserDisabled.into());
     }
+    start_session(policy, &user, store, signer, clock).await
+}
 
-    /// The FIB login (`POST`): `body` is `{email, signature, publicKey}`
-    /// where `signature` is the hex Ed25519 signature of the e-mail's UTF-8
-    /// bytes and `publicKey` the hex of the user's registered key.
-    ///
-    /// 400 malformed body; 422 bad hex or lengths; 404 unknown user; 422 a
-    /// key that is not the user's; 401 bad signature or disabled user.
-    pub async fn login<U, L, S, C>(
-        &self,
-        body: &[u8],
-        store: &Store<U, L>,
-        signer: &S,
-        clock: &C,
-    ) -> Result<TokenPair, Error>
-    where
-        U: UserStore,
-        L: SessionLedger,
-        S: Signer,
-        C: Clock,
-    {
-        if body.len() > MAX_LOGIN_BODY {
-            return Err(BadRequest::MalformedBody.into());
-        }
-        let request: LoginRequest<'_> = jws::from_json_object(body).map_err(|_| BadRequest::MalformedBody)?;
-        let signature = hex::decode_array::<64>(&request.signature).ok_or(Unprocessable::LoginEncoding)?;
-        let public_key = hex::decode_array::<32>(&request.public_key).ok_or(Unprocessable::LoginEncoding)?;
-        let user = find_user(store, &request.email).await?;
-        let key = user.login_key().filter(|key| key.as_bytes() == &public_key).ok_or(Unprocessable::LoginKey)?;
-        verify_login_signature(key, request.email.as_bytes(), &signature)?;
-        if !user.is_enabled() {
-            return Err(Unauthorized::UserDisabled.into());
-        }
-        self.start_session(&user, store, signer, clock).await
+/// The flow of [`Policy::login`].
+pub(crate) async fn login<U, L, S, C>(
+    policy: &Policy,
+    body: &[u8],
+    store: &Store<U, L>,
+    signer: &S,
+    clock: &C,
+) -> Result<TokenPair, Error>
+where
+    U: UserStore,
+    L: SessionLedger,
+    S: Signer,
+    C: Clock,
+{
+    if body.len() > MAX_LOGIN_BODY {
+        return Err(BadRequest::MalformedBody.into());
     }
+    let request: LoginRequest<'_> = jws::from_json_object(body).map_err(|_| BadRequest::MalformedBody)?;
+    let signature = hex::decode_array::<64>(&request.signature).ok_or(Unprocessable::LoginEncoding)?;
+    let public_key = hex::decode_array::<32>(&request.public_key).ok_or(Unprocessable::LoginEncoding)?;
+    let user = find_user(store, &request.email).await?;
+    let key = user.login_key().filter(|key| key.as_bytes() == &public_key).ok_or(Unprocessable::LoginKey)?;
+    verify_login_signature(key, request.email.as_bytes(), &signature)?;
+    if !user.is_enabled() {
+        return Err(Unauthorized::UserDisabled.into());
+    }
+    start_session(policy, &user, store, signer, clock).await
+}
 
-    /// Logout (`DELETE`): revokes the whole session of the presented
-    /// refresh token, and with it every access token of the session.
-    /// Idempotent: logging out of a revoked session succeeds. Works for any
-    /// token of the session, and without consulting the user directory (a
-    /// deleted user can still be logged out).
-    pub async fn revoke<L, S, C>(
-        &self,
-        authorization: Option<&[u8]>,
-        ledger: &L,
-        signer: &S,
-        clock: &C,
-    ) -> Result<(), Error>
-    where
-        L: SessionLedger,
-        S: Signer,
-        C: Clock,
-    {
-        let (claims, now): (RefreshClaims, i64) = verified_claims(self, authorization, signer.keyring(), clock)?;
-        let revocation = ledger
-            .revoke_session(&claims.subject, claims.id.session(), now)
-            .await
-            .map_err(|e| Error::internal(InternalKind::Ledger, e))?;
-        match revocation {
-            Revocation::Revoked { session } => {
-                emit(self.events(), &Event::SessionRevoked { session });
-                Ok(())
-            }
-            Revocation::AlreadyRevoked { .. } => Ok(()),
-            Revocation::Unknown => Err(Unauthorized::UnknownToken.into()),
+/// The flow of [`Policy::revoke`].
+pub(crate) async fn revoke<L, S, C>(
+    policy: &Policy,
+    authorization: Option<&[u8]>,
+    ledger: &L,
+    signer: &S,
+    clock: &C,
+) -> Result<(), Error>
+where
+    L: SessionLedger,
+    S: Signer,
+    C: Clock,
+{
+    let (claims, now): (RefreshClaims, i64) = verified_claims(policy, authorization, signer.keyring(), clock)?;
+    let revocation = ledger
+        .revoke_session(&claims.subject, claims.id.session(), now)
+        .await
+        .map_err(|e| Error::internal(InternalKind::Ledger, e))?;
+    match revocation {
+        Revocation::Revoked { session } => {
+            emit(policy.events(), &Event::SessionRevoked { session });
+            Ok(())
         }
+        Revocation::AlreadyRevoked { .. } => Ok(()),
+        Revocation::Unknown => Err(Unauthorized::UnknownToken.into()),
     }
+}
 
-    /// The live sessions of `subject`, oldest first: for a "your devices"
-    /// page or an administrator. Pair it with [`Policy::revoke_session`].
-    pub async fn sessions<L: SessionLedger, C: Clock>(
-        &self,
-        subject: &str,
-        ledger: &L,
-        clock: &C,
-    ) -> Result<Vec<SessionInfo>, Error> {
-        let now = unix_now(clock)?;
-        ledger.sessions(subject, now).await.map_err(|e| Error::internal(InternalKind::Ledger, e))
-    }
+/// The flow of [`Policy::sessions`].
+pub(crate) async fn sessions<L: SessionLedger, C: Clock>(
+    subject: &str,
+    ledger: &L,
+    clock: &C,
+) -> Result<Vec<SessionInfo>, Error> {
+    let now = unix_now(clock)?;
+    ledger.sessions(subject, now).await.map_err(|e| Error::internal(InternalKind::Ledger, e))
+}
 
-    /// Revokes one session of `subject` by its id (from
-    /// [`Policy::sessions`]), with every token of it. `Ok(false)` when the
-    /// subject has no such session or it was already revoked.
-    pub async fn revoke_session<L: SessionLedger, C: Clock>(
-        &self,
-        subject: &str,
-        session: SessionId,
-        ledger: &L,
-        clock: &C,
-    ) -> Result<bool, Error> {
-        let now = unix_now(clock)?;
-        let revocation =
-            ledger.revoke_session(subject, session, now).await.map_err(|e| Error::internal(InternalKind::Ledger, e))?;
-        if let Revocation::Revoked { session } = revocation {
-            emit(self.events(), &Event::SessionRevoked { session });
-            return Ok(true);
-        }
-        Ok(false)
+/// The flow of [`Policy::revoke_session`].
+pub(crate) async fn revoke_session<L: SessionLedger, C: Clock>(
+    policy: &Policy,
+    subject: &str,
+    session: SessionId,
+    ledger: &L,
+    clock: &C,
+) -> Result<bool, Error> {
+    let now = unix_now(clock)?;
+    let revocation =
+        ledger.revoke_session(subject, session, now).await.map_err(|e| Error::internal(InternalKind::Ledger, e))?;
+    if let Revocation::Revoked { session } = revocation {
+        emit(policy.events(), &Event::SessionRevoked { session });
+        return Ok(true);
     }
+    Ok(false)
+}
 
-    async fn start_session<U, L, S, C>(
-        &self,
-        user: &User,
-        store: &Store<U, L>,
-        signer: &S,
-        clock: &C,
-    ) -> Result<TokenPair, Error>
-    where
-        U: UserStore,
-        L: SessionLedger,
-        S: Signer,
-        C: Clock,
-    {
-        let now = unix_now(clock)?;
-        let absolute_expires_at = now.saturating_add(self.session_ttl);
-        let session = SessionId::random();
-        let mut pair = self.new_pair(user, session, now);
-        pair.refresh_expires_at = pair.refresh_expires_at.min(absolute_expires_at);
-        // Sign before recording: a signer failure then leaves no session.
-        let tokens = self.sign_pair(&pair, signer).await?;
-        let new = NewSession {
-            session,
-            pair,
-            created_at: now,
-            absolute_expires_at,
-            leeway: self.leeway,
-            max_sessions_per_user: self.max_sessions_per_user,
-        };
-        let created = store.ledger().create(&new).await.map_err(|e| Error::internal(InternalKind::Ledger, e))?;
-        for evicted in created.evicted {
-            emit(self.events(), &Event::SessionEvicted { session: evicted });
-        }
-        emit(self.events(), &Event::SessionStarted { session });
-        Ok(tokens)
+pub(crate) async fn start_session<U, L, S, C>(
+    policy: &Policy,
+    user: &User,
+    store: &Store<U, L>,
+    signer: &S,
+    clock: &C,
+) -> Result<TokenPair, Error>
+where
+    U: UserStore,
+    L: SessionLedger,
+    S: Signer,
+    C: Clock,
+{
+    let now = unix_now(clock)?;
+    let absolute_expires_at = now.saturating_add(policy.session_ttl);
+    let session = SessionId::random();
+    let mut pair = new_pair(policy, user, session, now);
+    pair.refresh_expires_at = pair.refresh_expires_at.min(absolute_expires_at);
+    // Sign before recording: a signer failure then leaves no session.
+    let tokens = sign_pair(policy, &pair, signer).await?;
+    let new = NewSession {
+        session,
+        pair,
+        created_at: now,
+        absolute_expires_at,
+        leeway: policy.leeway,
+        max_sessions_per_user: policy.max_sessions_per_user,
+    };
+    let created = store.ledger().create(&new).await.map_err(|e| Error::internal(InternalKind::Ledger, e))?;
+    for evicted in created.evicted {
+        emit(policy.events(), &Event::SessionEvicted { session: evicted });
     }
+    emit(policy.events(), &Event::SessionStarted { session });
+    Ok(tokens)
 }
 
 async fn find_user<U: UserStore, L: SessionLedger>(
