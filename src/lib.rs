@@ -82,6 +82,7 @@ mod events;
 mod flows;
 pub mod keys;
 pub mod ledger;
+mod service;
 pub mod token;
 mod users;
 
@@ -100,7 +101,7 @@ pub use keys::Algorithm;
 #[cfg_attr(docsrs, doc(cfg(feature = "aws-lc")))]
 pub use keys::aws_lc::AwsLcSigner;
 pub use keys::jwk::{Jwk, Jwks};
-pub use keys::signer::{Ed25519Signer, Signer, SignerError};
+pub use keys::signer::{BoxSigner, Ed25519Signer, Signer, SignerError};
 pub use keys::{KeyError, KeyId, Keyring, MAX_KEY_ID_LEN, MAX_KEYS, VerificationKey};
 pub use ledger::memory::{LedgerStats, MemoryLedger};
 #[cfg(feature = "postgres")]
@@ -113,10 +114,11 @@ pub use ledger::{
     AccessState, Created, Grace, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionInfo,
     SessionLedger,
 };
+pub use service::TokenService;
 pub use token::claims::{AccessClaims, RefreshClaims};
 pub use token::ids::{SessionId, TokenId};
 pub use token::pair::TokenPair;
-pub use users::{MemoryUserStore, User, UserStore};
+pub use users::{BoxUserStore, MemoryUserStore, User, UserStore};
 
 /// The behaviour contract this crate implements (`docs/spec.md`): token
 /// bytes, envelope, statuses, rotation and reuse detection. The code cites

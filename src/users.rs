@@ -93,6 +93,43 @@ impl<U: UserStore + ?Sized> UserStore for Arc<U> {
     }
 }
 
+/// A [`UserStore`] of any type behind one type, picked at run time.
+/// Cloning shares the directory. Each lookup costs one boxed future.
+#[derive(Clone)]
+pub struct BoxUserStore(Arc<dyn DynUserStore>);
+
+impl BoxUserStore {
+    /// Boxes `users`.
+    pub fn new<U: UserStore + 'static>(users: U) -> Self {
+        Self(Arc::new(users))
+    }
+}
+
+impl fmt::Debug for BoxUserStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BoxUserStore").finish_non_exhaustive()
+    }
+}
+
+type UserFuture<'a> = std::pin::Pin<Box<dyn Future<Output = Result<Option<Arc<User>>, StoreError>> + Send + 'a>>;
+
+/// [`UserStore`] with a boxed future: object safe.
+trait DynUserStore: Send + Sync {
+    fn find_boxed<'a>(&'a self, subject: &'a str) -> UserFuture<'a>;
+}
+
+impl<U: UserStore> DynUserStore for U {
+    fn find_boxed<'a>(&'a self, subject: &'a str) -> UserFuture<'a> {
+        Box::pin(self.find(subject))
+    }
+}
+
+impl UserStore for BoxUserStore {
+    async fn find(&self, subject: &str) -> Result<Option<Arc<User>>, StoreError> {
+        self.0.find_boxed(subject).await
+    }
+}
+
 /// Lock shards of [`MemoryUserStore`]: lookups of different users rarely
 /// touch the same lock.
 const USER_SHARDS: usize = 16;

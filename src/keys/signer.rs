@@ -43,6 +43,58 @@ impl<S: Signer + ?Sized> Signer for std::sync::Arc<S> {
     }
 }
 
+/// A [`Signer`] of any type behind one type, picked at run time (an
+/// in-process key, AWS-LC, a remote signer). Cloning shares the signer.
+/// Each signature costs one boxed future.
+#[derive(Clone)]
+pub struct BoxSigner(std::sync::Arc<dyn DynSigner>);
+
+impl BoxSigner {
+    /// Boxes `signer`.
+    pub fn new<S: Signer + 'static>(signer: S) -> Self {
+        Self(std::sync::Arc::new(signer))
+    }
+}
+
+impl fmt::Debug for BoxSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BoxSigner").field("key_id", &Signer::key_id(self)).finish_non_exhaustive()
+    }
+}
+
+type SignFuture<'a> = std::pin::Pin<Box<dyn Future<Output = Result<Signature, SignerError>> + Send + 'a>>;
+
+/// [`Signer`] with a boxed future: object safe.
+trait DynSigner: Send + Sync {
+    fn key_id(&self) -> Option<&KeyId>;
+    fn keyring(&self) -> &Keyring;
+    fn sign_boxed<'a>(&'a self, message: &'a [u8]) -> SignFuture<'a>;
+}
+
+impl<S: Signer> DynSigner for S {
+    fn key_id(&self) -> Option<&KeyId> {
+        Signer::key_id(self)
+    }
+    fn keyring(&self) -> &Keyring {
+        Signer::keyring(self)
+    }
+    fn sign_boxed<'a>(&'a self, message: &'a [u8]) -> SignFuture<'a> {
+        Box::pin(Signer::sign(self, message))
+    }
+}
+
+impl Signer for BoxSigner {
+    fn key_id(&self) -> Option<&KeyId> {
+        self.0.key_id()
+    }
+    fn keyring(&self) -> &Keyring {
+        self.0.keyring()
+    }
+    async fn sign(&self, message: &[u8]) -> Result<Signature, SignerError> {
+        self.0.sign_boxed(message).await
+    }
+}
+
 /// A signer could not sign (remote signer down, key unavailable).
 #[derive(Debug, thiserror::Error)]
 #[error("signer failed: {0}")]

@@ -67,6 +67,7 @@
 //!   never a token string: reading the store lets nobody mint or replay a
 //!   token.
 
+mod boxed;
 #[cfg(feature = "conformance")]
 #[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 pub mod conformance;
@@ -75,6 +76,8 @@ pub(crate) mod memory;
 pub(crate) mod postgres;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
+
+pub use boxed::BoxLedger;
 
 use std::future::Future;
 
