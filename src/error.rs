@@ -54,6 +54,11 @@ pub enum BadRequest {
     /// A login body that is not the expected JSON object.
     #[error("request body is malformed")]
     MalformedBody,
+    /// More than one `Authorization` header: ambiguous, refused rather than
+    /// guessing which one a proxy or the client meant. The flows take one
+    /// header value; the HTTP adapters detect this.
+    #[error("authorization header is repeated")]
+    RepeatedHeader,
 }
 
 /// Detail of a 401 refusal.
@@ -250,6 +255,7 @@ impl Error {
                 BadRequest::HeaderTooLong => "authorization header is too long",
                 BadRequest::HeaderNotAscii => "authorization header is not visible ASCII",
                 BadRequest::MalformedBody => "request body is malformed",
+                BadRequest::RepeatedHeader => "authorization header is repeated",
             },
             Self::Unauthorized(detail) => match detail {
                 Unauthorized::WrongScheme => "authorization scheme is not Bearer",

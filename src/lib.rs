@@ -75,6 +75,9 @@
 //!   [`SessionLedger`] must pass.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
 mod clock;
 mod envelope;
 mod error;
@@ -127,7 +130,7 @@ pub use users::{BoxUserStore, MemoryUserStore, User, UserStore};
 pub mod spec {}
 
 // The README's Rust blocks compile as doctests, so its examples cannot rot.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "axum"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 

@@ -298,7 +298,8 @@ fn has_small_order_r(signature: &Signature) -> bool {
 ///
 /// ```
 /// use token_refresh::ed25519_dalek::{Signer as _, SigningKey};
-/// use token_refresh::{VerificationKey, jws::verify_signature};
+/// use token_refresh::VerificationKey;
+/// use token_refresh::token::jws::verify_signature;
 ///
 /// let signing = SigningKey::from_bytes(&[7; 32]);
 /// let key = VerificationKey::new(signing.verifying_key())?;

@@ -1,0 +1,189 @@
+//! axum 0.8 integration (feature `axum`).
+//!
+//! - [`IntoResponse`] for [`Error`], [`TokenPair`] and [`Reply`]: the same
+//!   status, envelope bytes and headers (`Cache-Control: no-store`,
+//!   `WWW-Authenticate`) as every other adapter.
+//! - [`session_routes`]: the session endpoint, `POST` login (body limited to
+//!   [`MAX_LOGIN_BODY`]), `PATCH` refresh, `DELETE` logout, and the
+//!   envelope's 405 with `Allow` for any other method.
+//! - [`jwks`]: the JWKS document, cacheable for five minutes.
+//! - [`AccessToken`]: an extractor that checks an access token *and* its
+//!   session in the ledger, answering the crate's 401 envelope otherwise.
+//!
+//! Every handler takes the [`TokenService`] from the router state
+//! (`TokenService: FromRef<S>`, so it can be one field of a larger state).
+//!
+//! ```no_run
+//! use axum::{Router, routing::get};
+//! use token_refresh::axum::{AccessToken, jwks, session_routes};
+//! use token_refresh::{Ed25519Signer, MemoryLedger, MemoryUserStore, Policy, SystemClock, TokenService, User};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let users = MemoryUserStore::new([User::new("bob@mail.com", "bob@admin", "ROLE_ADMIN")]);
+//!     let signer = Ed25519Signer::from_seed(&[7u8; 32])?;
+//!     let service = TokenService::new(Policy::default(), users, MemoryLedger::new(), signer, SystemClock);
+//!     let app = Router::new()
+//!         .route("/auth/api/v1/authentication-management/session", session_routes())
+//!         .route("/.well-known/jwks.json", get(jwks))
+//!         .route("/api/v1/orders", get(orders))
+//!         .with_state(service);
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//!     axum::serve(listener, app).await?;
+//!     Ok(())
+//! }
+//!
+//! async fn orders(AccessToken(claims): AccessToken) -> String {
+//!     claims.subject
+//! }
+//! ```
+//!
+//! Not here: a request deadline and a header-read timeout. Add them as
+//! tower layers or server settings of your own (see the README's axum
+//! section); the reference server shows both.
+
+use ::axum::body::{Body, to_bytes};
+use ::axum::extract::{FromRef, FromRequestParts, State};
+use ::axum::http::header::{ALLOW, AUTHORIZATION, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, PRAGMA};
+use ::axum::http::request::Parts;
+use ::axum::http::{HeaderMap, HeaderValue, StatusCode};
+use ::axum::response::{IntoResponse, Response};
+use ::axum::routing::{MethodRouter, post};
+
+use crate::envelope::Reply;
+use crate::error::{BadRequest, Error};
+use crate::flows::session::MAX_LOGIN_BODY;
+use crate::service::TokenService;
+use crate::token::claims::AccessClaims;
+use crate::token::pair::TokenPair;
+
+/// How long a client may cache the JWKS document.
+const JWKS_CACHE_CONTROL: &str = "public, max-age=300";
+
+/// The methods [`session_routes`] answers.
+const SESSION_METHODS: &str = "POST, PATCH, DELETE";
+
+/// The 405 envelope.
+const METHOD_NOT_ALLOWED_BODY: &[u8] =
+    br#"{"status":{"code":405,"name":"METHOD_NOT_ALLOWED","message":"method not allowed"},"data":null}"#;
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        http::Response::<Vec<u8>>::from(self).map(Body::from)
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        Reply::from_error(&self).into_response()
+    }
+}
+
+impl IntoResponse for TokenPair {
+    fn into_response(self) -> Response {
+        Reply::from_result(&Ok::<_, Error>(self)).into_response()
+    }
+}
+
+/// The session endpoint: `POST` login, `PATCH` refresh, `DELETE` logout;
+/// 405 with `Allow` otherwise. Mount it on the session path:
+/// `.route("/auth/api/v1/authentication-management/session", session_routes())`.
+pub fn session_routes<S>() -> MethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    TokenService: FromRef<S>,
+{
+    post(login).patch(refresh).delete(logout).fallback(method_not_allowed)
+}
+
+/// `GET` the JWKS document: the keys tokens verify under, `public,
+/// max-age=300`.
+pub async fn jwks(State(service): State<TokenService>) -> Response {
+    match serde_json::to_vec(service.jwks()) {
+        Ok(body) => {
+            let mut response = Response::new(Body::from(body));
+            let headers = response.headers_mut();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static(JWKS_CACHE_CONTROL));
+            response
+        }
+        Err(cause) => Error::internal(crate::error::InternalKind::Encoding, cause).into_response(),
+    }
+}
+
+/// The claims of a valid access token whose session the ledger still holds
+/// (not logged out, not revoked for reuse, not evicted), from the request's
+/// `Authorization: Bearer …` header. Any failure answers the crate's
+/// envelope: 400 for a missing or repeated header, 401 for a bad, expired
+/// or revoked token, 422 for a refresh token offered as an access token.
+#[derive(Debug, Clone)]
+pub struct AccessToken(pub AccessClaims);
+
+impl<S> FromRequestParts<S> for AccessToken
+where
+    S: Send + Sync,
+    TokenService: FromRef<S>,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let service = TokenService::from_ref(state);
+        let authorization = authorization(&parts.headers).map_err(IntoResponse::into_response)?;
+        service.verify_access_unrevoked(authorization).await.map(AccessToken).map_err(IntoResponse::into_response)
+    }
+}
+
+/// The one `Authorization` value, `None` when absent; two or more are 400.
+fn authorization(headers: &HeaderMap) -> Result<Option<&[u8]>, Error> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    match (values.next(), values.next()) {
+        (None, _) => Ok(None),
+        (Some(value), None) => Ok(Some(value.as_bytes())),
+        (Some(_), Some(_)) => Err(BadRequest::RepeatedHeader.into()),
+    }
+}
+
+async fn login(State(service): State<TokenService>, headers: HeaderMap, body: Body) -> Response {
+    if let Err(error) = authorization(&headers) {
+        return error.into_response();
+    }
+    match to_bytes(body, MAX_LOGIN_BODY).await {
+        Ok(body) => service.login(&body).await.into_response(),
+        // Too long (or cut off): 400 like an oversized body the core sees
+        // itself. The rest is unread, so the connection cannot go on.
+        Err(_) => {
+            let mut response = Error::from(BadRequest::MalformedBody).into_response();
+            response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    }
+}
+
+async fn refresh(State(service): State<TokenService>, headers: HeaderMap) -> Response {
+    match authorization(&headers) {
+        Ok(authorization) => service.refresh(authorization).await.into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn logout(State(service): State<TokenService>, headers: HeaderMap) -> Response {
+    let result = match authorization(&headers) {
+        Ok(authorization) => service.logout(authorization).await,
+        Err(error) => Err(error),
+    };
+    match result {
+        Ok(()) => Reply::empty().into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn method_not_allowed() -> Response {
+    let mut response = Response::new(Body::from(METHOD_NOT_ALLOWED_BODY));
+    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+    headers.insert(ALLOW, HeaderValue::from_static(SESSION_METHODS));
+    response
+}
