@@ -126,7 +126,9 @@ pub use memory_ledger::{LedgerStats, MemoryLedger};
 pub use policy::{MAX_GRACE, MAX_GRACE_REPLAYS, MAX_LEEWAY, MAX_SESSIONS_PER_USER, Policy, PolicyBuilder, PolicyError};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use postgres_ledger::{DEFAULT_SCHEMA, MIGRATION_0001, MIGRATION_0002, PostgresLedger, PostgresOptions, Purged};
+pub use postgres_ledger::{
+    DEFAULT_SCHEMA, MIGRATION_0001, MIGRATION_0002, MIGRATION_0003, PostgresLedger, PostgresOptions, Purged,
+};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis_ledger::{DEFAULT_PREFIX, RedisLedger};
