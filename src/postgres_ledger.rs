@@ -167,10 +167,18 @@ pub struct Purged {
 /// - **Logins** run in one transaction that first takes a transaction-level
 ///   advisory lock on the subject (`pg_advisory_xact_lock`), so that two
 ///   logins of one user cannot both take the last place under the cap.
-///   One statement then revokes the user's oldest live sessions beyond
-///   the cap and inserts the new row; a taken session id (`ON CONFLICT DO
-///   NOTHING` inserting nothing) rolls it all back. `revoke_user` takes
-///   the same lock. Logout is one `UPDATE`.
+///   The user's sessions are indexed by end of life (`ends_at`, a partial
+///   index over the `listed` rows) and counted (`session_counts`): a login
+///   unlists the sessions that ended more than 60 s ago (an index range),
+///   reads the count, at the cap unlists the first entries and revokes the
+///   live ones among them, and inserts the new row; a taken session id
+///   (`ON CONFLICT DO NOTHING` inserting nothing) rolls it all back. No
+///   statement reads the user's other rows: at a cap of 10 000 a login
+///   fetches 4 index entries (it scanned all 10 000 rows before). Logout,
+///   a detected reuse and `revoke_user` take the same lock first (a reuse
+///   is found on the slow path, which takes the user's lock before the
+///   row's) and keep the count; every count change is relative, so
+///   [`PostgresLedger::purge`] composes with them.
 /// - **Retention.** A row carries `retain_until`: its current tokens'
 ///   expiry plus leeway, never lowered. Decisions compare stored times with
 ///   the `now` each call carries, never the server's clock, so a row kept
@@ -183,13 +191,16 @@ pub struct Purged {
 ///
 /// # Schema
 ///
-/// `migrations/0001_sessions.sql` and `migrations/0002_one_row_per_session.sql`
-/// ([`MIGRATION_0001`], [`MIGRATION_0002`]), shipped in the crate, create
-/// the table in a configurable schema (default `token_refresh`). Its
-/// indexes (the key, and `(subject, created_at, login_seq)` for a user's
-/// sessions) cover no column a rotation changes, so a rotation is a HOT
-/// update: the new row version goes in the same page and no index entry
-/// is written.
+/// `migrations/0001_sessions.sql`, `migrations/0002_one_row_per_session.sql`
+/// and `migrations/0003_end_of_life_index.sql` ([`MIGRATION_0001`],
+/// [`MIGRATION_0002`], [`MIGRATION_0003`]), shipped in the crate, create
+/// the tables in a configurable schema (default `token_refresh`): one row
+/// per session, one count per user. The index of listed sessions by end of
+/// life covers `ends_at`, which a rotation moves, so a rotation is not a
+/// HOT update (each writes an entry in each index; docs/ledgers.md gives
+/// the cost). The other indexes (the key, and `(subject, created_at,
+/// login_seq)` for listing and `revoke_user`) cover no column a rotation
+/// changes.
 ///
 /// [`PostgresLedger::migrate`] applies those not yet recorded, in one
 /// transaction under an advisory lock, so several instances may call it at
@@ -317,7 +328,8 @@ impl PostgresLedger {
     /// plus slack for clock skew between instances. Run it from a
     /// scheduler (say hourly); the ledger is correct without it, it only
     /// bounds the table's size. It scans the table: `retain_until` has no
-    /// index, so that rotations stay HOT updates (see the type's docs).
+    /// index (every rotation would have to update it). Rows of a user that
+    /// are still listed leave the user's count with them.
     pub async fn purge(&self, now: i64) -> Result<Purged, StoreError> {
         let mut client = self.client().await?;
         let rows = query_pinned(&mut client, &self.sql.purge, &[&now.saturating_sub(LIST_SLACK)]).await?;
