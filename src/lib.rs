@@ -109,7 +109,9 @@ pub use keys::{KeyError, KeyId, Keyring, MAX_KEY_ID_LEN, MAX_KEYS, VerificationK
 pub use ledger::memory::{LedgerStats, MemoryLedger};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use ledger::postgres::{DEFAULT_SCHEMA, MIGRATION_0001, MIGRATION_0002, PostgresLedger, PostgresOptions, Purged};
+pub use ledger::postgres::{
+    DEFAULT_SCHEMA, MIGRATION_0001, MIGRATION_0002, MIGRATION_0003, PostgresLedger, PostgresOptions, Purged,
+};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use ledger::redis::{DEFAULT_PREFIX, RedisConnection, RedisLedger, RedisLedgerBuilder};

@@ -26,7 +26,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::model::{check_sequence, op};
-use common::{SUBJECT, new_session, now, recovers, rotate_through_faults, rotation};
+use common::{
+    SUBJECT, generation_of, new_session, now, recovers, rotate_through_faults, rotate_through_faults_probed, rotation,
+};
 use token_refresh::ledger::conformance::{self, Harness};
 use token_refresh::redis::aio::MultiplexedConnection;
 use token_refresh::redis::{self, AsyncCommands, Value};
@@ -656,7 +658,7 @@ async fn killed_cluster_connections_never_repeat_a_rotation() {
     let user_for_test = user.clone();
     let run = with_prefix(Cluster, "cluster_faults", move |prefix, _| async move {
         let user = user_for_test;
-        let ledger = RedisLedger::connect(&target, prefix).await.unwrap();
+        let ledger = RedisLedger::connect(&target, prefix.clone()).await.unwrap();
         let t = now();
         let new = new_session(SUBJECT, t, 100);
         ledger.create(&new).await.unwrap();
@@ -678,7 +680,14 @@ async fn killed_cluster_connections_never_repeat_a_rotation() {
                 killed
             }
         });
-        let (errors, committed, current) = rotate_through_faults(&ledger, new.pair.refresh_id, 200).await;
+        // The generation is read through a connection of the default user,
+        // which the faults leave alone: the probe observes, it does not
+        // fight the faults (a cluster client whose connections die every
+        // 15 ms may not get one script through for a long time).
+        let probe = RedisLedger::connect(&cluster_url(), prefix).await.unwrap();
+        let (errors, committed, current) =
+            rotate_through_faults_probed(&ledger, |session| generation_of(&probe, session), new.pair.refresh_id, 200)
+                .await;
         stop.store(true, Ordering::Relaxed);
         let killed = kills.await.unwrap();
         recovers(&ledger, current, 10).await;
@@ -929,4 +938,40 @@ async fn grace_replay_reads_the_stored_pair() {
         assert_eq!(replayed, Rotation::Replayed { session: new.session, generation: 1, pair, replay: 1 });
     })
     .await;
+}
+
+/// Key lookups (`keyspace_hits` + `keyspace_misses`) the server has made.
+async fn lookups(connection: &mut MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO").arg("stats").query_async(connection).await.unwrap();
+    let stat = |name: &str| -> u64 {
+        info.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(':')?.trim().parse().ok()).unwrap()
+    };
+    stat("keyspace_hits") + stat("keyspace_misses")
+}
+
+/// A login at the cap does bounded work however many sessions the user
+/// holds: with 10 000 live sessions, the login that evicts one looks up a
+/// handful of keys (the index, the victim, the new session), never the
+/// user's 10 000 sessions. Counted by the server itself on a Redis of this
+/// test's own, so no other test's traffic is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_at_the_cap_does_not_walk_the_users_sessions() {
+    const CAP: u32 = 10_000;
+    let server = Throwaway::start(&[]).await;
+    let ledger = RedisLedger::connect(&server.url(), "cap:").await.unwrap();
+    let t = now();
+    let mut first = Vec::new();
+    for i in 0..CAP {
+        let new = new_session(SUBJECT, t + i64::from(i / 1000), CAP);
+        first.push(new.session);
+        assert!(ledger.create(&new).await.unwrap().evicted.is_empty());
+    }
+    let mut stats = server.connection().await;
+    let before = lookups(&mut stats).await;
+    let created = ledger.create(&new_session(SUBJECT, t + 20, CAP)).await.unwrap();
+    let used = lookups(&mut stats).await - before;
+    assert_eq!(created.evicted.len(), 1, "the login at the cap evicts one session");
+    assert!(first[..1000].contains(&created.evicted[0]), "one of the sessions that end first");
+    assert!(used < 20, "a login at the cap looked up {used} keys");
+    assert_eq!(ledger.sessions(SUBJECT, t + 20).await.unwrap().len(), CAP as usize);
 }

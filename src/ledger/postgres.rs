@@ -29,16 +29,22 @@ pub const MIGRATION_0001: &str = include_str!("../../migrations/0001_sessions.sq
 /// again).
 pub const MIGRATION_0002: &str = include_str!("../../migrations/0002_one_row_per_session.sql");
 
+/// The SQL migration ordering each user's sessions by end of life, with a
+/// count per user (version 3), so that a login never reads the user's rows;
+/// run after [`MIGRATION_0002`]. Keeps every session.
+pub const MIGRATION_0003: &str = include_str!("../../migrations/0003_end_of_life_index.sql");
+
 /// Every migration, by the version it records, in the order they apply.
-const MIGRATIONS: [(i32, &str); 2] = [(1, MIGRATION_0001), (2, MIGRATION_0002)];
+const MIGRATIONS: [(i32, &str); 3] = [(1, MIGRATION_0001), (2, MIGRATION_0002), (3, MIGRATION_0003)];
 
 /// The default schema name.
 pub const DEFAULT_SCHEMA: &str = "token_refresh";
 
-/// Seconds [`PostgresLedger::purge`] keeps a row past its retention: the
-/// clock skew tolerated between the instance that wrote it and the one
-/// purging (the Redis ledger keeps its keys as long past theirs).
-const PURGE_SLACK: i64 = 60;
+/// The clock skew tolerated between instances, in seconds:
+/// [`PostgresLedger::purge`] keeps a row this long past its retention, and
+/// a login keeps a session in its user's index this long past its end (the
+/// Redis ledger keeps its keys as long).
+const LIST_SLACK: i64 = 60;
 
 /// How to build a [`PostgresLedger`].
 ///
@@ -161,10 +167,18 @@ pub struct Purged {
 /// - **Logins** run in one transaction that first takes a transaction-level
 ///   advisory lock on the subject (`pg_advisory_xact_lock`), so that two
 ///   logins of one user cannot both take the last place under the cap.
-///   One statement then revokes the user's oldest live sessions beyond
-///   the cap and inserts the new row; a taken session id (`ON CONFLICT DO
-///   NOTHING` inserting nothing) rolls it all back. `revoke_user` takes
-///   the same lock. Logout is one `UPDATE`.
+///   The user's sessions are indexed by end of life (`ends_at`, a partial
+///   index over the `listed` rows) and counted (`session_counts`): a login
+///   unlists the sessions that ended more than 60 s ago (an index range),
+///   reads the count, at the cap unlists the first entries and revokes the
+///   live ones among them, and inserts the new row; a taken session id
+///   (`ON CONFLICT DO NOTHING` inserting nothing) rolls it all back. No
+///   statement reads the user's other rows: at a cap of 10 000 a login
+///   fetches 4 index entries (it scanned all 10 000 rows before). Logout,
+///   a detected reuse and `revoke_user` take the same lock first (a reuse
+///   is found on the slow path, which takes the user's lock before the
+///   row's) and keep the count; every count change is relative, so
+///   [`PostgresLedger::purge`] composes with them.
 /// - **Retention.** A row carries `retain_until`: its current tokens'
 ///   expiry plus leeway, never lowered. Decisions compare stored times with
 ///   the `now` each call carries, never the server's clock, so a row kept
@@ -177,13 +191,16 @@ pub struct Purged {
 ///
 /// # Schema
 ///
-/// `migrations/0001_sessions.sql` and `migrations/0002_one_row_per_session.sql`
-/// ([`MIGRATION_0001`], [`MIGRATION_0002`]), shipped in the crate, create
-/// the table in a configurable schema (default `token_refresh`). Its
-/// indexes (the key, and `(subject, created_at, login_seq)` for a user's
-/// sessions) cover no column a rotation changes, so a rotation is a HOT
-/// update: the new row version goes in the same page and no index entry
-/// is written.
+/// `migrations/0001_sessions.sql`, `migrations/0002_one_row_per_session.sql`
+/// and `migrations/0003_end_of_life_index.sql` ([`MIGRATION_0001`],
+/// [`MIGRATION_0002`], [`MIGRATION_0003`]), shipped in the crate, create
+/// the tables in a configurable schema (default `token_refresh`): one row
+/// per session, one count per user. The index of listed sessions by end of
+/// life covers `ends_at`, which a rotation moves, so a rotation is not a
+/// HOT update (each writes an entry in each index; docs/ledgers.md gives
+/// the cost). The other indexes (the key, and `(subject, created_at,
+/// login_seq)` for listing and `revoke_user`) cover no column a rotation
+/// changes.
 ///
 /// [`PostgresLedger::migrate`] applies those not yet recorded, in one
 /// transaction under an advisory lock, so several instances may call it at
@@ -311,11 +328,13 @@ impl PostgresLedger {
     /// plus slack for clock skew between instances. Run it from a
     /// scheduler (say hourly); the ledger is correct without it, it only
     /// bounds the table's size. It scans the table: `retain_until` has no
-    /// index, so that rotations stay HOT updates (see the type's docs).
+    /// index (every rotation would have to update it). Rows of a user that
+    /// are still listed leave the user's count with them.
     pub async fn purge(&self, now: i64) -> Result<Purged, StoreError> {
         let mut client = self.client().await?;
-        let rows = query_pinned(&mut client, &self.sql.purge, &[&now.saturating_sub(PURGE_SLACK)]).await?;
+        let rows = query_pinned(&mut client, &self.sql.purge, &[&now.saturating_sub(LIST_SLACK)]).await?;
         let sessions = rows.first().map(|row| get::<i64>(row, 0)).transpose()?.unwrap_or(0);
+        query_pinned(&mut client, &self.sql.purge_counts, &[]).await?;
         Ok(Purged { sessions: u64::try_from(sessions).map_err(StoreError::new)? })
     }
 
@@ -326,13 +345,30 @@ impl PostgresLedger {
     async fn create_now(&self, new: &NewSession) -> Result<Created, StoreError> {
         ledger::check_pair_ids(new.session, &new.pair)?;
         let pair = &new.pair;
-        let keep = i64::from(new.max_sessions_per_user.max(1)).saturating_sub(1);
+        let cap = i64::from(new.max_sessions_per_user.max(1));
         let retain_until = ledger::retain_until(pair, new.leeway);
+        let ends_at = new.absolute_expires_at.min(pair.refresh_expires_at.saturating_add(new.leeway));
+        let ended = new.created_at.saturating_sub(LIST_SLACK);
         let mut client = self.client().await?;
         let lock = client.prepare_cached(&self.sql.lock_user).await.map_err(StoreError::new)?;
+        let prune = client.prepare_cached(&self.sql.prune).await.map_err(StoreError::new)?;
+        let evict = client.prepare_cached(&self.sql.evict).await.map_err(StoreError::new)?;
         let create = client.prepare_cached(&self.sql.create).await.map_err(StoreError::new)?;
         let transaction = read_committed(&mut client).await?;
         transaction.execute(&lock, &[&pair.subject]).await.map_err(StoreError::new)?;
+        // The user's sessions that ended more than the slack ago leave the
+        // index (an index range, not a walk); the answer is the count left.
+        let listed: i32 =
+            get(&transaction.query_one(&prune, &[&pair.subject, &ended]).await.map_err(StoreError::new)?, 0)?;
+        let mut evicted = Vec::new();
+        let excess = i64::from(listed).saturating_sub(cap).saturating_add(1);
+        if excess > 0 {
+            let row = transaction
+                .query_one(&evict, &[&pair.subject, &new.created_at, &excess])
+                .await
+                .map_err(StoreError::new)?;
+            evicted = get::<Vec<Uuid>>(&row, 0)?;
+        }
         let row = transaction
             .query_one(
                 &create,
@@ -349,7 +385,7 @@ impl PostgresLedger {
                     &new.created_at,
                     &new.leeway,
                     &retain_until,
-                    &keep,
+                    &ends_at,
                 ],
             )
             .await
@@ -359,7 +395,6 @@ impl PostgresLedger {
             transaction.rollback().await.map_err(StoreError::new)?;
             return Err(StoreError::new("session id already taken"));
         }
-        let evicted: Vec<Uuid> = get(&row, 1)?;
         transaction.commit().await.map_err(StoreError::new)?;
         Ok(Created::evicting(evicted.iter().map(|id| SessionId::from_bytes(*id.as_bytes())).collect()))
     }
@@ -394,8 +429,12 @@ impl PostgresLedger {
         request: &RotationRequest,
         params: &RotateParams<'_>,
     ) -> Result<Rotation, StoreError> {
+        let lock = client.prepare_cached(&self.sql.lock_user).await.map_err(StoreError::new)?;
         let select = client.prepare_cached(&self.sql.select_for_update).await.map_err(StoreError::new)?;
         let transaction = read_committed(client).await?;
+        // The user's lock before the row's, the order logins take them in
+        // (a reuse takes the session out of the user's count).
+        transaction.execute(&lock, &[&request.subject]).await.map_err(StoreError::new)?;
         let row = transaction.query_opt(&select, &[session.as_uuid()]).await.map_err(StoreError::new)?;
         let Some(row) = row else {
             transaction.rollback().await.map_err(StoreError::new)?;
@@ -423,7 +462,10 @@ impl PostgresLedger {
             }
             Decision::Reuse { presented_generation } => {
                 let write = transaction.prepare_cached(&self.sql.write_revoked).await.map_err(StoreError::new)?;
-                transaction.execute(&write, &[session.as_uuid()]).await.map_err(StoreError::new)?;
+                transaction
+                    .execute(&write, &[session.as_uuid(), &record.pair.subject])
+                    .await
+                    .map_err(StoreError::new)?;
                 Rotation::Reused { session, presented_generation, current_generation: record.generation }
             }
         };
@@ -434,9 +476,13 @@ impl PostgresLedger {
 
     async fn revoke_session_now(&self, subject: &str, session: SessionId) -> Result<Revocation, StoreError> {
         let mut client = self.client().await?;
-        let rows = query_pinned(&mut client, &self.sql.revoke_session, &[session.as_uuid(), &subject]).await?;
-        let row = rows.first().ok_or_else(|| StoreError::new("logout returned no row"))?;
-        let (revoked_now, known): (bool, bool) = (get(row, 0)?, get(row, 1)?);
+        let lock = client.prepare_cached(&self.sql.lock_user).await.map_err(StoreError::new)?;
+        let revoke = client.prepare_cached(&self.sql.revoke_session).await.map_err(StoreError::new)?;
+        let transaction = read_committed(&mut client).await?;
+        transaction.execute(&lock, &[&subject]).await.map_err(StoreError::new)?;
+        let row = transaction.query_one(&revoke, &[session.as_uuid(), &subject]).await.map_err(StoreError::new)?;
+        transaction.commit().await.map_err(StoreError::new)?;
+        let (revoked_now, known): (bool, bool) = (get(&row, 0)?, get(&row, 1)?);
         Ok(match (revoked_now, known) {
             (true, _) => Revocation::Revoked { session },
             (false, true) => Revocation::AlreadyRevoked { session },
@@ -452,9 +498,9 @@ impl PostgresLedger {
         // Ordered with the user's logins (each may evict some of the same
         // rows), so the two never deadlock.
         transaction.execute(&lock, &[&subject]).await.map_err(StoreError::new)?;
-        let revoked = transaction.execute(&revoke, &[&subject, &now]).await.map_err(StoreError::new)?;
+        let row = transaction.query_one(&revoke, &[&subject, &now]).await.map_err(StoreError::new)?;
         transaction.commit().await.map_err(StoreError::new)?;
-        Ok(revoked)
+        u64::try_from(get::<i64>(&row, 0)?).map_err(StoreError::new)
     }
 
     async fn sessions_now(&self, subject: &str, now: i64) -> Result<Vec<SessionInfo>, StoreError> {
@@ -639,17 +685,20 @@ struct Statements {
     select_for_update: String,
     write_replays: String,
     write_revoked: String,
+    prune: String,
+    evict: String,
     revoke_session: String,
     revoke_user: String,
     sessions: String,
     access_state: String,
     purge: String,
+    purge_counts: String,
 }
 
 /// The `WHERE` condition of a live session at `$now` (see the
 /// [contract](crate::ledger)).
 fn live(now: &str) -> String {
-    format!("NOT revoked AND {now} < absolute_expires_at AND {now} < refresh_expires_at + leeway")
+    format!("NOT revoked AND {now} < ends_at")
 }
 
 impl Statements {
@@ -665,30 +714,54 @@ impl Statements {
             // Serialises the logins (and `revoke_user`) of one subject, in
             // this schema, until the transaction ends.
             lock_user: format!("SELECT pg_advisory_xact_lock(hashtextextended('token_refresh.user.{s}.' || $1, 0))"),
-            // One statement, under the user's lock: revoke the oldest live
-            // sessions beyond the newest `$13` (cap − 1), insert the new
-            // row. Answers whether it was inserted (not if the id is taken)
-            // and the evicted ids, oldest first.
+            // Under the user's lock: the sessions that ended before `$2`
+            // leave the user's index; answers how many are left listed.
+            prune: format!(
+                "WITH pruned AS (
+                    UPDATE {s}.sessions SET listed = false
+                    WHERE subject = $1 AND listed AND ends_at <= $2
+                    RETURNING 1)
+                 INSERT INTO {s}.session_counts AS c (subject, listed) VALUES ($1, 0)
+                 ON CONFLICT (subject) DO UPDATE SET listed = c.listed - (SELECT count(*) FROM pruned)::int
+                 RETURNING listed"
+            ),
+            // Under the user's lock, at the cap: the first `$3` listed
+            // sessions by end of life leave the index; the live ones among
+            // them (ending after `$2`) are revoked and answered, nearest
+            // their end first.
+            evict: format!(
+                "WITH victims AS (
+                    SELECT session_id FROM {s}.sessions
+                    WHERE subject = $1 AND listed
+                    ORDER BY ends_at, created_at, login_seq
+                    LIMIT $3),
+                 gone AS (
+                    UPDATE {s}.sessions AS t SET listed = false, revoked = t.revoked OR t.ends_at > $2
+                    FROM victims WHERE t.session_id = victims.session_id
+                    RETURNING t.session_id, t.ends_at > $2 AS live, t.ends_at, t.created_at, t.login_seq),
+                 counted AS (
+                    UPDATE {s}.session_counts SET listed = listed - (SELECT count(*) FROM gone)::int
+                    WHERE subject = $1)
+                 SELECT COALESCE(
+                    array_agg(session_id ORDER BY ends_at, created_at, login_seq) FILTER (WHERE live),
+                    ARRAY[]::uuid[])
+                 FROM gone"
+            ),
+            // Under the user's lock: the new row, listed, and the user's
+            // count. Answers whether it was inserted (not if the id is
+            // taken).
             create: format!(
-                "WITH evicted AS (
-                    UPDATE {s}.sessions SET revoked = true
-                    WHERE NOT revoked AND session_id IN (
-                        SELECT session_id FROM {s}.sessions
-                        WHERE subject = $2 AND {live}
-                        ORDER BY created_at DESC, login_seq DESC
-                        OFFSET $13)
-                    RETURNING session_id, created_at, login_seq),
-                 inserted AS (
+                "WITH inserted AS (
                     INSERT INTO {s}.sessions (session_id, subject, account, role, access_id, access_expires_at,
                         refresh_id, refresh_expires_at, previous_refresh_id, generation, absolute_expires_at,
-                        created_at, rotated_at, replays, revoked, leeway, retain_until)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, 0, $9, $10, $10, 0, false, $11, $12)
+                        created_at, rotated_at, replays, revoked, leeway, retain_until, ends_at, listed)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, 0, $9, $10, $10, 0, false, $11, $12, $13, true)
                     ON CONFLICT (session_id) DO NOTHING
-                    RETURNING 1)
-                 SELECT EXISTS (SELECT 1 FROM inserted),
-                    COALESCE((SELECT array_agg(session_id ORDER BY created_at, login_seq) FROM evicted),
-                        ARRAY[]::uuid[])",
-                live = live("$10"),
+                    RETURNING 1),
+                 counted AS (
+                    UPDATE {s}.session_counts SET listed = listed + (SELECT count(*) FROM inserted)::int
+                    WHERE subject = $2)
+                 SELECT EXISTS (SELECT 1 FROM inserted)"
             ),
             // The compare-and-swap of the current refresh id, with the
             // successor recorded, in one statement (see `PostgresLedger`).
@@ -711,7 +784,8 @@ impl Statements {
                     rotated_at = $4,
                     replays = 0,
                     retain_until = GREATEST(retain_until,
-                        GREATEST(LEAST($10, absolute_expires_at), $9) + GREATEST(leeway, $11))
+                        GREATEST(LEAST($10, absolute_expires_at), $9) + GREATEST(leeway, $11)),
+                    ends_at = LEAST(absolute_expires_at, LEAST($10, absolute_expires_at) + leeway)
                  WHERE session_id = $1 AND refresh_id = $2 AND subject = $3 AND NOT revoked
                     AND $4 < absolute_expires_at AND $4 < refresh_expires_at + leeway
                  RETURNING generation, refresh_expires_at"
@@ -723,19 +797,42 @@ impl Statements {
                  FOR UPDATE"
             ),
             write_replays: format!("UPDATE {s}.sessions SET replays = $2 WHERE session_id = $1"),
-            write_revoked: format!("UPDATE {s}.sessions SET revoked = true WHERE session_id = $1"),
-            // Whether this call revoked the session, and whether the
-            // subject has it at all. The `UPDATE` waits for a concurrent
-            // writer of the row and re-checks `NOT revoked` on its result.
-            revoke_session: format!(
-                "WITH revoked AS (
-                    UPDATE {s}.sessions SET revoked = true
-                    WHERE session_id = $1 AND subject = $2 AND NOT revoked
-                    RETURNING 1)
-                 SELECT EXISTS (SELECT 1 FROM revoked),
-                    EXISTS (SELECT 1 FROM {s}.sessions WHERE session_id = $1 AND subject = $2)"
+            // A detected reuse, under the user's lock: revoked, out of the
+            // user's index and count.
+            write_revoked: format!(
+                "WITH old AS (SELECT listed FROM {s}.sessions WHERE session_id = $1),
+                 revoked AS (UPDATE {s}.sessions SET revoked = true, listed = false WHERE session_id = $1)
+                 UPDATE {s}.session_counts SET listed = listed - 1
+                 WHERE subject = $2 AND (SELECT listed FROM old)"
             ),
-            revoke_user: format!("UPDATE {s}.sessions SET revoked = true WHERE subject = $1 AND {}", live("$2")),
+            // Under the user's lock: whether this call revoked the session,
+            // and whether the subject has it at all; a listed session
+            // leaves the user's index and count.
+            revoke_session: format!(
+                "WITH old AS (SELECT listed FROM {s}.sessions WHERE session_id = $1 AND subject = $2),
+                 revoked AS (
+                    UPDATE {s}.sessions SET revoked = true, listed = false
+                    WHERE session_id = $1 AND subject = $2 AND NOT revoked
+                    RETURNING 1),
+                 counted AS (
+                    UPDATE {s}.session_counts SET listed = listed - 1
+                    WHERE subject = $2 AND EXISTS (SELECT 1 FROM revoked) AND (SELECT listed FROM old))
+                 SELECT EXISTS (SELECT 1 FROM revoked), EXISTS (SELECT 1 FROM old)"
+            ),
+            // Under the user's lock: every live session revoked, and the
+            // user's index emptied. Answers how many were live.
+            revoke_user: format!(
+                "WITH old AS (
+                    SELECT session_id, {live} AS was_live FROM {s}.sessions
+                    WHERE subject = $1 AND (listed OR {live})),
+                 cleared AS (
+                    UPDATE {s}.sessions AS t SET listed = false, revoked = t.revoked OR old.was_live
+                    FROM old WHERE t.session_id = old.session_id
+                    RETURNING old.was_live),
+                 counted AS (UPDATE {s}.session_counts SET listed = 0 WHERE subject = $1)
+                 SELECT count(*) FILTER (WHERE was_live) FROM cleared",
+                live = live("$2"),
+            ),
             sessions: format!(
                 "SELECT session_id, created_at, rotated_at, generation, refresh_expires_at, absolute_expires_at
                  FROM {s}.sessions WHERE subject = $1 AND {}
@@ -745,10 +842,19 @@ impl Statements {
             access_state: format!(
                 "SELECT access_id FROM {s}.sessions WHERE session_id = $1 AND subject = $2 AND NOT revoked"
             ),
+            // Rows still listed leave their user's count with them (a
+            // relative update: logins of the same users compose with it).
             purge: format!(
-                "WITH purged AS (DELETE FROM {s}.sessions WHERE retain_until <= $1 RETURNING 1)
+                "WITH purged AS (DELETE FROM {s}.sessions WHERE retain_until <= $1 RETURNING subject, listed),
+                 counted AS (
+                    UPDATE {s}.session_counts AS c SET listed = c.listed - g.n
+                    FROM (SELECT subject, count(*)::int AS n FROM purged WHERE listed GROUP BY subject) AS g
+                    WHERE c.subject = g.subject)
                  SELECT count(*) FROM purged"
             ),
+            // Users left with no listed session. A login holding the row
+            // makes this wait and re-check, so a count in use stays.
+            purge_counts: format!("DELETE FROM {s}.session_counts WHERE listed <= 0"),
         })
     }
 }

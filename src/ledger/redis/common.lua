@@ -1,9 +1,12 @@
 -- token-refresh: helpers shared by every ledger script (prepended to each).
 --
--- A session is one hash; a user's sessions are one sorted set whose
--- members all score 0, so they sort by their bytes: 8 bytes of the
--- session's start (big-endian unsigned seconds) then its 8-byte tag. Lex
--- order is therefore oldest first, and a member names its session's key.
+-- A session is one hash; a user's sessions are one sorted set scored by
+-- each session's end of life (`deadline`: the instant it stops being
+-- live), whose members are 8 bytes of the session's start (big-endian
+-- unsigned seconds) then its 8-byte tag: among equal deadlines the oldest
+-- login sorts first, and a member names its session's key. The ended
+-- sessions and the cap's victims are therefore the first members: a login
+-- touches O(log n) entries, never the whole index.
 -- Every key of a user shares the user's hash tag, so one script only ever
 -- touches one Cluster slot.
 
@@ -62,7 +65,7 @@ end
 -- Every field of a session hash.
 local FIELDS = {'sub', 'acc', 'role', 'aid', 'aexp', 'rid', 'rexp', 'prev', 'gen', 'crt', 'abs', 'rot', 'rep',
   'rev', 'ret', 'lee'}
--- What liveness needs (`is_live`, `is_gone`).
+-- What liveness needs (`is_live`).
 local LIVENESS = {'sub', 'rev', 'abs', 'rexp', 'lee'}
 
 -- The session hash's `fields` (default: all) as a table, nil when the key
@@ -87,10 +90,8 @@ local function is_live(s, now)
   return s.rev ~= '1' and now < tonumber(s.abs) and now < tonumber(s.rexp) + tonumber(s.lee)
 end
 
--- Whether an index member may be dropped: its record is gone (or not the
--- user's), revoked, or dead even on a clock SLACK seconds behind (a
--- session idle-expired on this instance's clock may still be rotated by
--- an instance whose clock is a little behind, and must stay listed).
-local function is_gone(s, subject, now)
-  return s == nil or s.sub ~= subject or not is_live(s, now - SLACK)
+-- The instant the session stops being live, unless revoked first: its
+-- absolute expiry, or its refresh token's expiry plus its leeway.
+local function deadline(s)
+  return math.min(tonumber(s.abs), tonumber(s.rexp) + tonumber(s.lee))
 end

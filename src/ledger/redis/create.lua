@@ -2,8 +2,9 @@
 -- ARGV: session key base, tag (8 bytes), sub, acc, role, access id,
 -- access exp, refresh id, refresh exp, created at (= now), absolute exp,
 -- leeway, retain until, cap.
--- Reply: the members of the sessions evicted to stay within the cap,
--- oldest first; an error reply, changing nothing, if the key exists.
+-- Reply: the members of the live sessions evicted to stay within the cap,
+-- nearest their end first; an error reply, changing nothing, if the key
+-- exists.
 local skey, index, base, tag, subject = KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3]
 local now = tonumber(ARGV[10])
 local abs = tonumber(ARGV[11])
@@ -11,34 +12,36 @@ local cap = tonumber(ARGV[14])
 if redis.call('EXISTS', skey) == 1 then
   return redis.error_reply('ERR token_refresh: the session tag is taken')
 end
+-- Sessions that ended more than the slack ago are dead on every clock:
+-- they leave the index (their records expire on their own).
+redis.call('ZREMRANGEBYSCORE', index, '-inf', int(now - SLACK))
 local evicted = {}
--- Below the cap nothing is counted: the index holds at most `cap` members
--- (plus sessions dead for less than the slack), so a login costs
--- O(log n) below the cap and O(cap) at it.
-if redis.call('ZCARD', index) >= cap then
-  local live, gone = {}, {}
-  for _, m in ipairs(redis.call('ZRANGE', index, 0, -1)) do
-    local key = session_key(base, m)
-    local s = load(key, LIVENESS)
-    if s and s.sub == subject and is_live(s, now) then
-      table.insert(live, {key, m})
-    elseif is_gone(s, subject, now) then
-      table.insert(gone, m)
+local listed = redis.call('ZCARD', index)
+if listed >= cap then
+  -- The first entries end soonest, the dead (for less than the slack)
+  -- before any live one: a live session goes only when `cap` are live.
+  -- A dead one only leaves the index (revoking it would change what its
+  -- tokens answer).
+  local victims = redis.call('ZRANGE', index, 0, listed - cap, 'WITHSCORES')
+  for i = 1, #victims, 2 do
+    local m = victims[i]
+    if tonumber(victims[i + 1]) > now then
+      local key = session_key(base, m)
+      local s = load(key, LIVENESS)
+      if s and s.sub == subject and is_live(s, now) then
+        redis.call('HSET', key, 'rev', '1')
+        table.insert(evicted, m)
+      end
     end
-  end
-  zrem_all(index, gone)
-  for i = 1, #live + 1 - cap do
-    local entry = live[i]
-    redis.call('HSET', entry[1], 'rev', '1')
-    redis.call('ZREM', index, entry[2])
-    table.insert(evicted, entry[2])
+    redis.call('ZREM', index, m)
   end
 end
 redis.call('HSET', skey, 'sub', subject, 'acc', ARGV[4], 'role', ARGV[5], 'aid', ARGV[6], 'aexp', ARGV[7],
   'rid', ARGV[8], 'rexp', ARGV[9], 'prev', '', 'gen', '0', 'crt', ARGV[10], 'abs', ARGV[11], 'rot', ARGV[10],
   'rep', '0', 'rev', '0', 'ret', ARGV[13], 'lee', ARGV[12])
 keep_until(skey, tonumber(ARGV[13]), now)
-redis.call('ZADD', index, 0, member(now, tag))
+local ends = math.min(abs, tonumber(ARGV[9]) + tonumber(ARGV[12]))
+redis.call('ZADD', index, int(ends), member(now, tag))
 -- A session can be live only before its absolute expiry: an index kept
 -- until its members' latest absolute expiry lists every live session.
 extend_until(index, abs, now)

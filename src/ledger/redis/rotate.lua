@@ -1,11 +1,13 @@
 -- rotate: one refresh, `ledger::decide` applied to the session's one key.
--- KEYS: the session's key. ARGV: subject, presented refresh id, now,
--- leeway, grace window, max replays, then the successor: acc, role,
--- access id, access exp, refresh id, refresh exp.
+-- KEYS: the session's key, the user's index. ARGV: subject, presented
+-- refresh id, now, leeway, grace window, max replays, then the successor:
+-- acc, role, access id, access exp, refresh id, refresh exp; then the
+-- session's tag (8 bytes). A rotation moves the session to its new end of
+-- life in the index; a detected reuse takes it out.
 -- Reply: {'unknown'} | {'revoked'} | {'expired'} | {'rotated', gen, rexp}
 -- | {'replayed', gen, replay, acc, role, aid, aexp, rid, rexp}
 -- | {'reused', presented gen or '', current gen}.
-local skey, subject, presented = KEYS[1], ARGV[1], ARGV[2]
+local skey, index, subject, presented = KEYS[1], KEYS[2], ARGV[1], ARGV[2]
 local now = tonumber(ARGV[3])
 local leeway = tonumber(ARGV[4])
 local window = tonumber(ARGV[5])
@@ -27,6 +29,10 @@ if presented == s.rid then
   redis.call('HSET', skey, 'acc', ARGV[7], 'role', ARGV[8], 'aid', ARGV[9], 'aexp', ARGV[10], 'rid', ARGV[11],
     'rexp', int(rexp), 'prev', s.rid, 'gen', int(ngen), 'rot', ARGV[3], 'rep', '0', 'ret', int(ret))
   keep_until(skey, ret, now)
+  -- Plain ZADD: a session an instance with a faster clock already took
+  -- out of the index (ended by its clock, not by ours) comes back.
+  redis.call('ZADD', index, int(math.min(abs, rexp + tonumber(s.lee))), member(tonumber(s.crt), ARGV[13]))
+  extend_until(index, abs, now)
   return {'rotated', int(ngen), int(rexp)}
 end
 local is_predecessor = s.prev ~= '' and presented == s.prev
@@ -38,6 +44,7 @@ if is_predecessor and window > 0 and since >= -leeway and since <= window and re
   return {'replayed', s.gen, int(replays), s.acc, s.role, s.aid, s.aexp, s.rid, s.rexp}
 end
 redis.call('HSET', skey, 'rev', '1')
+redis.call('ZREM', index, member(tonumber(s.crt), ARGV[13]))
 local presented_gen = ''
 if is_predecessor then presented_gen = int(math.max(gen - 1, 0)) end
 return {'reused', presented_gen, s.gen}
