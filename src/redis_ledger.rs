@@ -918,7 +918,7 @@ mod tests {
         let (index, base) = user_keys("p:", "bob");
         let tag = format!("{{{:016x}}}", fnv1a64(b"bob"));
         assert_eq!(key, format!("p:{tag}s:0123456789abcdef"));
-        assert_eq!(index, format!("p:{tag}u:bob"));
+        assert_eq!(index, format!("p:{tag}d:bob"));
         assert!(key.starts_with(&base));
         // The FNV-1a-64 test vector for "a".
         assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
