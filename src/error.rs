@@ -295,8 +295,15 @@ impl Error {
         }
     }
 
+    /// A 500. Its cause is logged here (feature `tracing`, `error` level,
+    /// target `token_refresh`) and never reaches the HTTP body. Causes
+    /// come from the stores, the signer and the clock, which never see a
+    /// token or a key.
     pub(crate) fn internal(kind: InternalKind, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Self::Internal(Internal::new(kind, source))
+        let internal = Internal::new(kind, source);
+        #[cfg(feature = "tracing")]
+        tracing::error!(target: "token_refresh", component = ?internal.kind, cause = %internal.source, "request failed with 500");
+        Self::Internal(internal)
     }
 }
 
