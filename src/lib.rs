@@ -144,6 +144,11 @@ struct LedgersDoctests;
 /// public API.
 pub use ed25519_dalek;
 
+/// The `time` version this crate builds on: [`Policy`] lifetimes are
+/// [`time::Duration`]s, so a service needs no `time` dependency of its own
+/// (`token_refresh::time::Duration::minutes(5)`).
+pub use time;
+
 /// The deadpool-postgres version [`PostgresLedger`] builds on, for its pool
 /// type.
 #[cfg(feature = "postgres")]

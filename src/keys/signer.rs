@@ -203,6 +203,29 @@ impl Ed25519Signer {
         Self::from_signing_key(key)
     }
 
+    /// From a secret key as text, whatever its form: a PKCS#8 PEM document,
+    /// or the 32-byte seed as hex or base64 (see
+    /// [`Ed25519Signer::from_seed_text`]). One call for a key read from a
+    /// file or an environment variable.
+    ///
+    /// ```
+    /// use token_refresh::Ed25519Signer;
+    ///
+    /// let from_env = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
+    /// let signer = Ed25519Signer::from_key_text(from_env)?;
+    /// let pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIJ1hsZ3v/VpguoRK9JLsLMREScVpezJpGXA7rAMcrn9g\n-----END PRIVATE KEY-----\n";
+    /// assert_eq!(Ed25519Signer::from_key_text(pem)?.keyring(), signer.keyring());
+    /// # use token_refresh::Signer as _;
+    /// # Ok::<(), token_refresh::KeyError>(())
+    /// ```
+    pub fn from_key_text(text: &str) -> Result<Self, KeyError> {
+        if text.trim_start().starts_with("-----BEGIN") {
+            Self::from_pkcs8_pem(text)
+        } else {
+            Self::from_seed_text(text)
+        }
+    }
+
     /// From PKCS#8 DER.
     pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, KeyError> {
         let key = SigningKey::from_pkcs8_der(der).map_err(|e| KeyError::Encoding(e.to_string()))?;
