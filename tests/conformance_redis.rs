@@ -869,7 +869,18 @@ async fn revoking_100k_sessions_never_blocks_redis_for_long() {
     );
     // `RedisLedger` revokes 200 index members per script.
     assert!(batches >= (SESSIONS / 200) as i64, "revoke_user ran in batches: {batches}");
-    assert!(longest < 10_000, "a revoke batch blocked Redis for {longest} µs: {durations:?}");
+    // SLOWLOG times wall clock: on a shared 2-core machine a batch the
+    // kernel descheduled mid-script shows the pause too (a few reached
+    // 15–21 ms under a parallel build, against 1.5 ms typical). The batches
+    // themselves must stay short; a descheduled batch must not pass for
+    // a walk of the whole index (which takes seconds).
+    let mut sorted = durations.clone();
+    sorted.sort_unstable();
+    let median = sorted.get(sorted.len() / 2).copied().unwrap_or(0);
+    let p95 = sorted.get(sorted.len() * 95 / 100).copied().unwrap_or(0);
+    assert!(median < 5_000, "half the revoke batches blocked Redis for under 5 ms, not {median} µs: {durations:?}");
+    assert!(p95 < 10_000, "95 % of revoke batches blocked Redis for under 10 ms, not {p95} µs: {durations:?}");
+    assert!(longest < 100_000, "a revoke batch blocked Redis for {longest} µs: {durations:?}");
 
     // Every session ended revoked, and the user's index is gone.
     let mut revoked_records = 0;
