@@ -893,3 +893,31 @@ async fn a_login_at_the_cap_does_not_walk_the_users_rows() {
     })
     .await;
 }
+
+/// The spawnable purge loop removes what `purge` would, on its own.
+#[tokio::test]
+async fn the_purge_loop_purges_on_its_own() {
+    with_schema("purge_loop", |schema, ledger| async move {
+        let long_ago = now() - 10 * 86_400;
+        let mut gone = new_session(SUBJECT, long_ago, 100);
+        gone.absolute_expires_at = long_ago + 1000;
+        ledger.create(&gone).await.unwrap();
+        ledger.create(&new_session(SUBJECT, now(), 100)).await.unwrap();
+        let task = tokio::spawn({
+            let ledger = ledger.clone();
+            async move { ledger.purge_every(Duration::from_millis(50)).await }
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut rows = i64::MAX;
+        while Instant::now() < deadline {
+            rows = table_rows(&schema).await.iter().find(|(name, _)| name == "sessions").map_or(0, |(_, n)| *n);
+            if rows == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        task.abort();
+        assert_eq!(rows, 1, "the expired session was purged, the live one kept");
+    })
+    .await;
+}

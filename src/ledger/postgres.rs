@@ -3,7 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::error::SqlState;
@@ -336,6 +336,38 @@ impl PostgresLedger {
         let sessions = rows.first().map(|row| get::<i64>(row, 0)).transpose()?.unwrap_or(0);
         query_pinned(&mut client, &self.sql.purge_counts, &[]).await?;
         Ok(Purged { sessions: u64::try_from(sessions).map_err(StoreError::new)? })
+    }
+
+    /// Purges every `every`, forever, on the wall clock: spawn it once per
+    /// deployment (one instance is enough; several are harmless). A failed
+    /// purge is retried at the next tick; with the `tracing` feature it is
+    /// logged. An hour is a good interval: rows past their retention are
+    /// harmless, purging only bounds the table.
+    ///
+    /// ```no_run
+    /// # async fn demo(ledger: token_refresh::PostgresLedger) {
+    /// tokio::spawn({
+    ///     let ledger = ledger.clone();
+    ///     async move { ledger.purge_every(std::time::Duration::from_secs(3600)).await }
+    /// });
+    /// # }
+    /// ```
+    pub async fn purge_every(&self, every: Duration) {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+            let outcome = self.purge(now).await;
+            #[cfg(feature = "tracing")]
+            match &outcome {
+                Ok(purged) => tracing::debug!(target: "token_refresh", sessions = purged.sessions, "ledger purged"),
+                Err(error) => tracing::warn!(target: "token_refresh", %error, "ledger purge failed"),
+            }
+            drop(outcome);
+        }
     }
 
     async fn client(&self) -> Result<Object, StoreError> {
