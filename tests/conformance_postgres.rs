@@ -493,7 +493,7 @@ async fn a_strict_pool_from_elsewhere_still_rotates_once() {
                 let config: tokio_postgres::Config = strict.parse().unwrap();
                 let manager = deadpool_postgres::Manager::new(config, tokio_postgres::NoTls);
                 let pool = deadpool_postgres::Pool::builder(manager).max_size(8).build().unwrap();
-                PostgresLedger::from_pool(pool, options(&schema)).unwrap()
+                PostgresLedger::from_pool(pool, PostgresOptions::new().schema(&schema)).unwrap()
             };
             let (a, b) = (strict_pool(), strict_pool());
             let client = a.pool().get().await.unwrap();
@@ -920,4 +920,22 @@ async fn the_purge_loop_purges_on_its_own() {
         assert_eq!(rows, 1, "the expired session was purged, the live one kept");
     })
     .await;
+}
+
+/// `from_pool` takes the schema from the options and nothing else: a pool
+/// size or a timeout it could not apply is refused, not ignored.
+#[tokio::test]
+async fn from_pool_refuses_options_it_cannot_apply() {
+    let pool = || {
+        let config: tokio_postgres::Config = url().parse().unwrap();
+        deadpool_postgres::Pool::builder(deadpool_postgres::Manager::new(config, tokio_postgres::NoTls))
+            .build()
+            .unwrap()
+    };
+    for options in [PostgresOptions::new().pool_size(4), PostgresOptions::new().timeout(Duration::from_secs(1))] {
+        let error = PostgresLedger::from_pool(pool(), options).expect_err("refused");
+        assert!(error.to_string().contains("set them on the pool"), "{error}");
+    }
+    let ledger = PostgresLedger::from_pool(pool(), PostgresOptions::new().schema("from_pool_schema")).unwrap();
+    assert_eq!(ledger.schema(), "from_pool_schema");
 }

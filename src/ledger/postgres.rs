@@ -60,18 +60,26 @@ const LIST_SLACK: i64 = 60;
 #[derive(Debug, Clone)]
 pub struct PostgresOptions {
     schema: String,
-    pool_size: usize,
-    timeout: Duration,
+    /// Set by the caller (`None`: the default), so that
+    /// [`PostgresLedger::from_pool`] can refuse what it cannot apply.
+    pool_size: Option<usize>,
+    timeout: Option<Duration>,
 }
+
+/// Connections [`PostgresLedger::connect`] opens at most, by default.
+const DEFAULT_POOL_SIZE: usize = 16;
+/// [`PostgresOptions::timeout`] by default.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Default for PostgresOptions {
     fn default() -> Self {
-        Self { schema: DEFAULT_SCHEMA.to_owned(), pool_size: 16, timeout: Duration::from_secs(5) }
+        Self { schema: DEFAULT_SCHEMA.to_owned(), pool_size: None, timeout: None }
     }
 }
 
 impl PostgresOptions {
-    /// Schema `token_refresh`, 16 connections, 5 s timeouts.
+    /// Schema `token_refresh`, 16 connections, 5 s timeouts (the last two
+    /// for [`PostgresLedger::connect`] only).
     pub fn new() -> Self {
         Self::default()
     }
@@ -88,7 +96,7 @@ impl PostgresOptions {
     /// Most connections the pool opens (at least 1).
     #[must_use]
     pub fn pool_size(mut self, size: usize) -> Self {
-        self.pool_size = size.max(1);
+        self.pool_size = Some(size.max(1));
         self
     }
 
@@ -98,13 +106,17 @@ impl PostgresOptions {
     /// long).
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.timeout = Some(timeout);
         self
     }
 
     /// The configured schema name.
     pub fn schema_name(&self) -> &str {
         &self.schema
+    }
+
+    fn timeout_or_default(&self) -> Duration {
+        self.timeout.unwrap_or(DEFAULT_TIMEOUT)
     }
 }
 
@@ -248,18 +260,19 @@ impl PostgresLedger {
     /// [`PostgresOptions::timeout`].
     pub async fn connect(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
         let mut config: tokio_postgres::Config = url.parse().map_err(StoreError::new)?;
-        config.connect_timeout(options.timeout);
-        config.options(server_options(config.get_options(), options.timeout));
+        let timeout = options.timeout_or_default();
+        config.connect_timeout(timeout);
+        config.options(server_options(config.get_options(), timeout));
         let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
-            .max_size(options.pool_size)
+            .max_size(options.pool_size.unwrap_or(DEFAULT_POOL_SIZE))
             .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(options.timeout))
-            .create_timeout(Some(options.timeout))
-            .recycle_timeout(Some(options.timeout))
+            .wait_timeout(Some(timeout))
+            .create_timeout(Some(timeout))
+            .recycle_timeout(Some(timeout))
             .build()
             .map_err(StoreError::new)?;
-        let ledger = Self::from_pool(pool, options)?;
+        let ledger = Self::from_pool(pool, PostgresOptions { pool_size: None, timeout: None, ..options })?;
         ledger.ping().await?;
         Ok(ledger)
     }
@@ -268,7 +281,20 @@ impl PostgresLedger {
     /// Does not connect. Its connections should run at `READ COMMITTED`,
     /// PostgreSQL's default (see the type's docs for what happens when they
     /// do not).
+    ///
+    /// Only the options' schema applies: the pool's size and timeouts, and
+    /// its connections' server settings (`idle_in_transaction_session_timeout`
+    /// among them), are the pool's own. Options that set a pool size or a
+    /// timeout are refused rather than silently ignored: set those on the
+    /// pool (and `-c idle_in_transaction_session_timeout=…` in its
+    /// connections' options).
     pub fn from_pool(pool: Pool, options: PostgresOptions) -> Result<Self, StoreError> {
+        if options.pool_size.is_some() || options.timeout.is_some() {
+            return Err(StoreError::new(
+                "PostgresLedger::from_pool uses the pool's own size and timeouts: set them on the pool, \
+                 not in PostgresOptions",
+            ));
+        }
         let sql = Statements::new(&options.schema)?;
         Ok(Self { pool, sql: Arc::new(sql) })
     }
