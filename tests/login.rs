@@ -5,10 +5,7 @@
 
 use ed25519_dalek::{Signer as _, SigningKey};
 use token_refresh::{Ed25519Signer, ManualClock, MemoryStore, Policy, User};
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+use token_refresh_test_support::encoding::hex;
 
 struct Setup {
     store: MemoryStore,

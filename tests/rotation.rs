@@ -4,12 +4,13 @@
 // A panic in a test is a failed assertion: the no-panic lints guard src/ only.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-mod support;
-
 use std::sync::{Arc, Mutex};
 
-use support::{BOB, Fixture, payload};
 use token_refresh::{Event, Policy, Signer as _};
+use token_refresh_test_support::NOW;
+use token_refresh_test_support::flow::Fixture;
+use token_refresh_test_support::tokens::payload;
+use token_refresh_test_support::users::BOB;
 
 fn grace_policy(window: i64, replays: u32) -> Policy {
     Policy::builder().grace_window(time::Duration::seconds(window)).grace_max_replays(replays).build().unwrap()
@@ -262,7 +263,7 @@ async fn revoke_user_ends_every_session_of_that_user_only() {
     let a = fx.login(BOB).await;
     let b = fx.login(BOB).await;
     let other = fx.login("alice@mail.com").await;
-    let revoked = token_refresh::SessionLedger::revoke_user(fx.store.ledger(), BOB, support::NOW).await.unwrap();
+    let revoked = token_refresh::SessionLedger::revoke_user(fx.store.ledger(), BOB, NOW).await.unwrap();
     assert_eq!(revoked, 2);
     for pair in [a, b] {
         assert_eq!(fx.refresh(&pair.refresh_token).await.unwrap_err().public_message(), "session has been revoked");

@@ -4,17 +4,16 @@
 // A panic in a test is a failed assertion: the no-panic lints guard src/ only.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-mod support;
-
-use support::{BOB, Fixture, NOW, SEED, mint, mint_with, payload, uuid};
+use token_refresh::ed25519_dalek::SigningKey;
 use token_refresh::{Error, Reply};
+use token_refresh_test_support::NOW;
+use token_refresh_test_support::flow::Fixture;
+use token_refresh_test_support::keys::{signer, signing_key};
+use token_refresh_test_support::tokens::{mint, mint_with, payload, refresh_claims, uuid};
+use token_refresh_test_support::users::{BOB, bob};
 
 const SEED_ACCESS: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSJ9.eyJhY2MiOiJib2JAYWRtaW4iLCJzdWIiOiJib2JAbWFpbC5jb20iLCJyb2xlIjoiUk9MRV9BRE1JTiIsImV4cCI6MTcwMzI2MTU3NCwianRpIjoiOGUxNzgzZDgtNGE1Yi00ZGQ0LWI3OGQtYjUwNTY1NDAwNTAzIn0.BUqeWAnkqtE6oKc-ztDwaQ36om9trZTNKR8vwelMqr4m67y3td-cVu9lOY7WTY09tTMoVQQ-rbuEFcmxCY17BA";
 const SEED_REFRESH: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSJ9.eyJzdWIiOiJib2JAbWFpbC5jb20iLCJhY2p0aSI6IjhlMTc4M2Q4LTRhNWItNGRkNC1iNzhkLWI1MDU2NTQwMDUwMyIsImV4cCI6MTcwMzM0NzY3NCwianRpIjoiYTZmYmQ5ZjktZThkZC00YzBmLWJhNDYtNDlkMDE5MDg2MjZhIn0.LUBHyyqMMRpQ81jsd08Ip5Yft7IeWtwYWO-PSffhhVHEsWDgtZykbsE-RLRh8Xi9KUljkqibdCc7qJlMZLeHBg";
-
-fn refresh_claims(sub: &str, exp: i64) -> String {
-    format!(r#"{{"sub":"{sub}","acjti":"{}","exp":{exp},"jti":"{}"}}"#, uuid(), uuid())
-}
 
 /// Runs one refusal: asserts status, name, and that the ledger is untouched.
 async fn refused(fx: &Fixture, header: Option<&[u8]>, code: u16, name: &str) -> Error {
@@ -57,8 +56,13 @@ async fn step_2_shape_problems_are_401() {
     refused(&fx, Some(two.as_bytes()), 401, "UNAUTHORIZED").await;
     refused(&fx, Some(format!("{token}.x").as_bytes()), 401, "UNAUTHORIZED").await;
     // Header not JSON, payload not JSON (even when signed with our key).
-    refused(&fx, Some(mint_with(&SEED, "{not json", &refresh_claims(BOB, NOW + 60)).as_bytes()), 401, "UNAUTHORIZED")
-        .await;
+    refused(
+        &fx,
+        Some(mint_with(&signing_key(), "{not json", refresh_claims(BOB, NOW + 60)).as_bytes()),
+        401,
+        "UNAUTHORIZED",
+    )
+    .await;
     refused(&fx, Some(mint("not json").as_bytes()), 401, "UNAUTHORIZED").await;
 }
 
@@ -82,19 +86,21 @@ async fn step_3_header_rules_are_401() {
         (r#"{"typ":"JWT","alg":"EdDSA","alg":"EdDSA"}"#, Header),
     ] {
         // Signed with our own key: the header alone must decide.
-        let error = refused(&fx, Some(mint_with(&SEED, header, &claims).as_bytes()), 401, "UNAUTHORIZED").await;
+        let error =
+            refused(&fx, Some(mint_with(&signing_key(), header, &claims).as_bytes()), 401, "UNAUTHORIZED").await;
         assert!(matches!(error, Error::Unauthorized(got) if got == why), "{header}: {error:?}, expected {why:?}");
     }
     // typ is optional.
     let pair = fx.login(BOB).await;
-    let without_typ = mint_with(&SEED, r#"{"alg":"EdDSA"}"#, &payload(&pair.refresh_token).to_string());
+    let without_typ = mint_with(&signing_key(), r#"{"alg":"EdDSA"}"#, payload(&pair.refresh_token).to_string());
     assert!(fx.refresh(&without_typ).await.is_ok());
 }
 
 #[tokio::test]
 async fn step_4_bad_signatures_are_401() {
     let (fx, token) = fixture_with_session().await;
-    let other_key = mint_with(&[0x11; 32], r#"{"typ":"JWT","alg":"EdDSA"}"#, &payload(&token).to_string());
+    let other_key =
+        mint_with(&SigningKey::from_bytes(&[0x11; 32]), r#"{"typ":"JWT","alg":"EdDSA"}"#, payload(&token).to_string());
     refused(&fx, Some(other_key.as_bytes()), 401, "UNAUTHORIZED").await;
     let (input, _) = token.rsplit_once('.').unwrap();
     refused(&fx, Some(format!("{input}.{}", "A".repeat(86)).as_bytes()), 401, "UNAUTHORIZED").await;
@@ -140,14 +146,14 @@ async fn step_6_expired_is_401_and_comes_before_the_user_lookup() {
     let error = refused(&fx, Some(token.as_bytes()), 401, "UNAUTHORIZED").await;
     assert_eq!(error.public_message(), "token has expired");
     // Expired and of an unknown user: expiry decides (step 6 before 7).
-    let ghost = mint(&refresh_claims("ghost@mail.com", NOW));
+    let ghost = mint(refresh_claims("ghost@mail.com", NOW));
     refused(&fx, Some(ghost.as_bytes()), 401, "UNAUTHORIZED").await;
 }
 
 #[tokio::test]
 async fn step_7_unknown_user_is_404() {
     let (fx, token) = fixture_with_session().await;
-    refused(&fx, Some(mint(&refresh_claims("ghost@mail.com", NOW + 60)).as_bytes()), 404, "NOT_FOUND").await;
+    refused(&fx, Some(mint(refresh_claims("ghost@mail.com", NOW + 60)).as_bytes()), 404, "NOT_FOUND").await;
     // A user removed after login.
     fx.store.users().remove(BOB);
     refused(&fx, Some(token.as_bytes()), 404, "NOT_FOUND").await;
@@ -169,7 +175,7 @@ async fn step_8_disabled_user_is_401() {
 async fn step_9_unknown_revoked_or_expired_sessions_are_401() {
     let (fx, token) = fixture_with_session().await;
     // Authentic, but never recorded by the ledger.
-    refused(&fx, Some(mint(&refresh_claims(BOB, NOW + 60)).as_bytes()), 401, "UNAUTHORIZED").await;
+    refused(&fx, Some(mint(refresh_claims(BOB, NOW + 60)).as_bytes()), 401, "UNAUTHORIZED").await;
     // Revoked by logout.
     fx.policy.revoke(Some(token.as_bytes()), fx.store.ledger(), &fx.signer, &fx.clock).await.unwrap();
     let error = refused(&fx, Some(token.as_bytes()), 401, "UNAUTHORIZED").await;
@@ -323,13 +329,10 @@ mod failing {
 async fn step_11_store_signer_and_clock_failures_are_500_without_internals() {
     let (fx, token) = fixture_with_session().await;
     let header = Some(token.as_bytes());
-    let broken_store = token_refresh::Store::new(
-        token_refresh::MemoryUserStore::new([token_refresh::User::new(BOB, "bob@admin", "ROLE_ADMIN")]),
-        failing::Ledger,
-    );
+    let broken_store = token_refresh::Store::new(token_refresh::MemoryUserStore::new([bob()]), failing::Ledger);
     let errors = [
         fx.policy.refresh(header, &broken_store, &fx.signer, &fx.clock).await.unwrap_err(),
-        fx.policy.refresh(header, &fx.store, &failing::BrokenSigner(support::signer()), &fx.clock).await.unwrap_err(),
+        fx.policy.refresh(header, &fx.store, &failing::BrokenSigner(signer()), &fx.clock).await.unwrap_err(),
         fx.policy.refresh(header, &fx.store, &fx.signer, &failing::BrokenClock).await.unwrap_err(),
     ];
     for error in errors {

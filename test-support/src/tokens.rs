@@ -114,3 +114,8 @@ pub fn with_trailing_bit(segment: &str) -> String {
     out.push(char::from(ALPHABET[index ^ 1]));
     out
 }
+
+/// The `Authorization` value that presents `token`: `Bearer <token>`.
+pub fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
