@@ -496,10 +496,9 @@ async fn jwks(http: &Http) -> TestResult<Vec<(String, String)>> {
     assert_eq!(response.status, 200);
     let json = response.json()?;
     let keys = json["keys"].as_array().ok_or("no keys")?;
-    Ok(keys
-        .iter()
-        .map(|key| (key["x"].as_str().unwrap_or("").to_owned(), key["kid"].as_str().unwrap_or("").to_owned()))
-        .collect())
+    keys.iter()
+        .map(|key| Ok((key["x"].as_str().ok_or("no x")?.to_owned(), key["kid"].as_str().ok_or("no kid")?.to_owned())))
+        .collect()
 }
 
 /// Start on key A; restart on key B with A verify-only: A's refresh token
@@ -561,8 +560,9 @@ async fn key_rotation_across_restarts_keeps_sessions() -> TestResult {
         assert_eq!(jwks(&third.http).await?, [(key_b, "key-b".to_owned())]);
         let refused = third.http.refresh(Some(&bearer(&untouched))).await?;
         assert_eq!(refused.status, 401, "a token signed by the retired key is refused");
-        assert_ne!(refused.message(), REUSED, "refused for its key, not by the ledger");
-        assert_ne!(refused.message(), SESSION_REVOKED);
+        // Refused for its key (its kid names no key of this instance), not
+        // by the ledger.
+        assert_eq!(refused.message(), "token could not be parsed");
         let still = third.http.refresh(Some(&bearer(&fresh))).await?;
         assert_eq!(still.status, 200, "key B's sessions carry on: {}", still.message());
         third.stop().await

@@ -213,11 +213,11 @@ async fn exchange(http: &Http) -> TestResult<Vec<String>> {
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..24 {
         let (http, authorization) = (http.clone(), bearer(&shared));
-        tasks.spawn(async move { http.refresh(Some(&authorization)).await.map(|r| r.status).unwrap_or(0) });
+        tasks.spawn(async move { http.refresh(Some(&authorization)).await.map(|r| r.status) });
     }
     let mut ok = 0;
     while let Some(status) = tasks.join_next().await {
-        ok += usize::from(status? == 200);
+        ok += usize::from(status?? == 200);
     }
     transcript.push(format!("concurrent 200s: {ok}"));
     Ok(transcript)

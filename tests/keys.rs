@@ -3,8 +3,10 @@
 // A panic in a test is a failed assertion: the no-panic lints guard src/ only.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-use token_refresh::{Algorithm, Ed25519Signer, KeyId, MemoryStore, Policy, VerificationKey};
+use token_refresh::Unauthorized::{self, UnknownKey};
+use token_refresh::{Algorithm, Ed25519Signer, KeyError, KeyId, MemoryStore, Policy, VerificationKey};
 use token_refresh_test_support::clock;
+use token_refresh_test_support::outcome::assert_refused;
 use token_refresh_test_support::tokens::{jose_header, payload};
 use token_refresh_test_support::users::{BOB, bob};
 
@@ -34,9 +36,8 @@ async fn kid_appears_only_when_configured_and_must_be_known() {
 
     // Same key, other kid: the token names a key this deployment does not know.
     let other_kid = Ed25519Signer::from_seed(&[1; 32]).unwrap().with_key_id(KeyId::new("old").unwrap()).unwrap();
-    let error =
-        token_refresh::refresh(Some(pair.access_token.as_bytes()), &store, &other_kid, &clock).await.unwrap_err();
-    assert_eq!(error.status_code(), 401);
+    let error = token_refresh::refresh(Some(pair.access_token.as_bytes()), &store, &other_kid, &clock).await;
+    assert_refused(error, UnknownKey);
 }
 
 #[tokio::test]
@@ -71,9 +72,9 @@ async fn the_fully_specified_name_is_opt_in_and_exclusive() {
     // An EdDSA deployment refuses Ed25519 tokens, and the reverse.
     let eddsa_pair = Policy::default().issue(BOB, &store, &signer, &clock).await.unwrap();
     let error = Policy::default().refresh(Some(pair.refresh_token.as_bytes()), &store, &signer, &clock).await;
-    assert_eq!(error.unwrap_err().status_code(), 401);
+    assert_refused(error, Unauthorized::Algorithm);
     let error = ed25519.refresh(Some(eddsa_pair.refresh_token.as_bytes()), &store, &signer, &clock).await;
-    assert_eq!(error.unwrap_err().status_code(), 401);
+    assert_refused(error, Unauthorized::Algorithm);
     assert_eq!(payload(&eddsa_pair.refresh_token)["sub"], BOB);
 }
 
@@ -91,12 +92,12 @@ fn keys_load_from_the_forms_deployments_keep() {
     assert_eq!(public(hex), public(b64));
     assert_eq!(public(hex), signer.verification_key().to_bytes());
     for bad in ["", "00", &"0".repeat(66), "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2", "not a key at all, really"] {
-        assert!(Ed25519Signer::from_seed_text(bad).is_err(), "{bad}");
+        assert!(matches!(Ed25519Signer::from_seed_text(bad), Err(KeyError::InvalidSecretKey)), "{bad}");
     }
     // Debug never shows the secret.
     assert!(!format!("{signer:?}").contains("9d61b19d"));
     // Weak public keys are refused at load time.
     let mut identity = [0u8; 32];
     identity[0] = 1;
-    assert!(VerificationKey::from_bytes(&identity).is_err());
+    assert!(matches!(VerificationKey::from_bytes(&identity), Err(KeyError::WeakKey)));
 }
