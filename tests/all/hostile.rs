@@ -895,7 +895,7 @@ fn oversized_input_is_refused_before_decoding() {
 
 /// Writes the corpus as fuzzing seeds under `fuzz/seeds/` (see
 /// `fuzz/README.md`). Run on demand:
-/// `cargo test --test hostile -- --ignored write_fuzz_seeds`.
+/// `cargo test --test all -- --ignored hostile::write_fuzz_seeds`.
 #[test]
 #[ignore = "writes files; run on demand to refresh fuzz/seeds"]
 fn write_fuzz_seeds() {

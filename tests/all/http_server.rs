@@ -6,7 +6,7 @@
 //! edited mid-test; a hyper client talks to it over TCP.
 
 #[allow(dead_code)]
-#[path = "../examples/server.rs"]
+#[path = "../../examples/server.rs"]
 mod server;
 
 use std::sync::Arc;

@@ -8,13 +8,13 @@
 #![allow(clippy::duplicate_mod)]
 
 #[allow(dead_code)]
-#[path = "../examples/actix.rs"]
+#[path = "../../examples/actix.rs"]
 mod actix_stack;
 #[allow(dead_code)]
-#[path = "../examples/server.rs"]
+#[path = "../../examples/server.rs"]
 mod axum_stack;
 #[allow(dead_code)]
-#[path = "../examples/hyper.rs"]
+#[path = "../../examples/hyper.rs"]
 mod hyper_stack;
 
 use std::sync::Arc;
