@@ -14,15 +14,16 @@
 // Bench code: a failed setup should stop the run loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-mod common;
+mod measured;
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use common::{AwsLc, Chain, Crate, Floor, JsonWebToken, JwtSimple};
 use cpu_time::ThreadTime;
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, criterion_group, criterion_main};
+use measured::{AwsLc, Chain, Crate, Floor, JsonWebToken, JwtSimple};
+use token_refresh_test_support::ready;
 
 /// The benchmark thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`).
 struct CpuTime;
@@ -64,7 +65,7 @@ fn refresh(c: &mut Criterion<CpuTime>) {
     group.bench_function("token-refresh", |b| b.iter(|| chain.step()));
     group.bench_function("floor (2 sign + verify_strict)", |b| b.iter(|| floor.floor_strict()));
     group.bench_function("floor (2 sign + verify)", |b| b.iter(|| floor.floor_plain()));
-    let aws_lc = common::with_aws_lc();
+    let aws_lc = measured::with_aws_lc();
     let aws = AwsLc::new(floor.access_input());
     let mut chain = Chain::new(&aws_lc);
     group.bench_function("token-refresh (aws-lc signer)", |b| b.iter(|| chain.step()));
@@ -114,7 +115,7 @@ fn ed25519(c: &mut Criterion<CpuTime>) {
 /// should barely move from 100 to 10 000 sessions (O(log n), no walk of the
 /// user's list).
 fn ledger_cap(c: &mut Criterion<CpuTime>) {
-    use token_refresh::{MemoryLedger, NewSession, PairClaims, SessionId, SessionLedger};
+    use token_refresh::{MemoryLedger, NewSession, SessionId, SessionLedger};
     let mut group = c.benchmark_group("memory ledger: login at the cap");
     for cap in [100_u32, 1_000, 10_000] {
         let ledger = MemoryLedger::new();
@@ -122,15 +123,7 @@ fn ledger_cap(c: &mut Criterion<CpuTime>) {
         let mut login = move || {
             now += 1;
             let session = SessionId::random();
-            let pair = PairClaims {
-                subject: "bob@mail.com".to_owned(),
-                account: "bob@admin".to_owned(),
-                role: "ROLE_ADMIN".to_owned(),
-                access_id: session.new_token_id(),
-                access_expires_at: now + 300,
-                refresh_id: session.new_token_id(),
-                refresh_expires_at: now + 86_400,
-            };
+            let pair = token_refresh_test_support::ledger::pair(session, now);
             let new = NewSession {
                 session,
                 pair,
@@ -139,7 +132,7 @@ fn ledger_cap(c: &mut Criterion<CpuTime>) {
                 leeway: 0,
                 max_sessions_per_user: cap,
             };
-            common::block_on(ledger.create(&new)).unwrap()
+            ready(ledger.create(&new)).unwrap()
         };
         for _ in 0..cap {
             assert!(login().evicted.is_empty());

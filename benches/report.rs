@@ -34,7 +34,7 @@
 // Bench code: a failed setup should stop the run loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-mod common;
+mod measured;
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -45,11 +45,12 @@ use std::time::{Duration, Instant};
 
 use cpu_time::ThreadTime;
 
-use common::{AwsLc, Chain, Crate, Floor, JsonWebToken, JwtSimple, block_on, with_aws_lc};
+use measured::{AwsLc, Chain, Crate, Floor, JsonWebToken, JwtSimple, with_aws_lc};
 use token_refresh::{
     Grace, MemoryLedger, NewSession, PairClaims, Reply, Rotation, RotationRequest, SessionId, SessionLedger, TokenId,
     TokenPair,
 };
+use token_refresh_test_support::ready;
 
 // Counts heap bytes per thread (thread-local counters: no shared cache line,
 // so it costs the timed cases a few ns per allocation and does not disturb
@@ -767,7 +768,7 @@ fn sessions_memory(sessions: u64, users: u64, rotations: u64, now: i64) -> Memor
                 max_sessions_per_user: 100,
             };
             current.push(((i % users) as usize, new.pair.refresh_id));
-            block_on(ledger.create(&new)).expect("create");
+            ready(ledger.create(&new)).expect("create");
         }
     });
     let rss = rss_bytes().saturating_sub(rss_before) as f64;
@@ -785,7 +786,7 @@ fn sessions_memory(sessions: u64, users: u64, rotations: u64, now: i64) -> Memor
                     grace: Grace::default(),
                     leeway: 0,
                 };
-                match block_on(ledger.rotate(&request)).expect("rotate") {
+                match ready(ledger.rotate(&request)).expect("rotate") {
                     Rotation::Rotated { pair, .. } => *presented = pair.refresh_id,
                     other => panic!("rotation refused: {other:?}"),
                 }

@@ -5,14 +5,13 @@
 // Test code: helpers outside #[test] functions may panic on a failed check.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod common;
-
 use std::sync::Arc;
 
-use common::model::{check_sequence, op};
 use proptest::prelude::*;
+use token_refresh::ledger::conformance::model::{check_sequence, op};
 use token_refresh::ledger::conformance::{self, Harness};
 use token_refresh::{MemoryLedger, StoreError};
+use token_refresh_test_support::ready;
 
 /// Every handle is the same ledger: one process, shared by reference.
 struct Memory(Arc<MemoryLedger>);
@@ -32,23 +31,12 @@ async fn memory_ledger_passes_the_conformance_suite() {
     assert_eq!(report.passed.len(), conformance::CHECKS.len());
 }
 
-/// The memory ledger's futures are ready at once; poll one to completion
-/// without a runtime.
-fn futures_ready<T>(future: impl Future<Output = T>) -> T {
-    let waker = std::task::Waker::noop();
-    let mut cx = std::task::Context::from_waker(waker);
-    let mut future = std::pin::pin!(future);
-    match future.as_mut().poll(&mut cx) {
-        std::task::Poll::Ready(value) => value,
-        std::task::Poll::Pending => panic!("the memory ledger's futures are always ready"),
-    }
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn memory_ledger_matches_the_model(ops in prop::collection::vec(op(), 1..80)) {
-        futures_ready(check_sequence(&MemoryLedger::new(), &ops))?;
+        // The memory ledger's futures are ready at once: no runtime.
+        ready(check_sequence(&MemoryLedger::new(), &ops))?;
     }
 }

@@ -11,15 +11,13 @@
 // Test code: helpers outside #[test] functions may panic on a failed check.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod common;
-
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::model::{check_sequence, op};
 use token_refresh::deadpool_postgres::{self, tokio_postgres};
+use token_refresh::ledger::conformance::model::{check_sequence, op};
 use token_refresh::ledger::conformance::{self, CONCURRENT_ROTATIONS, Harness};
 use token_refresh::{
     AccessState, Ed25519Signer, Grace, MIGRATION_0001, MemoryUserStore, NewSession, Policy, PostgresLedger,
@@ -27,7 +25,7 @@ use token_refresh::{
     TokenId, User,
 };
 
-use common::{SUBJECT, new_session, now, pair_of};
+use token_refresh_test_support::ledger::{SUBJECT, new_session, now, pair_of};
 
 // ---------------------------------------------------------------------------
 // Server, schemas, sessions
@@ -98,7 +96,7 @@ fn rotation_of(subject: &str, presented: TokenId, now: i64) -> RotationRequest {
     }
 }
 
-use common::rotation;
+use token_refresh_test_support::ledger::{rotate_through_faults_probed, rotation};
 
 /// Every table of `schema` with its row count, by name.
 async fn table_rows(schema: &str) -> Vec<(String, i64)> {
@@ -134,7 +132,7 @@ async fn rotate_through_faults(
     current: TokenId,
     rounds: usize,
 ) -> (usize, usize, TokenId) {
-    common::rotate_through_faults_probed(ledger, |session| generation_of(schema, session), current, rounds).await
+    rotate_through_faults_probed(ledger, |session| generation_of(schema, session), current, rounds).await
 }
 
 // ---------------------------------------------------------------------------
@@ -603,7 +601,7 @@ async fn unreachable_server_fails_at_connect() {
 }
 
 fn signer() -> Ed25519Signer {
-    Ed25519Signer::from_seed(&[0x5e; 32]).unwrap()
+    token_refresh_test_support::keys::signer()
 }
 
 fn users() -> MemoryUserStore {

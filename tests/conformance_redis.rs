@@ -17,24 +17,23 @@
 // Test code: helpers outside #[test] functions may panic on a failed check.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod common;
-
 use std::future::Future;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::model::{check_sequence, op};
-use common::{
-    SUBJECT, generation_of, new_session, now, recovers, rotate_through_faults, rotate_through_faults_probed, rotation,
-};
+use token_refresh::ledger::conformance::model::{check_sequence, op};
 use token_refresh::ledger::conformance::{self, Harness};
 use token_refresh::redis::aio::MultiplexedConnection;
 use token_refresh::redis::{self, AsyncCommands, Value};
 use token_refresh::{
     AccessState, Ed25519Signer, Grace, MemoryUserStore, NewSession, Policy, RedisLedger, Reply, Rotation,
     RotationRequest, SessionId, SessionLedger, Store, StoreError, SystemClock, User,
+};
+use token_refresh_test_support::ledger::{
+    SUBJECT, generation_of, new_session, now, pair_of, recovers, rotate_through_faults, rotate_through_faults_probed,
+    rotation,
 };
 
 // ---------------------------------------------------------------------------
@@ -384,7 +383,7 @@ async fn log_in_and_rotate(ledger: &RedisLedger, sessions: usize, users: usize, 
             for round in 1..=rotations {
                 let request = RotationRequest {
                     subject: subject.clone(),
-                    successor: common::pair_of(&subject, current.session(), t),
+                    successor: pair_of(&subject, current.session(), t),
                     ..rotation(current, t)
                 };
                 let outcome = ledger.rotate(&request).await.unwrap();
@@ -560,7 +559,7 @@ async fn the_101st_login_evicts_the_oldest_on_the_cluster() {
 }
 
 fn signer() -> Ed25519Signer {
-    Ed25519Signer::from_seed(&[0x5e; 32]).unwrap()
+    token_refresh_test_support::keys::signer()
 }
 
 async fn flows(backend: Backend) {

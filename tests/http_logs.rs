@@ -8,8 +8,6 @@
 #[allow(dead_code)]
 #[path = "../examples/server.rs"]
 mod server;
-#[path = "http_support/mod.rs"]
-mod support;
 
 use std::sync::Arc;
 
@@ -18,11 +16,11 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use server::common::{self, App};
-use support::{ALICE_LOGIN_SEED, BOB, BOB_LOGIN_SEED, Http, TestResult, login_body};
-
-fn bearer(token: &str) -> String {
-    format!("Bearer {token}")
-}
+use token_refresh_test_support::clock;
+use token_refresh_test_support::http_client::{Http, TestResult};
+use token_refresh_test_support::keys::signer;
+use token_refresh_test_support::tokens::bearer;
+use token_refresh_test_support::users::{ALICE_LOGIN_SEED, BOB, BOB_LOGIN_SEED, demo, login_body};
 
 /// A `MakeWriter` that keeps everything written in memory.
 #[derive(Clone, Default)]
@@ -52,8 +50,8 @@ async fn logs_carry_request_ids_and_no_credentials() -> TestResult {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let clock: Arc<dyn Clock> = Arc::new(support::clock());
-    let app = Arc::new(App::new(common::memory_store(support::users()), support::signer()?, Policy::default(), clock));
+    let clock: Arc<dyn Clock> = Arc::new(clock());
+    let app = Arc::new(App::new(common::memory_store(demo()), signer(), Policy::default(), clock));
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let http = &Http::new(listener.local_addr()?);
     let (stop, stopped) = oneshot::channel::<()>();

@@ -20,8 +20,6 @@
 #[allow(dead_code)]
 #[path = "../examples/server.rs"]
 mod server;
-#[path = "http_support/mod.rs"]
-mod support;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -33,16 +31,13 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use server::common::{self, App, Command};
-use support::{BOB, BOB_LOGIN_SEED, Http, SIGNING_SEED, TestResult};
+use token_refresh_test_support::http_client::{Http, TestResult};
+use token_refresh_test_support::keys::{NEXT_SEED, SEED, jwk_x, private_pem, public_pem};
+use token_refresh_test_support::tokens::{bearer, jose_header, signed_by};
+use token_refresh_test_support::users::{BOB, BOB_LOGIN_SEED};
 
-/// The seed of the key a rotation moves to.
-const NEXT_SIGNING_SEED: [u8; 32] = [0x7b; 32];
 const REUSED: &str = "refresh token was already used; the session is revoked";
 const SESSION_REVOKED: &str = "session has been revoked";
-
-fn bearer(token: &str) -> String {
-    format!("Bearer {token}")
-}
 
 // ---------------------------------------------------------------------------
 // Backends
@@ -171,9 +166,9 @@ impl Files {
         let dir = std::env::temp_dir().join(format!("token-refresh-shared-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir)?;
         let files = Self { dir };
-        files.write("a.pem", &support::private_pem(&SIGNING_SEED))?;
-        files.write("a.pub", &support::public_pem(&SIGNING_SEED))?;
-        files.write("b.pem", &support::private_pem(&NEXT_SIGNING_SEED))?;
+        files.write("a.pem", &private_pem(&SEED))?;
+        files.write("a.pub", &public_pem(&SEED))?;
+        files.write("b.pem", &private_pem(&NEXT_SEED))?;
         let bob_key: String = ed25519_dalek::SigningKey::from_bytes(&BOB_LOGIN_SEED)
             .verifying_key()
             .as_bytes()
@@ -501,10 +496,9 @@ async fn jwks(http: &Http) -> TestResult<Vec<(String, String)>> {
     assert_eq!(response.status, 200);
     let json = response.json()?;
     let keys = json["keys"].as_array().ok_or("no keys")?;
-    Ok(keys
-        .iter()
-        .map(|key| (key["x"].as_str().unwrap_or("").to_owned(), key["kid"].as_str().unwrap_or("").to_owned()))
-        .collect())
+    keys.iter()
+        .map(|key| Ok((key["x"].as_str().ok_or("no x")?.to_owned(), key["kid"].as_str().ok_or("no kid")?.to_owned())))
+        .collect()
 }
 
 /// Start on key A; restart on key B with A verify-only: A's refresh token
@@ -514,7 +508,7 @@ async fn jwks(http: &Http) -> TestResult<Vec<(String, String)>> {
 async fn key_rotation_across_restarts_keeps_sessions() -> TestResult {
     let backend = Backend::Postgres;
     with_backend(backend, "keys", move |name, files| async move {
-        let (key_a, key_b) = (support::jwk_x(&SIGNING_SEED), support::jwk_x(&NEXT_SIGNING_SEED));
+        let (key_a, key_b) = (jwk_x(&SEED), jwk_x(&NEXT_SEED));
 
         // 1. Key A.
         let first = Instance::start(&args(backend, &name, &files, &["--kid", "key-a"])).await?;
@@ -526,8 +520,8 @@ async fn key_rotation_across_restarts_keeps_sessions() -> TestResult {
         // A second session that stays untouched until the last start.
         let (_, untouched) = first.http.session(BOB, &BOB_LOGIN_SEED).await?;
         for token in [&old, &untouched] {
-            assert_eq!(support::jose_header(token)?["kid"], "key-a");
-            assert!(support::signed_by(token, &SIGNING_SEED)?);
+            assert_eq!(jose_header(token)["kid"], "key-a");
+            assert!(signed_by(token, &SEED));
         }
         first.stop().await?;
 
@@ -548,9 +542,9 @@ async fn key_rotation_across_restarts_keeps_sessions() -> TestResult {
         assert_eq!(rotated.status, 200, "a token of the old key still refreshes: {}", rotated.message());
         let (access, new) = (rotated.data("accessToken")?, rotated.data("refreshToken")?);
         for token in [&access, &new] {
-            assert_eq!(support::jose_header(token)?["kid"], "key-b");
-            assert!(support::signed_by(token, &NEXT_SIGNING_SEED)?, "new tokens are signed with key B");
-            assert!(!support::signed_by(token, &SIGNING_SEED)?);
+            assert_eq!(jose_header(token)["kid"], "key-b");
+            assert!(signed_by(token, &NEXT_SEED), "new tokens are signed with key B");
+            assert!(!signed_by(token, &SEED));
         }
         assert_eq!(second.http.me(&bearer(&access)).await?.status, 200);
         // The rotation was recorded in the shared ledger: reuse is still reuse.
@@ -566,8 +560,9 @@ async fn key_rotation_across_restarts_keeps_sessions() -> TestResult {
         assert_eq!(jwks(&third.http).await?, [(key_b, "key-b".to_owned())]);
         let refused = third.http.refresh(Some(&bearer(&untouched))).await?;
         assert_eq!(refused.status, 401, "a token signed by the retired key is refused");
-        assert_ne!(refused.message(), REUSED, "refused for its key, not by the ledger");
-        assert_ne!(refused.message(), SESSION_REVOKED);
+        // Refused for its key (its kid names no key of this instance), not
+        // by the ledger.
+        assert_eq!(refused.message(), "token could not be parsed");
         let still = third.http.refresh(Some(&bearer(&fresh))).await?;
         assert_eq!(still.status, 200, "key B's sessions carry on: {}", still.message());
         third.stop().await
@@ -584,7 +579,7 @@ async fn key_rotation_without_kids_from_a_private_pem() -> TestResult {
     with_backend(backend, "nokid", move |name, files| async move {
         let first = Instance::start(&args(backend, &name, &files, &[])).await?;
         let (_, old) = first.http.session(BOB, &BOB_LOGIN_SEED).await?;
-        assert!(support::jose_header(&old)?.get("kid").is_none());
+        assert!(jose_header(&old).get("kid").is_none());
         first.stop().await?;
 
         let second = Instance::start(&args(
@@ -597,7 +592,7 @@ async fn key_rotation_without_kids_from_a_private_pem() -> TestResult {
         assert_eq!(second.app.signer.keyring().keys().len(), 2);
         let rotated = second.http.refresh(Some(&bearer(&old))).await?;
         assert_eq!(rotated.status, 200, "{}", rotated.message());
-        assert!(support::signed_by(&rotated.data("refreshToken")?, &NEXT_SIGNING_SEED)?);
+        assert!(signed_by(&rotated.data("refreshToken")?, &NEXT_SEED));
         second.stop().await
     })
     .await

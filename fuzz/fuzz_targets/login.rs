@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use libfuzzer_sys::fuzz_target;
 use token_refresh::ed25519_dalek::SigningKey;
 use token_refresh::{Ed25519Signer, ManualClock, MemoryStore, User};
-use token_refresh_fuzz::{NOW, SEED, block_on, check_refusal};
+use token_refresh_fuzz::{NOW, SEED, check_refusal, ready};
 
 /// The login key of `carol@mail.com` (seed `[0x11; 32]`, as in the
 /// hostile corpus).
@@ -37,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
     let mut slot = WORLD.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let world = slot.get_or_insert_with(world);
     let before = world.store.ledger().stats();
-    let result = block_on(token_refresh::login(data, &world.store, &world.signer, &world.clock));
+    let result = ready(token_refresh::login(data, &world.store, &world.signer, &world.clock));
     let after = world.store.ledger().stats();
     match result {
         Ok(_) => {

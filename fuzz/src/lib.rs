@@ -3,46 +3,21 @@
 //! arbitrary payloads with the service's real key, and the invariants every
 //! refusal must keep.
 
-use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
-
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use token_refresh::ed25519_dalek::{Signer as _, SigningKey};
 use token_refresh::{
     Ed25519Signer, Error, LedgerStats, ManualClock, MemoryStore, NewSession, PairClaims, Reply,
-    SessionLedger, TokenId, TokenPair, User,
+    SessionLedger, TokenId, TokenPair,
 };
+pub use token_refresh_test_support::keys::SEED;
+pub use token_refresh_test_support::tokens::mint;
+use token_refresh_test_support::users::{ALICE, ALICE_ACCOUNT, alice};
+pub use token_refresh_test_support::{NOW, ready};
 
-/// The service's signing seed (the same as the tests' and the seed files').
-pub const SEED: [u8; 32] = [0x5e; 32];
-/// The world's fixed "now".
-pub const NOW: i64 = 1_800_000_000;
-/// The one user.
-pub const SUBJECT: &str = "alice@mail.com";
+/// The one user: Alice.
+pub const SUBJECT: &str = ALICE;
 /// `jti` of the session's current refresh token.
 pub const REFRESH_ID: &str = "a6fbd9f9-e8dd-4c0f-ba46-49d01908626a";
 /// `jti` of the session's current access token.
 pub const ACCESS_ID: &str = "a6fbd9f9-e8dd-4c0f-b9d4-b50565400503";
-/// The header every token we issue carries.
-pub const HEADER: &str = r#"{"typ":"JWT","alg":"EdDSA"}"#;
-
-/// Drives an in-memory flow: its futures are always ready.
-pub fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("in-memory flows never wait"),
-    }
-}
-
-/// A compact token with our header and `payload`, signed with our key.
-pub fn mint(payload: &[u8]) -> String {
-    let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(HEADER), URL_SAFE_NO_PAD.encode(payload));
-    let signature = SigningKey::from_bytes(&SEED).sign(input.as_bytes());
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))
-}
 
 /// The refresh claims of the world's session, exactly as we write them.
 pub fn refresh_claims() -> String {
@@ -58,14 +33,14 @@ pub struct World {
 
 impl World {
     pub fn new() -> Self {
-        let store = MemoryStore::in_memory([User::new(SUBJECT, "alice@acc", "ROLE_USER")]);
-        let signer = Ed25519Signer::from_seed(&SEED).expect("seed is a key");
+        let store = MemoryStore::in_memory([alice()]);
+        let signer = token_refresh_test_support::keys::signer();
         let id = |text: &str| TokenId::parse(text).expect("canonical v4");
         let session = NewSession {
             session: id(REFRESH_ID).session(),
             pair: PairClaims {
                 subject: SUBJECT.to_owned(),
-                account: "alice@acc".to_owned(),
+                account: ALICE_ACCOUNT.to_owned(),
                 role: "ROLE_USER".to_owned(),
                 access_id: id(ACCESS_ID),
                 access_expires_at: NOW + 300,
@@ -77,12 +52,12 @@ impl World {
             leeway: 0,
             max_sessions_per_user: 100,
         };
-        block_on(store.ledger().create(&session)).expect("in-memory create");
+        ready(store.ledger().create(&session)).expect("in-memory create");
         Self { store, signer, clock: ManualClock::at_unix(NOW) }
     }
 
     pub fn refresh(&self, header: Option<&[u8]>) -> Result<TokenPair, Error> {
-        block_on(token_refresh::refresh(header, &self.store, &self.signer, &self.clock))
+        ready(token_refresh::refresh(header, &self.store, &self.signer, &self.clock))
     }
 
     pub fn stats(&self) -> LedgerStats {

@@ -39,6 +39,13 @@
 //!   backend that expires keys on the server's clock keeps every record the
 //!   checks need; expiry decisions are driven by the `now` values alone
 //!   (no sleeping).
+//!
+//! Beside the checks, the [`model`] test runs long random operation
+//! sequences through the ledger and a plain-`HashMap` model of the
+//! contract, and compares every answer; a third-party ledger runs it with
+//! proptest the same way.
+
+pub mod model;
 
 use std::fmt;
 use std::future::Future;

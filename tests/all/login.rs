@@ -4,11 +4,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use ed25519_dalek::{Signer as _, SigningKey};
+use token_refresh::BadRequest::MalformedBody;
+use token_refresh::Unauthorized::{LoginSignature, UserDisabled};
+use token_refresh::Unprocessable::{LoginEncoding, LoginKey};
 use token_refresh::{Ed25519Signer, ManualClock, MemoryStore, Policy, User};
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+use token_refresh_test_support::encoding::hex;
+use token_refresh_test_support::outcome::Refusal;
 
 struct Setup {
     store: MemoryStore,
@@ -40,6 +41,11 @@ fn signed(key: &SigningKey, email: &str) -> Vec<u8> {
     body(email, &hex(&key.sign(email.as_bytes()).to_bytes()), &hex(key.verifying_key().as_bytes()))
 }
 
+/// The exact outcome of a login.
+async fn outcome(s: &Setup, body: &[u8]) -> Result<(), Refusal> {
+    Policy::default().login(body, &s.store, &s.signer, &s.clock).await.map(drop).map_err(|e| Refusal::of(&e))
+}
+
 async fn status(s: &Setup, body: &[u8]) -> Result<(), (u16, &'static str)> {
     Policy::default()
         .login(body, &s.store, &s.signer, &s.clock)
@@ -55,7 +61,7 @@ async fn a_signed_email_logs_in_and_the_pair_refreshes() {
         Policy::default().login(&signed(&s.user_key, "bob@mail.com"), &s.store, &s.signer, &s.clock).await.unwrap();
     assert_eq!(pair.expiration_time, 300);
     let refreshed = token_refresh::refresh(Some(pair.refresh_token.as_bytes()), &s.store, &s.signer, &s.clock).await;
-    assert!(refreshed.is_ok());
+    assert_ne!(refreshed.unwrap().refresh_token, pair.refresh_token);
     // Upper-case hex is hex too.
     let upper = body(
         "bob@mail.com",
@@ -77,10 +83,10 @@ async fn malformed_bodies_are_400() {
         br#"{"email":1,"signature":"00","publicKey":"00"}"#,
         br#"{"email":"a","signature":"00","publicKey":"00","extra":1}"#,
     ] {
-        assert_eq!(status(&s, bad).await.map_err(|e| e.0), Err(400), "{}", String::from_utf8_lossy(bad));
+        assert_eq!(outcome(&s, bad).await, Err(MalformedBody.into()), "{}", String::from_utf8_lossy(bad));
     }
     let huge = body(&"a".repeat(5000), "00", "00");
-    assert_eq!(status(&s, &huge).await.map_err(|e| e.0), Err(400));
+    assert_eq!(outcome(&s, &huge).await, Err(MalformedBody.into()));
 }
 
 #[tokio::test]
@@ -95,17 +101,18 @@ async fn undecodable_or_wrong_length_hex_is_422() {
         (hex(&good), format!("{key}00")),
         (String::new(), key.clone()),
     ] {
-        assert_eq!(status(&s, &body("bob@mail.com", &signature, &public_key)).await.map_err(|e| e.0), Err(422));
+        assert_eq!(outcome(&s, &body("bob@mail.com", &signature, &public_key)).await, Err(LoginEncoding.into()));
     }
 }
 
 #[tokio::test]
 async fn unknown_user_is_404_wrong_key_is_422_bad_signature_is_401() {
     let s = setup();
-    assert_eq!(status(&s, &signed(&s.user_key, "ghost@mail.com")).await.map_err(|e| e.0), Err(404));
+    assert_eq!(outcome(&s, &signed(&s.user_key, "ghost@mail.com")).await, Err(Refusal::UserNotFound));
     let stranger = SigningKey::from_bytes(&[0x44; 32]);
     assert_eq!(status(&s, &signed(&stranger, "bob@mail.com")).await, Err((422, "public key does not match the user")));
-    assert_eq!(status(&s, &signed(&s.user_key, "nokey@mail.com")).await.map_err(|e| e.0), Err(422));
+    assert_eq!(outcome(&s, &signed(&stranger, "bob@mail.com")).await, Err(LoginKey.into()));
+    assert_eq!(outcome(&s, &signed(&s.user_key, "nokey@mail.com")).await, Err(LoginKey.into()));
     // The user's key, but a signature over another message.
     let wrong = body(
         "bob@mail.com",
@@ -113,6 +120,8 @@ async fn unknown_user_is_404_wrong_key_is_422_bad_signature_is_401() {
         &hex(s.user_key.verifying_key().as_bytes()),
     );
     assert_eq!(status(&s, &wrong).await, Err((401, "signature is invalid")));
+    assert_eq!(outcome(&s, &wrong).await, Err(LoginSignature.into()));
     assert_eq!(status(&s, &signed(&s.user_key, "off@mail.com")).await, Err((401, "user is disabled")));
+    assert_eq!(outcome(&s, &signed(&s.user_key, "off@mail.com")).await, Err(UserDisabled.into()));
     assert_eq!(s.store.ledger().stats().sessions, 0, "no refused login created a session");
 }

@@ -4,12 +4,16 @@
 // A panic in a test is a failed assertion: the no-panic lints guard src/ only.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-mod support;
-
 use std::sync::{Arc, Mutex};
 
-use support::{BOB, Fixture, payload};
+use token_refresh::Unauthorized::{Reused, SessionRevoked};
+use token_refresh::Unprocessable::Claims;
 use token_refresh::{Event, Policy, Signer as _};
+use token_refresh_test_support::NOW;
+use token_refresh_test_support::flow::Fixture;
+use token_refresh_test_support::outcome::{Refusal, assert_refused};
+use token_refresh_test_support::tokens::payload;
+use token_refresh_test_support::users::BOB;
 
 fn grace_policy(window: i64, replays: u32) -> Policy {
     Policy::builder().grace_window(time::Duration::seconds(window)).grace_max_replays(replays).build().unwrap()
@@ -25,18 +29,18 @@ async fn of_64_concurrent_refreshes_exactly_one_succeeds() {
             tokio::spawn(async move { fx.refresh(&token).await })
         })
         .collect();
-    let mut ok = 0;
-    let mut reused = 0;
+    let (mut ok, mut reused, mut revoked) = (0, 0, 0);
     for task in tasks {
-        match task.await.unwrap() {
+        match task.await.unwrap().map_err(|e| Refusal::of(&e)) {
             Ok(_) => ok += 1,
-            Err(e) => {
-                assert_eq!(e.status_code(), 401);
-                reused += 1;
-            }
+            Err(Refusal::Unauthorized(Reused)) => reused += 1,
+            Err(Refusal::Unauthorized(SessionRevoked)) => revoked += 1,
+            Err(other) => panic!("a loser of the race is refused as reuse or revoked, got {other:?}"),
         }
     }
-    assert_eq!((ok, reused), (1, 63));
+    // One winner; the first loser is reuse (it revokes the session), every
+    // later one meets a revoked session.
+    assert_eq!((ok, reused, revoked), (1, 1, 62));
     // Reuse revoked the family, including the one winner's successor.
     assert_eq!(fx.store.ledger().stats().revoked_sessions, 1);
 }
@@ -79,7 +83,7 @@ async fn grace_window_is_bounded_three_ways() {
     fx.advance(10);
     assert_eq!(fx.refresh(&first).await.unwrap(), second, "inside the window (inclusive)");
     fx.advance(1);
-    assert_eq!(fx.refresh(&first).await.unwrap_err().status_code(), 401);
+    assert_refused(fx.refresh(&first).await, Reused);
     assert_eq!(fx.store.ledger().stats().revoked_sessions, 1);
 
     // Only the immediate predecessor.
@@ -87,7 +91,7 @@ async fn grace_window_is_bounded_three_ways() {
     let first = fx.login(BOB).await.refresh_token;
     let second = fx.refresh(&first).await.unwrap().refresh_token;
     let _third = fx.refresh(&second).await.unwrap();
-    assert_eq!(fx.refresh(&first).await.unwrap_err().status_code(), 401);
+    assert_refused(fx.refresh(&first).await, Reused);
     assert_eq!(fx.store.ledger().stats().revoked_sessions, 1);
 }
 
@@ -96,7 +100,7 @@ async fn without_a_grace_window_an_immediate_retry_is_reuse() {
     let fx = Fixture::new();
     let first = fx.login(BOB).await.refresh_token;
     fx.refresh(&first).await.unwrap();
-    assert_eq!(fx.refresh(&first).await.unwrap_err().status_code(), 401);
+    assert_refused(fx.refresh(&first).await, Reused);
 }
 
 #[tokio::test]
@@ -251,9 +255,8 @@ async fn the_101st_login_of_one_user_ends_the_oldest_session_by_default() {
 async fn a_refresh_token_is_not_an_access_token() {
     let fx = Fixture::new();
     let pair = fx.login(BOB).await;
-    let error =
-        fx.policy.verify_access(Some(pair.refresh_token.as_bytes()), fx.signer.keyring(), &fx.clock).unwrap_err();
-    assert_eq!(error.status_code(), 422);
+    let error = fx.policy.verify_access(Some(pair.refresh_token.as_bytes()), fx.signer.keyring(), &fx.clock);
+    assert_refused(error, Claims);
 }
 
 #[tokio::test]
@@ -262,7 +265,7 @@ async fn revoke_user_ends_every_session_of_that_user_only() {
     let a = fx.login(BOB).await;
     let b = fx.login(BOB).await;
     let other = fx.login("alice@mail.com").await;
-    let revoked = token_refresh::SessionLedger::revoke_user(fx.store.ledger(), BOB, support::NOW).await.unwrap();
+    let revoked = token_refresh::SessionLedger::revoke_user(fx.store.ledger(), BOB, NOW).await.unwrap();
     assert_eq!(revoked, 2);
     for pair in [a, b] {
         assert_eq!(fx.refresh(&pair.refresh_token).await.unwrap_err().public_message(), "session has been revoked");

@@ -9,22 +9,23 @@
 //!   the ledger untouched.
 #![allow(clippy::expect_used, clippy::panic, clippy::indexing_slicing, reason = "test code: a panic is a test failure")]
 
-#[path = "hostile_support/mod.rs"]
-mod common;
-
 use std::sync::LazyLock;
 
-use common::*;
 use proptest::prelude::*;
 use token_refresh::token::claims::MAX_EXP;
 use token_refresh::token::jws::UntrustedToken;
 use token_refresh::{
     AccessClaims, Algorithm, Ed25519Signer, ManualClock, MemoryStore, RefreshClaims, Signer as _, TokenId, User,
 };
+use token_refresh_test_support::encoding::b64;
+use token_refresh_test_support::flow::TwoSessions;
+use token_refresh_test_support::keys::SEED;
+use token_refresh_test_support::tokens::{mint, segments, sign_input};
+use token_refresh_test_support::{NOW, ready};
 
 /// One fixture for all cases: a refused request changes nothing (each case
 /// checks it), so every case meets the same state.
-static FIXTURE: LazyLock<Fixture> = LazyLock::new(Fixture::new);
+static FIXTURE: LazyLock<TwoSessions> = LazyLock::new(TwoSessions::new);
 
 /// A v4 UUID from arbitrary bits (version and variant forced).
 fn token_id() -> impl Strategy<Value = TokenId> {
@@ -93,7 +94,7 @@ proptest! {
         let store = MemoryStore::in_memory([User::new(subject.clone(), account.clone(), role.clone())]);
         let signer = Ed25519Signer::from_seed(&SEED).expect("seed");
         let clock = ManualClock::at_unix(NOW);
-        let pair = block_on(token_refresh::issue(&subject, &store, &signer, &clock)).expect("issue");
+        let pair = ready(token_refresh::issue(&subject, &store, &signer, &clock)).expect("issue");
         let header = format!("Bearer {}", pair.access_token);
         let access = token_refresh::verify_access(Some(header.as_bytes()), signer.keyring(), &clock).expect("verify");
         prop_assert_eq!((&access.subject, &access.account, &access.role), (&subject, &account, &role));
@@ -102,7 +103,7 @@ proptest! {
         prop_assert_eq!(&refresh.subject, &subject);
         prop_assert_eq!(refresh.access_id, access.id);
         let header = format!("Bearer {}", pair.refresh_token);
-        let next = block_on(token_refresh::refresh(Some(header.as_bytes()), &store, &signer, &clock)).expect("refresh");
+        let next = ready(token_refresh::refresh(Some(header.as_bytes()), &store, &signer, &clock)).expect("refresh");
         prop_assert_ne!(next.refresh_token, pair.refresh_token);
     }
 

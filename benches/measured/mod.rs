@@ -11,41 +11,24 @@
 #![allow(dead_code, reason = "each bench target uses a different part")]
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::task::{Context, Poll, Waker};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use token_refresh::token::jws::UntrustedToken;
 use token_refresh::{
-    AccessClaims, Algorithm, Ed25519Signer, MemoryStore, Policy, RefreshClaims, Reply, SystemClock, TokenPair, User,
+    AccessClaims, Algorithm, Ed25519Signer, MemoryStore, Policy, RefreshClaims, Reply, SystemClock, TokenPair,
 };
+use token_refresh_test_support::keys::{SEED, private_der};
+use token_refresh_test_support::ready;
+use token_refresh_test_support::users::{BOB, BOB_ACCOUNT, BOB_ROLE, bob};
 use uuid::Uuid;
 
-pub(crate) const SEED: [u8; 32] = [0x5e; 32];
-pub(crate) const SUBJECT: &str = "bob@mail.com";
-pub(crate) const ACCOUNT: &str = "bob@admin";
-pub(crate) const ROLE: &str = "ROLE_ADMIN";
 pub(crate) const ACCESS_TTL: i64 = 300;
 pub(crate) const REFRESH_TTL: i64 = 86_400;
-
-/// Drives a future that is ready at once (every in-memory store here is).
-/// No runtime, so none of its cost lands in the figures.
-pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-        std::thread::yield_now();
-    }
-}
 
 fn unix_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
@@ -108,15 +91,15 @@ pub(crate) fn with_aws_lc() -> Crate<token_refresh::AwsLcSigner> {
 
 impl<S: token_refresh::Signer> Crate<S> {
     pub(crate) fn with_signer(signer: S) -> Self {
-        let store = MemoryStore::in_memory([User::new(SUBJECT, ACCOUNT, ROLE)]);
+        let store = MemoryStore::in_memory([bob()]);
         let long = Policy::builder().access_lifetime(time::Duration::days(1)).build().expect("policy");
-        let long_lived = block_on(long.issue(SUBJECT, &store, &signer, &SystemClock)).expect("issue");
+        let long_lived = ready(long.issue(BOB, &store, &signer, &SystemClock)).expect("issue");
         Self { policy: Policy::default(), store, signer, clock: SystemClock, long_lived }
     }
 
     /// `Policy::issue`: a new session and its first pair.
     pub(crate) fn issue(&self) -> TokenPair {
-        block_on(self.policy.issue(SUBJECT, &self.store, &self.signer, &self.clock)).expect("issue")
+        ready(self.policy.issue(BOB, &self.store, &self.signer, &self.clock)).expect("issue")
     }
 
     /// `Policy::verify_access` on `Authorization` header bytes.
@@ -147,7 +130,7 @@ impl<S: token_refresh::Signer> Refresher for Crate<S> {
     }
 
     fn refresh(&self, authorization: &[u8]) -> (Vec<u8>, String) {
-        let result = block_on(self.policy.refresh(Some(authorization), &self.store, &self.signer, &self.clock));
+        let result = ready(self.policy.refresh(Some(authorization), &self.store, &self.signer, &self.clock));
         let body = Reply::from_result(&result).into_body();
         match result {
             Ok(pair) => (body, pair.refresh_token),
@@ -392,8 +375,8 @@ struct PeerStores {
 impl PeerStores {
     fn new() -> Self {
         let stores = Self::default();
-        let user = PeerUser { account: ACCOUNT.into(), role: ROLE.into(), enabled: true };
-        stores.users.write().expect("users").insert(SUBJECT.into(), Arc::new(user));
+        let user = PeerUser { account: BOB_ACCOUNT.into(), role: BOB_ROLE.into(), enabled: true };
+        stores.users.write().expect("users").insert(BOB.into(), Arc::new(user));
         stores
     }
 
@@ -459,13 +442,6 @@ struct JwtRefreshIn {
     jti: String,
 }
 
-/// PKCS#8 v1 DER of an Ed25519 seed (RFC 8410): what `EncodingKey` takes.
-fn pkcs8_v1(seed: &[u8; 32]) -> Vec<u8> {
-    let mut der = vec![0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
-    der.extend_from_slice(seed);
-    der
-}
-
 /// The refresh pipeline on `jsonwebtoken` (aws-lc-rs backend).
 pub(crate) struct JsonWebToken {
     encoding: jsonwebtoken::EncodingKey,
@@ -482,7 +458,7 @@ impl JsonWebToken {
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "sub", "jti"]);
         Self {
-            encoding: jsonwebtoken::EncodingKey::from_ed_der(&pkcs8_v1(&SEED)),
+            encoding: jsonwebtoken::EncodingKey::from_ed_der(&private_der(&SEED)),
             decoding: jsonwebtoken::DecodingKey::from_ed_der(&public),
             validation,
             header: jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA),
@@ -518,8 +494,8 @@ impl Default for JsonWebToken {
 
 impl Refresher for JsonWebToken {
     fn login(&self) -> String {
-        let user = self.stores.user(SUBJECT).expect("user");
-        let pair = PeerPair::fresh(SUBJECT, &user, unix_now());
+        let user = self.stores.user(BOB).expect("user");
+        let pair = PeerPair::fresh(BOB, &user, unix_now());
         self.stores.create(&pair);
         self.sign_pair(&pair).1
     }
@@ -550,7 +526,7 @@ mod simple {
     };
     use serde::{Deserialize, Serialize};
 
-    use super::{PeerPair, PeerStores, Refresher, SEED, SUBJECT, bearer, peer_envelope, unix_now};
+    use super::{BOB, PeerPair, PeerStores, Refresher, SEED, bearer, peer_envelope, unix_now};
 
     #[derive(Serialize)]
     struct AccessCustom<'a> {
@@ -613,8 +589,8 @@ mod simple {
 
     impl Refresher for JwtSimple {
         fn login(&self) -> String {
-            let user = self.stores.user(SUBJECT).expect("user");
-            let pair = PeerPair::fresh(SUBJECT, &user, unix_now());
+            let user = self.stores.user(BOB).expect("user");
+            let pair = PeerPair::fresh(BOB, &user, unix_now());
             self.stores.create(&pair);
             self.sign_pair(&pair).1
         }

@@ -1,21 +1,85 @@
-//! A plain-`HashMap` model of the ledger contract, and random operation
-//! sequences that any ledger must answer as the model does.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+//! The model test: random operation sequences that a ledger must answer
+//! as a plain-`HashMap` model of the [ledger contract](crate::ledger) does.
+//!
+//! Where the [checks](super) drive one rule each, the model test drives
+//! long random sequences (logins at the cap, rotations of current, old and
+//! never-recorded tokens, grace replays, revocations, listings, access
+//! checks, time passing) through the ledger under test and through
+//! [`Model`], the contract written as plainly as possible (no sharding, no
+//! purging, one record per session), and compares every answer.
+//! [`MemoryLedger`](crate::MemoryLedger), PostgreSQL and Redis (standalone
+//! and Cluster) are held to it in this crate's own tests.
+//!
+//! A ledger may drop a session's record once it is past its retention (its
+//! tokens have expired): then, and only then, it may answer as for an
+//! unknown session where the model still knows it.
+//!
+//! A third-party ledger runs the model test with
+//! [proptest](https://docs.rs/proptest): [`op`] generates operations,
+//! [`check_sequence`] runs one sequence against the ledger and the model.
+//! In a test file, with proptest as a dev-dependency:
+//!
+//! ```no_run
+//! use proptest::prelude::*;
+//! use token_refresh::MemoryLedger;
+//! use token_refresh::ledger::conformance::model::{check_sequence, op};
+//!
+//! proptest! {
+//!     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+//!
+//!     #[test]
+//!     fn my_ledger_matches_the_model(ops in prop::collection::vec(op(), 1..80)) {
+//!         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+//!         // One ledger (or one schema, one key prefix) per sequence, or
+//!         // one for all: every sequence uses subjects of its own.
+//!         runtime.block_on(check_sequence(&MemoryLedger::new(), &ops))?;
+//!     }
+//! }
+//! ```
+//!
+//! The same, spelled out with proptest's runner (this one runs as a doc
+//! test):
+//!
+//! ```
+//! use proptest::prelude::*;
+//! use proptest::test_runner::{Config, TestRunner};
+//! use token_refresh::MemoryLedger;
+//! use token_refresh::ledger::conformance::model::{check_sequence, op};
+//!
+//! let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+//! let ledger = MemoryLedger::new();
+//! let mut runner = TestRunner::new(Config { cases: 16, ..Config::default() });
+//! runner
+//!     .run(&prop::collection::vec(op(), 1..40), |ops| runtime.block_on(check_sequence(&ledger, &ops)))
+//!     .unwrap();
+//! ```
+//!
+//! Times start near the real clock and only move forward, so a backend
+//! that expires keys on the server's clock keeps what a sequence needs.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code shipped for third-party ledgers: a broken model invariant is a failed test"
+)]
 
 use std::collections::HashMap;
 
 use proptest::prelude::*;
-use token_refresh::{
-    AccessState, Grace, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionId, SessionInfo,
-    SessionLedger, TokenId,
+
+use crate::ledger::{
+    AccessState, Grace, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionInfo, SessionLedger,
 };
+use crate::token::ids::{SessionId, TokenId};
 
 // ---------------------------------------------------------------------------
 // The model: the contract written as plainly as possible, no sharding, no
 // purging, one record per session.
 
+/// One session as the model keeps it.
 #[derive(Debug, Clone)]
-pub struct ModelSession {
+struct ModelSession {
     pair: PairClaims,
     previous: Option<TokenId>,
     generation: u64,
@@ -39,6 +103,8 @@ impl ModelSession {
     }
 }
 
+/// The ledger contract as a plain `HashMap` of sessions: what
+/// [`check_sequence`] compares a ledger's answers with.
 #[derive(Debug, Default, Clone)]
 pub struct Model {
     sessions: HashMap<SessionId, ModelSession>,
@@ -184,46 +250,77 @@ impl Model {
     }
 }
 
+/// One operation of a random sequence ([`op`] generates them). Indexes
+/// (`subject`, `token`, `session`, `access`) pick among what the sequence
+/// has made so far, modulo its length; `wrong_subject` presents the
+/// operation as another user.
 #[derive(Debug, Clone)]
 pub enum Op {
+    /// A login of one of three subjects, with the session's lifetimes and
+    /// the per-user cap.
     Create {
+        /// Which subject.
         subject: usize,
+        /// The refresh token's lifetime (seconds).
         refresh_ttl: i64,
+        /// The session's absolute lifetime (seconds).
         session_ttl: i64,
+        /// The session's leeway (seconds).
         leeway: i64,
+        /// The per-user cap.
         cap: u32,
     },
     /// Presents a token of session `token`: `back` generations behind its
     /// latest recorded one (0 current, 1 the predecessor, …), or with
     /// `back` = 9 any refresh id ever seen, recorded or only proposed.
     Rotate {
+        /// Which session (or, with `back` = 9, which refresh id).
         token: usize,
+        /// How many generations behind the latest.
         back: usize,
+        /// Presented as another user.
         wrong_subject: bool,
+        /// The grace window (seconds; 0: none).
         window: i64,
+        /// The grace window's replay limit.
         max_replays: u32,
+        /// The request's leeway (seconds).
         leeway: i64,
+        /// The successor's refresh lifetime (seconds).
         refresh_ttl: i64,
     },
+    /// Revokes one session by id.
     RevokeSession {
+        /// Which session.
         session: usize,
+        /// Asked by another user.
         wrong_subject: bool,
     },
+    /// Revokes every session of a subject (after comparing the listing).
     RevokeUser {
+        /// Which subject.
         subject: usize,
     },
+    /// Asks for the state of an access token.
     AccessState {
+        /// Which access token ever issued.
         access: usize,
+        /// Asked by another user.
         wrong_subject: bool,
     },
+    /// Lists a subject's live sessions.
     Sessions {
+        /// Which subject.
         subject: usize,
     },
+    /// Lets time pass.
     Advance {
+        /// How long.
         seconds: i64,
     },
 }
 
+/// The strategy of one random [`Op`], weighted towards rotations.
 pub fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         2 => (0..3usize, 20..200i64, 50..400i64, 0..10i64, 1..5u32).prop_map(
@@ -263,9 +360,11 @@ pub fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-pub const SUBJECTS: [&str; 3] = ["alice", "bob", "carol"];
+/// The subjects of a sequence (each suffixed with a fresh id per
+/// sequence, so sequences can share a backend).
+const SUBJECTS: [&str; 3] = ["alice", "bob", "carol"];
 
-pub fn pick<T: Copy>(items: &[T], index: usize) -> Option<T> {
+fn pick<T: Copy>(items: &[T], index: usize) -> Option<T> {
     (!items.is_empty()).then(|| items[index % items.len()])
 }
 
@@ -273,9 +372,11 @@ fn fail(error: impl std::fmt::Display) -> TestCaseError {
     TestCaseError::fail(error.to_string())
 }
 
-/// Runs `ops` against `ledger` and the model. Times start near the real
-/// clock, so a backend that expires keys on the server's clock keeps what
-/// the sequence needs.
+/// Runs `ops` against `ledger` and the model, and fails (as a proptest
+/// case fails) at the first answer the model does not give, or at a store
+/// error. Times start near the real clock, so a backend that expires keys
+/// on the server's clock keeps what the sequence needs. Subjects are fresh
+/// per call, so sequences can share a backend.
 pub async fn check_sequence<L: SessionLedger>(ledger: &L, ops: &[Op]) -> Result<(), TestCaseError> {
     let mut model = Model::default();
     // Subjects of this sequence only, so sequences can share a backend.
@@ -406,7 +507,7 @@ pub async fn check_sequence<L: SessionLedger>(ledger: &L, ops: &[Op]) -> Result<
     Ok(())
 }
 
-pub fn new_pair(subject: &str, session: SessionId, now: i64, refresh_ttl: i64) -> PairClaims {
+fn new_pair(subject: &str, session: SessionId, now: i64, refresh_ttl: i64) -> PairClaims {
     PairClaims {
         subject: subject.to_owned(),
         account: format!("acc-{subject}"),

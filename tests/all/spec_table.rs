@@ -4,23 +4,29 @@
 // A panic in a test is a failed assertion: the no-panic lints guard src/ only.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-mod support;
-
-use support::{BOB, Fixture, NOW, SEED, mint, mint_with, payload, uuid};
+use token_refresh::BadRequest::{EmptyHeader, HeaderNotAscii, HeaderTooLong, MissingHeader};
+use token_refresh::Unauthorized::{
+    Expired, Malformed, NotJson, Reused, SessionRevoked, Signature, UnknownToken, UserDisabled, WrongScheme,
+};
+use token_refresh::Unprocessable::Claims;
+use token_refresh::ed25519_dalek::SigningKey;
 use token_refresh::{Error, Reply};
+use token_refresh_test_support::NOW;
+use token_refresh_test_support::flow::Fixture;
+use token_refresh_test_support::keys::{signer, signing_key};
+use token_refresh_test_support::outcome::{Refusal, assert_refused};
+use token_refresh_test_support::tokens::{mint, mint_with, payload, refresh_claims, uuid};
+use token_refresh_test_support::users::{BOB, bob};
 
 const SEED_ACCESS: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSJ9.eyJhY2MiOiJib2JAYWRtaW4iLCJzdWIiOiJib2JAbWFpbC5jb20iLCJyb2xlIjoiUk9MRV9BRE1JTiIsImV4cCI6MTcwMzI2MTU3NCwianRpIjoiOGUxNzgzZDgtNGE1Yi00ZGQ0LWI3OGQtYjUwNTY1NDAwNTAzIn0.BUqeWAnkqtE6oKc-ztDwaQ36om9trZTNKR8vwelMqr4m67y3td-cVu9lOY7WTY09tTMoVQQ-rbuEFcmxCY17BA";
 const SEED_REFRESH: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSJ9.eyJzdWIiOiJib2JAbWFpbC5jb20iLCJhY2p0aSI6IjhlMTc4M2Q4LTRhNWItNGRkNC1iNzhkLWI1MDU2NTQwMDUwMyIsImV4cCI6MTcwMzM0NzY3NCwianRpIjoiYTZmYmQ5ZjktZThkZC00YzBmLWJhNDYtNDlkMDE5MDg2MjZhIn0.LUBHyyqMMRpQ81jsd08Ip5Yft7IeWtwYWO-PSffhhVHEsWDgtZykbsE-RLRh8Xi9KUljkqibdCc7qJlMZLeHBg";
 
-fn refresh_claims(sub: &str, exp: i64) -> String {
-    format!(r#"{{"sub":"{sub}","acjti":"{}","exp":{exp},"jti":"{}"}}"#, uuid(), uuid())
-}
-
-/// Runs one refusal: asserts status, name, and that the ledger is untouched.
-async fn refused(fx: &Fixture, header: Option<&[u8]>, code: u16, name: &str) -> Error {
+/// Runs one refusal: asserts status, name, the exact refusal, and that the
+/// ledger is untouched.
+async fn refused(fx: &Fixture, header: Option<&[u8]>, code: u16, name: &str, want: impl Into<Refusal>) -> Error {
     let before = fx.store.ledger().stats();
     let result = fx.policy.refresh(header, &fx.store, &fx.signer, &fx.clock).await;
-    let error = result.expect_err("must be refused");
+    let error = assert_refused(result, want);
     assert_eq!((error.status_code(), error.name()), (code, name), "{error:?}");
     assert_eq!(fx.store.ledger().stats(), before, "a refusal changed the ledger: {error:?}");
     let body = Reply::from_error(&error).into_body();
@@ -40,26 +46,32 @@ async fn fixture_with_session() -> (Fixture, String) {
 #[tokio::test]
 async fn step_1_header_problems_are_400() {
     let (fx, _) = fixture_with_session().await;
-    refused(&fx, None, 400, "BAD_REQUEST").await;
-    refused(&fx, Some(b""), 400, "BAD_REQUEST").await;
-    refused(&fx, Some(b"   "), 400, "BAD_REQUEST").await;
-    refused(&fx, Some(&vec![b'a'; 8 * 1024 + 1]), 400, "BAD_REQUEST").await;
-    refused(&fx, Some("Bearer tökén".as_bytes()), 400, "BAD_REQUEST").await;
-    refused(&fx, Some(b"Bearer a.b.c\n"), 400, "BAD_REQUEST").await;
+    refused(&fx, None, 400, "BAD_REQUEST", MissingHeader).await;
+    refused(&fx, Some(b""), 400, "BAD_REQUEST", EmptyHeader).await;
+    refused(&fx, Some(b"   "), 400, "BAD_REQUEST", EmptyHeader).await;
+    refused(&fx, Some(&vec![b'a'; 8 * 1024 + 1]), 400, "BAD_REQUEST", HeaderTooLong).await;
+    refused(&fx, Some("Bearer tökén".as_bytes()), 400, "BAD_REQUEST", HeaderNotAscii).await;
+    refused(&fx, Some(b"Bearer a.b.c\n"), 400, "BAD_REQUEST", HeaderNotAscii).await;
 }
 
 #[tokio::test]
 async fn step_2_shape_problems_are_401() {
     let (fx, token) = fixture_with_session().await;
-    refused(&fx, Some(format!("Basic {token}").as_bytes()), 401, "UNAUTHORIZED").await;
-    refused(&fx, Some(b"Bearer not-a-jwt"), 401, "UNAUTHORIZED").await;
+    refused(&fx, Some(format!("Basic {token}").as_bytes()), 401, "UNAUTHORIZED", WrongScheme).await;
+    refused(&fx, Some(b"Bearer not-a-jwt"), 401, "UNAUTHORIZED", Malformed).await;
     let two = token.rsplit_once('.').unwrap().0;
-    refused(&fx, Some(two.as_bytes()), 401, "UNAUTHORIZED").await;
-    refused(&fx, Some(format!("{token}.x").as_bytes()), 401, "UNAUTHORIZED").await;
+    refused(&fx, Some(two.as_bytes()), 401, "UNAUTHORIZED", Malformed).await;
+    refused(&fx, Some(format!("{token}.x").as_bytes()), 401, "UNAUTHORIZED", Malformed).await;
     // Header not JSON, payload not JSON (even when signed with our key).
-    refused(&fx, Some(mint_with(&SEED, "{not json", &refresh_claims(BOB, NOW + 60)).as_bytes()), 401, "UNAUTHORIZED")
-        .await;
-    refused(&fx, Some(mint("not json").as_bytes()), 401, "UNAUTHORIZED").await;
+    refused(
+        &fx,
+        Some(mint_with(&signing_key(), "{not json", refresh_claims(BOB, NOW + 60)).as_bytes()),
+        401,
+        "UNAUTHORIZED",
+        NotJson,
+    )
+    .await;
+    refused(&fx, Some(mint("not json").as_bytes()), 401, "UNAUTHORIZED", NotJson).await;
 }
 
 #[tokio::test]
@@ -82,25 +94,27 @@ async fn step_3_header_rules_are_401() {
         (r#"{"typ":"JWT","alg":"EdDSA","alg":"EdDSA"}"#, Header),
     ] {
         // Signed with our own key: the header alone must decide.
-        let error = refused(&fx, Some(mint_with(&SEED, header, &claims).as_bytes()), 401, "UNAUTHORIZED").await;
+        let error =
+            refused(&fx, Some(mint_with(&signing_key(), header, &claims).as_bytes()), 401, "UNAUTHORIZED", why).await;
         assert!(matches!(error, Error::Unauthorized(got) if got == why), "{header}: {error:?}, expected {why:?}");
     }
     // typ is optional.
     let pair = fx.login(BOB).await;
-    let without_typ = mint_with(&SEED, r#"{"alg":"EdDSA"}"#, &payload(&pair.refresh_token).to_string());
+    let without_typ = mint_with(&signing_key(), r#"{"alg":"EdDSA"}"#, payload(&pair.refresh_token).to_string());
     assert!(fx.refresh(&without_typ).await.is_ok());
 }
 
 #[tokio::test]
 async fn step_4_bad_signatures_are_401() {
     let (fx, token) = fixture_with_session().await;
-    let other_key = mint_with(&[0x11; 32], r#"{"typ":"JWT","alg":"EdDSA"}"#, &payload(&token).to_string());
-    refused(&fx, Some(other_key.as_bytes()), 401, "UNAUTHORIZED").await;
+    let other_key =
+        mint_with(&SigningKey::from_bytes(&[0x11; 32]), r#"{"typ":"JWT","alg":"EdDSA"}"#, payload(&token).to_string());
+    refused(&fx, Some(other_key.as_bytes()), 401, "UNAUTHORIZED", Signature).await;
     let (input, _) = token.rsplit_once('.').unwrap();
-    refused(&fx, Some(format!("{input}.{}", "A".repeat(86)).as_bytes()), 401, "UNAUTHORIZED").await;
+    refused(&fx, Some(format!("{input}.{}", "A".repeat(86)).as_bytes()), 401, "UNAUTHORIZED", Signature).await;
     // The seed's samples parse, but we do not hold their key.
-    refused(&fx, Some(SEED_REFRESH.as_bytes()), 401, "UNAUTHORIZED").await;
-    refused(&fx, Some(format!("Bearer {SEED_ACCESS}").as_bytes()), 401, "UNAUTHORIZED").await;
+    refused(&fx, Some(SEED_REFRESH.as_bytes()), 401, "UNAUTHORIZED", Signature).await;
+    refused(&fx, Some(format!("Bearer {SEED_ACCESS}").as_bytes()), 401, "UNAUTHORIZED", Signature).await;
 }
 
 #[tokio::test]
@@ -126,31 +140,38 @@ async fn step_5_authentic_but_malformed_claims_are_422() {
         "[]".to_owned(),
         "{}".to_owned(),
     ] {
-        refused(&fx, Some(mint(&claims).as_bytes()), 422, "UNPROCESSABLE_ENTITY").await;
+        refused(&fx, Some(mint(&claims).as_bytes()), 422, "UNPROCESSABLE_ENTITY", Claims).await;
     }
     // A real access token offered for refresh.
     let pair = fx.login(BOB).await;
-    refused(&fx, Some(pair.access_token.as_bytes()), 422, "UNPROCESSABLE_ENTITY").await;
+    refused(&fx, Some(pair.access_token.as_bytes()), 422, "UNPROCESSABLE_ENTITY", Claims).await;
 }
 
 #[tokio::test]
 async fn step_6_expired_is_401_and_comes_before_the_user_lookup() {
     let (fx, token) = fixture_with_session().await;
     fx.advance(86_400);
-    let error = refused(&fx, Some(token.as_bytes()), 401, "UNAUTHORIZED").await;
+    let error = refused(&fx, Some(token.as_bytes()), 401, "UNAUTHORIZED", Expired).await;
     assert_eq!(error.public_message(), "token has expired");
     // Expired and of an unknown user: expiry decides (step 6 before 7).
-    let ghost = mint(&refresh_claims("ghost@mail.com", NOW));
-    refused(&fx, Some(ghost.as_bytes()), 401, "UNAUTHORIZED").await;
+    let ghost = mint(refresh_claims("ghost@mail.com", NOW));
+    refused(&fx, Some(ghost.as_bytes()), 401, "UNAUTHORIZED", Expired).await;
 }
 
 #[tokio::test]
 async fn step_7_unknown_user_is_404() {
     let (fx, token) = fixture_with_session().await;
-    refused(&fx, Some(mint(&refresh_claims("ghost@mail.com", NOW + 60)).as_bytes()), 404, "NOT_FOUND").await;
+    refused(
+        &fx,
+        Some(mint(refresh_claims("ghost@mail.com", NOW + 60)).as_bytes()),
+        404,
+        "NOT_FOUND",
+        Refusal::UserNotFound,
+    )
+    .await;
     // A user removed after login.
     fx.store.users().remove(BOB);
-    refused(&fx, Some(token.as_bytes()), 404, "NOT_FOUND").await;
+    refused(&fx, Some(token.as_bytes()), 404, "NOT_FOUND", Refusal::UserNotFound).await;
 }
 
 #[tokio::test]
@@ -158,21 +179,20 @@ async fn step_8_disabled_user_is_401() {
     let fx = Fixture::new();
     let pair = fx.login("alice@mail.com").await;
     fx.store.users().insert(token_refresh::User::new("alice@mail.com", "alice@user", "ROLE_USER").disabled());
-    let error = refused(&fx, Some(pair.refresh_token.as_bytes()), 401, "UNAUTHORIZED").await;
+    let error = refused(&fx, Some(pair.refresh_token.as_bytes()), 401, "UNAUTHORIZED", UserDisabled).await;
     assert_eq!(error.public_message(), "user is disabled");
     // Login of a disabled user is refused too.
-    let error = fx.policy.issue("eve@mail.com", &fx.store, &fx.signer, &fx.clock).await.unwrap_err();
-    assert_eq!(error.status_code(), 401);
+    assert_refused(fx.policy.issue("eve@mail.com", &fx.store, &fx.signer, &fx.clock).await, UserDisabled);
 }
 
 #[tokio::test]
 async fn step_9_unknown_revoked_or_expired_sessions_are_401() {
     let (fx, token) = fixture_with_session().await;
     // Authentic, but never recorded by the ledger.
-    refused(&fx, Some(mint(&refresh_claims(BOB, NOW + 60)).as_bytes()), 401, "UNAUTHORIZED").await;
+    refused(&fx, Some(mint(refresh_claims(BOB, NOW + 60)).as_bytes()), 401, "UNAUTHORIZED", UnknownToken).await;
     // Revoked by logout.
     fx.policy.revoke(Some(token.as_bytes()), fx.store.ledger(), &fx.signer, &fx.clock).await.unwrap();
-    let error = refused(&fx, Some(token.as_bytes()), 401, "UNAUTHORIZED").await;
+    let error = refused(&fx, Some(token.as_bytes()), 401, "UNAUTHORIZED", SessionRevoked).await;
     assert_eq!(error.public_message(), "session has been revoked");
 
     // Past the absolute session lifetime: refresh tokens are capped by it.
@@ -189,15 +209,15 @@ async fn step_9_unknown_revoked_or_expired_sessions_are_401() {
     }
     assert_eq!(payload(&token)["exp"], NOW + 1000, "refresh exp is capped at the session's absolute expiry");
     fx.advance(200);
-    let error = fx.refresh(&token).await.unwrap_err();
-    assert_eq!(error.status_code(), 401, "no refresh token outlives the session");
+    // No refresh token outlives the session: its exp is the session's end.
+    assert_refused(fx.refresh(&token).await, Expired);
 }
 
 #[tokio::test]
 async fn step_10_reuse_is_401_and_revokes_the_family() {
     let (fx, first) = fixture_with_session().await;
     let second = fx.refresh(&first).await.unwrap();
-    let error = fx.refresh(&first).await.unwrap_err();
+    let error = assert_refused(fx.refresh(&first).await, Reused);
     assert_eq!(
         (error.status_code(), error.public_message()),
         (401, "refresh token was already used; the session is revoked")
@@ -205,7 +225,7 @@ async fn step_10_reuse_is_401_and_revokes_the_family() {
     let stats = fx.store.ledger().stats();
     assert_eq!(stats.revoked_sessions, 1);
     // The victim's (attacker's) successor is dead too, and so is its access token.
-    let error = fx.refresh(&second.refresh_token).await.unwrap_err();
+    let error = assert_refused(fx.refresh(&second.refresh_token).await, SessionRevoked);
     assert_eq!(error.public_message(), "session has been revoked");
     let access = fx
         .policy
@@ -323,13 +343,10 @@ mod failing {
 async fn step_11_store_signer_and_clock_failures_are_500_without_internals() {
     let (fx, token) = fixture_with_session().await;
     let header = Some(token.as_bytes());
-    let broken_store = token_refresh::Store::new(
-        token_refresh::MemoryUserStore::new([token_refresh::User::new(BOB, "bob@admin", "ROLE_ADMIN")]),
-        failing::Ledger,
-    );
+    let broken_store = token_refresh::Store::new(token_refresh::MemoryUserStore::new([bob()]), failing::Ledger);
     let errors = [
         fx.policy.refresh(header, &broken_store, &fx.signer, &fx.clock).await.unwrap_err(),
-        fx.policy.refresh(header, &fx.store, &failing::BrokenSigner(support::signer()), &fx.clock).await.unwrap_err(),
+        fx.policy.refresh(header, &fx.store, &failing::BrokenSigner(signer()), &fx.clock).await.unwrap_err(),
         fx.policy.refresh(header, &fx.store, &fx.signer, &failing::BrokenClock).await.unwrap_err(),
     ];
     for error in errors {

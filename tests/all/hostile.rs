@@ -11,16 +11,20 @@
 //! parser's mistake visible as a rotation of her session.
 #![allow(clippy::expect_used, clippy::panic, clippy::indexing_slicing, reason = "test code: a panic is a test failure")]
 
-#[path = "hostile_support/mod.rs"]
-mod common;
-
 use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-use common::*;
 use ed25519_dalek::{Signer as _, SigningKey};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Sha256, Sha512};
 use token_refresh::{Algorithm, BadRequest, Error, Policy, Reply, Unauthorized, Unprocessable, VerificationKey};
+use token_refresh_test_support::encoding::{b64, unb64};
+use token_refresh_test_support::flow::TwoSessions;
+use token_refresh_test_support::keys::{SEED, signing_key, spki_pem};
+use token_refresh_test_support::tokens::{
+    HEADER, ID1, ID2, add_group_order_to_s, mint, mint_with, payload, refresh_json, segments, sign_input,
+    with_trailing_bit,
+};
+use token_refresh_test_support::users::{ALICE, BOB};
+use token_refresh_test_support::{NOW, ready};
 
 /// What a row must get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,13 +140,6 @@ fn hmac_token(alg: &str, key: &[u8], payload: &str) -> String {
     format!("{input}.{}", b64(mac))
 }
 
-/// SPKI PEM of an Ed25519 public key, as a JWKS/PEM endpoint publishes it.
-fn spki_pem(public: &[u8; 32]) -> String {
-    let mut der = vec![0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
-    der.extend_from_slice(public);
-    format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", STANDARD.encode(der))
-}
-
 /// UTF-16LE bytes of `text`, with a byte-order mark.
 fn utf16(text: &str) -> Vec<u8> {
     let mut out = vec![0xff, 0xfe];
@@ -151,7 +148,7 @@ fn utf16(text: &str) -> Vec<u8> {
 }
 
 #[expect(clippy::too_many_lines, reason = "the corpus is one table, one row per attack")]
-fn corpus(fx: &Fixture) -> Vec<Case> {
+fn corpus(fx: &TwoSessions) -> Vec<Case> {
     let mut rows = Vec::new();
     let mut row = |attack: &str, target: Target, header: Option<Vec<u8>>, want: Want| {
         rows.push(Case { attack: attack.to_owned(), target, header, want });
@@ -160,7 +157,7 @@ fn corpus(fx: &Fixture) -> Vec<Case> {
     // Alice's real claims: a lenient parser that accepted a malformed
     // variant of them would rotate her session, and the ledger check would
     // see it.
-    let alice = claims_of(&fx.alice.refresh_token);
+    let alice = payload(&fx.alice.refresh_token);
     let a_jti = q(alice["jti"].as_str().expect("jti"));
     let a_acjti = q(alice["acjti"].as_str().expect("acjti"));
     let a_exp = alice["exp"].as_i64().expect("exp").to_string();
@@ -169,7 +166,7 @@ fn corpus(fx: &Fixture) -> Vec<Case> {
     let authentic = |payload: &str| bearer(&mint(payload));
     let [real_h, real_p, real_s] = segments(&fx.alice.refresh_token);
     let real_sig: [u8; 64] = unb64(&real_s).try_into().expect("64 bytes");
-    let our_public = our_key().verifying_key().to_bytes();
+    let our_public = signing_key().verifying_key().to_bytes();
     let attacker_sig = || b64(attacker_key().sign(b"x").to_bytes());
 
     // ---- Step 1: the header itself (400) --------------------------------
@@ -309,7 +306,7 @@ fn corpus(fx: &Fixture) -> Vec<Case> {
     row(
         "non-canonical base64: trailing bits in the payload, authentic",
         Refresh,
-        bearer(&sign_input(&our_key(), &format!("{}.{odd_payload}", b64(HEADER)))),
+        bearer(&sign_input(&signing_key(), &format!("{}.{odd_payload}", b64(HEADER)))),
         MALFORMED,
     );
     row(
@@ -409,13 +406,13 @@ fn corpus(fx: &Fixture) -> Vec<Case> {
     row(
         "authentic alg Ed25519 token under an EdDSA policy",
         Refresh,
-        bearer(&mint_with(&our_key(), r#"{"typ":"JWT","alg":"Ed25519"}"#, &alice_claims)),
+        bearer(&mint_with(&signing_key(), r#"{"typ":"JWT","alg":"Ed25519"}"#, &alice_claims)),
         ALG,
     );
     row(
         "authentic alg EdDSA token under an Ed25519-only policy",
         RefreshEd25519,
-        bearer(&mint_with(&our_key(), r#"{"alg":"EdDSA"}"#, &alice_claims)),
+        bearer(&mint_with(&signing_key(), r#"{"alg":"EdDSA"}"#, &alice_claims)),
         ALG,
     );
 
@@ -453,7 +450,7 @@ fn corpus(fx: &Fixture) -> Vec<Case> {
     row(
         "unknown kid on an authentic token",
         Refresh,
-        bearer(&mint_with(&our_key(), r#"{"typ":"JWT","alg":"EdDSA","kid":"k1"}"#, &alice_claims)),
+        bearer(&mint_with(&signing_key(), r#"{"typ":"JWT","alg":"EdDSA","kid":"k1"}"#, &alice_claims)),
         UNKNOWN_KID,
     );
 
@@ -490,7 +487,7 @@ fn corpus(fx: &Fixture) -> Vec<Case> {
         "authentic token with an embedded jwk of our own key",
         Refresh,
         bearer(&mint_with(
-            &our_key(),
+            &signing_key(),
             format!(r#"{{"alg":"EdDSA","jwk":{{"kty":"OKP","crv":"Ed25519","x":"{}"}}}}"#, b64(our_public)),
             &alice_claims,
         )),
@@ -677,12 +674,17 @@ fn corpus(fx: &Fixture) -> Vec<Case> {
         row(&format!("authentic: {attack}"), Refresh, authentic(&payload), NOT_JSON);
     }
     let utf16_claims = utf16(&alice_claims);
-    row("authentic: payload JSON in UTF-16", Refresh, bearer(&mint_with(&our_key(), HEADER, utf16_claims)), NOT_JSON);
+    row(
+        "authentic: payload JSON in UTF-16",
+        Refresh,
+        bearer(&mint_with(&signing_key(), HEADER, utf16_claims)),
+        NOT_JSON,
+    );
     row(
         "authentic: payload with invalid UTF-8 in sub",
         Refresh,
         bearer(&mint_with(
-            &our_key(),
+            &signing_key(),
             HEADER,
             [
                 b"{\"sub\":\"\xff\xfe\"".as_slice(),
@@ -717,7 +719,7 @@ fn corpus(fx: &Fixture) -> Vec<Case> {
         bearer(&format!("{}.{}.{sig86}", b64(r#"{"alg":"none"}"#), segments(&fx.alice.access_token)[1])),
         ALG,
     );
-    let access = claims_of(&fx.alice.access_token);
+    let access = payload(&fx.alice.access_token);
     let access_json = |exp: &str, sub: &str| {
         format!(
             r#"{{"acc":{},"sub":{sub},"role":{},"exp":{exp},"jti":{}}}"#,
@@ -748,7 +750,7 @@ fn corpus(fx: &Fixture) -> Vec<Case> {
     rows
 }
 
-fn send(fx: &Fixture, case: &Case) -> Result<(), Error> {
+fn send(fx: &TwoSessions, case: &Case) -> Result<(), Error> {
     let header = case.header.as_deref();
     match case.target {
         Refresh => fx.refresh(header).map(drop),
@@ -762,7 +764,7 @@ fn send(fx: &Fixture, case: &Case) -> Result<(), Error> {
 
 #[test]
 fn every_hostile_input_gets_its_spec_status_and_changes_nothing() {
-    let fx = Fixture::new();
+    let fx = TwoSessions::new();
     let mut before = fx.stats();
     assert_eq!(before.sessions, 2);
     let cases = corpus(&fx);
@@ -819,7 +821,7 @@ fn every_hostile_input_gets_its_spec_status_and_changes_nothing() {
 /// real ids are not replayed here.)
 #[test]
 fn the_logout_door_refuses_the_same_rows_the_same_way() {
-    let fx = Fixture::new();
+    let fx = TwoSessions::new();
     let before = fx.stats();
     let mut checked = 0;
     for case in corpus(&fx) {
@@ -827,7 +829,7 @@ fn the_logout_door_refuses_the_same_rows_the_same_way() {
         if !matches!(case.target, Refresh) || reaches_ledger {
             continue;
         }
-        let result = block_on(token_refresh::revoke(case.header.as_deref(), fx.store.ledger(), &fx.signer, &fx.clock));
+        let result = ready(token_refresh::revoke(case.header.as_deref(), fx.store.ledger(), &fx.signer, &fx.clock));
         let error = result.expect_err(&case.attack);
         assert_eq!(Want::of(&error), Some(case.want), "{}", case.attack);
         assert_eq!(fx.stats(), before, "{} changed the ledger through logout", case.attack);
@@ -839,7 +841,7 @@ fn the_logout_door_refuses_the_same_rows_the_same_way() {
 
 #[test]
 fn the_corpus_is_large_and_covers_every_class() {
-    let fx = Fixture::new();
+    let fx = TwoSessions::new();
     let cases = corpus(&fx);
     assert!(cases.len() >= 150, "{} rows", cases.len());
     for code in [400, 401, 404, 422] {
@@ -852,8 +854,8 @@ fn the_corpus_is_large_and_covers_every_class() {
 /// for the defect it names and not for a bad signature.
 #[test]
 fn control_a_minted_token_with_real_claims_is_accepted() {
-    let fx = Fixture::new();
-    let alice = claims_of(&fx.alice.refresh_token);
+    let fx = TwoSessions::new();
+    let alice = payload(&fx.alice.refresh_token);
     let claims =
         refresh_json(&q(ALICE), &alice["acjti"].to_string(), &alice["exp"].to_string(), &alice["jti"].to_string());
     let minted = mint(&claims);
@@ -865,7 +867,7 @@ fn control_a_minted_token_with_real_claims_is_accepted() {
 /// or PEM endpoint would publish it.
 #[test]
 fn control_the_hmac_key_is_our_published_public_key() {
-    let public = our_key().verifying_key().to_bytes();
+    let public = signing_key().verifying_key().to_bytes();
     let loaded = VerificationKey::from_public_key_pem(&spki_pem(&public)).expect("valid SPKI PEM");
     assert_eq!(loaded.to_bytes(), public);
 }
@@ -874,7 +876,7 @@ fn control_the_hmac_key_is_our_published_public_key() {
 /// decoded, whatever it contains.
 #[test]
 fn oversized_input_is_refused_before_decoding() {
-    let fx = Fixture::new();
+    let fx = TwoSessions::new();
     let good = format!("Bearer {}", fx.alice.refresh_token);
     let mut padded = good.clone().into_bytes();
     padded.resize(token_refresh::MAX_HEADER_LEN + 1, b' ');
@@ -893,14 +895,14 @@ fn oversized_input_is_refused_before_decoding() {
 
 /// Writes the corpus as fuzzing seeds under `fuzz/seeds/` (see
 /// `fuzz/README.md`). Run on demand:
-/// `cargo test --test hostile -- --ignored write_fuzz_seeds`.
+/// `cargo test --test all -- --ignored hostile::write_fuzz_seeds`.
 #[test]
 #[ignore = "writes files; run on demand to refresh fuzz/seeds"]
 fn write_fuzz_seeds() {
     /// libFuzzer's -max_len in fuzz/README.md: just past the 8 KiB limit.
     const MAX_SEED: usize = 9000;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
-    let fx = Fixture::new();
+    let fx = TwoSessions::new();
     let mut seeds: Vec<(&str, String, Vec<u8>)> = Vec::new();
     // The fuzz world's own session (fixed ids, see fuzz/src/lib.rs): its
     // current token, whole and as a payload to be signed.
@@ -998,7 +1000,7 @@ fn login_corpus() -> (Vec<(&'static str, Vec<u8>, Want)>, Vec<u8>) {
         ("unknown user", body("mallory@mail.com", &hex(&carol_sig), &carol_pk).into_bytes(), NotFound),
         (
             "another key than the user's",
-            body("carol@mail.com", &hex(&carol_sig), &hex(&our_key().verifying_key().to_bytes())).into_bytes(),
+            body("carol@mail.com", &hex(&carol_sig), &hex(&signing_key().verifying_key().to_bytes())).into_bytes(),
             Unproc(Unprocessable::LoginKey),
         ),
         (
@@ -1047,11 +1049,11 @@ fn the_login_door_refuses_hostile_bodies_and_creates_nothing() {
     let (rows, genuine) = login_corpus();
     let before = store.ledger().stats();
     for (attack, request, want) in rows {
-        let error = block_on(token_refresh::login(&request, &store, &signer, &clock)).expect_err(attack);
+        let error = ready(token_refresh::login(&request, &store, &signer, &clock)).expect_err(attack);
         assert_eq!(Want::of(&error), Some(want), "{attack}");
         assert_eq!(store.ledger().stats(), before, "{attack} created a session");
     }
     // Control: the genuine body logs in.
-    block_on(token_refresh::login(&genuine, &store, &signer, &clock)).expect("genuine login");
+    ready(token_refresh::login(&genuine, &store, &signer, &clock)).expect("genuine login");
     assert_eq!(store.ledger().stats().sessions, 1);
 }

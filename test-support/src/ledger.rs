@@ -1,28 +1,34 @@
-//! Helpers shared by the backend tests: a chain of rotations that must
-//! survive lost connections without a half rotation.
-#![allow(dead_code, unreachable_pub)]
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+//! The ledger backends' fixtures: Bob's sessions and rotations at a given
+//! instant, and a chain of rotations that must survive lost connections
+//! without a half rotation.
 
-pub mod model;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use token_refresh::{Grace, NewSession, PairClaims, Rotation, RotationRequest, SessionId, SessionLedger, TokenId};
 
-pub const SUBJECT: &str = "bob@mail.com";
+use crate::users::{BOB, BOB_ACCOUNT, BOB_ROLE};
 
+/// The subject of the ledger fixtures' sessions: Bob.
+pub const SUBJECT: &str = BOB;
+
+/// Now on the real clock, in Unix seconds: a backend that expires keys on
+/// the server's clock keeps what a test made near it.
 pub fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()).unwrap()
 }
 
-/// A fresh pair of `session` for bob.
+/// A fresh pair of `session` for Bob.
 pub fn pair(session: SessionId, now: i64) -> PairClaims {
     pair_of(SUBJECT, session, now)
 }
 
+/// A fresh pair of `session` for `subject`: access for 5 minutes, refresh
+/// for a day.
 pub fn pair_of(subject: &str, session: SessionId, now: i64) -> PairClaims {
     PairClaims {
         subject: subject.into(),
-        account: "bob@admin".into(),
-        role: "ROLE_ADMIN".into(),
+        account: BOB_ACCOUNT.into(),
+        role: BOB_ROLE.into(),
         access_id: session.new_token_id(),
         access_expires_at: now + 300,
         refresh_id: session.new_token_id(),
@@ -43,7 +49,7 @@ pub fn new_session(subject: &str, now: i64, cap: u32) -> NewSession {
     }
 }
 
-/// A rotation of bob's token `presented`, proposing a fresh successor of
+/// A rotation of Bob's token `presented`, proposing a fresh successor of
 /// its session.
 pub fn rotation(presented: TokenId, now: i64) -> RotationRequest {
     RotationRequest {
@@ -56,7 +62,7 @@ pub fn rotation(presented: TokenId, now: i64) -> RotationRequest {
     }
 }
 
-/// Rotates a chain of tokens of one of bob's sessions while another
+/// Rotates a chain of tokens of one of Bob's sessions while another
 /// connection keeps terminating the ledger's backends. Every failed
 /// rotation must have happened fully or not at all: afterwards the
 /// session's generation, as `generation` reads it, tells which, and the
@@ -113,19 +119,19 @@ pub async fn rotate_through_faults<L: SessionLedger>(
     rotate_through_faults_probed(ledger, |session| generation_of(ledger, session), current, rounds).await
 }
 
-/// The listed generation of one of bob's sessions, asking until the ledger
+/// The listed generation of one of Bob's sessions, asking until the ledger
 /// answers (it may be mid-fault: connections keep being cut, and a client
 /// reconnects at its own pace, slower on a loaded machine). Gives up after
 /// 60 s.
 pub async fn generation_of<L: SessionLedger>(ledger: &L, session: SessionId) -> u64 {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let mut pause = std::time::Duration::from_millis(5);
-    while std::time::Instant::now() < deadline {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut pause = Duration::from_millis(5);
+    while Instant::now() < deadline {
         if let Ok(listed) = ledger.sessions(SUBJECT, now()).await {
             return listed.iter().find(|info| info.session == session).expect("the session is listed").generation;
         }
         tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(std::time::Duration::from_millis(200));
+        pause = (pause * 2).min(Duration::from_millis(200));
     }
     panic!("the ledger never answered a listing within 60 s");
 }

@@ -6,10 +6,8 @@
 //! edited mid-test; a hyper client talks to it over TCP.
 
 #[allow(dead_code)]
-#[path = "../examples/server.rs"]
+#[path = "../../examples/server.rs"]
 mod server;
-#[path = "http_support/mod.rs"]
-mod support;
 
 use std::sync::Arc;
 
@@ -21,10 +19,13 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use server::common::{self, App, Command, Config, StoreUrl, VerifyKeyArg};
-use support::{
-    ALICE, ALICE_LOGIN_SEED, BOB, BOB_LOGIN_SEED, Http, NOW, SESSION, SIGNING_SEED, TestResult, forge, login_body,
-    payload,
+use token_refresh_test_support::http_client::{Http, SESSION, TestResult};
+use token_refresh_test_support::keys::{
+    SEED, jwk_x, private_der, private_pem, public_der, public_pem, signer, signing_key,
 };
+use token_refresh_test_support::tokens::{HEADER, bearer, mint_with, payload, refresh_claims};
+use token_refresh_test_support::users::{ALICE, ALICE_LOGIN_SEED, BOB, BOB_LOGIN_SEED, demo, login_body};
+use token_refresh_test_support::{NOW, clock};
 
 const INVALID_TOKEN: &str = r#"Bearer error="invalid_token""#;
 const INVALID_REQUEST: &str = r#"Bearer error="invalid_request""#;
@@ -40,7 +41,7 @@ struct Running {
 
 impl Running {
     async fn start() -> TestResult<Self> {
-        Self::start_with(Policy::default(), support::signer()?).await
+        Self::start_with(Policy::default(), signer()).await
     }
 
     async fn start_with(policy: Policy, signer: Ed25519Signer) -> TestResult<Self> {
@@ -49,9 +50,9 @@ impl Running {
 
     /// Starts with `tune` applied to the state first.
     async fn start_tuned(policy: Policy, signer: Ed25519Signer, tune: impl FnOnce(&mut App)) -> TestResult<Self> {
-        let clock = Arc::new(support::clock());
+        let clock = Arc::new(clock());
         let shared_clock: Arc<dyn Clock> = clock.clone();
-        let mut app = App::new(common::memory_store(support::users()), signer, policy, shared_clock);
+        let mut app = App::new(common::memory_store(demo()), signer, policy, shared_clock);
         tune(&mut app);
         let app = Arc::new(app);
         let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -73,18 +74,6 @@ impl Running {
     }
 }
 
-fn bearer(token: &str) -> String {
-    format!("Bearer {token}")
-}
-
-/// A refresh token payload for `sub` with fresh ids, valid until
-/// `NOW + 1000` unless `exp` says otherwise.
-fn refresh_claims(sub: &str, exp: i64) -> String {
-    format!(r#"{{"sub":"{sub}","acjti":"{}","exp":{exp},"jti":"{}"}}"#, uuid::Uuid::new_v4(), uuid::Uuid::new_v4())
-}
-
-const JOSE: &str = r#"{"typ":"JWT","alg":"EdDSA"}"#;
-
 #[tokio::test]
 async fn login_refresh_reuse_and_logout_over_http() -> TestResult {
     let server = Running::start().await?;
@@ -102,10 +91,10 @@ async fn login_refresh_reuse_and_logout_over_http() -> TestResult {
     assert_eq!(json["data"]["expirationTime"], 300);
     let access = login.data("accessToken")?;
     let first = login.data("refreshToken")?;
-    // Seed shape: exact JOSE header, claims in order, refresh exp − access exp = 86 100.
+    // Seed shape: exact HEADER header, claims in order, refresh exp − access exp = 86 100.
     let header = URL_SAFE_NO_PAD.decode(first.split('.').next().ok_or("no header")?)?;
-    assert_eq!(header, JOSE.as_bytes());
-    let (access_claims, refresh_claims) = (payload(&access)?, payload(&first)?);
+    assert_eq!(header, HEADER.as_bytes());
+    let (access_claims, refresh_claims) = (payload(&access), payload(&first));
     assert_eq!(access_claims["exp"], NOW + 300);
     assert_eq!(refresh_claims["exp"], NOW + 86_400);
     assert_eq!(refresh_claims["acjti"], access_claims["jti"]);
@@ -204,65 +193,70 @@ async fn spec_section_4_rows_over_http() -> TestResult {
         row("not base64url", Some(format!("Bearer {header_b64}.{payload_b64}.***")), 401, "token could not be parsed"),
         row(
             "header not JSON",
-            Some(bearer(&forge("not json", &good_claims, &SIGNING_SEED))),
+            Some(bearer(&mint_with(&signing_key(), "not json", &good_claims))),
             401,
             "token could not be parsed",
         ),
         // Step 3.
         row(
             "alg HS256",
-            Some(bearer(&forge(r#"{"typ":"JWT","alg":"HS256"}"#, &good_claims, &SIGNING_SEED))),
+            Some(bearer(&mint_with(&signing_key(), r#"{"typ":"JWT","alg":"HS256"}"#, &good_claims))),
             401,
             "token could not be parsed",
         ),
         row(
             "alg none",
-            Some(bearer(&forge(r#"{"typ":"JWT","alg":"none"}"#, &good_claims, &SIGNING_SEED))),
+            Some(bearer(&mint_with(&signing_key(), r#"{"typ":"JWT","alg":"none"}"#, &good_claims))),
             401,
             "token could not be parsed",
         ),
         row(
             "alg Ed25519 not opted in",
-            Some(bearer(&forge(r#"{"typ":"JWT","alg":"Ed25519"}"#, &good_claims, &SIGNING_SEED))),
+            Some(bearer(&mint_with(&signing_key(), r#"{"typ":"JWT","alg":"Ed25519"}"#, &good_claims))),
             401,
             "token could not be parsed",
         ),
         row(
             "typ JWS",
-            Some(bearer(&forge(r#"{"typ":"JWS","alg":"EdDSA"}"#, &good_claims, &SIGNING_SEED))),
+            Some(bearer(&mint_with(&signing_key(), r#"{"typ":"JWS","alg":"EdDSA"}"#, &good_claims))),
             401,
             "token could not be parsed",
         ),
         row(
             "crit",
-            Some(bearer(&forge(r#"{"typ":"JWT","alg":"EdDSA","crit":["exp"]}"#, &good_claims, &SIGNING_SEED))),
+            Some(bearer(&mint_with(&signing_key(), r#"{"typ":"JWT","alg":"EdDSA","crit":["exp"]}"#, &good_claims))),
             401,
             "token could not be parsed",
         ),
         row(
             "jku",
-            Some(bearer(&forge(
+            Some(bearer(&mint_with(
+                &signing_key(),
                 r#"{"typ":"JWT","alg":"EdDSA","jku":"https://evil.example/k"}"#,
                 &good_claims,
-                &SIGNING_SEED,
             ))),
             401,
             "token could not be parsed",
         ),
         row(
             "unknown kid",
-            Some(bearer(&forge(r#"{"typ":"JWT","alg":"EdDSA","kid":"nope"}"#, &good_claims, &SIGNING_SEED))),
+            Some(bearer(&mint_with(&signing_key(), r#"{"typ":"JWT","alg":"EdDSA","kid":"nope"}"#, &good_claims))),
             401,
             "token could not be parsed",
         ),
         row(
             "alg twice",
-            Some(bearer(&forge(r#"{"typ":"JWT","alg":"EdDSA","alg":"EdDSA"}"#, &good_claims, &SIGNING_SEED))),
+            Some(bearer(&mint_with(&signing_key(), r#"{"typ":"JWT","alg":"EdDSA","alg":"EdDSA"}"#, &good_claims))),
             401,
             "token could not be parsed",
         ),
         // Step 4.
-        row("foreign key", Some(bearer(&forge(JOSE, &good_claims, &other_key))), 401, "token signature is invalid"),
+        row(
+            "foreign key",
+            Some(bearer(&mint_with(&SigningKey::from_bytes(&other_key), HEADER, &good_claims))),
+            401,
+            "token signature is invalid",
+        ),
         row(
             "payload swapped",
             Some(format!("Bearer {header_b64}.{}.{signature_b64}", URL_SAFE_NO_PAD.encode(&good_claims))),
@@ -273,35 +267,35 @@ async fn spec_section_4_rows_over_http() -> TestResult {
         row("access token", Some(bearer(&access)), 422, "token claims are malformed"),
         row(
             "missing jti",
-            Some(bearer(&forge(
-                JOSE,
-                &format!(r#"{{"sub":"{BOB}","acjti":"{}","exp":{}}}"#, uuid::Uuid::new_v4(), NOW + 1000),
-                &SIGNING_SEED,
+            Some(bearer(&mint_with(
+                &signing_key(),
+                HEADER,
+                format!(r#"{{"sub":"{BOB}","acjti":"{}","exp":{}}}"#, uuid::Uuid::new_v4(), NOW + 1000),
             ))),
             422,
             "token claims are malformed",
         ),
         row(
             "exp as string",
-            Some(bearer(&forge(
-                JOSE,
-                &format!(
+            Some(bearer(&mint_with(
+                &signing_key(),
+                HEADER,
+                format!(
                     r#"{{"sub":"{BOB}","acjti":"{}","exp":"{}","jti":"{}"}}"#,
                     uuid::Uuid::new_v4(),
                     NOW + 1000,
                     uuid::Uuid::new_v4()
                 ),
-                &SIGNING_SEED,
             ))),
             422,
             "token claims are malformed",
         ),
         row(
             "jti not a UUID",
-            Some(bearer(&forge(
-                JOSE,
-                &format!(r#"{{"sub":"{BOB}","acjti":"{}","exp":{},"jti":"42"}}"#, uuid::Uuid::new_v4(), NOW + 1000),
-                &SIGNING_SEED,
+            Some(bearer(&mint_with(
+                &signing_key(),
+                HEADER,
+                format!(r#"{{"sub":"{BOB}","acjti":"{}","exp":{},"jti":"42"}}"#, uuid::Uuid::new_v4(), NOW + 1000),
             ))),
             422,
             "token claims are malformed",
@@ -309,25 +303,30 @@ async fn spec_section_4_rows_over_http() -> TestResult {
         // Step 6.
         row(
             "expired",
-            Some(bearer(&forge(JOSE, &refresh_claims(BOB, NOW - 1), &SIGNING_SEED))),
+            Some(bearer(&mint_with(&signing_key(), HEADER, refresh_claims(BOB, NOW - 1)))),
             401,
             "token has expired",
         ),
         row(
             "expires now",
-            Some(bearer(&forge(JOSE, &refresh_claims(BOB, NOW), &SIGNING_SEED))),
+            Some(bearer(&mint_with(&signing_key(), HEADER, refresh_claims(BOB, NOW)))),
             401,
             "token has expired",
         ),
         // Step 7.
         row(
             "unknown user",
-            Some(bearer(&forge(JOSE, &refresh_claims("nobody@mail.com", NOW + 1000), &SIGNING_SEED))),
+            Some(bearer(&mint_with(&signing_key(), HEADER, refresh_claims("nobody@mail.com", NOW + 1000)))),
             404,
             "user not found",
         ),
         // Step 9: authentic, well-formed, but never issued.
-        row("never issued", Some(bearer(&forge(JOSE, &good_claims, &SIGNING_SEED))), 401, "refresh token is not valid"),
+        row(
+            "never issued",
+            Some(bearer(&mint_with(&signing_key(), HEADER, &good_claims))),
+            401,
+            "refresh token is not valid",
+        ),
     ];
     // Step 1 again: a byte outside ASCII (obs-text), which `&str` cannot carry.
     let mut non_ascii = b"Bearer ".to_vec();
@@ -407,9 +406,9 @@ async fn stateful_rows_disabled_removed_expired_and_internal() -> TestResult {
 async fn session_past_its_absolute_lifetime_is_refused() -> TestResult {
     let policy =
         Policy::builder().session_lifetime(time::Duration::seconds(100)).leeway(time::Duration::seconds(60)).build()?;
-    let server = Running::start_with(policy, support::signer()?).await?;
+    let server = Running::start_with(policy, signer()).await?;
     let (_, refresh) = server.http.session(BOB, &BOB_LOGIN_SEED).await?;
-    assert_eq!(payload(&refresh)?["exp"], NOW + 100, "refresh exp is capped by the session");
+    assert_eq!(payload(&refresh)["exp"], NOW + 100, "refresh exp is capped by the session");
     server.clock.advance(time::Duration::seconds(110));
     let late = server.http.refresh(Some(&bearer(&refresh))).await?;
     assert_eq!((late.status, late.message().as_str()), (401, "session has expired"));
@@ -426,15 +425,25 @@ async fn twenty_four_concurrent_refreshes_of_one_token_give_exactly_one_200() ->
     for _ in 0..24 {
         let http = server.http.clone();
         let authorization = authorization.clone();
-        tasks.spawn(async move { http.refresh(Some(&authorization)).await.map(|r| r.status).unwrap_or(0) });
+        tasks.spawn(async move {
+            let response = http.refresh(Some(&authorization)).await?;
+            let message = (response.status != 200).then(|| response.message());
+            TestResult::Ok((response.status, message))
+        });
     }
-    let mut statuses = Vec::new();
-    while let Some(status) = tasks.join_next().await {
-        statuses.push(status?);
+    let mut outcomes = Vec::new();
+    while let Some(outcome) = tasks.join_next().await {
+        outcomes.push(outcome??);
     }
-    statuses.sort_unstable();
-    assert_eq!(statuses.iter().filter(|&&s| s == 200).count(), 1, "{statuses:?}");
-    assert!(statuses.iter().all(|&s| s == 200 || s == 401), "{statuses:?}");
+    outcomes.sort_unstable();
+    // One winner; the first loser is reuse (it revokes the session), every
+    // later one meets a revoked session.
+    let reused = (401, Some("refresh token was already used; the session is revoked".to_owned()));
+    let revoked = (401, Some("session has been revoked".to_owned()));
+    let mut expected = vec![(200, None), reused];
+    expected.extend(std::iter::repeat_n(revoked, 22));
+    expected.sort_unstable();
+    assert_eq!(outcomes, expected);
     server.stop().await
 }
 
@@ -478,7 +487,7 @@ async fn me_answers_claims_and_keeps_the_predecessor_access_token_until_logout()
 #[tokio::test]
 async fn a_strict_policy_refuses_the_predecessor_access_token() -> TestResult {
     let policy = Policy::builder().revoke_superseded_access(true).build()?;
-    let server = Running::start_with(policy, support::signer()?).await?;
+    let server = Running::start_with(policy, signer()).await?;
     let http = &server.http;
     let (access, refresh) = http.session(BOB, &BOB_LOGIN_SEED).await?;
     let rotated = http.refresh(Some(&bearer(&refresh))).await?;
@@ -492,13 +501,13 @@ async fn a_strict_policy_refuses_the_predecessor_access_token() -> TestResult {
 #[tokio::test]
 async fn jwks_publishes_the_signing_key() -> TestResult {
     let kid = KeyId::new("test-key-1")?;
-    let server = Running::start_with(Policy::default(), support::signer()?.with_key_id(kid)?).await?;
+    let server = Running::start_with(Policy::default(), signer().with_key_id(kid)?).await?;
     let http = &server.http;
     let jwks = http.send("GET", "/.well-known/jwks.json", &[], b"").await?;
     assert_eq!(jwks.status, 200);
     assert_eq!(jwks.header("cache-control"), Some("public, max-age=300"));
     assert_eq!(jwks.header("content-type"), Some("application/json"));
-    let public = SigningKey::from_bytes(&SIGNING_SEED).verifying_key();
+    let public = SigningKey::from_bytes(&SEED).verifying_key();
     let expected = format!(
         r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","x":"{}","use":"sig","alg":"EdDSA","kid":"test-key-1"}}]}}"#,
         URL_SAFE_NO_PAD.encode(public.as_bytes())
@@ -640,7 +649,7 @@ async fn request_ids_and_repeated_authorization() -> TestResult {
 #[tokio::test]
 async fn a_stalled_body_hits_the_request_deadline() -> TestResult {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let server = Running::start_tuned(Policy::default(), support::signer()?, |app| {
+    let server = Running::start_tuned(Policy::default(), signer(), |app| {
         app.request_timeout = std::time::Duration::from_millis(200);
     })
     .await?;
@@ -679,7 +688,7 @@ async fn a_stalled_body_hits_the_request_deadline() -> TestResult {
 #[tokio::test]
 async fn grace_window_replay_returns_the_same_pair_over_http() -> TestResult {
     let policy = Policy::builder().grace_window(time::Duration::seconds(10)).build()?;
-    let server = Running::start_with(policy, support::signer()?).await?;
+    let server = Running::start_with(policy, signer()).await?;
     let http = &server.http;
     let (_, refresh) = http.session(BOB, &BOB_LOGIN_SEED).await?;
     let first = http.refresh(Some(&bearer(&refresh))).await?;
@@ -875,10 +884,10 @@ async fn verify_only_keys_load_and_are_published() -> TestResult {
     std::fs::create_dir_all(&dir)?;
     let path = |name: &str| dir.join(name).display().to_string();
     let seeds = [[0x11; 32], [0x22; 32], [0x33; 32], [0x44; 32]];
-    std::fs::write(dir.join("active.pem"), support::private_pem(&SIGNING_SEED))?;
+    std::fs::write(dir.join("active.pem"), private_pem(&SEED))?;
     for (i, seed) in seeds.iter().enumerate() {
-        std::fs::write(dir.join(format!("{i}.pub")), support::public_pem(seed))?;
-        std::fs::write(dir.join(format!("{i}.pem")), support::private_pem(seed))?;
+        std::fs::write(dir.join(format!("{i}.pub")), public_pem(seed))?;
+        std::fs::write(dir.join(format!("{i}.pem")), private_pem(seed))?;
     }
     let start = |extra: Vec<String>| async move {
         let mut args = vec!["--signing-key".to_owned(), path("active.pem"), "--kid".to_owned(), "now".to_owned()];
@@ -897,21 +906,21 @@ async fn verify_only_keys_load_and_are_published() -> TestResult {
         .as_array()
         .ok_or("keys")?
         .iter()
-        .map(|key| (key["x"].as_str().unwrap_or(""), key["kid"].as_str()))
-        .collect();
-    let (active, old, older) = (support::jwk_x(&SIGNING_SEED), support::jwk_x(&seeds[0]), support::jwk_x(&seeds[1]));
+        .map(|key| Ok((key["x"].as_str().ok_or("no x")?, key["kid"].as_str())))
+        .collect::<TestResult<_>>()?;
+    let (active, old, older) = (jwk_x(&SEED), jwk_x(&seeds[0]), jwk_x(&seeds[1]));
     assert_eq!(keys, [(active.as_str(), Some("now")), (old.as_str(), Some("old")), (older.as_str(), None)]);
     // DER works too, public or private.
-    std::fs::write(dir.join("2.der"), support::public_der(&seeds[2]))?;
-    std::fs::write(dir.join("3.der"), support::private_der(&seeds[3]))?;
+    std::fs::write(dir.join("2.der"), public_der(&seeds[2]))?;
+    std::fs::write(dir.join("3.der"), private_der(&seeds[3]))?;
     let setup_der = start(vec!["--verify-key".into(), path("2.der"), "--verify-key".into(), path("3.der")]).await?;
     let ring: Vec<[u8; 32]> = setup_der.app.signer.keyring().keys().iter().map(|key| key.to_bytes()).collect();
     let public = |seed: &[u8; 32]| SigningKey::from_bytes(seed).verifying_key().to_bytes();
-    assert_eq!(ring, [public(&SIGNING_SEED), public(&seeds[2]), public(&seeds[3])]);
+    assert_eq!(ring, [public(&SEED), public(&seeds[2]), public(&seeds[3])]);
     // Verify-only keys verify, never sign.
     assert_eq!(
         setup.app.signer.verification_key().to_bytes(),
-        Ed25519Signer::from_seed(&SIGNING_SEED)?.verification_key().to_bytes()
+        Ed25519Signer::from_seed(&SEED)?.verification_key().to_bytes()
     );
 
     // Configuration errors, exit code 2, no key material in the message.
@@ -953,7 +962,7 @@ async fn demo_login_body_logs_in() -> TestResult {
     }));
     let login = http.login(&body).await?;
     assert_eq!(login.status, 200, "{}", login.message());
-    assert_eq!(payload(&login.data("accessToken")?)?["sub"], BOB);
+    assert_eq!(payload(&login.data("accessToken")?)["sub"], BOB);
     let walkthrough = common::walkthrough(address, &body);
     assert!(walkthrough.starts_with(&format!("BASE=http://{address}\n")));
     assert!(walkthrough.contains(&format!("LOGIN='{body}'")));

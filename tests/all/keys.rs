@@ -3,32 +3,28 @@
 // A panic in a test is a failed assertion: the no-panic lints guard src/ only.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-mod support;
-
-use support::{BOB, NOW, payload};
-use token_refresh::{Algorithm, Ed25519Signer, KeyId, ManualClock, MemoryStore, Policy, User, VerificationKey};
-
-fn header(token: &str) -> serde_json::Value {
-    let segment = token.split('.').next().unwrap();
-    serde_json::from_slice(&base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, segment).unwrap())
-        .unwrap()
-}
+use token_refresh::Unauthorized::{self, UnknownKey};
+use token_refresh::{Algorithm, Ed25519Signer, KeyError, KeyId, MemoryStore, Policy, VerificationKey};
+use token_refresh_test_support::clock;
+use token_refresh_test_support::outcome::assert_refused;
+use token_refresh_test_support::tokens::{jose_header, payload};
+use token_refresh_test_support::users::{BOB, bob};
 
 fn store() -> MemoryStore {
-    MemoryStore::in_memory([User::new(BOB, "bob@admin", "ROLE_ADMIN")])
+    MemoryStore::in_memory([bob()])
 }
 
 #[tokio::test]
 async fn kid_appears_only_when_configured_and_must_be_known() {
-    let clock = ManualClock::at_unix(NOW);
+    let clock = clock();
     let store = store();
     let plain = Ed25519Signer::from_seed(&[1; 32]).unwrap();
     let pair = token_refresh::issue(BOB, &store, &plain, &clock).await.unwrap();
-    assert_eq!(header(&pair.access_token), serde_json::json!({"typ": "JWT", "alg": "EdDSA"}));
+    assert_eq!(jose_header(&pair.access_token), serde_json::json!({"typ": "JWT", "alg": "EdDSA"}));
 
     let with_kid = Ed25519Signer::from_seed(&[1; 32]).unwrap().with_key_id(KeyId::new("2026-11").unwrap()).unwrap();
     let pair = token_refresh::issue(BOB, &store, &with_kid, &clock).await.unwrap();
-    assert_eq!(header(&pair.refresh_token), serde_json::json!({"typ": "JWT", "alg": "EdDSA", "kid": "2026-11"}));
+    assert_eq!(jose_header(&pair.refresh_token), serde_json::json!({"typ": "JWT", "alg": "EdDSA", "kid": "2026-11"}));
     // The member order is the seed's, kid last.
     let raw = base64::Engine::decode(
         &base64::engine::general_purpose::URL_SAFE_NO_PAD,
@@ -40,14 +36,13 @@ async fn kid_appears_only_when_configured_and_must_be_known() {
 
     // Same key, other kid: the token names a key this deployment does not know.
     let other_kid = Ed25519Signer::from_seed(&[1; 32]).unwrap().with_key_id(KeyId::new("old").unwrap()).unwrap();
-    let error =
-        token_refresh::refresh(Some(pair.access_token.as_bytes()), &store, &other_kid, &clock).await.unwrap_err();
-    assert_eq!(error.status_code(), 401);
+    let error = token_refresh::refresh(Some(pair.access_token.as_bytes()), &store, &other_kid, &clock).await;
+    assert_refused(error, UnknownKey);
 }
 
 #[tokio::test]
 async fn a_rotated_signing_key_keeps_old_sessions_alive_through_a_verify_only_key() {
-    let clock = ManualClock::at_unix(NOW);
+    let clock = clock();
     let store = store();
     let old = Ed25519Signer::from_seed(&[1; 32]).unwrap();
     let first = token_refresh::issue(BOB, &store, &old, &clock).await.unwrap();
@@ -66,20 +61,20 @@ async fn a_rotated_signing_key_keeps_old_sessions_alive_through_a_verify_only_ke
 
 #[tokio::test]
 async fn the_fully_specified_name_is_opt_in_and_exclusive() {
-    let clock = ManualClock::at_unix(NOW);
+    let clock = clock();
     let store = store();
     let signer = Ed25519Signer::from_seed(&[1; 32]).unwrap();
     let ed25519 = Policy::builder().algorithm(Algorithm::Ed25519).build().unwrap();
     let pair = ed25519.issue(BOB, &store, &signer, &clock).await.unwrap();
-    assert_eq!(header(&pair.access_token)["alg"], "Ed25519");
+    assert_eq!(jose_header(&pair.access_token)["alg"], "Ed25519");
     assert!(ed25519.refresh(Some(pair.refresh_token.as_bytes()), &store, &signer, &clock).await.is_ok());
 
     // An EdDSA deployment refuses Ed25519 tokens, and the reverse.
     let eddsa_pair = Policy::default().issue(BOB, &store, &signer, &clock).await.unwrap();
     let error = Policy::default().refresh(Some(pair.refresh_token.as_bytes()), &store, &signer, &clock).await;
-    assert_eq!(error.unwrap_err().status_code(), 401);
+    assert_refused(error, Unauthorized::Algorithm);
     let error = ed25519.refresh(Some(eddsa_pair.refresh_token.as_bytes()), &store, &signer, &clock).await;
-    assert_eq!(error.unwrap_err().status_code(), 401);
+    assert_refused(error, Unauthorized::Algorithm);
     assert_eq!(payload(&eddsa_pair.refresh_token)["sub"], BOB);
 }
 
@@ -97,12 +92,12 @@ fn keys_load_from_the_forms_deployments_keep() {
     assert_eq!(public(hex), public(b64));
     assert_eq!(public(hex), signer.verification_key().to_bytes());
     for bad in ["", "00", &"0".repeat(66), "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2", "not a key at all, really"] {
-        assert!(Ed25519Signer::from_seed_text(bad).is_err(), "{bad}");
+        assert!(matches!(Ed25519Signer::from_seed_text(bad), Err(KeyError::InvalidSecretKey)), "{bad}");
     }
     // Debug never shows the secret.
     assert!(!format!("{signer:?}").contains("9d61b19d"));
     // Weak public keys are refused at load time.
     let mut identity = [0u8; 32];
     identity[0] = 1;
-    assert!(VerificationKey::from_bytes(&identity).is_err());
+    assert!(matches!(VerificationKey::from_bytes(&identity), Err(KeyError::WeakKey)));
 }

@@ -8,16 +8,14 @@
 #![allow(clippy::duplicate_mod)]
 
 #[allow(dead_code)]
-#[path = "../examples/actix.rs"]
+#[path = "../../examples/actix.rs"]
 mod actix_stack;
 #[allow(dead_code)]
-#[path = "../examples/server.rs"]
+#[path = "../../examples/server.rs"]
 mod axum_stack;
 #[allow(dead_code)]
-#[path = "../examples/hyper.rs"]
+#[path = "../../examples/hyper.rs"]
 mod hyper_stack;
-#[path = "http_support/mod.rs"]
-mod support;
 
 use std::sync::Arc;
 
@@ -26,9 +24,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use token_refresh::{Clock, Policy};
 use tokio::sync::oneshot;
 
-use support::{
-    ALICE, ALICE_LOGIN_SEED, BOB, BOB_LOGIN_SEED, Http, SESSION, SIGNING_SEED, TestResult, forge, login_body,
-};
+use token_refresh_test_support::NOW;
+use token_refresh_test_support::http_client::{Http, Response, SESSION, TestResult};
+use token_refresh_test_support::keys::{signer, signing_key};
+use token_refresh_test_support::tokens::mint_with;
+use token_refresh_test_support::users::{ALICE, ALICE_LOGIN_SEED, BOB, BOB_LOGIN_SEED, demo, login_body};
 
 /// A running server of one stack.
 struct Stack {
@@ -59,13 +59,13 @@ impl Stack {
 }
 
 fn clock() -> Arc<dyn Clock> {
-    Arc::new(support::clock())
+    Arc::new(token_refresh_test_support::clock())
 }
 
 async fn start_axum() -> TestResult<Stack> {
     let app = Arc::new(axum_stack::common::App::new(
-        axum_stack::common::memory_store(support::users()),
-        support::signer()?,
+        axum_stack::common::memory_store(demo()),
+        signer(),
         Policy::default(),
         clock(),
     ));
@@ -80,8 +80,8 @@ async fn start_axum() -> TestResult<Stack> {
 
 async fn start_hyper() -> TestResult<Stack> {
     let app = Arc::new(hyper_stack::common::App::new(
-        hyper_stack::common::memory_store(support::users()),
-        support::signer()?,
+        hyper_stack::common::memory_store(demo()),
+        signer(),
         Policy::default(),
         clock(),
     ));
@@ -96,8 +96,8 @@ async fn start_hyper() -> TestResult<Stack> {
 
 async fn start_actix() -> TestResult<Stack> {
     let app = Arc::new(actix_stack::common::App::new(
-        actix_stack::common::memory_store(support::users()),
-        support::signer()?,
+        actix_stack::common::memory_store(demo()),
+        signer(),
         Policy::default(),
         clock(),
     ));
@@ -136,7 +136,7 @@ fn token_shape(token: &str) -> TestResult<String> {
 
 /// One line of a transcript: status, stable headers, and the body with the
 /// tokens replaced by their shapes.
-fn line(label: &str, response: &support::Response) -> TestResult<String> {
+fn line(label: &str, response: &Response) -> TestResult<String> {
     let mut body = String::from_utf8(response.body.clone())?;
     for field in ["accessToken", "refreshToken"] {
         if let Ok(token) = response.data(field) {
@@ -173,15 +173,15 @@ async fn exchange(http: &Http) -> TestResult<Vec<String>> {
     transcript.push(line("non-ASCII", &http.refresh_raw("Bearer é".as_bytes()).await?)?);
     transcript.push(line("wrong scheme", &http.refresh(Some("Basic dXNlcjpwdw==")).await?)?);
     transcript.push(line("access as refresh", &http.refresh(Some(&bearer(&alice_access))).await?)?);
-    let stranger = forge(
+    let stranger = mint_with(
+        &signing_key(),
         r#"{"typ":"JWT","alg":"EdDSA"}"#,
-        &format!(
+        format!(
             r#"{{"sub":"nobody@mail.com","acjti":"{}","exp":{},"jti":"{}"}}"#,
             uuid::Uuid::new_v4(),
-            support::NOW + 60,
+            NOW + 60,
             uuid::Uuid::new_v4()
         ),
-        &SIGNING_SEED,
     );
     transcript.push(line("unknown user", &http.refresh(Some(&bearer(&stranger))).await?)?);
     let repeated = http
@@ -213,11 +213,11 @@ async fn exchange(http: &Http) -> TestResult<Vec<String>> {
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..24 {
         let (http, authorization) = (http.clone(), bearer(&shared));
-        tasks.spawn(async move { http.refresh(Some(&authorization)).await.map(|r| r.status).unwrap_or(0) });
+        tasks.spawn(async move { http.refresh(Some(&authorization)).await.map(|r| r.status) });
     }
     let mut ok = 0;
     while let Some(status) = tasks.join_next().await {
-        ok += usize::from(status? == 200);
+        ok += usize::from(status?? == 200);
     }
     transcript.push(format!("concurrent 200s: {ok}"));
     Ok(transcript)
