@@ -46,7 +46,7 @@
 //! performance report measures both). A unit test pins the equivalence on
 //! the cases where the two dalek checks differ, and Project Wycheproof's
 //! Ed25519 vectors pin the acceptance set (every valid vector accepted, every
-//! invalid one refused: `tests/vectors.rs`). Honest signers, ours included,
+//! invalid one refused: `tests/all/vectors.rs`). Honest signers, ours included,
 //! always pass.
 //!
 //! Timing: verification handles only public values (the token, its
