@@ -63,6 +63,9 @@ fn refresh(c: &mut Criterion<CpuTime>) {
     let mut group = c.benchmark_group("refresh");
     let mut chain = Chain::new(&ours);
     group.bench_function("token-refresh", |b| b.iter(|| chain.step()));
+    let service = measured::Service::new();
+    let mut service_chain = Chain::new(&service);
+    group.bench_function("token-refresh via TokenService (boxed parts)", |b| b.iter(|| service_chain.step()));
     group.bench_function("floor (2 sign + verify_strict)", |b| b.iter(|| floor.floor_strict()));
     group.bench_function("floor (2 sign + verify)", |b| b.iter(|| floor.floor_plain()));
     let aws_lc = measured::with_aws_lc();

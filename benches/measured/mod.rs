@@ -139,6 +139,42 @@ impl<S: token_refresh::Signer> Refresher for Crate<S> {
     }
 }
 
+/// The crate through `TokenService`: the same flow with every part behind
+/// one type (`BoxUserStore`, `BoxLedger`, `BoxSigner`: a boxed future per
+/// store and signer call).
+pub(crate) struct Service {
+    service: token_refresh::TokenService,
+}
+
+impl Service {
+    pub(crate) fn new() -> Self {
+        let signer = Ed25519Signer::from_seed(&SEED).expect("seed key");
+        let service = token_refresh::TokenService::new(
+            Policy::default(),
+            token_refresh::MemoryUserStore::new([bob()]),
+            token_refresh::MemoryLedger::new(),
+            signer,
+            SystemClock,
+        );
+        Self { service }
+    }
+}
+
+impl Refresher for Service {
+    fn login(&self) -> String {
+        ready(self.service.issue(BOB)).expect("issue").refresh_token
+    }
+
+    fn refresh(&self, authorization: &[u8]) -> (Vec<u8>, String) {
+        let result = ready(self.service.refresh(Some(authorization)));
+        let body = Reply::from_result(&result).into_body();
+        match result {
+            Ok(pair) => (body, pair.refresh_token),
+            Err(error) => panic!("refresh failed: {error} {}", String::from_utf8_lossy(&body)),
+        }
+    }
+}
+
 // ---------------------------------------------------------------- the floor
 
 /// The Ed25519 work a refresh cannot avoid: two signatures and one
