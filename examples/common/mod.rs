@@ -95,8 +95,10 @@ Options:
   --refresh-ttl SECS   refresh token (idle session) lifetime [default: 86400]
   --grace SECS         grace window for a retried refresh, 0 to 60 [default: 0 = off]
   --max-sessions-per-user N
-                       live sessions one user may hold; the login beyond it ends the user's oldest session
-                       [default: 100]
+                       live sessions one user may hold; the login beyond it ends the user's least recently
+                       refreshed session [default: 100]
+  --demo               serve the demo user and a per-start signing key on a non-loopback --listen too
+                       (refused without it: anyone reaching the address could log in as the admin)
   -h, --help           print this help
 
 Environment: RUST_LOG sets the log filter [default: info]. Logs go to stderr;
@@ -194,6 +196,8 @@ pub(crate) struct Config {
     pub(crate) grace: Option<i64>,
     /// `--max-sessions-per-user`.
     pub(crate) max_sessions_per_user: Option<u32>,
+    /// `--demo`: serve the demo user and a per-start key on any address.
+    pub(crate) demo: bool,
 }
 
 impl Default for Config {
@@ -210,6 +214,7 @@ impl Default for Config {
             refresh_ttl: None,
             grace: None,
             max_sessions_per_user: None,
+            demo: false,
         }
     }
 }
@@ -260,6 +265,16 @@ pub(crate) fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Comm
         };
         if !flag.starts_with("--") {
             return Err(format!("unexpected argument '{arg}'"));
+        }
+        if flag == "--demo" {
+            if inline.is_some() {
+                return Err("--demo takes no value".to_owned());
+            }
+            if config.demo {
+                return Err("--demo given twice".to_owned());
+            }
+            config.demo = true;
+            continue;
         }
         if !FLAGS.contains(&flag.as_str()) {
             return Err(format!("unknown option {flag}"));
@@ -431,6 +446,7 @@ pub(crate) async fn start() -> Result<(Config, Setup), ExitCode> {
 /// is a configuration error (exit code 2), a store that cannot be reached
 /// included, and no message repeats a store URL or key material.
 pub(crate) async fn setup(config: &Config) -> Result<Setup, StartError> {
+    refuse_demo_beyond_loopback(config)?;
     let (signer, ephemeral_key) = load_signer(config)?;
     let policy = build_policy(config)?;
     let (users, demo_login) = match &config.users {
@@ -443,6 +459,26 @@ pub(crate) async fn setup(config: &Config) -> Result<Setup, StartError> {
     let (ledger, store) = connect_ledger(config).await?;
     let app = App::new(Store::new(MemoryUserStore::new(users), ledger), signer, policy, Arc::new(SystemClock));
     Ok(Setup { app: Arc::new(app), demo_login, ephemeral_key, store })
+}
+
+/// The demo user (whose admin login body is printed) and a per-start key
+/// are for trying the server on one machine. On an address other machines
+/// can reach they need `--demo`, said on purpose.
+fn refuse_demo_beyond_loopback(config: &Config) -> Result<(), StartError> {
+    let demo = config.users.is_none() || config.signing_key.is_none();
+    if demo && !config.listen.ip().is_loopback() && !config.demo {
+        let missing = match (&config.users, &config.signing_key) {
+            (None, None) => "--users and --signing-key",
+            (None, Some(_)) => "--users",
+            _ => "--signing-key",
+        };
+        return Err(StartError::config(format!(
+            "--listen {}: the demo user and the per-start key serve only on loopback; give {missing}, or --demo \
+             to serve them on this address anyway",
+            config.listen
+        )));
+    }
+    Ok(())
 }
 
 /// The ledger `--store` names, and a label for the start-up log.

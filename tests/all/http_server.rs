@@ -702,6 +702,37 @@ async fn grace_window_replay_returns_the_same_pair_over_http() -> TestResult {
     server.stop().await
 }
 
+/// The demo user (whose admin login body is printed) and a per-start key
+/// serve only on loopback unless `--demo` says otherwise; with a users file
+/// and a signing key any address is fine.
+#[tokio::test]
+async fn the_demo_serves_only_on_loopback_without_demo() -> TestResult {
+    let setup = |args: &[&str]| {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        async move {
+            let Command::Serve(config) = common::parse_args(args).map_err(|e| e.to_string())? else {
+                return Err("expected serve".to_owned());
+            };
+            common::setup(&config).await.map(|_| ()).map_err(|e| format!("{}: {}", e.code, e.message))
+        }
+    };
+    let refused = setup(&["--listen", "0.0.0.0:0"]).await.expect_err("the demo on 0.0.0.0");
+    assert!(refused.starts_with("2: --listen 0.0.0.0:0: "), "{refused}");
+    assert!(refused.contains("give --users and --signing-key, or --demo"), "{refused}");
+    setup(&["--listen", "0.0.0.0:0", "--demo"]).await?;
+    setup(&["--listen", "127.0.0.1:0"]).await?;
+    setup(&["--listen", "[::1]:0"]).await?;
+    let dir = std::env::temp_dir().join(format!("tr-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let key = dir.join("key.pem");
+    std::fs::write(&key, private_pem(&SEED))?;
+    let only_key = setup(&["--listen", "0.0.0.0:0", "--signing-key", key.to_str().ok_or("path")?]).await;
+    assert!(only_key.expect_err("still the demo user").contains("give --users, or --demo"));
+    assert_eq!(common::parse_args(["--demo=yes".to_owned()]), Err("--demo takes no value".to_owned()));
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn command_line_flags() -> TestResult {
     let parse = |args: &[&str]| common::parse_args(args.iter().map(|a| (*a).to_owned()));
