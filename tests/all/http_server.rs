@@ -527,7 +527,7 @@ async fn jwks_publishes_the_signing_key() -> TestResult {
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(access.split('.').next().ok_or("no header")?)?)?;
     assert_eq!(header["kid"], "test-key-1");
     // The published thumbprint helper agrees with RFC 7638 over these members.
-    let thumbprint = server.app.signer.verification_key().thumbprint();
+    let thumbprint = server.app.verification_key.as_ref().ok_or("a key")?.thumbprint();
     assert_eq!(thumbprint.len(), 43);
     server.stop().await
 }
@@ -702,6 +702,37 @@ async fn grace_window_replay_returns_the_same_pair_over_http() -> TestResult {
     server.stop().await
 }
 
+/// Built with `aws-lc`, the reference server signs with `AwsLcSigner`
+/// (about twice as fast, the same bytes); without it, with ed25519-dalek.
+#[tokio::test]
+async fn the_server_signs_with_the_signer_its_features_give() -> TestResult {
+    let expected = if cfg!(feature = "aws-lc") { "AwsLcSigner" } else { "Ed25519Signer" };
+    assert!(std::any::type_name::<common::ServerSigner>().ends_with(expected));
+    assert_eq!(common::SIGNER_NAME, if cfg!(feature = "aws-lc") { "aws-lc" } else { "ed25519-dalek" });
+    // Whichever it is, a token it signs verifies under the key it announces.
+    let Command::Serve(config) = common::parse_args(Vec::<String>::new())? else { return Err("serve".into()) };
+    let setup = common::setup(&config).await.map_err(|e| e.message)?;
+    let pair = setup
+        .app
+        .policy
+        .issue(common::DEMO_EMAIL, &setup.app.store, &setup.app.signer, &token_refresh::SystemClock)
+        .await?;
+    let announced = setup.app.verification_key.as_ref().ok_or("a key")?;
+    let keyring = token_refresh::Keyring::new([announced.clone()])?;
+    assert!(
+        setup
+            .app
+            .policy
+            .verify_access(
+                Some(format!("Bearer {}", pair.access_token).as_bytes()),
+                &keyring,
+                &token_refresh::SystemClock
+            )
+            .is_ok()
+    );
+    Ok(())
+}
+
 /// The demo user (whose admin login body is printed) and a per-start key
 /// serve only on loopback unless `--demo` says otherwise; with a users file
 /// and a signing key any address is fine.
@@ -870,7 +901,10 @@ async fn key_and_users_files_drive_a_login() -> TestResult {
     let setup = common::setup(&config).await.map_err(|e| e.message)?;
     assert!(!setup.ephemeral_key && setup.demo_login.is_none());
     let expected_key = Ed25519Signer::from_pkcs8_pem(pem)?;
-    assert_eq!(setup.app.signer.verification_key().to_bytes(), expected_key.verification_key().to_bytes());
+    assert_eq!(
+        setup.app.verification_key.as_ref().ok_or("a key")?.to_bytes(),
+        expected_key.verification_key().to_bytes()
+    );
 
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let http = Http::new(listener.local_addr()?);
@@ -950,7 +984,7 @@ async fn verify_only_keys_load_and_are_published() -> TestResult {
     assert_eq!(ring, [public(&SEED), public(&seeds[2]), public(&seeds[3])]);
     // Verify-only keys verify, never sign.
     assert_eq!(
-        setup.app.signer.verification_key().to_bytes(),
+        setup.app.verification_key.as_ref().ok_or("a key")?.to_bytes(),
         Ed25519Signer::from_seed(&SEED)?.verification_key().to_bytes()
     );
 
