@@ -985,3 +985,45 @@ async fn a_login_at_the_cap_does_not_walk_the_users_sessions() {
     assert!(used < 20, "a login at the cap looked up {used} keys");
     assert_eq!(ledger.sessions(SUBJECT, t + 20).await.unwrap().len(), CAP as usize);
 }
+
+/// A login whose cap victim has a corrupt record fails without changing
+/// anything: the check comes before the first write, since Redis does not
+/// roll a script back (an error after the eviction would evict a session
+/// and create none).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_login_at_the_cap_changes_nothing() {
+    let server = Throwaway::start(&[]).await;
+    let ledger = RedisLedger::connect(&server.url(), "corrupt:").await.unwrap();
+    let mut raw = server.connection().await;
+    let t = now();
+    // Three sessions under a cap of 3; the next login, under a cap of 2,
+    // evicts the first two: the first is sound, the second corrupt.
+    let mut keys_so_far = Vec::new();
+    let mut session_keys = Vec::new();
+    for i in 0..3 {
+        ledger.create(&new_session(SUBJECT, t + i, 3)).await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(&mut raw).await.unwrap();
+        session_keys.extend(keys.iter().filter(|key| !key.contains("}d:") && !keys_so_far.contains(*key)).cloned());
+        keys_so_far = keys;
+    }
+    let index = keys_so_far.iter().find(|key| key.contains("}d:")).unwrap().clone();
+    assert_eq!(session_keys.len(), 3);
+    let snapshot = |mut raw: MultiplexedConnection, index: String| async move {
+        let keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(&mut raw).await.unwrap();
+        let members: Vec<(Vec<u8>, f64)> =
+            redis::cmd("ZRANGE").arg(&index).arg(0).arg(-1).arg("WITHSCORES").query_async(&mut raw).await.unwrap();
+        let mut revoked = Vec::new();
+        for key in keys.iter().filter(|key| **key != index) {
+            let rev: Option<String> = redis::cmd("HGET").arg(key).arg("rev").query_async(&mut raw).await.unwrap();
+            revoked.push((key.clone(), rev));
+        }
+        revoked.sort();
+        (members, revoked)
+    };
+    let _: i64 = redis::cmd("HDEL").arg(&session_keys[1]).arg("lee").query_async(&mut raw).await.unwrap();
+    let before = snapshot(raw.clone(), index.clone()).await;
+    assert_eq!(before.0.len(), 3);
+    let refused = ledger.create(&new_session(SUBJECT, t + 3, 2)).await;
+    assert!(refused.is_err(), "a corrupt victim record fails the login: {refused:?}");
+    assert_eq!(snapshot(raw.clone(), index.clone()).await, before, "nothing changed");
+}

@@ -12,29 +12,40 @@ local cap = tonumber(ARGV[14])
 if redis.call('EXISTS', skey) == 1 then
   return redis.error_reply('ERR token_refresh: the session tag is taken')
 end
+-- Every read and check comes before the first write: Redis does not roll a
+-- script back, so an error reply (a corrupt victim record) after a write
+-- would leave half a login (sessions evicted, none created).
 -- Sessions that ended more than the slack ago are dead on every clock:
--- they leave the index (their records expire on their own).
-redis.call('ZREMRANGEBYSCORE', index, '-inf', int(now - SLACK))
-local evicted = {}
-local listed = redis.call('ZCARD', index)
+-- they leave the index (their records expire on their own). They sort
+-- first, so the victims are the entries right after them.
+local dead = redis.call('ZCOUNT', index, '-inf', int(now - SLACK))
+local listed = redis.call('ZCARD', index) - dead
+local victims, revoke = {}, {}
 if listed >= cap then
   -- The first entries end soonest, the dead (for less than the slack)
   -- before any live one: a live session goes only when `cap` are live.
   -- A dead one only leaves the index (revoking it would change what its
   -- tokens answer).
-  local victims = redis.call('ZRANGE', index, 0, listed - cap, 'WITHSCORES')
+  victims = redis.call('ZRANGE', index, dead, dead + listed - cap, 'WITHSCORES')
   for i = 1, #victims, 2 do
     local m = victims[i]
     if tonumber(victims[i + 1]) > now then
       local key = session_key(base, m)
       local s = load(key, LIVENESS)
       if s and s.sub == subject and is_live(s, now) then
-        redis.call('HSET', key, 'rev', '1')
-        table.insert(evicted, m)
+        table.insert(revoke, {key, m})
       end
     end
-    redis.call('ZREM', index, m)
   end
+end
+redis.call('ZREMRANGEBYSCORE', index, '-inf', int(now - SLACK))
+local evicted = {}
+for _, victim in ipairs(revoke) do
+  redis.call('HSET', victim[1], 'rev', '1')
+  table.insert(evicted, victim[2])
+end
+for i = 1, #victims, 2 do
+  redis.call('ZREM', index, victims[i])
 end
 redis.call('HSET', skey, 'sub', subject, 'acc', ARGV[4], 'role', ARGV[5], 'aid', ARGV[6], 'aexp', ARGV[7],
   'rid', ARGV[8], 'rexp', ARGV[9], 'prev', '', 'gen', '0', 'crt', ARGV[10], 'abs', ARGV[11], 'rot', ARGV[10],
