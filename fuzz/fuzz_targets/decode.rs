@@ -2,8 +2,8 @@
 //!
 //! The first input byte picks a mode. Odd: the rest is a *payload* that the
 //! harness signs with the service's real key, so the fuzzer explores the
-//! claims parser as only an insider could reach it, and checks that the
-//! claims fast path agrees with serde_json. Even: the rest is a whole
+//! claims parser as only an insider could reach it, and checks that it
+//! agrees with plain serde_json. Even: the rest is a whole
 //! compact token.
 #![no_main]
 
@@ -40,9 +40,9 @@ fuzz_target!(|data: &[u8]| {
     for status in [refresh.as_ref().err(), access.as_ref().err()].into_iter().flatten().map(|e| token_refresh::Error::from(*e).status_code()) {
         assert!(status == 401 || status == 422, "claims refused with {status}");
     }
-    // The claims fast path (our own spelling, read without serde_json) is
-    // only a shortcut: whatever `claims` accepts from a payload, serde_json
-    // reads to the same value.
+    // The claims parser (serde_json behind an object-only wrapper and
+    // range checks) only narrows: whatever `claims` accepts from a payload,
+    // plain serde_json reads to the same value.
     if mode & 1 == 1 {
         if let Ok(claims) = &refresh {
             let by_serde = serde_json::from_slice::<RefreshClaims>(rest).ok();

@@ -231,12 +231,7 @@ impl VerifiedToken {
     /// A payload that is not JSON is 401 (it cannot be ours); JSON that is
     /// not exactly a `C` is 422.
     pub fn claims<'a, C: serde::Deserialize<'a> + crate::token::claims::Validate>(&'a self) -> Result<C, DecodeError> {
-        // Our own exact spelling first; anything else through serde_json.
-        let parsed = match <C as crate::token::claims::Sealed>::parse_canonical(&self.payload) {
-            Some(claims) => Ok(claims),
-            None => from_json_object::<C>(&self.payload),
-        };
-        match parsed {
+        match from_json_object::<C>(&self.payload) {
             Ok(claims) if claims.is_valid() => Ok(claims),
             Ok(_) => Err(DecodeError::Claims),
             // JSON that is not our claims: wrong shape or types, or a number
