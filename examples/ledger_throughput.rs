@@ -24,11 +24,23 @@ use token_refresh::{
     SessionLedger, Store, SystemClock, User,
 };
 
+/// Refresh throughput through each ledger (memory, PostgreSQL, Redis, Redis
+/// Cluster): ops/s and p50/p99 latency.
+#[derive(Debug, clap::Parser)]
+#[command(name = "ledger_throughput", version)]
+struct Args {
+    /// Concurrent tasks, each refreshing a session of its own.
+    #[arg(default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    tasks: u16,
+    /// Refreshes per backend, spread over the tasks.
+    #[arg(default_value_t = 4000, value_parser = clap::value_parser!(u32).range(1..))]
+    refreshes: u32,
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let mut args = std::env::args().skip(1);
-    let tasks: usize = args.next().map_or(Ok(16), |a| a.parse())?;
-    let refreshes: usize = args.next().map_or(Ok(4000), |a| a.parse())?;
+    let args = <Args as clap::Parser>::parse();
+    let (tasks, refreshes) = (usize::from(args.tasks), usize::try_from(args.refreshes)?);
     let suffix = SessionId::random().to_string().replace('-', "");
     let suffix = suffix.get(..8).unwrap_or("run");
     println!("{tasks} concurrent tasks, {refreshes} refreshes per backend, {} cores", num_cores());
