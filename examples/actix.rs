@@ -69,6 +69,9 @@ async fn run() -> ExitCode {
     }
 }
 
+/// actix worker threads (one per core of the reference machine).
+const WORKERS: usize = 2;
+
 /// An actix server for `app` on `listener`; await it to run. With
 /// `signals`, SIGINT/SIGTERM stop it gracefully; without, stop it through its
 /// handle (tests).
@@ -77,9 +80,12 @@ pub(crate) fn server(
     app: Arc<App>,
     signals: bool,
 ) -> std::io::Result<actix_web::dev::Server> {
+    // actix counts connections per worker.
+    let per_worker = app.max_connections.div_ceil(WORKERS).max(1);
     let data = web::Data::from(app);
     let server = HttpServer::new(move || actix_web::App::new().app_data(data.clone()).default_service(web::to(handle)))
-        .workers(2)
+        .workers(WORKERS)
+        .max_connections(per_worker)
         .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
         .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS);
     let server = if signals { server } else { server.disable_signals() };

@@ -39,11 +39,12 @@ async fn main() -> ExitCode {
 /// connections; the accept loop (header-read timeout, drain) is
 /// `common::serve_http1`, shared with the axum server.
 pub(crate) async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+    let app_connections = app.max_connections;
     let service = service_fn(move |request| {
         let app = Arc::clone(&app);
         async move { Ok::<_, Infallible>(handle(&app, request).await) }
     });
-    common::serve_http1(listener, service, shutdown).await;
+    common::serve_http1(listener, app_connections, service, shutdown).await;
 }
 
 async fn handle(app: &App, request: Request<Incoming>) -> Response<Full<Bytes>> {

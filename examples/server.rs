@@ -63,8 +63,9 @@ async fn main() -> ExitCode {
 /// its headers holds a connection forever. `common::serve_http1` is the
 /// same hyper accept loop with that timeout.
 pub(crate) async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+    let app_connections = app.max_connections;
     let service = hyper_util::service::TowerToHyperService::new(router(app));
-    common::serve_http1(listener, service, shutdown).await;
+    common::serve_http1(listener, app_connections, service, shutdown).await;
 }
 
 /// The routes. Method mismatches fall back to an envelope 405 with `Allow`

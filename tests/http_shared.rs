@@ -30,7 +30,7 @@ use token_refresh::{PostgresLedger, PostgresOptions, SessionId, Signer as _};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use server::common::{self, App, Command};
+use server::common::{self, App};
 use token_refresh_test_support::http_client::{Http, TestResult};
 use token_refresh_test_support::keys::{NEXT_SEED, SEED, jwk_x, private_pem, public_pem};
 use token_refresh_test_support::tokens::{bearer, jose_header, signed_by};
@@ -207,9 +207,7 @@ struct Instance {
 
 impl Instance {
     async fn start(args: &[String]) -> TestResult<Self> {
-        let Command::Serve(config) = common::parse_args(args.iter().cloned())? else {
-            return Err("expected a serve command".into());
-        };
+        let config = common::parse_args(args.iter().cloned())?;
         // A backend that cannot be reached fails here: the test fails.
         let setup = common::setup(&config).await.map_err(|e| format!("start-up failed: {}", e.message))?;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -393,9 +391,7 @@ async fn redis_concurrent_refreshes_across_instances_one_wins() -> TestResult {
 /// another name.
 async fn store_prefix_isolates(backend: Backend) -> TestResult {
     with_backend(backend, "iso", move |name, files| async move {
-        let Command::Serve(config) = common::parse_args(args(backend, &name, &files, &[]))? else {
-            return Err("expected serve".into());
-        };
+        let config = common::parse_args(args(backend, &name, &files, &[]))?;
         let setup = common::setup(&config).await.map_err(|e| e.message)?;
         assert_eq!(setup.store, backend.label(&name));
         drop(setup);
@@ -453,9 +449,7 @@ async fn an_evicting_redis_is_refused_at_start() -> TestResult {
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-        let Command::Serve(config) = common::parse_args(["--store".to_owned(), url.clone()])? else {
-            return Err::<(), Box<dyn std::error::Error + Send + Sync>>("expected serve".into());
-        };
+        let config = common::parse_args(["--store".to_owned(), url.clone()])?;
         let error = common::setup(&config).await.err().ok_or("an evicting Redis must be refused")?;
         assert_eq!(error.code, 2, "{}", error.message);
         assert!(error.message.contains("maxmemory-policy"), "{}", error.message);
@@ -475,9 +469,7 @@ async fn unreachable_store_is_a_configuration_error_without_the_password() -> Te
         ("postgres://app:s3cret-pw@127.0.0.1:1/test", "PostgreSQL"),
         ("postgresql://app:s3cret-pw@127.0.0.1:1/test", "PostgreSQL"),
     ] {
-        let Command::Serve(config) = common::parse_args(["--store".to_owned(), url.to_owned()])? else {
-            return Err("expected serve".into());
-        };
+        let config = common::parse_args(["--store".to_owned(), url.to_owned()])?;
         let error = common::setup(&config).await.err().ok_or("nothing listens on port 1")?;
         assert_eq!(error.code, 2, "{}", error.message);
         assert!(error.message.contains(backend), "{}", error.message);

@@ -54,6 +54,11 @@ pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client may take to send its request headers (slow-header
 /// clients are cut off).
 pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// `--max-connections` by default.
+pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Files the process needs besides its connections: the listener, the
+/// ledger's pool, logs, the runtime's own.
+const OTHER_OPEN_FILES: u64 = 256;
 /// How long open connections get to finish after a shutdown signal.
 pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long JWKS responses may be cached: short enough that a key rotation
@@ -65,44 +70,6 @@ pub(crate) const DEMO_EMAIL: &str = "bob@mail.com";
 // ---------------------------------------------------------------------------
 // Command line
 // ---------------------------------------------------------------------------
-
-/// The command-line help. The flags are a public interface: change them
-/// only compatibly.
-pub(crate) const USAGE: &str = "\
-Usage: server [OPTIONS]
-
-A reference token-refresh service.
-
-Options:
-  --listen ADDR        address to listen on [default: 127.0.0.1:8080]; port 0 picks a free port
-  --signing-key FILE   Ed25519 PKCS#8 PEM signing key (openssl genpkey -algorithm ed25519 -out key.pem);
-                       without it a fresh key is made per start and tokens die with the process
-  --kid ID             key id written into tokens and the JWKS (A-Z a-z 0-9 - _ . ~, at most 64)
-  --verify-key FILE[#KID]
-                       also accept tokens signed by this key, never sign with it (key rotation); FILE is a
-                       public key PEM (openssl pkey -pubout) or a PKCS#8 private key PEM, of which only the
-                       public half is kept; #KID gives its key id; repeatable, at most 3
-  --users FILE         JSON array of {\"email\",\"account\",\"role\",\"publicKey\"} (publicKey: hex of the
-                       user's 32-byte Ed25519 login key; optional \"disabled\": true); without it one demo
-                       user bob@mail.com with a fresh login key, whose login body is printed
-  --store URL          session ledger: memory [default] (one process), redis://… or
-                       redis-cluster://HOST:PORT[,HOST:PORT…] (feature redis; the server must run
-                       maxmemory-policy noeviction) or postgres://… / postgresql://… (feature postgres; tables
-                       created at start) for several instances sharing sessions; the URL is never printed
-  --store-prefix NAME  Redis key prefix NAME: / PostgreSQL schema NAME (a-z 0-9 _, at most 63)
-                       [default: token_refresh]
-  --access-ttl SECS    access token lifetime [default: 300]
-  --refresh-ttl SECS   refresh token (idle session) lifetime [default: 86400]
-  --grace SECS         grace window for a retried refresh, 0 to 60 [default: 0 = off]
-  --max-sessions-per-user N
-                       live sessions one user may hold; the login beyond it ends the user's least recently
-                       refreshed session [default: 100]
-  --demo               serve the demo user and a per-start signing key on a non-loopback --listen too
-                       (refused without it: anyone reaching the address could log in as the admin)
-  -h, --help           print this help
-
-Environment: RUST_LOG sets the log filter [default: info]. Logs go to stderr;
-stdout carries the `listening on http://ADDR` line and the demo walkthrough.";
 
 /// Where sessions are kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,32 +138,85 @@ pub(crate) struct VerifyKeyArg {
     pub(crate) kid: Option<String>,
 }
 
-/// The parsed command line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+// The flags are a public interface: change them only compatibly.
+/// A reference token-refresh service.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Parser)]
+#[command(
+    name = "server",
+    version,
+    after_help = "Environment: RUST_LOG sets the log filter [default: info]. Logs go to stderr;\n\
+                  stdout carries the `listening on http://ADDR` line and the demo walkthrough."
+)]
 pub(crate) struct Config {
-    /// `--listen`.
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub(crate) listen: SocketAddr,
-    /// `--signing-key`.
+    /// Ed25519 PKCS#8 PEM signing key (openssl genpkey -algorithm ed25519
+    /// -out key.pem); without it a fresh key is made per start and tokens
+    /// die with the process.
+    #[arg(long, value_name = "FILE")]
     pub(crate) signing_key: Option<PathBuf>,
-    /// `--kid`.
+    /// Key id written into tokens and the JWKS (A-Z a-z 0-9 - _ . ~, at
+    /// most 64).
+    #[arg(long, value_name = "ID")]
     pub(crate) kid: Option<String>,
-    /// `--users`.
+    /// JSON array of {"email","account","role","publicKey"} (publicKey: hex
+    /// of the user's 32-byte Ed25519 login key; optional "disabled": true);
+    /// without it one demo user bob@mail.com with a fresh login key, whose
+    /// login body is printed.
+    #[arg(long, value_name = "FILE")]
     pub(crate) users: Option<PathBuf>,
-    /// `--verify-key`, in the order given.
+    /// Also accept tokens signed by this key, never sign with it (key
+    /// rotation); FILE is a public key PEM (openssl pkey -pubout) or a
+    /// PKCS#8 private key PEM, of which only the public half is kept; #KID
+    /// gives its key id; repeatable, at most 3.
+    #[arg(long = "verify-key", value_name = "FILE[#KID]", value_parser = parse_verify_key)]
     pub(crate) verify_keys: Vec<VerifyKeyArg>,
-    /// `--store`.
+    /// Session ledger: memory (one process), redis://… or
+    /// redis-cluster://HOST:PORT[,HOST:PORT…] (feature redis; the server
+    /// must run maxmemory-policy noeviction) or postgres://… /
+    /// postgresql://… (feature postgres; tables created at start) for
+    /// several instances sharing sessions; the URL is never printed.
+    #[arg(long, value_name = "URL", default_value = "memory", value_parser = StoreUrlParser)]
     pub(crate) store: StoreUrl,
-    /// `--store-prefix`.
+    /// Redis key prefix NAME: / PostgreSQL schema NAME (a-z 0-9 _, at most
+    /// 63) [default: token_refresh].
+    #[arg(long, value_name = "NAME", value_parser = parse_store_prefix)]
     pub(crate) store_prefix: Option<String>,
-    /// `--access-ttl`, seconds.
-    pub(crate) access_ttl: Option<i64>,
-    /// `--refresh-ttl`, seconds.
-    pub(crate) refresh_ttl: Option<i64>,
-    /// `--grace`, seconds.
-    pub(crate) grace: Option<i64>,
-    /// `--max-sessions-per-user`.
+    /// Access token lifetime in seconds [default: 300].
+    #[arg(long, value_name = "SECS", allow_hyphen_values = true)]
+    pub(crate) access_ttl: Option<u32>,
+    /// Refresh token (idle session) lifetime in seconds [default: 86400].
+    #[arg(long, value_name = "SECS", allow_hyphen_values = true)]
+    pub(crate) refresh_ttl: Option<u32>,
+    /// Grace window for a retried refresh, 0 to 60 seconds [default: 0 =
+    /// off].
+    #[arg(long, value_name = "SECS", allow_hyphen_values = true)]
+    pub(crate) grace: Option<u32>,
+    /// Live sessions one user may hold; the login beyond it ends the user's
+    /// session nearest its end of life [default: 100].
+    #[arg(
+        long,
+        value_name = "N",
+        allow_hyphen_values = true,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(token_refresh::MAX_SESSIONS_PER_USER))
+    )]
     pub(crate) max_sessions_per_user: Option<u32>,
-    /// `--demo`: serve the demo user and a per-start key on any address.
+    /// Open connections served at once; beyond it new connections wait in
+    /// the listen queue. The open-file limit is raised at start to fit it
+    /// where the hard limit allows (otherwise the cap is lowered to fit).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 10_000,
+        allow_hyphen_values = true,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
+    pub(crate) max_connections: u32,
+    /// Serve the demo user and a per-start signing key on a non-loopback
+    /// --listen too (refused without it: anyone reaching the address could
+    /// log in as the admin).
+    #[arg(long)]
     pub(crate) demo: bool,
 }
 
@@ -214,129 +234,61 @@ impl Default for Config {
             refresh_ttl: None,
             grace: None,
             max_sessions_per_user: None,
+            max_connections: 10_000,
             demo: false,
         }
     }
 }
 
-/// What the command line asked for.
-// Made once per process; boxing the configuration would buy nothing.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Command {
-    /// Serve with this configuration.
-    Serve(Config),
-    /// Print [`USAGE`] and exit.
-    Help,
-}
-
-/// The flags that take a value.
-const FLAGS: [&str; 11] = [
-    "--listen",
-    "--signing-key",
-    "--kid",
-    "--verify-key",
-    "--users",
-    "--store",
-    "--store-prefix",
-    "--access-ttl",
-    "--refresh-ttl",
-    "--grace",
-    "--max-sessions-per-user",
-];
-
-/// The flags that may be given more than once.
-const REPEATABLE: [&str; 1] = ["--verify-key"];
-
-/// Parses the arguments after the program name. Accepts `--flag value` and
-/// `--flag=value`; a flag given twice is an error rather than a silent
-/// override, except the repeatable `--verify-key`.
-pub(crate) fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String> {
-    let mut config = Config::default();
-    let mut seen: Vec<String> = Vec::new();
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        if arg == "-h" || arg == "--help" {
-            return Ok(Command::Help);
-        }
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag.to_owned(), Some(value.to_owned())),
-            _ => (arg.clone(), None),
-        };
-        if !flag.starts_with("--") {
-            return Err(format!("unexpected argument '{arg}'"));
-        }
-        if flag == "--demo" {
-            if inline.is_some() {
-                return Err("--demo takes no value".to_owned());
-            }
-            if config.demo {
-                return Err("--demo given twice".to_owned());
-            }
-            config.demo = true;
-            continue;
-        }
-        if !FLAGS.contains(&flag.as_str()) {
-            return Err(format!("unknown option {flag}"));
-        }
-        if seen.contains(&flag) && !REPEATABLE.contains(&flag.as_str()) {
-            return Err(format!("{flag} given twice"));
-        }
-        seen.push(flag.clone());
-        let value = match inline {
-            Some(value) => value,
-            None => args.next().ok_or_else(|| format!("{flag} needs a value"))?,
-        };
-        match flag.as_str() {
-            "--listen" => {
-                config.listen = value.parse().map_err(|_| format!("--listen: '{value}' is not IP:PORT"))?;
-            }
-            "--signing-key" => config.signing_key = Some(PathBuf::from(value)),
-            "--kid" => config.kid = Some(value),
-            "--verify-key" => config.verify_keys.push(parse_verify_key(&value)?),
-            "--users" => config.users = Some(PathBuf::from(value)),
-            "--store" => config.store = parse_store(value)?,
-            "--store-prefix" => config.store_prefix = Some(parse_store_prefix(&value)?),
-            "--access-ttl" => config.access_ttl = Some(parse_seconds(&flag, &value)?),
-            "--refresh-ttl" => config.refresh_ttl = Some(parse_seconds(&flag, &value)?),
-            "--grace" => config.grace = Some(parse_seconds(&flag, &value)?),
-            "--max-sessions-per-user" => {
-                config.max_sessions_per_user = Some(
-                    value
-                        .parse::<u32>()
-                        .ok()
-                        .filter(|n| (1..=token_refresh::MAX_SESSIONS_PER_USER).contains(n))
-                        .ok_or_else(|| {
-                            format!(
-                                "{flag}: '{value}' is not a whole number from 1 to {}",
-                                token_refresh::MAX_SESSIONS_PER_USER
-                            )
-                        })?,
-                );
-            }
-            _ => return Err(format!("unknown option {flag}")),
-        }
-    }
+/// Parses the arguments after the program name. A flag given twice is an
+/// error rather than a silent override, except the repeatable
+/// `--verify-key`.
+pub(crate) fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Config, clap::Error> {
+    let config = <Config as clap::Parser>::try_parse_from(std::iter::once("server".to_owned()).chain(args))?;
     if config.store_prefix.is_some() && config.store == StoreUrl::Memory {
-        return Err("--store-prefix applies to a redis:// or postgres:// --store only".to_owned());
+        let mut command = <Config as clap::CommandFactory>::command();
+        return Err(command.error(
+            clap::error::ErrorKind::ArgumentConflict,
+            "--store-prefix applies to a redis:// or postgres:// --store only",
+        ));
     }
-    Ok(Command::Serve(config))
+    Ok(config)
 }
 
-/// `memory`, `redis://…` or `postgres://…`. The error never repeats the
-/// value: it may be a URL with a password.
-fn parse_store(url: String) -> Result<StoreUrl, String> {
-    if url == "memory" {
-        return Ok(StoreUrl::Memory);
+/// `--store`'s parser. Not a plain function: clap quotes the refused value
+/// in a function parser's error, and a store URL may carry a password.
+#[derive(Debug, Clone, Copy)]
+struct StoreUrlParser;
+
+impl clap::builder::TypedValueParser for StoreUrlParser {
+    type Value = StoreUrl;
+
+    fn parse_ref(
+        &self,
+        command: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<StoreUrl, clap::Error> {
+        value.to_str().and_then(parse_store).ok_or_else(|| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                "--store: expected memory, redis://…, redis-cluster://… or postgres://… (the value is not repeated here)\n",
+            )
+            .with_cmd(command)
+        })
     }
-    let url = SecretUrl(url);
+}
+
+/// `memory`, `redis://…` or `postgres://…`.
+fn parse_store(url: &str) -> Option<StoreUrl> {
+    if url == "memory" {
+        return Some(StoreUrl::Memory);
+    }
+    let url = SecretUrl(url.to_owned());
     match url.scheme().as_str() {
-        "redis" | "rediss" | "redis-cluster" => Ok(StoreUrl::Redis(url)),
-        "postgres" | "postgresql" => Ok(StoreUrl::Postgres(url)),
-        _ => Err(
-            "--store: expected memory, redis://…, redis-cluster://… or postgres://… (the value is not repeated here)"
-                .to_owned(),
-        ),
+        "redis" | "rediss" | "redis-cluster" => Some(StoreUrl::Redis(url)),
+        "postgres" | "postgresql" => Some(StoreUrl::Postgres(url)),
+        _ => None,
     }
 }
 
@@ -364,10 +316,6 @@ fn parse_store_prefix(name: &str) -> Result<String, String> {
     } else {
         Err("--store-prefix: use 1 to 63 of a-z, 0-9 and _, not starting with a digit".to_owned())
     }
-}
-
-fn parse_seconds(flag: &str, value: &str) -> Result<i64, String> {
-    value.parse::<u32>().map(i64::from).map_err(|_| format!("{flag}: '{value}' is not a whole number of seconds"))
 }
 
 // ---------------------------------------------------------------------------
@@ -409,20 +357,13 @@ pub(crate) struct Setup {
     pub(crate) store: String,
 }
 
-/// Reads the command line; on `--help` or an error prints what is needed
-/// and returns the exit code to end with.
+/// Reads the command line; on `--help`, `--version` or an error prints what
+/// is needed and returns the exit code to end with (2 for a usage error).
 pub(crate) fn config_from_args() -> Result<Config, ExitCode> {
-    match parse_args(std::env::args().skip(1)) {
-        Ok(Command::Serve(config)) => Ok(config),
-        Ok(Command::Help) => {
-            println!("{USAGE}");
-            Err(ExitCode::SUCCESS)
-        }
-        Err(message) => {
-            eprintln!("error: {message}\n\n{USAGE}");
-            Err(ExitCode::from(2))
-        }
-    }
+    parse_args(std::env::args().skip(1)).map_err(|error| {
+        let _ = error.print();
+        ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2))
+    })
 }
 
 /// Parses the command line, starts logging and builds the state (connecting
@@ -457,7 +398,8 @@ pub(crate) async fn setup(config: &Config) -> Result<Setup, StartError> {
         }
     };
     let (ledger, store) = connect_ledger(config).await?;
-    let app = App::new(Store::new(MemoryUserStore::new(users), ledger), signer, policy, Arc::new(SystemClock));
+    let mut app = App::new(Store::new(MemoryUserStore::new(users), ledger), signer, policy, Arc::new(SystemClock));
+    app.max_connections = fit_open_file_limit(config.max_connections);
     Ok(Setup { app: Arc::new(app), demo_login, ephemeral_key, store })
 }
 
@@ -649,16 +591,16 @@ fn random_seed() -> Result<[u8; 32], StartError> {
 fn build_policy(config: &Config) -> Result<Policy, StartError> {
     let mut builder = Policy::builder();
     if let Some(seconds) = config.access_ttl {
-        builder = builder.access_lifetime(time::Duration::seconds(seconds));
+        builder = builder.access_lifetime(time::Duration::seconds(i64::from(seconds)));
     }
     if let Some(seconds) = config.refresh_ttl {
-        builder = builder.refresh_lifetime(time::Duration::seconds(seconds));
+        builder = builder.refresh_lifetime(time::Duration::seconds(i64::from(seconds)));
     }
     if let Some(sessions) = config.max_sessions_per_user {
         builder = builder.max_sessions_per_user(sessions);
     }
     if let Some(seconds) = config.grace {
-        builder = builder.grace_window(time::Duration::seconds(seconds));
+        builder = builder.grace_window(time::Duration::seconds(i64::from(seconds)));
     }
     // With the core's `tracing` feature on, it reports events itself.
     #[cfg(not(feature = "tracing"))]
@@ -844,6 +786,48 @@ curl -s -w '\nHTTP %{{http_code}}\n' "$BASE/api/v1/me" -H "Authorization: Bearer
     )
 }
 
+/// Raises the soft open-file limit so `connections` fit beside the files the
+/// process needs otherwise, up to the hard limit, and returns the
+/// connections that fit (the whole request, or what the hard limit leaves).
+/// Raising the soft limit needs no privilege; many systems start services at
+/// 1 024 files, where a thousand idle connections would starve real logins.
+pub(crate) fn fit_open_file_limit(connections: u32) -> usize {
+    let wanted = u64::from(connections) + OTHER_OPEN_FILES;
+    let fitting = open_file_limit_for(wanted).saturating_sub(OTHER_OPEN_FILES).max(1);
+    let fitted = u64::from(connections).min(fitting);
+    if fitted < u64::from(connections) {
+        tracing::warn!(requested = connections, fitted, "the open-file limit lowers --max-connections");
+    }
+    usize::try_from(fitted).unwrap_or(DEFAULT_MAX_CONNECTIONS)
+}
+
+/// The soft open-file limit after trying to raise it to `wanted`.
+#[cfg(unix)]
+fn open_file_limit_for(wanted: u64) -> u64 {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let Some(soft) = limit.current else { return u64::MAX };
+    if soft >= wanted {
+        return soft;
+    }
+    let raised = limit.maximum.map_or(wanted, |hard| hard.min(wanted));
+    match setrlimit(Resource::Nofile, Rlimit { current: Some(raised), maximum: limit.maximum }) {
+        Ok(()) => {
+            tracing::info!(from = soft, to = raised, "raised the open-file limit");
+            raised
+        }
+        Err(error) => {
+            tracing::warn!(%error, soft, "could not raise the open-file limit");
+            soft
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn open_file_limit_for(wanted: u64) -> u64 {
+    wanted
+}
+
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
 pub(crate) fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -857,12 +841,17 @@ pub(crate) fn init_logging() {
 }
 
 /// The HTTP/1 accept loop of the axum and hyper stacks: one task per
-/// connection, [`HEADER_READ_TIMEOUT`] for request headers, and on `shutdown`
+/// connection, at most `max_connections` at once, [`HEADER_READ_TIMEOUT`] for
+/// request headers, and on `shutdown`
 /// the listener closes while open connections finish their current request
 /// (at most [`DRAIN_TIMEOUT`]). `axum::serve` does the same minus the header
 /// timeout, which is why the axum server uses this loop too.
-pub(crate) async fn serve_http1<S, B>(listener: tokio::net::TcpListener, service: S, shutdown: impl Future<Output = ()>)
-where
+pub(crate) async fn serve_http1<S, B>(
+    listener: tokio::net::TcpListener,
+    max_connections: usize,
+    service: S,
+    shutdown: impl Future<Output = ()>,
+) where
     S: hyper::service::Service<hyper::Request<hyper::body::Incoming>, Response = hyper::Response<B>>
         + Clone
         + Send
@@ -875,7 +864,18 @@ where
 {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
+    // One permit per open connection: at the cap the loop stops accepting
+    // and new connections wait in the kernel's listen queue, instead of the
+    // process running out of files and failing everyone's requests.
+    let permits = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
     loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&permits).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -898,6 +898,7 @@ where
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "connection closed with an error");
             }
+            drop(permit);
         });
     }
     drop(listener);
@@ -1057,6 +1058,9 @@ pub(crate) struct App {
     /// How long one request may take, body included; [`REQUEST_TIMEOUT`]
     /// unless a test shortens it.
     pub(crate) request_timeout: Duration,
+    /// Open connections served at once (`--max-connections`, fitted to the
+    /// open-file limit).
+    pub(crate) max_connections: usize,
     jwks: Vec<u8>,
 }
 
@@ -1092,6 +1096,7 @@ impl App {
             policy,
             clock,
             request_timeout: REQUEST_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             jwks,
         }
     }
