@@ -52,6 +52,7 @@ trait DynLedger: Send + Sync {
     fn revoke_user<'a>(&'a self, subject: &'a str, now: i64) -> BoxFuture<'a, u64>;
     fn sessions<'a>(&'a self, subject: &'a str, now: i64) -> BoxFuture<'a, Vec<SessionInfo>>;
     fn access_state<'a>(&'a self, subject: &'a str, access_id: TokenId, now: i64) -> BoxFuture<'a, AccessState>;
+    fn ping(&self) -> BoxFuture<'_, ()>;
 }
 
 impl<L: SessionLedger> DynLedger for L {
@@ -73,6 +74,9 @@ impl<L: SessionLedger> DynLedger for L {
     fn access_state<'a>(&'a self, subject: &'a str, access_id: TokenId, now: i64) -> BoxFuture<'a, AccessState> {
         Box::pin(SessionLedger::access_state(self, subject, access_id, now))
     }
+    fn ping(&self) -> BoxFuture<'_, ()> {
+        Box::pin(SessionLedger::ping(self))
+    }
 }
 
 impl SessionLedger for BoxLedger {
@@ -93,5 +97,8 @@ impl SessionLedger for BoxLedger {
     }
     async fn access_state(&self, subject: &str, access_id: TokenId, now: i64) -> Result<AccessState, StoreError> {
         self.0.access_state(subject, access_id, now).await
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.0.ping().await
     }
 }

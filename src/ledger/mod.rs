@@ -341,6 +341,14 @@ pub trait SessionLedger: Send + Sync {
         access_id: TokenId,
         now: i64,
     ) -> impl Future<Output = Result<AccessState, StoreError>> + Send;
+
+    /// Whether the ledger answers: one cheap round trip to a shared
+    /// backend, for readiness probes. The default (an in-process ledger)
+    /// is always ready. Callers bound it with their own timeout: a backend
+    /// that hangs makes this hang too.
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        std::future::ready(Ok(()))
+    }
 }
 
 impl<L: SessionLedger + ?Sized> SessionLedger for std::sync::Arc<L> {
@@ -371,6 +379,9 @@ impl<L: SessionLedger + ?Sized> SessionLedger for std::sync::Arc<L> {
         now: i64,
     ) -> impl Future<Output = Result<AccessState, StoreError>> + Send {
         (**self).access_state(subject, access_id, now)
+    }
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).ping()
     }
 }
 

@@ -593,6 +593,10 @@ impl PostgresLedger {
 }
 
 impl SessionLedger for PostgresLedger {
+    async fn ping(&self) -> Result<(), StoreError> {
+        PostgresLedger::ping(self).await
+    }
+
     fn create(&self, session: &NewSession) -> impl Future<Output = Result<Created, StoreError>> + Send {
         self.create_now(session)
     }

@@ -728,6 +728,10 @@ impl RedisLedger {
 }
 
 impl SessionLedger for RedisLedger {
+    async fn ping(&self) -> Result<(), StoreError> {
+        RedisLedger::ping(self).await
+    }
+
     fn create(&self, session: &NewSession) -> impl Future<Output = Result<Created, StoreError>> + Send {
         self.create_now(session)
     }

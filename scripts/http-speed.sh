@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Refreshes/s over HTTP: the reference server against the baseline (what a
+# team writes instead: axum + jsonwebtoken/aws-lc + a mutexed map,
+# examples/baseline.rs), in alternating rounds, with the load generator
+# (examples/loadgen.rs: SESSIONS chained refresh sessions for SECONDS each
+# round). Server and load generator share the machine's cores.
+#
+#   scripts/http-speed.sh [ROUNDS] [SECONDS] [SESSIONS]
+#
+# BIN_DIR (default target/release/examples) holds `server`, `baseline` and
+# `loadgen`; build them first, with or without the aws-lc feature:
+#
+#   cargo build --release [--features aws-lc] --example server --example baseline --example loadgen
+#
+# Prints each round's figures and the ratio server / baseline of the means.
+set -euo pipefail
+rounds=${1:-3}
+seconds=${2:-10}
+sessions=${3:-16}
+bin=${BIN_DIR:-target/release/examples}
+work=$(mktemp -d)
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
+
+start() { # NAME BINARY PORT
+  "$2" --listen "127.0.0.1:$3" >"$work/$1.out" 2>"$work/$1.err" &
+  pids+=($!)
+  for _ in $(seq 1 100); do grep -q '^login body:' "$work/$1.out" 2>/dev/null && break; sleep 0.1; done
+  sed -nE 's/^login body: (.*)$/\1/p' "$work/$1.out" | head -1 >"$work/$1.login"
+  [ -s "$work/$1.login" ] || { cat "$work/$1.err" >&2; echo "$1 printed no login body" >&2; exit 1; }
+}
+start server "$bin/server" 18111
+start baseline "$bin/baseline" 18112
+
+load() { # NAME PORT -> refreshes/s
+  "$bin/loadgen" --url "http://127.0.0.1:$2/auth/api/v1/authentication-management/session" \
+    --login-body "$work/$1.login" --sessions "$sessions" --duration "$seconds" >"$work/$1.load" 2>/dev/null
+  sed -nE 's/^\| refreshes\/s \| ([0-9]+) \|$/\1/p' "$work/$1.load"
+}
+# A short warm-up of each.
+seconds_saved=$seconds; seconds=2; load server 18111 >/dev/null; load baseline 18112 >/dev/null; seconds=$seconds_saved
+
+sum_server=0; sum_baseline=0
+for round in $(seq 1 "$rounds"); do
+  s=$(load server 18111); b=$(load baseline 18112)
+  echo "round $round: server $s refreshes/s, baseline $b refreshes/s, ratio $(awk "BEGIN {printf \"%.3f\", $s / $b}")"
+  sum_server=$((sum_server + s)); sum_baseline=$((sum_baseline + b))
+done
+echo "mean: server $((sum_server / rounds)), baseline $((sum_baseline / rounds)), ratio $(awk "BEGIN {printf \"%.3f\", $sum_server / $sum_baseline}")"
