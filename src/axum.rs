@@ -4,8 +4,8 @@
 //!   status, envelope bytes and headers (`Cache-Control: no-store`,
 //!   `WWW-Authenticate`) as every other adapter.
 //! - [`session_routes`]: the session endpoint, `POST` login (body limited to
-//!   [`MAX_LOGIN_BODY`]), `PATCH` refresh, `DELETE` logout, and the
-//!   envelope's 405 with `Allow` for any other method.
+//!   [`MAX_LOGIN_BODY`](crate::MAX_LOGIN_BODY)), `PATCH` refresh, `DELETE`
+//!   logout, and the envelope's 405 with `Allow` for any other method.
 //! - [`jwks`]: the JWKS document, cacheable for five minutes.
 //! - [`AccessToken`]: an extractor that checks an access token *and* its
 //!   session in the ledger, answering the crate's 401 envelope otherwise.

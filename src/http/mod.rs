@@ -84,7 +84,7 @@
 //! use tower::ServiceExt as _;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 //! # let signer = Ed25519Signer::from_seed(&[7u8; 32])?;
 //! # let service = TokenService::new(Policy::default(), MemoryUserStore::new([]), MemoryLedger::new(), signer, SystemClock);
 //! let health = tower::service_fn(|request: http::Request<Full<bytes::Bytes>>| async move {
