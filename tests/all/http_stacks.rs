@@ -229,9 +229,9 @@ async fn exchange(http: &Http) -> TestResult<Vec<String>> {
 #[tokio::test]
 async fn axum_actix_and_hyper_send_the_same_bytes() -> TestResult {
     let mut transcripts = Vec::new();
-    let mut stacks = vec![start_axum().await?, start_actix().await?];
+    let stacks = [start_axum().await?, start_actix().await?].into_iter();
     #[cfg(feature = "http")]
-    stacks.push(start_hyper().await?);
+    let stacks = stacks.chain([start_hyper().await?]);
     for stack in stacks {
         let transcript = exchange(&stack.http).await?;
         transcripts.push((stack.name, transcript));
