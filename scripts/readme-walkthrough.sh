@@ -85,8 +85,14 @@ start_server() {
   [ -n "$address" ] || fail "no 'listening on' line"
 }
 
+# The hyper example serves the library's endpoint (feature `http`).
+example_flags=
+if [ "$example" = hyper ]; then example_flags="--features http"; fi
+server_cargo_flags=$example_flags
+
 echo "==> building the $example example"
-cargo build --quiet --example "$example"
+# shellcheck disable=SC2086 # cargo flags, split on purpose
+cargo build --quiet $example_flags --example "$example"
 
 echo "==> cargo run --example $example -- --listen 127.0.0.1:0"
 start_server demo
@@ -141,7 +147,7 @@ expect_store_error() {
 }
 
 echo "==> --store errors: exit code 2, the URL and its password never printed"
-cargo_flags=
+cargo_flags=$example_flags
 expect_store_error store-scheme --store 'bogus://app:s3cret@127.0.0.1/x'
 if grep -q bogus "$work/store-scheme.stderr"; then fail "the unknown --store value was echoed"; fi
 expect_store_error store-feature --store 'redis://:s3cret@127.0.0.1:6379/0'

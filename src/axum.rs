@@ -4,8 +4,8 @@
 //!   status, envelope bytes and headers (`Cache-Control: no-store`,
 //!   `WWW-Authenticate`) as every other adapter.
 //! - [`session_routes`]: the session endpoint, `POST` login (body limited to
-//!   [`MAX_LOGIN_BODY`]), `PATCH` refresh, `DELETE` logout, and the
-//!   envelope's 405 with `Allow` for any other method.
+//!   [`MAX_LOGIN_BODY`](crate::MAX_LOGIN_BODY)), `PATCH` refresh, `DELETE`
+//!   logout, and the envelope's 405 with `Allow` for any other method.
 //! - [`jwks`]: the JWKS document, cacheable for five minutes.
 //! - [`AccessToken`]: an extractor that checks an access token *and* its
 //!   session in the ledger, answering the crate's 401 envelope otherwise.
@@ -40,48 +40,40 @@
 //!
 //! Not here: a request deadline and a header-read timeout. Add them as
 //! tower layers or server settings of your own (see the README's axum
-//! section); the reference server shows both.
+//! section); the reference server shows both. Or mount
+//! [`crate::http::Endpoint`] instead of these handlers (as a
+//! `Router::fallback_service`): the same answers, with a deadline and
+//! `X-Request-Id` built in.
 
-use ::axum::body::{Body, to_bytes};
+use ::axum::body::Body;
 use ::axum::extract::{FromRef, FromRequestParts, State};
-use ::axum::http::header::{ALLOW, AUTHORIZATION, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, PRAGMA};
+use ::axum::http::HeaderMap;
 use ::axum::http::request::Parts;
-use ::axum::http::{HeaderMap, HeaderValue, StatusCode};
 use ::axum::response::{IntoResponse, Response};
 use ::axum::routing::{MethodRouter, post};
 
 use crate::envelope::Reply;
-use crate::error::{BadRequest, Error};
-use crate::flows::session::MAX_LOGIN_BODY;
+use crate::error::Error;
+use crate::http::answers::{self, authorization};
 use crate::service::TokenService;
 use crate::token::claims::AccessClaims;
 use crate::token::pair::TokenPair;
 
-/// How long a client may cache the JWKS document.
-const JWKS_CACHE_CONTROL: &str = "public, max-age=300";
-
-/// The methods [`session_routes`] answers.
-const SESSION_METHODS: &str = "POST, PATCH, DELETE";
-
-/// The 405 envelope.
-const METHOD_NOT_ALLOWED_BODY: &[u8] =
-    br#"{"status":{"code":405,"name":"METHOD_NOT_ALLOWED","message":"method not allowed"},"data":null}"#;
-
 impl IntoResponse for Reply {
     fn into_response(self) -> Response {
-        http::Response::<Vec<u8>>::from(self).map(Body::from)
+        answers::reply(self).map(Body::from)
     }
 }
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        Reply::from_error(&self).into_response()
+        answers::error(&self).map(Body::from)
     }
 }
 
 impl IntoResponse for TokenPair {
     fn into_response(self) -> Response {
-        Reply::from_result(&Ok::<_, Error>(self)).into_response()
+        answers::result(&Ok::<_, Error>(self)).map(Body::from)
     }
 }
 
@@ -99,15 +91,9 @@ where
 /// `GET` the JWKS document: the keys tokens verify under, `public,
 /// max-age=300`.
 pub async fn jwks(State(service): State<TokenService>) -> Response {
-    match serde_json::to_vec(service.jwks()) {
-        Ok(body) => {
-            let mut response = Response::new(Body::from(body));
-            let headers = response.headers_mut();
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            headers.insert(CACHE_CONTROL, HeaderValue::from_static(JWKS_CACHE_CONTROL));
-            response
-        }
-        Err(cause) => Error::internal(crate::error::InternalKind::Encoding, cause).into_response(),
+    match answers::jwks_document(service.jwks()) {
+        Ok(document) => answers::jwks(Body::from(document)),
+        Err(error) => error.into_response(),
     }
 }
 
@@ -133,29 +119,15 @@ where
     }
 }
 
-/// The one `Authorization` value, `None` when absent; two or more are 400.
-fn authorization(headers: &HeaderMap) -> Result<Option<&[u8]>, Error> {
-    let mut values = headers.get_all(AUTHORIZATION).iter();
-    match (values.next(), values.next()) {
-        (None, _) => Ok(None),
-        (Some(value), None) => Ok(Some(value.as_bytes())),
-        (Some(_), Some(_)) => Err(BadRequest::RepeatedHeader.into()),
-    }
-}
-
 async fn login(State(service): State<TokenService>, headers: HeaderMap, body: Body) -> Response {
     if let Err(error) = authorization(&headers) {
         return error.into_response();
     }
-    match to_bytes(body, MAX_LOGIN_BODY).await {
-        Ok(body) => service.login(&body).await.into_response(),
-        // Too long (or cut off): 400 like an oversized body the core sees
-        // itself. The rest is unread, so the connection cannot go on.
-        Err(_) => {
-            let mut response = Error::from(BadRequest::MalformedBody).into_response();
-            response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
-            response
-        }
+    // Over the limit, declared or actual (or cut off): 400 and
+    // `Connection: close`, as every adapter answers it.
+    match answers::read_login_body(&headers, body).await {
+        Some(body) => service.login(&body).await.into_response(),
+        None => answers::login_body_too_large().map(Body::from),
     }
 }
 
@@ -178,12 +150,5 @@ async fn logout(State(service): State<TokenService>, headers: HeaderMap) -> Resp
 }
 
 async fn method_not_allowed() -> Response {
-    let mut response = Response::new(Body::from(METHOD_NOT_ALLOWED_BODY));
-    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
-    headers.insert(ALLOW, HeaderValue::from_static(SESSION_METHODS));
-    response
+    answers::method_not_allowed(answers::SESSION_METHODS).map(Body::from)
 }

@@ -133,6 +133,18 @@ impl Reply {
         }
     }
 
+    /// A failure envelope for an outcome the flows have no [`Error`] for
+    /// (an HTTP adapter's 404, 405, or 500 on its deadline): the same shape
+    /// and headers as [`Reply::from_error`], no `WWW-Authenticate`.
+    #[cfg(feature = "http")]
+    pub(crate) fn failure(code: u16, name: &'static str, message: &'static str) -> Self {
+        let envelope = Envelope::<()> {
+            status: Status { code, name: Cow::Borrowed(name), message: Some(Cow::Borrowed(message)) },
+            data: None,
+        };
+        Self::encode(code, &envelope, None)
+    }
+
     fn encode<T: Serialize>(status: u16, envelope: &Envelope<T>, www_authenticate: Option<&'static str>) -> Self {
         // Sized for a token pair in one allocation: growing from serde_json's
         // default 128 bytes copied the body three times.

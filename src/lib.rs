@@ -64,8 +64,11 @@
 //!
 //! # Features
 //!
-//! - `http`: `http::StatusCode` for errors and `http::Response` from
-//!   [`Reply`].
+//! - `http`: `http::StatusCode` for errors, `http::Response` from
+//!   [`Reply`], and `http::Endpoint`: the session and JWKS endpoints as one
+//!   framework-neutral tower service (hyper, or any server of tower
+//!   services).
+//! - `axum`: the axum 0.8 integration (`axum` module).
 //! - `tracing`: `tracing` events for every [`Event`].
 //! - `aws-lc`: `AwsLcSigner`, Ed25519 signing on AWS-LC (same bytes, about
 //!   twice as fast as ed25519-dalek here).
@@ -83,6 +86,9 @@ mod envelope;
 mod error;
 mod events;
 mod flows;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http;
 pub mod keys;
 pub mod ledger;
 mod service;
