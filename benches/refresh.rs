@@ -118,7 +118,7 @@ fn ed25519(c: &mut Criterion<CpuTime>) {
 /// should barely move from 100 to 10 000 sessions (O(log n), no walk of the
 /// user's list).
 fn ledger_cap(c: &mut Criterion<CpuTime>) {
-    use token_refresh::{MemoryLedger, NewSession, SessionId, SessionLedger};
+    use token_refresh::{MemoryLedger, SessionId, ledger::NewSession, ledger::SessionLedger};
     let mut group = c.benchmark_group("memory ledger: login at the cap");
     for cap in [100_u32, 1_000, 10_000] {
         let ledger = MemoryLedger::new();

@@ -47,8 +47,8 @@ use cpu_time::ThreadTime;
 
 use measured::{AwsLc, Chain, Crate, Floor, JsonWebToken, JwtSimple, with_aws_lc};
 use token_refresh::{
-    Grace, MemoryLedger, NewSession, PairClaims, Reply, Rotation, RotationRequest, SessionId, SessionLedger, TokenId,
-    TokenPair,
+    MemoryLedger, Reply, SessionId, TokenPair, ledger::Grace, ledger::NewSession, ledger::PairClaims, ledger::Rotation,
+    ledger::RotationRequest, ledger::SessionLedger, token::TokenId,
 };
 use token_refresh_test_support::ready;
 

@@ -129,9 +129,10 @@ impl App {
             exp: now + REFRESH_TTL,
             jti: refresh_id.to_string(),
         };
-        let (Ok(access_token), Ok(refresh_token)) =
-            (jsonwebtoken::encode(&header, &access, &self.encoding), jsonwebtoken::encode(&header, &refresh, &self.encoding))
-        else {
+        let (Ok(access_token), Ok(refresh_token)) = (
+            jsonwebtoken::encode(&header, &access, &self.encoding),
+            jsonwebtoken::encode(&header, &refresh, &self.encoding),
+        ) else {
             return answer(StatusCode::INTERNAL_SERVER_ERROR, None);
         };
         self.sessions.lock().unwrap().insert(refresh_id, subject.to_owned());
@@ -177,7 +178,7 @@ fn hex(bytes: &[u8]) -> String {
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
     let digits = text.as_bytes();
-    (digits.len() % 2 == 0).then_some(())?;
+    digits.len().is_multiple_of(2).then_some(())?;
     digits.chunks(2).map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()).collect()
 }
 

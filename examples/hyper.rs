@@ -32,8 +32,9 @@ use hyper::{Request, Response};
 use hyper_util::service::TowerToHyperService;
 use token_refresh::http::{DeadlineExceeded, Endpoint, EndpointConfig, EndpointConfigError, FlowError, ResponseBody};
 use token_refresh::{
-    AccessState, Created, Error, NewSession, Revocation, Rotation, RotationRequest, SessionId, SessionInfo,
-    SessionLedger, StoreError, TokenId, TokenService, User, UserStore,
+    Error, SessionId, SessionInfo, StoreError, TokenService, User, UserStore, ledger::AccessState, ledger::Created,
+    ledger::NewSession, ledger::Revocation, ledger::Rotation, ledger::RotationRequest, ledger::SessionLedger,
+    token::TokenId,
 };
 use tokio::net::TcpListener;
 use tower::ServiceExt as _;

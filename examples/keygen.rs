@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use ed25519_dalek::pkcs8::{EncodePrivateKey as _, KeypairBytes, spki::der::pem::LineEnding};
-use token_refresh::{Algorithm, Ed25519Signer, KeyId, Signer as _};
+use token_refresh::{Ed25519Signer, KeyId, Signer as _, keys::Algorithm};
 use zeroize::Zeroizing;
 
 /// Makes an Ed25519 signing key (PKCS#8 PEM, mode 0600) and prints its

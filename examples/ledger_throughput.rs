@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use token_refresh::redis::AsyncCommands;
 use token_refresh::{
     Ed25519Signer, MemoryLedger, MemoryUserStore, Policy, PostgresLedger, PostgresOptions, RedisLedger, SessionId,
-    SessionLedger, Store, SystemClock, User,
+    Store, SystemClock, User, ledger::SessionLedger,
 };
 
 /// Refresh throughput through each ledger (memory, PostgreSQL, Redis, Redis

@@ -39,7 +39,7 @@ use hyper::{Method, Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use token_refresh::{Ed25519Signer, Envelope, MemoryStore, Reply, SystemClock, TokenPair, User};
+use token_refresh::{Ed25519Signer, Envelope, Reply, SystemClock, TokenPair, User, ledger::MemoryStore};
 
 const PATH: &str = "/auth/api/v1/authentication-management/session";
 const MAX_DURATION: Duration = Duration::from_secs(300);
@@ -270,7 +270,7 @@ async fn handle(request: Request<Incoming>, stub: Arc<Stub>) -> Result<Response<
     } else if request.method() == Method::POST {
         let body = Limited::new(request.into_body(), token_refresh::MAX_LOGIN_BODY + 1).collect().await;
         let body = body.map(|b| b.to_bytes()).unwrap_or_default();
-        let result = token_refresh::login(&body, &stub.store, &stub.signer, &SystemClock).await;
+        let result = token_refresh::Policy::default().login(&body, &stub.store, &stub.signer, &SystemClock).await;
         Some(Reply::from_result(&result))
     } else {
         None

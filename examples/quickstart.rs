@@ -6,7 +6,7 @@
 //! cargo run --example quickstart
 //! ```
 
-use token_refresh::{Ed25519Signer, MemoryStore, Reply, SystemClock, User};
+use token_refresh::{Ed25519Signer, Reply, SystemClock, User, ledger::MemoryStore};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -16,7 +16,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let signer = Ed25519Signer::from_seed(&[0x5e; 32])?;
     let clock = SystemClock;
 
-    let login = token_refresh::issue("bob@mail.com", &store, &signer, &clock).await;
+    let login = token_refresh::Policy::default().issue("bob@mail.com", &store, &signer, &clock).await;
     print_line("login", &Reply::from_result(&login));
     let first = login?;
 

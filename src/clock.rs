@@ -44,13 +44,13 @@ impl Clock for SystemClock {
 /// A clock that only moves when told to, for tests.
 ///
 /// ```
-/// use token_refresh::{Clock, ManualClock};
+/// use token_refresh::{Clock, clock::ManualClock};
 /// use time::Duration;
 ///
 /// let clock = ManualClock::at_unix(1_700_000_000);
 /// clock.advance(Duration::seconds(30));
 /// assert_eq!(clock.now()?.unix_timestamp(), 1_700_000_030);
-/// # Ok::<(), token_refresh::ClockError>(())
+/// # Ok::<(), token_refresh::clock::ClockError>(())
 /// ```
 #[derive(Debug)]
 pub struct ManualClock {

@@ -81,7 +81,7 @@ const BODY_CAPACITY: usize = 1024;
 /// token response carries.
 ///
 /// ```
-/// use token_refresh::{Reply, Error, Unauthorized};
+/// use token_refresh::{Reply, Error, error::Unauthorized};
 ///
 /// let reply = Reply::from_error(&Error::from(Unauthorized::Expired));
 /// assert_eq!(reply.status(), 401);
@@ -226,7 +226,7 @@ impl From<Reply> for http::Response<Vec<u8>> {
 mod tests {
     #[test]
     fn the_written_500_body_is_the_serialized_one() {
-        let error = Error::internal(crate::InternalKind::Encoding, "cause");
+        let error = Error::internal(crate::error::InternalKind::Encoding, "cause");
         assert_eq!(INTERNAL_ERROR_BODY, serde_json::to_vec(&Envelope::<()>::error(&error)).unwrap().as_slice());
         let failing = Reply::ok(&Failing);
         assert_eq!((failing.status(), failing.body()), (500, INTERNAL_ERROR_BODY));

@@ -15,7 +15,7 @@
 //! # Getting started
 //!
 //! ```
-//! use token_refresh::{Ed25519Signer, MemoryStore, SystemClock, User, Reply};
+//! use token_refresh::{Ed25519Signer, ledger::MemoryStore, SystemClock, User, Reply};
 //!
 //! # tokio_test_block_on(async {
 //! let store = MemoryStore::in_memory([User::new("bob@mail.com", "bob@admin", "ROLE_ADMIN")]);
@@ -23,7 +23,7 @@
 //! let clock = SystemClock;
 //!
 //! // At login, after your own authentication:
-//! let first = token_refresh::issue("bob@mail.com", &store, &signer, &clock).await?;
+//! let first = token_refresh::Policy::default().issue("bob@mail.com", &store, &signer, &clock).await?;
 //!
 //! // PATCH /auth/api/v1/authentication-management/session
 //! let header = format!("Bearer {}", first.refresh_token);
@@ -44,18 +44,26 @@
 //!
 //! # Shape
 //!
-//! - Flows: [`refresh`], [`issue`], [`login`], [`revoke`],
-//!   [`verify_access`], and the same as methods of a configured [`Policy`].
-//! - Extension points: [`UserStore`], [`SessionLedger`], [`Signer`],
+//! The crate root holds what an application touches; the rest lives in
+//! modules by role.
+//!
+//! - One service: [`TokenService`] (login, refresh, logout, access-token
+//!   checks, the JWKS) over a [`Policy`], a user directory, a ledger, a
+//!   [`Signer`] and a [`Clock`]. The design card's framework-agnostic
+//!   [`refresh`] and the [`Policy`] methods run the same flows.
+//! - Extension points: [`UserStore`], [`ledger::SessionLedger`], [`Signer`],
 //!   [`Clock`]. Store traits return `Send` futures, so any async runtime
 //!   (or none) drives them.
-//! - In memory: [`MemoryUserStore`], [`MemoryLedger`], [`MemoryStore`].
-//! - Key publication: [`Keyring::to_jwks`] (RFC 8037 JWK Set) and
-//!   [`Jwk::thumbprint`] (RFC 7638).
+//! - In memory: [`MemoryUserStore`], [`MemoryLedger`].
 //! - Shared by many instances (features `postgres`, `redis`):
 //!   `PostgresLedger`, `RedisLedger`, with the same semantics; the
 //!   `conformance` feature's suite checks any ledger against the contract.
-//!
+//! - Modules: [`policy`] (builder, limits, event sink), [`error`] (the
+//!   refusal details behind [`Error`]), [`clock`], [`users`], [`ledger`]
+//!   (the contract and the backends), [`keys`] (key rings, JWK,
+//!   [`keys::Keyring::to_jwks`], RFC 7638 thumbprints), [`token`] (the wire
+//!   format), and the `http` and `axum` integrations.
+
 //! # Security
 //!
 //! The [`token::jws`] module states how tokens are checked and which attacks each
@@ -75,15 +83,15 @@
 //! - `postgres`: `PostgresLedger` (tokio-postgres, deadpool-postgres).
 //! - `redis`: `RedisLedger` (the `redis` crate's tokio `ConnectionManager`).
 //! - `conformance`: the `conformance` module, the checks every
-//!   [`SessionLedger`] must pass.
+//!   [`SessionLedger`](ledger::SessionLedger) must pass.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
-mod clock;
+pub mod clock;
 mod envelope;
-mod error;
+pub mod error;
 mod events;
 mod flows;
 #[cfg(feature = "http")]
@@ -93,43 +101,45 @@ pub mod keys;
 pub mod ledger;
 mod service;
 pub mod token;
-mod users;
+pub mod users;
 
-pub use clock::{Clock, ClockError, ManualClock, SystemClock};
+/// The policy's parts beyond [`Policy`] itself: its builder, its
+/// configuration error, its limits, and the event sink it reports to.
+pub mod policy {
+    pub use crate::events::EventSink;
+    pub use crate::flows::policy::{
+        MAX_GRACE, MAX_GRACE_REPLAYS, MAX_LEEWAY, MAX_SESSIONS_PER_USER, PolicyBuilder, PolicyError,
+    };
+}
+
+// The crate root: what an application touches. Implementer types live under
+// `ledger`, the wire format under `token`, keys under `keys`.
+pub use clock::{Clock, SystemClock};
 pub use envelope::{Envelope, Reply, Status};
-pub use error::{BadRequest, Error, Internal, InternalKind, StatusName, StoreError, Unauthorized, Unprocessable};
-pub use events::{Event, EventSink};
-pub use flows::authorization::MAX_HEADER_LEN;
-pub use flows::policy::{
-    MAX_GRACE, MAX_GRACE_REPLAYS, MAX_LEEWAY, MAX_SESSIONS_PER_USER, Policy, PolicyBuilder, PolicyError,
-};
+pub use error::{Error, StoreError};
+pub use events::Event;
+pub use flows::policy::Policy;
 pub use flows::session::MAX_LOGIN_BODY;
-pub use flows::store::{MemoryStore, Store};
-pub use keys::Algorithm;
+pub use flows::store::Store;
 #[cfg(feature = "aws-lc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "aws-lc")))]
 pub use keys::aws_lc::AwsLcSigner;
-pub use keys::jwk::{Jwk, Jwks};
-pub use keys::signer::{BoxSigner, Ed25519Signer, Signer, SignerError};
-pub use keys::{KeyError, KeyId, Keyring, MAX_KEY_ID_LEN, MAX_KEYS, VerificationKey};
-pub use ledger::memory::{LedgerStats, MemoryLedger};
+pub use keys::jwk::Jwks;
+pub use keys::signer::{Ed25519Signer, Signer};
+pub use keys::{KeyId, VerificationKey};
+pub use ledger::SessionInfo;
+pub use ledger::memory::MemoryLedger;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use ledger::postgres::{
-    DEFAULT_SCHEMA, MIGRATION_0001, MIGRATION_0002, MIGRATION_0003, PostgresLedger, PostgresOptions, Purged,
-};
+pub use ledger::postgres::{PostgresLedger, PostgresOptions};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use ledger::redis::{DEFAULT_PREFIX, RedisConnection, RedisLedger, RedisLedgerBuilder};
-pub use ledger::{
-    AccessState, Created, Grace, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionInfo,
-    SessionLedger,
-};
+pub use ledger::redis::RedisLedger;
 pub use service::TokenService;
-pub use token::claims::{AccessClaims, RefreshClaims};
-pub use token::ids::{SessionId, TokenId};
+pub use token::claims::AccessClaims;
+pub use token::ids::SessionId;
 pub use token::pair::TokenPair;
-pub use users::{BoxUserStore, MemoryUserStore, User, UserStore};
+pub use users::{MemoryUserStore, User, UserStore};
 
 /// The behaviour contract this crate implements (`docs/spec.md`): token
 /// bytes, envelope, statuses, rotation and reuse detection. The code cites
@@ -177,50 +187,9 @@ pub async fn refresh<U, L, S, C>(
 ) -> Result<TokenPair, Error>
 where
     U: UserStore,
-    L: SessionLedger,
+    L: ledger::SessionLedger,
     S: Signer,
     C: Clock,
 {
     Policy::default().refresh(authorization, store, signer, clock).await
-}
-
-/// [`Policy::issue`] with the reference API's defaults.
-pub async fn issue<U, L, S, C>(subject: &str, store: &Store<U, L>, signer: &S, clock: &C) -> Result<TokenPair, Error>
-where
-    U: UserStore,
-    L: SessionLedger,
-    S: Signer,
-    C: Clock,
-{
-    Policy::default().issue(subject, store, signer, clock).await
-}
-
-/// [`Policy::login`] with the reference API's defaults.
-pub async fn login<U, L, S, C>(body: &[u8], store: &Store<U, L>, signer: &S, clock: &C) -> Result<TokenPair, Error>
-where
-    U: UserStore,
-    L: SessionLedger,
-    S: Signer,
-    C: Clock,
-{
-    Policy::default().login(body, store, signer, clock).await
-}
-
-/// [`Policy::revoke`] with the reference API's defaults.
-pub async fn revoke<L, S, C>(authorization: Option<&[u8]>, ledger: &L, signer: &S, clock: &C) -> Result<(), Error>
-where
-    L: SessionLedger,
-    S: Signer,
-    C: Clock,
-{
-    Policy::default().revoke(authorization, ledger, signer, clock).await
-}
-
-/// [`Policy::verify_access`] with the reference API's defaults.
-pub fn verify_access<C: Clock>(
-    authorization: Option<&[u8]>,
-    keyring: &Keyring,
-    clock: &C,
-) -> Result<AccessClaims, Error> {
-    Policy::default().verify_access(authorization, keyring, clock)
 }

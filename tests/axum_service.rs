@@ -11,7 +11,7 @@ use axum::routing::get;
 use ed25519_dalek::{Signer as _, SigningKey};
 use token_refresh::axum::{AccessToken, jwks, session_routes};
 use token_refresh::{
-    Ed25519Signer, ManualClock, MemoryLedger, MemoryUserStore, Policy, Reply, TokenPair, TokenService, User,
+    Ed25519Signer, MemoryLedger, MemoryUserStore, Policy, Reply, TokenPair, TokenService, User, clock::ManualClock,
 };
 use tower::ServiceExt as _;
 

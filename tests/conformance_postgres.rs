@@ -20,9 +20,9 @@ use token_refresh::deadpool_postgres::{self, tokio_postgres};
 use token_refresh::ledger::conformance::model::{check_sequence, op};
 use token_refresh::ledger::conformance::{self, CONCURRENT_ROTATIONS, Harness};
 use token_refresh::{
-    AccessState, Ed25519Signer, Grace, MIGRATION_0001, MemoryUserStore, NewSession, Policy, PostgresLedger,
-    PostgresOptions, Reply, Rotation, RotationRequest, SessionId, SessionLedger, Store, StoreError, SystemClock,
-    TokenId, User,
+    Ed25519Signer, MemoryUserStore, Policy, PostgresLedger, PostgresOptions, Reply, SessionId, Store, StoreError,
+    SystemClock, User, ledger::AccessState, ledger::Grace, ledger::NewSession, ledger::Rotation,
+    ledger::RotationRequest, ledger::SessionLedger, ledger::postgres::MIGRATION_0001, token::TokenId,
 };
 
 use token_refresh_test_support::ledger::{SUBJECT, new_session, now, pair_of};
@@ -819,8 +819,8 @@ async fn version_1_upgrades_and_the_upgrade_runs_once() {
             let new = new_session(SUBJECT, t, 100);
             ledger.create(&new).await.unwrap();
             ledger.migrate().await.unwrap();
-            let v2 = token_refresh::MIGRATION_0002.replace("{schema}", &schema);
-            let v3 = token_refresh::MIGRATION_0003.replace("{schema}", &schema);
+            let v2 = token_refresh::ledger::postgres::MIGRATION_0002.replace("{schema}", &schema);
+            let v3 = token_refresh::ledger::postgres::MIGRATION_0003.replace("{schema}", &schema);
             client.batch_execute(&format!("BEGIN; {v1} {v2} {v3} COMMIT;")).await.unwrap();
             assert_eq!(table_rows(&schema).await.last(), Some(&("sessions".to_owned(), 1)), "kept");
             ledger.migrate().await.unwrap();

@@ -28,8 +28,9 @@ use token_refresh::ledger::conformance::{self, Harness};
 use token_refresh::redis::aio::MultiplexedConnection;
 use token_refresh::redis::{self, AsyncCommands, Value};
 use token_refresh::{
-    AccessState, Ed25519Signer, Grace, MemoryUserStore, NewSession, Policy, RedisLedger, Reply, Rotation,
-    RotationRequest, SessionId, SessionLedger, Store, StoreError, SystemClock, User,
+    Ed25519Signer, MemoryUserStore, Policy, RedisLedger, Reply, SessionId, Store, StoreError, SystemClock, User,
+    ledger::AccessState, ledger::Grace, ledger::NewSession, ledger::Rotation, ledger::RotationRequest,
+    ledger::SessionLedger,
 };
 use token_refresh_test_support::ledger::{
     SUBJECT, generation_of, new_session, now, pair_of, recovers, rotate_through_faults, rotate_through_faults_probed,

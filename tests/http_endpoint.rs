@@ -21,8 +21,8 @@ use token_refresh::http::{
     EndpointConfigError, FlowError, ResponseBody,
 };
 use token_refresh::{
-    BadRequest, Error, MAX_LOGIN_BODY, MemoryLedger, MemoryUserStore, Policy, StoreError, TokenService, Unauthorized,
-    User, UserStore,
+    Error, MAX_LOGIN_BODY, MemoryLedger, MemoryUserStore, Policy, StoreError, TokenService, User, UserStore,
+    error::BadRequest, error::Unauthorized,
 };
 use token_refresh_test_support::keys::signer;
 use token_refresh_test_support::users::{BOB, BOB_LOGIN_SEED, demo, login_body};

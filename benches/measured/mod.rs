@@ -20,7 +20,8 @@ use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, Verifying
 use serde::{Deserialize, Serialize};
 use token_refresh::token::jws::UntrustedToken;
 use token_refresh::{
-    AccessClaims, Algorithm, Ed25519Signer, MemoryStore, Policy, RefreshClaims, Reply, SystemClock, TokenPair,
+    AccessClaims, Ed25519Signer, Policy, Reply, SystemClock, TokenPair, keys::Algorithm, ledger::MemoryStore,
+    token::RefreshClaims,
 };
 use token_refresh_test_support::keys::{SEED, private_der};
 use token_refresh_test_support::ready;

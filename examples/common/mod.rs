@@ -28,9 +28,10 @@ use serde::{Deserialize, Serialize};
 use token_refresh::RedisLedger;
 use token_refresh::ed25519_dalek::{Signer as _, SigningKey};
 use token_refresh::{
-    AccessState, BadRequest, BoxSigner, Clock, Created, Ed25519Signer, Envelope, Error, Event, KeyId, MAX_LOGIN_BODY,
-    MemoryLedger, MemoryUserStore, NewSession, Policy, Reply, Revocation, Rotation, RotationRequest, SessionId,
-    SessionInfo, SessionLedger, Signer, Status, Store, StoreError, SystemClock, TokenId, User, VerificationKey,
+    Clock, Ed25519Signer, Envelope, Error, Event, KeyId, MAX_LOGIN_BODY, MemoryLedger, MemoryUserStore, Policy, Reply,
+    SessionId, SessionInfo, Signer, Status, Store, StoreError, SystemClock, User, VerificationKey, error::BadRequest,
+    keys::BoxSigner, ledger::AccessState, ledger::Created, ledger::NewSession, ledger::Revocation, ledger::Rotation,
+    ledger::RotationRequest, ledger::SessionLedger, token::TokenId,
 };
 #[cfg(feature = "postgres")]
 use token_refresh::{PostgresLedger, PostgresOptions};
@@ -199,7 +200,7 @@ pub(crate) struct Config {
         long,
         value_name = "N",
         allow_hyphen_values = true,
-        value_parser = clap::value_parser!(u32).range(1..=i64::from(token_refresh::MAX_SESSIONS_PER_USER))
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(token_refresh::policy::MAX_SESSIONS_PER_USER))
     )]
     pub(crate) max_sessions_per_user: Option<u32>,
     /// Open connections served at once; beyond it new connections wait in
@@ -437,7 +438,8 @@ async fn connect_ledger(config: &Config) -> Result<(AnyLedger, String), StartErr
 async fn connect_redis(url: &SecretUrl, name: Option<&str>) -> Result<(AnyLedger, String), StartError> {
     // `--store-prefix NAME` keys everything under `NAME:`, as the default
     // `token_refresh:` is the default name plus `:`.
-    let prefix = name.map_or_else(|| token_refresh::DEFAULT_PREFIX.to_owned(), |name| format!("{name}:"));
+    let prefix =
+        name.map_or_else(|| token_refresh::ledger::redis::DEFAULT_PREFIX.to_owned(), |name| format!("{name}:"));
     let ledger =
         RedisLedger::connect(url.expose(), prefix.as_str()).await.map_err(|e| unreachable_store(url, "Redis", &e))?;
     let kind = if ledger.is_cluster() { "redis cluster" } else { "redis" };

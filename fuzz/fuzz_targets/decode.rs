@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use token_refresh::token::jws::UntrustedToken;
-use token_refresh::{AccessClaims, Algorithm, RefreshClaims, Signer as _};
+use token_refresh::{AccessClaims, keys::Algorithm, token::RefreshClaims, Signer as _};
 use token_refresh_fuzz::{World, mint};
 
 static WORLD: OnceLock<World> = OnceLock::new();

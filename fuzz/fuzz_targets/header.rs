@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use token_refresh::token::jws::UntrustedToken;
-use token_refresh::{Algorithm, Signer as _};
+use token_refresh::{keys::Algorithm, Signer as _};
 use token_refresh_fuzz::{World, check_refusal};
 
 static WORLD: OnceLock<World> = OnceLock::new();

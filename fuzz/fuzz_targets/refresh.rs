@@ -17,7 +17,7 @@
 use std::sync::Mutex;
 
 use libfuzzer_sys::fuzz_target;
-use token_refresh::{Error, Unauthorized};
+use token_refresh::{Error, error::Unauthorized};
 use token_refresh_fuzz::{World, check_refusal, mint};
 
 static WORLD: Mutex<Option<World>> = Mutex::new(None);

@@ -44,7 +44,7 @@ pub const MAX_LEEWAY: Duration = Duration::seconds(300);
 /// let policy = Policy::builder().grace_window(Duration::seconds(10)).build()?;
 /// assert_eq!(policy.access_lifetime(), Duration::seconds(300));
 /// assert!(Policy::builder().grace_window(Duration::seconds(61)).build().is_err());
-/// # Ok::<(), token_refresh::PolicyError>(())
+/// # Ok::<(), token_refresh::policy::PolicyError>(())
 /// ```
 #[derive(Clone)]
 pub struct Policy {
@@ -197,7 +197,7 @@ impl Policy {
     /// access token of a session that was logged out, caught in a reuse,
     /// evicted or forgotten is refused with 401. An access token superseded
     /// by a rotation is refused too when the policy says so
-    /// ([`PolicyBuilder::revoke_superseded_access`](crate::PolicyBuilder::revoke_superseded_access)).
+    /// ([`PolicyBuilder::revoke_superseded_access`](crate::policy::PolicyBuilder::revoke_superseded_access)).
     pub async fn verify_access_unrevoked<L: SessionLedger, C: Clock>(
         &self,
         authorization: Option<&[u8]>,

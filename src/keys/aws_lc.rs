@@ -29,7 +29,7 @@ use crate::keys::{KeyError, KeyId, Keyring, VerificationKey};
 /// let fast = AwsLcSigner::from_seed(&[7; 32])?;
 /// let dalek = Ed25519Signer::from_seed(&[7; 32])?;
 /// assert_eq!(fast.verification_key(), dalek.verification_key());
-/// # Ok::<(), token_refresh::KeyError>(())
+/// # Ok::<(), token_refresh::keys::KeyError>(())
 /// ```
 pub struct AwsLcSigner {
     key: Ed25519KeyPair,

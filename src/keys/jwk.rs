@@ -10,7 +10,7 @@
 //! name a key in logs and a good choice for a `kid`.
 //!
 //! ```
-//! use token_refresh::{Algorithm, Ed25519Signer, Signer};
+//! use token_refresh::{keys::Algorithm, Ed25519Signer, Signer};
 //!
 //! let signer = Ed25519Signer::from_seed(&[7; 32])?;
 //! let jwks = signer.keyring().to_jwks(Algorithm::EdDsa);

@@ -14,6 +14,11 @@ pub(crate) mod jwk;
 pub(crate) mod signer;
 
 pub use algorithm::Algorithm;
+#[cfg(feature = "aws-lc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "aws-lc")))]
+pub use aws_lc::AwsLcSigner;
+pub use jwk::{Jwk, Jwks};
+pub use signer::{BoxSigner, Ed25519Signer, Signer, SignerError};
 
 use std::fmt;
 

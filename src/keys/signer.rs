@@ -110,7 +110,7 @@ pub struct SignerError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
 ///
 /// let signer = Ed25519Signer::from_seed(&[7; 32])?;
 /// assert!(format!("{signer:?}").contains("public"));
-/// # Ok::<(), token_refresh::KeyError>(())
+/// # Ok::<(), token_refresh::keys::KeyError>(())
 /// ```
 pub struct Ed25519Signer {
     /// `SHA-512(seed)` split into the clamped scalar and the nonce prefix,
@@ -216,7 +216,7 @@ impl Ed25519Signer {
     /// let pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIJ1hsZ3v/VpguoRK9JLsLMREScVpezJpGXA7rAMcrn9g\n-----END PRIVATE KEY-----\n";
     /// assert_eq!(Ed25519Signer::from_key_text(pem)?.keyring(), signer.keyring());
     /// # use token_refresh::Signer as _;
-    /// # Ok::<(), token_refresh::KeyError>(())
+    /// # Ok::<(), token_refresh::keys::KeyError>(())
     /// ```
     pub fn from_key_text(text: &str) -> Result<Self, KeyError> {
         if text.trim_start().starts_with("-----BEGIN") {

@@ -8,7 +8,7 @@
 //! # One record per session
 //!
 //! Every token id the crate issues carries its session's tag
-//! ([`TokenId::session`](crate::TokenId::session)), so a ledger finds the
+//! ([`TokenId::session`](crate::token::TokenId::session)), so a ledger finds the
 //! session from a verified token's `jti` alone and keeps exactly one record
 //! per session: the current refresh id, the immediate predecessor's id with
 //! its rotation time and replay count (for the grace window), the current
@@ -73,11 +73,15 @@ mod boxed;
 pub mod conformance;
 pub(crate) mod memory;
 #[cfg(feature = "postgres")]
-pub(crate) mod postgres;
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod postgres;
 #[cfg(feature = "redis")]
-pub(crate) mod redis;
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 
+pub use crate::flows::store::MemoryStore;
 pub use boxed::BoxLedger;
+pub use memory::{LedgerStats, MemoryLedger};
 
 use std::future::Future;
 

@@ -62,7 +62,7 @@
 //! `Authorization` value of at most 8 KiB (longer is refused before anything
 //! else); base64url decoding of a header segment of at most 256 characters
 //! into a stack buffer and one JSON parse of it (none for the exact header we
-//! issue); and at most [`crate::MAX_KEYS`] signature checks over a signing
+//! issue); and at most [`crate::keys::MAX_KEYS`] signature checks over a signing
 //! input of at most 4 353 bytes (256 + 1 + 4096). The payload (at most 4096
 //! characters) is decoded and parsed only after the signature verified.
 
@@ -300,7 +300,7 @@ fn has_small_order_r(signature: &Signature) -> bool {
 /// let key = VerificationKey::new(signing.verifying_key())?;
 /// assert!(verify_signature(&key, b"message", &signing.sign(b"message")));
 /// assert!(!verify_signature(&key, b"other", &signing.sign(b"message")));
-/// # Ok::<(), token_refresh::KeyError>(())
+/// # Ok::<(), token_refresh::keys::KeyError>(())
 /// ```
 pub fn verify_signature(key: &crate::VerificationKey, message: &[u8], signature: &Signature) -> bool {
     signature_verifies(key.verifying_key(), message, signature)
@@ -517,7 +517,7 @@ mod tests {
         assert_eq!(check("\u{feff}{\"alg\":\"EdDSA\"}"), Some(DecodeError::NotJson));
     }
 
-    fn claims_status(payload: &str) -> Result<crate::RefreshClaims, u16> {
+    fn claims_status(payload: &str) -> Result<crate::token::RefreshClaims, u16> {
         VerifiedToken { payload: payload.as_bytes().to_vec() }.claims().map_err(|e| crate::Error::from(e).status_code())
     }
 
@@ -551,7 +551,7 @@ mod tests {
         let mut bytes = claims("1").into_bytes();
         bytes[8] = 0xff;
         let invalid = VerifiedToken { payload: bytes }
-            .claims::<crate::RefreshClaims>()
+            .claims::<crate::token::RefreshClaims>()
             .map_err(|e| crate::Error::from(e).status_code());
         assert_eq!(invalid.err(), Some(401), "invalid UTF-8 is not JSON");
     }

@@ -10,6 +10,11 @@ pub(crate) mod json;
 pub mod jws;
 pub(crate) mod pair;
 
+pub use crate::flows::authorization::MAX_HEADER_LEN;
+pub use claims::{AccessClaims, RefreshClaims};
+pub use ids::{SessionId, TokenId};
+pub use pair::TokenPair;
+
 /// Why a token did not decode: the token layer's own refusal. The crate's
 /// [`Error`](crate::Error) maps it to HTTP in one place: a token that is not
 /// ours (any variant but [`Claims`](Self::Claims)) is 401, an authentic

@@ -2,7 +2,8 @@
 //! signer and a manual clock at [`NOW`](crate::NOW).
 
 use token_refresh::{
-    AccessClaims, Ed25519Signer, Error, LedgerStats, ManualClock, MemoryStore, Policy, Signer as _, TokenPair,
+    AccessClaims, Ed25519Signer, Error, Policy, Signer as _, TokenPair, clock::ManualClock, ledger::LedgerStats,
+    ledger::MemoryStore,
 };
 
 use crate::users::{ALICE, BOB, demo};
@@ -86,8 +87,8 @@ impl TwoSessions {
         let store = MemoryStore::in_memory(demo());
         let signer = keys::signer();
         let clock = clock();
-        let alice = ready(token_refresh::issue(ALICE, &store, &signer, &clock)).expect("alice logs in");
-        let bob = ready(token_refresh::issue(BOB, &store, &signer, &clock)).expect("bob logs in");
+        let alice = ready(Policy::default().issue(ALICE, &store, &signer, &clock)).expect("alice logs in");
+        let bob = ready(Policy::default().issue(BOB, &store, &signer, &clock)).expect("bob logs in");
         Self { store, signer, clock, alice, bob }
     }
 
@@ -103,7 +104,7 @@ impl TwoSessions {
 
     /// An access-token check with the default policy.
     pub fn verify_access(&self, header: Option<&[u8]>) -> Result<AccessClaims, Error> {
-        token_refresh::verify_access(header, self.signer.keyring(), &self.clock)
+        Policy::default().verify_access(header, self.signer.keyring(), &self.clock)
     }
 
     /// The ledger's counters.

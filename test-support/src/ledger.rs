@@ -4,7 +4,10 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use token_refresh::{Grace, NewSession, PairClaims, Rotation, RotationRequest, SessionId, SessionLedger, TokenId};
+use token_refresh::{
+    SessionId, ledger::Grace, ledger::NewSession, ledger::PairClaims, ledger::Rotation, ledger::RotationRequest,
+    ledger::SessionLedger, token::TokenId,
+};
 
 use crate::users::{BOB, BOB_ACCOUNT, BOB_ROLE};
 

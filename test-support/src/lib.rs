@@ -41,7 +41,7 @@ pub mod users;
 use std::future::IntoFuture;
 
 use futures_util::FutureExt as _;
-use token_refresh::ManualClock;
+use token_refresh::clock::ManualClock;
 
 /// The fixtures' fixed "now" (Unix seconds), in 2027.
 pub const NOW: i64 = 1_800_000_000;

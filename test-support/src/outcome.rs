@@ -2,7 +2,7 @@
 //! precise variant it expects instead of a status code several variants
 //! share.
 
-use token_refresh::{BadRequest, Error, InternalKind, Unauthorized, Unprocessable};
+use token_refresh::{Error, error::BadRequest, error::InternalKind, error::Unauthorized, error::Unprocessable};
 
 /// Which check refused, with its detail: [`Error`] without the internal
 /// cause, so two outcomes compare with `==` and print with `{:?}`.

@@ -1,8 +1,8 @@
 //! Tokens by hand: compact JWSs over arbitrary header and payload bytes,
 //! signed with any key, and the ways to take a token apart.
 
-use token_refresh::TokenId;
 use token_refresh::ed25519_dalek::{Signature, Signer as _, SigningKey};
+use token_refresh::token::TokenId;
 
 use crate::encoding::{b64, unb64};
 use crate::keys::signing_key;

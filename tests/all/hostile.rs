@@ -15,7 +15,10 @@ use base64::Engine as _;
 use ed25519_dalek::{Signer as _, SigningKey};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Sha256, Sha512};
-use token_refresh::{Algorithm, BadRequest, Error, Policy, Reply, Unauthorized, Unprocessable, VerificationKey};
+use token_refresh::{
+    Error, Policy, Reply, VerificationKey, error::BadRequest, error::Unauthorized, error::Unprocessable,
+    keys::Algorithm,
+};
 use token_refresh_test_support::encoding::{b64, unb64};
 use token_refresh_test_support::flow::TwoSessions;
 use token_refresh_test_support::keys::{SEED, signing_key, spki_pem};
@@ -829,7 +832,7 @@ fn the_logout_door_refuses_the_same_rows_the_same_way() {
         if !matches!(case.target, Refresh) || reaches_ledger {
             continue;
         }
-        let result = ready(token_refresh::revoke(case.header.as_deref(), fx.store.ledger(), &fx.signer, &fx.clock));
+        let result = ready(Policy::default().revoke(case.header.as_deref(), fx.store.ledger(), &fx.signer, &fx.clock));
         let error = result.expect_err(&case.attack);
         assert_eq!(Want::of(&error), Some(case.want), "{}", case.attack);
         assert_eq!(fx.stats(), before, "{} changed the ledger through logout", case.attack);
@@ -879,7 +882,7 @@ fn oversized_input_is_refused_before_decoding() {
     let fx = TwoSessions::new();
     let good = format!("Bearer {}", fx.alice.refresh_token);
     let mut padded = good.clone().into_bytes();
-    padded.resize(token_refresh::MAX_HEADER_LEN + 1, b' ');
+    padded.resize(token_refresh::token::MAX_HEADER_LEN + 1, b' ');
     // A valid token followed by spaces that take it just past the limit is
     // still refused: the length check runs first, before trimming.
     let error = fx.refresh(Some(&padded)).expect_err("too long");
@@ -889,7 +892,7 @@ fn oversized_input_is_refused_before_decoding() {
     let error = fx.refresh(Some(&vec![0xff; 1 << 20])).expect_err("too long");
     assert!(matches!(error, Error::BadRequest(BadRequest::HeaderTooLong)), "{error:?}");
     // Exactly at the limit the same bytes are looked at (and accepted).
-    padded.truncate(token_refresh::MAX_HEADER_LEN);
+    padded.truncate(token_refresh::token::MAX_HEADER_LEN);
     fx.refresh(Some(&padded)).expect("at the limit");
 }
 
@@ -1034,7 +1037,7 @@ fn login_corpus() -> (Vec<(&'static str, Vec<u8>, Want)>, Vec<u8>) {
 #[test]
 fn the_login_door_refuses_hostile_bodies_and_creates_nothing() {
     use token_refresh::ed25519_dalek::VerifyingKey;
-    use token_refresh::{MemoryStore, User};
+    use token_refresh::{User, ledger::MemoryStore};
 
     let carol_key = SigningKey::from_bytes(&[0x11; 32]);
     let mut identity = [0u8; 32];
@@ -1045,15 +1048,15 @@ fn the_login_door_refuses_hostile_bodies_and_creates_nothing() {
         User::new("weak@mail.com", "weak@acc", "ROLE_USER").with_login_key(weak),
     ]);
     let signer = token_refresh::Ed25519Signer::from_seed(&SEED).expect("seed");
-    let clock = token_refresh::ManualClock::at_unix(NOW);
+    let clock = token_refresh::clock::ManualClock::at_unix(NOW);
     let (rows, genuine) = login_corpus();
     let before = store.ledger().stats();
     for (attack, request, want) in rows {
-        let error = ready(token_refresh::login(&request, &store, &signer, &clock)).expect_err(attack);
+        let error = ready(Policy::default().login(&request, &store, &signer, &clock)).expect_err(attack);
         assert_eq!(Want::of(&error), Some(want), "{attack}");
         assert_eq!(store.ledger().stats(), before, "{attack} created a session");
     }
     // Control: the genuine body logs in.
-    ready(token_refresh::login(&genuine, &store, &signer, &clock)).expect("genuine login");
+    ready(Policy::default().login(&genuine, &store, &signer, &clock)).expect("genuine login");
     assert_eq!(store.ledger().stats().sessions, 1);
 }

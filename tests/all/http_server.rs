@@ -14,7 +14,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use token_refresh::ed25519_dalek::{Signature, SigningKey, Verifier as _, VerifyingKey};
-use token_refresh::{Clock, Ed25519Signer, KeyId, ManualClock, Policy, Signer as _, User};
+use token_refresh::{Clock, Ed25519Signer, KeyId, Policy, Signer as _, User, clock::ManualClock};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -798,7 +798,7 @@ async fn the_server_signs_with_the_signer_its_features_give() -> TestResult {
         .issue(common::DEMO_EMAIL, &setup.app.store, &setup.app.signer, &token_refresh::SystemClock)
         .await?;
     let announced = setup.app.verification_key.as_ref().ok_or("a key")?;
-    let keyring = token_refresh::Keyring::new([announced.clone()])?;
+    let keyring = token_refresh::keys::Keyring::new([announced.clone()])?;
     assert!(
         setup
             .app

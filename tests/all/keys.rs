@@ -3,8 +3,10 @@
 // A panic in a test is a failed assertion: the no-panic lints guard src/ only.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-use token_refresh::Unauthorized::{self, UnknownKey};
-use token_refresh::{Algorithm, Ed25519Signer, KeyError, KeyId, MemoryStore, Policy, VerificationKey};
+use token_refresh::error::Unauthorized::{self, UnknownKey};
+use token_refresh::{
+    Ed25519Signer, KeyId, Policy, VerificationKey, keys::Algorithm, keys::KeyError, ledger::MemoryStore,
+};
 use token_refresh_test_support::clock;
 use token_refresh_test_support::outcome::assert_refused;
 use token_refresh_test_support::tokens::{jose_header, payload};
@@ -19,11 +21,11 @@ async fn kid_appears_only_when_configured_and_must_be_known() {
     let clock = clock();
     let store = store();
     let plain = Ed25519Signer::from_seed(&[1; 32]).unwrap();
-    let pair = token_refresh::issue(BOB, &store, &plain, &clock).await.unwrap();
+    let pair = Policy::default().issue(BOB, &store, &plain, &clock).await.unwrap();
     assert_eq!(jose_header(&pair.access_token), serde_json::json!({"typ": "JWT", "alg": "EdDSA"}));
 
     let with_kid = Ed25519Signer::from_seed(&[1; 32]).unwrap().with_key_id(KeyId::new("2026-11").unwrap()).unwrap();
-    let pair = token_refresh::issue(BOB, &store, &with_kid, &clock).await.unwrap();
+    let pair = Policy::default().issue(BOB, &store, &with_kid, &clock).await.unwrap();
     assert_eq!(jose_header(&pair.refresh_token), serde_json::json!({"typ": "JWT", "alg": "EdDSA", "kid": "2026-11"}));
     // The member order is the seed's, kid last.
     let raw = base64::Engine::decode(
@@ -45,7 +47,7 @@ async fn a_rotated_signing_key_keeps_old_sessions_alive_through_a_verify_only_ke
     let clock = clock();
     let store = store();
     let old = Ed25519Signer::from_seed(&[1; 32]).unwrap();
-    let first = token_refresh::issue(BOB, &store, &old, &clock).await.unwrap();
+    let first = Policy::default().issue(BOB, &store, &old, &clock).await.unwrap();
 
     let new = Ed25519Signer::from_seed(&[2; 32]).unwrap().with_verify_only_key(old.verification_key().clone()).unwrap();
     let second = token_refresh::refresh(Some(first.refresh_token.as_bytes()), &store, &new, &clock).await.unwrap();
@@ -53,7 +55,7 @@ async fn a_rotated_signing_key_keeps_old_sessions_alive_through_a_verify_only_ke
     let only_new = Ed25519Signer::from_seed(&[2; 32]).unwrap();
     assert!(token_refresh::refresh(Some(second.refresh_token.as_bytes()), &store, &only_new, &clock).await.is_ok());
     // Without the verify-only key, the old key's tokens are refused.
-    let fresh = token_refresh::issue(BOB, &store, &old, &clock).await.unwrap();
+    let fresh = Policy::default().issue(BOB, &store, &old, &clock).await.unwrap();
     let error =
         token_refresh::refresh(Some(fresh.refresh_token.as_bytes()), &store, &only_new, &clock).await.unwrap_err();
     assert_eq!((error.status_code(), error.public_message()), (401, "token signature is invalid"));

@@ -4,10 +4,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use ed25519_dalek::{Signer as _, SigningKey};
-use token_refresh::BadRequest::MalformedBody;
-use token_refresh::Unauthorized::{LoginSignature, UserDisabled};
-use token_refresh::Unprocessable::{LoginEncoding, LoginKey};
-use token_refresh::{Ed25519Signer, ManualClock, MemoryStore, Policy, User};
+use token_refresh::error::BadRequest::MalformedBody;
+use token_refresh::error::Unauthorized::{LoginSignature, UserDisabled};
+use token_refresh::error::Unprocessable::{LoginEncoding, LoginKey};
+use token_refresh::{Ed25519Signer, Policy, User, clock::ManualClock, ledger::MemoryStore};
 use token_refresh_test_support::encoding::hex;
 use token_refresh_test_support::outcome::Refusal;
 

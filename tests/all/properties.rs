@@ -15,7 +15,8 @@ use proptest::prelude::*;
 use token_refresh::token::claims::MAX_EXP;
 use token_refresh::token::jws::UntrustedToken;
 use token_refresh::{
-    AccessClaims, Algorithm, Ed25519Signer, ManualClock, MemoryStore, RefreshClaims, Signer as _, TokenId, User,
+    AccessClaims, Ed25519Signer, Signer as _, User, clock::ManualClock, keys::Algorithm, ledger::MemoryStore,
+    token::RefreshClaims, token::TokenId,
 };
 use token_refresh_test_support::encoding::b64;
 use token_refresh_test_support::flow::TwoSessions;
@@ -94,9 +95,9 @@ proptest! {
         let store = MemoryStore::in_memory([User::new(subject.clone(), account.clone(), role.clone())]);
         let signer = Ed25519Signer::from_seed(&SEED).expect("seed");
         let clock = ManualClock::at_unix(NOW);
-        let pair = ready(token_refresh::issue(&subject, &store, &signer, &clock)).expect("issue");
+        let pair = ready(token_refresh::Policy::default().issue(&subject, &store, &signer, &clock)).expect("issue");
         let header = format!("Bearer {}", pair.access_token);
-        let access = token_refresh::verify_access(Some(header.as_bytes()), signer.keyring(), &clock).expect("verify");
+        let access = token_refresh::Policy::default().verify_access(Some(header.as_bytes()), signer.keyring(), &clock).expect("verify");
         prop_assert_eq!((&access.subject, &access.account, &access.role), (&subject, &account, &role));
         prop_assert_eq!(access.expires_at, NOW + 300);
         let refresh = decode::<RefreshClaims>(&pair.refresh_token);

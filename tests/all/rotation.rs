@@ -6,8 +6,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use token_refresh::Unauthorized::{Reused, SessionRevoked};
-use token_refresh::Unprocessable::Claims;
+use token_refresh::error::Unauthorized::{Reused, SessionRevoked};
+use token_refresh::error::Unprocessable::Claims;
 use token_refresh::{Event, Policy, Signer as _};
 use token_refresh_test_support::NOW;
 use token_refresh_test_support::flow::Fixture;
@@ -265,7 +265,7 @@ async fn revoke_user_ends_every_session_of_that_user_only() {
     let a = fx.login(BOB).await;
     let b = fx.login(BOB).await;
     let other = fx.login("alice@mail.com").await;
-    let revoked = token_refresh::SessionLedger::revoke_user(fx.store.ledger(), BOB, NOW).await.unwrap();
+    let revoked = token_refresh::ledger::SessionLedger::revoke_user(fx.store.ledger(), BOB, NOW).await.unwrap();
     assert_eq!(revoked, 2);
     for pair in [a, b] {
         assert_eq!(fx.refresh(&pair.refresh_token).await.unwrap_err().public_message(), "session has been revoked");

@@ -4,12 +4,12 @@
 // A panic in a test is a failed assertion: the no-panic lints guard src/ only.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-use token_refresh::BadRequest::{EmptyHeader, HeaderNotAscii, HeaderTooLong, MissingHeader};
-use token_refresh::Unauthorized::{
+use token_refresh::ed25519_dalek::SigningKey;
+use token_refresh::error::BadRequest::{EmptyHeader, HeaderNotAscii, HeaderTooLong, MissingHeader};
+use token_refresh::error::Unauthorized::{
     Expired, Malformed, NotJson, Reused, SessionRevoked, Signature, UnknownToken, UserDisabled, WrongScheme,
 };
-use token_refresh::Unprocessable::Claims;
-use token_refresh::ed25519_dalek::SigningKey;
+use token_refresh::error::Unprocessable::Claims;
 use token_refresh::{Error, Reply};
 use token_refresh_test_support::NOW;
 use token_refresh_test_support::flow::Fixture;
@@ -78,7 +78,7 @@ async fn step_2_shape_problems_are_401() {
 async fn step_3_header_rules_are_401() {
     let (fx, _) = fixture_with_session().await;
     let claims = refresh_claims(BOB, NOW + 60);
-    use token_refresh::Unauthorized::{Algorithm, Header, TokenType, UnknownKey};
+    use token_refresh::error::Unauthorized::{Algorithm, Header, TokenType, UnknownKey};
     for (header, why) in [
         (r#"{"typ":"JWT","alg":"none"}"#, Algorithm),
         (r#"{"typ":"JWT","alg":"HS256"}"#, Algorithm),
@@ -278,8 +278,8 @@ mod failing {
 
     use token_refresh::ledger::{AccessState, Created, NewSession, Revocation, Rotation, RotationRequest, SessionInfo};
     use token_refresh::{
-        Clock, ClockError, Ed25519Signer, KeyId, Keyring, SessionId, SessionLedger, Signer, SignerError, StoreError,
-        TokenId,
+        Clock, Ed25519Signer, KeyId, SessionId, Signer, StoreError, clock::ClockError, keys::Keyring,
+        keys::SignerError, ledger::SessionLedger, token::TokenId,
     };
 
     pub(crate) struct Ledger;

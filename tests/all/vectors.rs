@@ -20,7 +20,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Sha256, Sha512};
 use token_refresh::token::DecodeError;
 use token_refresh::token::jws::UntrustedToken;
-use token_refresh::{Algorithm, Ed25519Signer, KeyError, KeyId, Keyring, RefreshClaims, Signer as _, VerificationKey};
+use token_refresh::{
+    Ed25519Signer, KeyId, Signer as _, VerificationKey, keys::Algorithm, keys::KeyError, keys::Keyring,
+    token::RefreshClaims,
+};
 use token_refresh_test_support::encoding::{b64, unb64};
 use token_refresh_test_support::keys::signing_key;
 use token_refresh_test_support::ready;
@@ -321,7 +324,7 @@ fn structural_cases() -> JwsFile {
         header: vec![
             "The structural cases of Project Wycheproof's json_web_signature_test.json,".to_owned(),
             "re-made for EdDSA with the RFC 8037 key (x below) under kid kid-ed-sign.".to_owned(),
-            "expect: 'valid', or the token_refresh::Unauthorized variant that refuses it.".to_owned(),
+            "expect: 'valid', or the token_refresh::error::Unauthorized variant that refuses it.".to_owned(),
             "Regenerate: cargo test --test all -- --ignored vectors::write_jws_structural_vectors".to_owned(),
         ],
         kid: KID.to_owned(),
