@@ -615,8 +615,12 @@ fn build_policy(config: &Config) -> Result<Policy, StartError> {
 /// Logs a ledger decision. Events carry session ids and generations, never
 /// tokens.
 fn log_event(event: &Event) {
+    // The levels of the core's `tracing` feature: a routine rotation is
+    // debug (every refresh has one, and its request's `answered` line
+    // already records it), detected reuse a warning.
     match event {
         Event::ReuseDetected { .. } => tracing::warn!(target: "token_refresh", "{event}"),
+        Event::Rotated { .. } => tracing::debug!(target: "token_refresh", "{event}"),
         _ => tracing::info!(target: "token_refresh", "{event}"),
     }
 }
