@@ -48,7 +48,9 @@ use token_refresh::MAX_LOGIN_BODY;
 use tokio::net::TcpListener;
 use tracing::Instrument as _;
 
-use common::{Answer, App, Authorization, GET_METHODS, JWKS_PATH, ME_PATH, SESSION_METHODS, SESSION_PATH};
+use common::{
+    Answer, App, Authorization, GET_METHODS, HEALTH_PATH, JWKS_PATH, ME_PATH, READY_PATH, SESSION_METHODS, SESSION_PATH,
+};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -75,6 +77,8 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route(SESSION_PATH, post(login).patch(refresh).delete(logout).fallback(session_method_not_allowed))
         .route(ME_PATH, get(me).fallback(get_method_not_allowed))
         .route(JWKS_PATH, get(jwks).fallback(get_method_not_allowed))
+        .route(HEALTH_PATH, get(healthz).fallback(get_method_not_allowed))
+        .route(READY_PATH, get(ready).fallback(get_method_not_allowed))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(Arc::clone(&app), observe))
         .with_state(app)
@@ -109,6 +113,14 @@ async fn me(State(app): AppState, headers: HeaderMap) -> Answer {
 
 async fn jwks(State(app): AppState) -> Answer {
     app.jwks()
+}
+
+async fn healthz() -> Answer {
+    common::healthy()
+}
+
+async fn ready(State(app): AppState) -> Answer {
+    app.ready().await
 }
 
 async fn session_method_not_allowed() -> Answer {

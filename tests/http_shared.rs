@@ -589,3 +589,80 @@ async fn key_rotation_without_kids_from_a_private_pem() -> TestResult {
     })
     .await
 }
+
+/// A Redis that stops answering (frozen with SIGSTOP, as a hung server or a
+/// partition looks): `/readyz` turns 503 within 3 s, `/healthz` stays 200,
+/// a refresh answers the 500 envelope within the request deadline instead
+/// of hanging; once Redis answers again the same server is ready, and login
+/// and refresh work, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_redis_makes_the_server_unready_and_it_recovers() -> TestResult {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
+        probe.local_addr()?.port()
+    };
+    let mut child = std::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("redis-server must be installed for this test: {e}"))?;
+    let pid = child.id().to_string();
+    let signal = |name: &str| std::process::Command::new("kill").args([name, &pid]).status();
+    let outcome = async {
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let url = format!("redis://127.0.0.1:{port}/0");
+        let config = common::parse_args(["--listen", "127.0.0.1:0", "--store", url.as_str()].map(str::to_owned))?;
+        let setup = common::setup(&config).await.map_err(|e| e.message)?;
+        let login = setup.demo_login.clone().ok_or("the demo user's login body")?;
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let http = Http::new(listener.local_addr()?);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server::serve(listener, Arc::clone(&setup.app), async {
+            let _ = stopped.await;
+        }));
+
+        assert_eq!(http.send("GET", "/readyz", &[], b"").await?.status, 200);
+        let first = http.login(&login).await?;
+        assert_eq!(first.status, 200, "{first:?}");
+        let refresh_token = first.data("refreshToken")?;
+
+        signal("-STOP")?;
+        let started = std::time::Instant::now();
+        let ready = http.send("GET", "/readyz", &[], b"").await?;
+        assert_eq!((ready.status, ready.name()), (503, "SERVICE_UNAVAILABLE".to_owned()));
+        assert!(started.elapsed() < std::time::Duration::from_secs(3), "/readyz took {:?}", started.elapsed());
+        assert_eq!(http.send("GET", "/healthz", &[], b"").await?.status, 200);
+        let started = std::time::Instant::now();
+        let stuck = http.refresh(Some(&format!("Bearer {refresh_token}"))).await?;
+        assert_eq!((stuck.status, stuck.name()), (500, "INTERNAL_SERVER_ERROR".to_owned()));
+        assert!(started.elapsed() < std::time::Duration::from_secs(11), "the refresh took {:?}", started.elapsed());
+
+        signal("-CONT")?;
+        let mut ready = 0;
+        for _ in 0..100 {
+            ready = http.send("GET", "/readyz", &[], b"").await?.status;
+            if ready == 200 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(ready, 200, "ready again once Redis answers");
+        let again = http.login(&login).await?;
+        assert_eq!(again.status, 200, "{again:?}");
+        let next = http.refresh(Some(&format!("Bearer {}", again.data("refreshToken")?))).await?;
+        assert_eq!(next.status, 200, "{next:?}");
+        let _ = stop.send(());
+        task.await?;
+        Ok(())
+    }
+    .await;
+    let _ = signal("-CONT");
+    child.kill()?;
+    child.wait()?;
+    outcome
+}

@@ -45,6 +45,15 @@ pub(crate) const SESSION_PATH: &str = "/auth/api/v1/authentication-management/se
 pub(crate) const ME_PATH: &str = "/api/v1/me";
 /// The public keys, for resource servers that verify access tokens alone.
 pub(crate) const JWKS_PATH: &str = "/.well-known/jwks.json";
+/// Liveness: 200 whenever the process serves requests.
+pub(crate) const HEALTH_PATH: &str = "/healthz";
+/// Readiness: 200 when the session ledger answers a ping within
+/// [`READY_TIMEOUT`], else 503.
+pub(crate) const READY_PATH: &str = "/readyz";
+/// How long the readiness probe waits for the ledger: well inside the 2 s a
+/// probe's own timeout usually allows, so a hung ledger reads as "not
+/// ready", never as a probe timeout.
+pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(1);
 /// The methods the session path answers, for `Allow` on a 405.
 pub(crate) const SESSION_METHODS: &str = "POST, PATCH, DELETE";
 /// The methods the read-only paths answer.
@@ -1046,6 +1055,10 @@ impl SessionLedger for AnyLedger {
     async fn access_state(&self, subject: &str, access_id: TokenId, now: i64) -> Result<AccessState, StoreError> {
         on_ledger!(self, ledger => ledger.access_state(subject, access_id, now).await)
     }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        on_ledger!(self, ledger => ledger.ping().await)
+    }
 }
 
 /// What every request shares.
@@ -1173,6 +1186,8 @@ impl App {
             Route::Logout => self.logout(authorization).await,
             Route::Me => self.me(authorization).await,
             Route::Jwks => self.jwks(),
+            Route::Health => healthy(),
+            Route::Ready => self.ready().await,
             Route::MethodNotAllowed(allow) => method_not_allowed(allow),
             Route::NotFound => not_found(),
         }
@@ -1213,6 +1228,10 @@ pub(crate) enum Route {
     Me,
     /// `GET` JWKS.
     Jwks,
+    /// `GET` liveness.
+    Health,
+    /// `GET` readiness.
+    Ready,
     /// A known path, another method: 405 with this `Allow`.
     MethodNotAllowed(&'static str),
     /// No such path: 404.
@@ -1229,7 +1248,9 @@ pub(crate) fn route(method: &str, path: &str) -> Route {
         // HEAD is GET without a body, as axum's `get` does it.
         (ME_PATH, "GET" | "HEAD") => Route::Me,
         (JWKS_PATH, "GET" | "HEAD") => Route::Jwks,
-        (ME_PATH | JWKS_PATH, _) => Route::MethodNotAllowed(GET_METHODS),
+        (HEALTH_PATH, "GET" | "HEAD") => Route::Health,
+        (READY_PATH, "GET" | "HEAD") => Route::Ready,
+        (ME_PATH | JWKS_PATH | HEALTH_PATH | READY_PATH, _) => Route::MethodNotAllowed(GET_METHODS),
         _ => Route::NotFound,
     }
 }
@@ -1317,6 +1338,33 @@ fn envelope_answer(code: u16, name: &'static str, message: &'static str) -> Answ
         ],
         body: serde_json::to_vec(&envelope).unwrap_or_default(),
     }
+}
+
+/// The liveness answer: the process is serving.
+pub(crate) fn healthy() -> Answer {
+    envelope_answer(200, "OK", "serving")
+}
+
+impl App {
+    /// The readiness answer: 200 when the ledger answers a ping within
+    /// [`READY_TIMEOUT`], 503 otherwise (the cause is logged, never sent).
+    pub(crate) async fn ready(&self) -> Answer {
+        match tokio::time::timeout(READY_TIMEOUT, self.store.ledger().ping()).await {
+            Ok(Ok(())) => envelope_answer(200, "OK", "ready"),
+            Ok(Err(error)) => {
+                tracing::warn!(cause = %cause(&error), "not ready: the session ledger failed its ping");
+                not_ready()
+            }
+            Err(_) => {
+                tracing::warn!(timeout_ms = READY_TIMEOUT.as_millis(), "not ready: the session ledger did not answer");
+                not_ready()
+            }
+        }
+    }
+}
+
+fn not_ready() -> Answer {
+    envelope_answer(503, "SERVICE_UNAVAILABLE", "the session ledger is not answering")
 }
 
 /// 405 with `Allow`.

@@ -645,6 +645,27 @@ async fn request_ids_and_repeated_authorization() -> TestResult {
     server.stop().await
 }
 
+/// The probes: `/healthz` whenever the process serves, `/readyz` when the
+/// ledger answers (the in-memory one always does); GET and HEAD only.
+#[tokio::test]
+async fn health_and_readiness_probes() -> TestResult {
+    let server = Running::start().await?;
+    let http = &server.http;
+    for (path, message) in [("/healthz", "serving"), ("/readyz", "ready")] {
+        let probe = http.send("GET", path, &[], b"").await?;
+        assert_eq!(probe.status, 200, "{path}");
+        assert_eq!(
+            String::from_utf8(probe.body.clone())?,
+            format!(r#"{{"status":{{"code":200,"name":"OK","message":"{message}"}},"data":null}}"#)
+        );
+        assert_eq!(probe.header("cache-control"), Some("no-store"));
+        assert_eq!(http.send("HEAD", path, &[], b"").await?.status, 200, "HEAD {path}");
+        let post = http.send("POST", path, &[], b"").await?;
+        assert_eq!((post.status, post.header("allow")), (405, Some("GET, HEAD")), "POST {path}");
+    }
+    server.stop().await
+}
+
 /// At `--max-connections` the server stops accepting: a further connection
 /// waits in the listen queue, unanswered, until an open one closes, and is
 /// then served. (Before the cap, idle connections past the open-file limit
