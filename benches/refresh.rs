@@ -56,6 +56,10 @@ impl Measurement for CpuTime {
 }
 
 fn refresh(c: &mut Criterion<CpuTime>) {
+    // With the `metrics` feature, record into a real exporter: the cost of
+    // the counters and the ledger histogram is then part of every refresh.
+    #[cfg(feature = "metrics")]
+    let _ = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder();
     let ours = Crate::new();
     let floor = Floor::new(&ours.long_lived);
     let jwt = JsonWebToken::new();

@@ -49,7 +49,8 @@ use tokio::net::TcpListener;
 use tracing::Instrument as _;
 
 use common::{
-    Answer, App, Authorization, GET_METHODS, HEALTH_PATH, JWKS_PATH, ME_PATH, READY_PATH, SESSION_METHODS, SESSION_PATH,
+    Answer, App, Authorization, GET_METHODS, HEALTH_PATH, JWKS_PATH, ME_PATH, METRICS_PATH, READY_PATH,
+    SESSION_METHODS, SESSION_PATH,
 };
 
 #[tokio::main]
@@ -77,6 +78,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route(SESSION_PATH, post(login).patch(refresh).delete(logout).fallback(session_method_not_allowed))
         .route(ME_PATH, get(me).fallback(get_method_not_allowed))
         .route(JWKS_PATH, get(jwks).fallback(get_method_not_allowed))
+        .route(METRICS_PATH, get(metrics).fallback(get_method_not_allowed))
         .route(HEALTH_PATH, get(healthz).fallback(get_method_not_allowed))
         .route(READY_PATH, get(ready).fallback(get_method_not_allowed))
         .fallback(not_found)
@@ -113,6 +115,10 @@ async fn me(State(app): AppState, headers: HeaderMap) -> Answer {
 
 async fn jwks(State(app): AppState) -> Answer {
     app.jwks()
+}
+
+async fn metrics() -> Answer {
+    common::metrics()
 }
 
 async fn healthz() -> Answer {

@@ -78,6 +78,7 @@ impl<F: Fn(&Event) + Send + Sync + 'static> EventSink for F {
 pub(crate) fn emit(sink: Option<&dyn EventSink>, event: &Event) {
     #[cfg(feature = "tracing")]
     trace(event);
+    crate::recording::event(event);
     if let Some(sink) = sink {
         sink.on_event(event);
     }

@@ -99,6 +99,7 @@ mod flows;
 pub mod http;
 pub mod keys;
 pub mod ledger;
+mod recording;
 mod service;
 pub mod token;
 pub mod users;

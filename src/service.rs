@@ -7,7 +7,7 @@ use crate::clock::Clock;
 use crate::error::Error;
 use crate::flows::policy::Policy;
 use crate::flows::store::Store;
-use crate::flows::{access, refresh, session};
+use crate::flows::{access, session};
 use crate::keys::jwk::Jwks;
 use crate::keys::signer::{BoxSigner, Signer};
 use crate::ledger::{BoxLedger, SessionInfo, SessionLedger};
@@ -78,28 +78,28 @@ impl TokenService {
     /// body `{email, signature, publicKey}`; see [`Policy::login`].
     pub async fn login(&self, body: &[u8]) -> Result<TokenPair, Error> {
         let p = &self.0;
-        session::login(&p.policy, body, &p.store, &p.signer, &p.clock).await
+        p.policy.login(body, &p.store, &p.signer, &p.clock).await
     }
 
     /// Starts a session for `subject` after your own authentication; see
     /// [`Policy::issue`].
     pub async fn issue(&self, subject: &str) -> Result<TokenPair, Error> {
         let p = &self.0;
-        session::issue(&p.policy, subject, &p.store, &p.signer, &p.clock).await
+        p.policy.issue(subject, &p.store, &p.signer, &p.clock).await
     }
 
     /// The refresh (`PATCH`): `authorization` is the raw `Authorization`
     /// header value, `None` when absent; see [`Policy::refresh`].
     pub async fn refresh(&self, authorization: Option<&[u8]>) -> Result<TokenPair, Error> {
         let p = &self.0;
-        refresh::refresh(&p.policy, authorization, &p.store, &p.signer, &p.clock).await
+        p.policy.refresh(authorization, &p.store, &p.signer, &p.clock).await
     }
 
     /// The logout (`DELETE`): revokes the session of the presented refresh
     /// token; see [`Policy::revoke`].
     pub async fn logout(&self, authorization: Option<&[u8]>) -> Result<(), Error> {
         let p = &self.0;
-        session::revoke(&p.policy, authorization, p.store.ledger(), &p.signer, &p.clock).await
+        p.policy.revoke(authorization, p.store.ledger(), &p.signer, &p.clock).await
     }
 
     /// Checks an access token without the ledger: signature, kind, `exp`.
@@ -115,7 +115,7 @@ impl TokenService {
     /// with 401; see [`Policy::verify_access_unrevoked`].
     pub async fn verify_access_unrevoked(&self, authorization: Option<&[u8]>) -> Result<AccessClaims, Error> {
         let p = &self.0;
-        access::verify_access_unrevoked(&p.policy, authorization, p.signer.keyring(), p.store.ledger(), &p.clock).await
+        p.policy.verify_access_unrevoked(authorization, p.signer.keyring(), p.store.ledger(), &p.clock).await
     }
 
     /// The public keys tokens verify under, as the JWKS document to serve.

@@ -45,6 +45,8 @@ pub(crate) const SESSION_PATH: &str = "/auth/api/v1/authentication-management/se
 pub(crate) const ME_PATH: &str = "/api/v1/me";
 /// The public keys, for resource servers that verify access tokens alone.
 pub(crate) const JWKS_PATH: &str = "/.well-known/jwks.json";
+/// Prometheus text exposition of the crate's metrics (feature `metrics`).
+pub(crate) const METRICS_PATH: &str = "/metrics";
 /// Liveness: 200 whenever the process serves requests.
 pub(crate) const HEALTH_PATH: &str = "/healthz";
 /// Readiness: 200 when the session ledger answers a ping within
@@ -383,6 +385,7 @@ pub(crate) fn config_from_args() -> Result<Config, ExitCode> {
 pub(crate) async fn start() -> Result<(Config, Setup), ExitCode> {
     let config = config_from_args()?;
     init_logging();
+    init_metrics();
     match setup(&config).await {
         Ok(setup) => Ok((config, setup)),
         Err(error) => {
@@ -1186,6 +1189,7 @@ impl App {
             Route::Logout => self.logout(authorization).await,
             Route::Me => self.me(authorization).await,
             Route::Jwks => self.jwks(),
+            Route::Metrics => metrics(),
             Route::Health => healthy(),
             Route::Ready => self.ready().await,
             Route::MethodNotAllowed(allow) => method_not_allowed(allow),
@@ -1228,6 +1232,8 @@ pub(crate) enum Route {
     Me,
     /// `GET` JWKS.
     Jwks,
+    /// `GET` the metrics.
+    Metrics,
     /// `GET` liveness.
     Health,
     /// `GET` readiness.
@@ -1248,9 +1254,10 @@ pub(crate) fn route(method: &str, path: &str) -> Route {
         // HEAD is GET without a body, as axum's `get` does it.
         (ME_PATH, "GET" | "HEAD") => Route::Me,
         (JWKS_PATH, "GET" | "HEAD") => Route::Jwks,
+        (METRICS_PATH, "GET" | "HEAD") => Route::Metrics,
         (HEALTH_PATH, "GET" | "HEAD") => Route::Health,
         (READY_PATH, "GET" | "HEAD") => Route::Ready,
-        (ME_PATH | JWKS_PATH | HEALTH_PATH | READY_PATH, _) => Route::MethodNotAllowed(GET_METHODS),
+        (ME_PATH | JWKS_PATH | METRICS_PATH | HEALTH_PATH | READY_PATH, _) => Route::MethodNotAllowed(GET_METHODS),
         _ => Route::NotFound,
     }
 }
@@ -1340,6 +1347,45 @@ fn envelope_answer(code: u16, name: &'static str, message: &'static str) -> Answ
     }
 }
 
+/// The process's metrics recorder: Prometheus, installed once (the
+/// `metrics` facade has one recorder per process). Histograms get buckets
+/// from 100 µs to 2.5 s, so latency percentiles aggregate across instances.
+fn prometheus() -> Option<&'static metrics_exporter_prometheus::PrometheusHandle> {
+    static HANDLE: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
+        std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            const BUCKETS: [f64; 10] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 2.5];
+            let builder = metrics_exporter_prometheus::PrometheusBuilder::new()
+                .set_buckets(&BUCKETS)
+                .map_err(|error| tracing::warn!(%error, "metrics buckets refused"))
+                .ok()?;
+            builder.install_recorder().map_err(|error| tracing::warn!(%error, "no metrics recorder")).ok()
+        })
+        .as_ref()
+}
+
+/// Installs the metrics recorder at start, so counters count from the first
+/// request.
+pub(crate) fn init_metrics() {
+    let _ = prometheus();
+}
+
+/// `GET /metrics`: the Prometheus text format. Labels are fixed words (the
+/// endpoint, the envelope's status name, the ledger operation): never a
+/// token, subject or key.
+pub(crate) fn metrics() -> Answer {
+    let body = prometheus().map(|handle| handle.render()).unwrap_or_default();
+    Answer {
+        status: 200,
+        headers: vec![
+            ("content-type", Cow::Borrowed("text/plain; version=0.0.4")),
+            ("cache-control", Cow::Borrowed("no-store")),
+        ],
+        body: body.into_bytes(),
+    }
+}
+
 /// The liveness answer: the process is serving.
 pub(crate) fn healthy() -> Answer {
     envelope_answer(200, "OK", "serving")
@@ -1352,7 +1398,7 @@ impl App {
         match tokio::time::timeout(READY_TIMEOUT, self.store.ledger().ping()).await {
             Ok(Ok(())) => envelope_answer(200, "OK", "ready"),
             Ok(Err(error)) => {
-                tracing::warn!(cause = %cause(&error), "not ready: the session ledger failed its ping");
+                tracing::warn!(%error, cause = ?std::error::Error::source(&error), "not ready: the session ledger failed its ping");
                 not_ready()
             }
             Err(_) => {

@@ -27,8 +27,7 @@ pub(crate) async fn verify_access_unrevoked<L: SessionLedger, C: Clock>(
     clock: &C,
 ) -> Result<AccessClaims, Error> {
     let (claims, now): (AccessClaims, i64) = verified_claims(policy, authorization, keyring, clock)?;
-    let state = ledger
-        .access_state(&claims.subject, claims.id, now)
+    let state = crate::recording::ledger("access_state", ledger.access_state(&claims.subject, claims.id, now))
         .await
         .map_err(|e| Error::internal(InternalKind::Ledger, e))?;
     match state {

@@ -175,7 +175,9 @@ impl Policy {
         S: Signer,
         C: Clock,
     {
-        refresh::refresh(self, authorization, store, signer, clock).await
+        let result = refresh::refresh(self, authorization, store, signer, clock).await;
+        crate::recording::request("refresh", &result);
+        result
     }
 
     /// Verifies an access token from an `Authorization` header: signature
@@ -205,7 +207,9 @@ impl Policy {
         ledger: &L,
         clock: &C,
     ) -> Result<AccessClaims, Error> {
-        access::verify_access_unrevoked(self, authorization, keyring, ledger, clock).await
+        let result = access::verify_access_unrevoked(self, authorization, keyring, ledger, clock).await;
+        crate::recording::request("verify_access", &result);
+        result
     }
 
     /// Starts a session for `subject` without checking a credential: call it
@@ -224,7 +228,9 @@ impl Policy {
         S: Signer,
         C: Clock,
     {
-        session::issue(self, subject, store, signer, clock).await
+        let result = session::issue(self, subject, store, signer, clock).await;
+        crate::recording::request("issue", &result);
+        result
     }
 
     /// The FIB login (`POST`): `body` is `{email, signature, publicKey}`
@@ -246,7 +252,9 @@ impl Policy {
         S: Signer,
         C: Clock,
     {
-        session::login(self, body, store, signer, clock).await
+        let result = session::login(self, body, store, signer, clock).await;
+        crate::recording::request("login", &result);
+        result
     }
 
     /// Logout (`DELETE`): revokes the whole session of the presented
@@ -266,7 +274,9 @@ impl Policy {
         S: Signer,
         C: Clock,
     {
-        session::revoke(self, authorization, ledger, signer, clock).await
+        let result = session::revoke(self, authorization, ledger, signer, clock).await;
+        crate::recording::request("logout", &result);
+        result
     }
 
     /// The live sessions of `subject`, oldest first: for a "your devices"

@@ -50,7 +50,9 @@ where
         grace: policy.grace,
         leeway: policy.leeway,
     };
-    let rotation = store.ledger().rotate(&request).await.map_err(|e| Error::internal(InternalKind::Ledger, e))?;
+    let rotation = crate::recording::ledger("rotate", store.ledger().rotate(&request))
+        .await
+        .map_err(|e| Error::internal(InternalKind::Ledger, e))?;
     let pair = match rotation {
         Rotation::Rotated { session, generation, pair } => {
             emit(policy.events(), &Event::Rotated { session, generation });

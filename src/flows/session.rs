@@ -100,10 +100,10 @@ where
     C: Clock,
 {
     let (claims, now): (RefreshClaims, i64) = verified_claims(policy, authorization, signer.keyring(), clock)?;
-    let revocation = ledger
-        .revoke_session(&claims.subject, claims.id.session(), now)
-        .await
-        .map_err(|e| Error::internal(InternalKind::Ledger, e))?;
+    let revocation =
+        crate::recording::ledger("revoke_session", ledger.revoke_session(&claims.subject, claims.id.session(), now))
+            .await
+            .map_err(|e| Error::internal(InternalKind::Ledger, e))?;
     match revocation {
         Revocation::Revoked { session } => {
             emit(policy.events(), &Event::SessionRevoked { session });
@@ -121,7 +121,9 @@ pub(crate) async fn sessions<L: SessionLedger, C: Clock>(
     clock: &C,
 ) -> Result<Vec<SessionInfo>, Error> {
     let now = unix_now(clock)?;
-    ledger.sessions(subject, now).await.map_err(|e| Error::internal(InternalKind::Ledger, e))
+    crate::recording::ledger("sessions", ledger.sessions(subject, now))
+        .await
+        .map_err(|e| Error::internal(InternalKind::Ledger, e))
 }
 
 /// The flow of [`Policy::revoke_session`].
@@ -133,8 +135,9 @@ pub(crate) async fn revoke_session<L: SessionLedger, C: Clock>(
     clock: &C,
 ) -> Result<bool, Error> {
     let now = unix_now(clock)?;
-    let revocation =
-        ledger.revoke_session(subject, session, now).await.map_err(|e| Error::internal(InternalKind::Ledger, e))?;
+    let revocation = crate::recording::ledger("revoke_session", ledger.revoke_session(subject, session, now))
+        .await
+        .map_err(|e| Error::internal(InternalKind::Ledger, e))?;
     if let Revocation::Revoked { session } = revocation {
         emit(policy.events(), &Event::SessionRevoked { session });
         return Ok(true);
@@ -170,7 +173,9 @@ where
         leeway: policy.leeway,
         max_sessions_per_user: policy.max_sessions_per_user,
     };
-    let created = store.ledger().create(&new).await.map_err(|e| Error::internal(InternalKind::Ledger, e))?;
+    let created = crate::recording::ledger("create", store.ledger().create(&new))
+        .await
+        .map_err(|e| Error::internal(InternalKind::Ledger, e))?;
     for evicted in created.evicted {
         emit(policy.events(), &Event::SessionEvicted { session: evicted });
     }

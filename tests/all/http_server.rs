@@ -645,6 +645,53 @@ async fn request_ids_and_repeated_authorization() -> TestResult {
     server.stop().await
 }
 
+/// `GET /metrics` in the Prometheus text format: a login, two refreshes and
+/// a replayed token move the request, session, rotation and reuse counters
+/// and the ledger histogram, and no token, subject or key appears in the
+/// scrape. Other tests of this binary share the process's recorder, so the
+/// counts are compared as "at least this much more".
+#[cfg(feature = "metrics")]
+#[tokio::test]
+async fn metrics_count_the_flows_without_secrets() -> TestResult {
+    common::init_metrics();
+    let server = Running::start().await?;
+    let http = &server.http;
+    let scrape = || async {
+        let response = http.send("GET", "/metrics", &[], b"").await?;
+        assert_eq!(response.status, 200);
+        assert_eq!(response.header("content-type"), Some("text/plain; version=0.0.4"));
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(String::from_utf8(response.body)?)
+    };
+    let value = |text: &str, series: &str| -> f64 {
+        text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok()).unwrap_or(0.0)
+    };
+    let before = scrape().await?;
+    let login = http.login(&login_body(BOB, &BOB_LOGIN_SEED)).await?;
+    let first = login.data("refreshToken")?;
+    let second = http.refresh(Some(&bearer(&first))).await?.data("refreshToken")?;
+    assert_eq!(http.refresh(Some(&bearer(&second))).await?.status, 200);
+    assert_eq!(http.refresh(Some(&bearer(&first))).await?.status, 401);
+    let after = scrape().await?;
+    for (series, at_least) in [
+        (r#"token_refresh_requests_total{endpoint="login",status="OK"}"#, 1.0),
+        (r#"token_refresh_requests_total{endpoint="refresh",status="OK"}"#, 2.0),
+        (r#"token_refresh_requests_total{endpoint="refresh",status="UNAUTHORIZED"}"#, 1.0),
+        ("token_refresh_sessions_started_total", 1.0),
+        ("token_refresh_rotations_total", 2.0),
+        ("token_refresh_reuse_detected_total", 1.0),
+        (r#"token_refresh_ledger_duration_seconds_count{op="rotate"}"#, 3.0),
+        (r#"token_refresh_ledger_duration_seconds_count{op="create"}"#, 1.0),
+    ] {
+        let grown = value(&after, series) - value(&before, series);
+        assert!(grown >= at_least, "{series} grew by {grown}, expected at least {at_least}:\n{after}");
+    }
+    assert!(after.contains(r#"token_refresh_ledger_duration_seconds_bucket{op="rotate",le="0.0001"}"#), "{after}");
+    for secret in [BOB, first.as_str(), second.as_str(), "bob@admin"] {
+        assert!(!after.contains(secret), "the scrape holds {secret}");
+    }
+    server.stop().await
+}
+
 /// The probes: `/healthz` whenever the process serves, `/readyz` when the
 /// ledger answers (the in-memory one always does); GET and HEAD only.
 #[tokio::test]
