@@ -666,3 +666,119 @@ async fn a_frozen_redis_makes_the_server_unready_and_it_recovers() -> TestResult
     child.wait()?;
     outcome
 }
+
+/// A TCP proxy in front of PostgreSQL that a test can cut: every proxied
+/// connection is dropped and new ones are closed at once until it is
+/// restored (what a failover or a network cut looks like to the pool).
+struct CuttableProxy {
+    address: std::net::SocketAddr,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+    connections: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl CuttableProxy {
+    async fn start(upstream: std::net::SocketAddr) -> TestResult<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let connections = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (flag, list) = (Arc::clone(&cut), Arc::clone(&connections));
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if flag.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: closed at once
+                }
+                let task = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                list.lock().map(|mut list| list.push(task.abort_handle())).ok();
+            }
+        });
+        Ok(Self { address, cut, connections, accept })
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Ok(mut list) = self.connections.lock() {
+            list.drain(..).for_each(|task| task.abort());
+        }
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for CuttableProxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
+    }
+}
+
+/// The PostgreSQL ledger's connections cut (every connection dropped, new
+/// ones refused): `/readyz` turns 503 within 3 s, `/healthz` stays 200, a
+/// refresh answers the 500 envelope within the request deadline; once
+/// connections go through again, the same server is ready and logs in and
+/// refreshes without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_postgres_connection_makes_the_server_unready_and_it_recovers() -> TestResult {
+    let upstream: std::net::SocketAddr = "127.0.0.1:5432".parse()?;
+    let proxy = CuttableProxy::start(upstream).await?;
+    let name = format!("tr_cut_{}", std::process::id());
+    let url = format!("postgres://postgres@{}/test", proxy.address);
+    let outcome = async {
+        let config = common::parse_args(
+            ["--listen", "127.0.0.1:0", "--store", url.as_str(), "--store-prefix", name.as_str()].map(str::to_owned),
+        )?;
+        let setup = common::setup(&config).await.map_err(|e| e.message)?;
+        let login = setup.demo_login.clone().ok_or("the demo user's login body")?;
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let http = Http::new(listener.local_addr()?);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server::serve(listener, Arc::clone(&setup.app), async {
+            let _ = stopped.await;
+        }));
+
+        assert_eq!(http.send("GET", "/readyz", &[], b"").await?.status, 200);
+        let first = http.login(&login).await?;
+        assert_eq!(first.status, 200, "{first:?}");
+        let refresh_token = first.data("refreshToken")?;
+
+        proxy.cut();
+        let started = std::time::Instant::now();
+        let ready = http.send("GET", "/readyz", &[], b"").await?;
+        assert_eq!((ready.status, ready.name()), (503, "SERVICE_UNAVAILABLE".to_owned()));
+        assert!(started.elapsed() < std::time::Duration::from_secs(3), "/readyz took {:?}", started.elapsed());
+        assert_eq!(http.send("GET", "/healthz", &[], b"").await?.status, 200);
+        let started = std::time::Instant::now();
+        let cut_off = http.refresh(Some(&format!("Bearer {refresh_token}"))).await?;
+        assert_eq!((cut_off.status, cut_off.name()), (500, "INTERNAL_SERVER_ERROR".to_owned()));
+        assert!(started.elapsed() < std::time::Duration::from_secs(11), "the refresh took {:?}", started.elapsed());
+
+        proxy.restore();
+        let mut ready = 0;
+        for _ in 0..100 {
+            ready = http.send("GET", "/readyz", &[], b"").await?.status;
+            if ready == 200 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(ready, 200, "ready again once PostgreSQL is reachable");
+        // The refresh that failed never reached the ledger: its token still
+        // rotates, and a new login works.
+        let next = http.refresh(Some(&format!("Bearer {refresh_token}"))).await?;
+        assert_eq!(next.status, 200, "{next:?}");
+        assert_eq!(http.login(&login).await?.status, 200);
+        let _ = stop.send(());
+        task.await?;
+        Ok(())
+    }
+    .await;
+    let cleaned = Backend::Postgres.clean(&name).await;
+    outcome.and(cleaned)
+}
