@@ -782,3 +782,56 @@ async fn a_cut_postgres_connection_makes_the_server_unready_and_it_recovers() ->
     let cleaned = Backend::Postgres.clean(&name).await;
     outcome.and(cleaned)
 }
+
+/// `--store rediss://…` with `--store-ca FILE`: the server starts and
+/// serves over a TLS-only Redis whose certificate a private CA signed.
+/// Without the flag (the platform's roots) or with another CA, the
+/// certificate does not verify: exit code 2 at start, with a message that
+/// names the certificate and never the URL's password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_redis_needs_its_ca_trusted() -> TestResult {
+    use token_refresh_test_support::tls::{Certificates, TlsRedis};
+    let certs = Certificates::make();
+    let server = TlsRedis::start(&certs, &[], certs.dir());
+    let url = format!("rediss://:s3cret-pw@127.0.0.1:{}/0", server.port);
+    let trusting = ["--listen", "127.0.0.1:0", "--store", &format!("rediss://127.0.0.1:{}/0", server.port)]
+        .into_iter()
+        .chain(["--store-ca", &certs.path("ca.crt")])
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    let mut started = None;
+    for _ in 0..50 {
+        // The server takes a moment to listen.
+        match common::setup(&common::parse_args(trusting.clone())?).await {
+            Ok(setup) => {
+                started = Some(setup);
+                break;
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    }
+    let setup = started.ok_or("the server did not start with its CA trusted")?;
+    assert_eq!(setup.store, "redis, key prefix token_refresh:");
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let http = Http::new(listener.local_addr()?);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(server::serve(listener, Arc::clone(&setup.app), async {
+        let _ = stopped.await;
+    }));
+    let login = http.login(setup.demo_login.as_deref().ok_or("demo login")?).await?;
+    assert_eq!(login.status, 200, "{login:?}");
+    let _ = stop.send(());
+    task.await?;
+
+    for ca in [None, Some(certs.path("other-ca.crt"))] {
+        let mut args = vec!["--store".to_owned(), url.clone()];
+        if let Some(ca) = &ca {
+            args.extend(["--store-ca".to_owned(), ca.clone()]);
+        }
+        let error = common::setup(&common::parse_args(args)?).await.err().ok_or("an untrusted certificate")?;
+        assert_eq!(error.code, 2, "{}", error.message);
+        assert!(error.message.to_lowercase().contains("certificate"), "{ca:?}: {}", error.message);
+        assert!(!error.message.contains("s3cret-pw"), "{}", error.message);
+    }
+    Ok(())
+}

@@ -191,6 +191,11 @@ pub(crate) struct Config {
     /// several instances sharing sessions; the URL is never printed.
     #[arg(long, value_name = "URL", default_value = "memory", value_parser = StoreUrlParser)]
     pub(crate) store: StoreUrl,
+    /// PEM bundle of the CA certificates to trust for a TLS store
+    /// (rediss://, rediss-cluster://) instead of the platform's roots; a
+    /// server certificate that does not verify is refused at start.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) store_ca: Option<PathBuf>,
     /// Redis key prefix NAME: / PostgreSQL schema NAME (a-z 0-9 _, at most
     /// 63) [default: token_refresh].
     #[arg(long, value_name = "NAME", value_parser = parse_store_prefix)]
@@ -241,6 +246,7 @@ impl Default for Config {
             users: None,
             verify_keys: Vec::new(),
             store: StoreUrl::Memory,
+            store_ca: None,
             store_prefix: None,
             access_ttl: None,
             refresh_ttl: None,
@@ -257,6 +263,13 @@ impl Default for Config {
 /// `--verify-key`.
 pub(crate) fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Config, clap::Error> {
     let config = <Config as clap::Parser>::try_parse_from(std::iter::once("server".to_owned()).chain(args))?;
+    if config.store_ca.is_some() && config.store == StoreUrl::Memory {
+        let mut command = <Config as clap::CommandFactory>::command();
+        return Err(command.error(
+            clap::error::ErrorKind::ArgumentConflict,
+            "--store-ca applies to a TLS --store (rediss://, rediss-cluster://) only",
+        ));
+    }
     if config.store_prefix.is_some() && config.store == StoreUrl::Memory {
         let mut command = <Config as clap::CommandFactory>::command();
         return Err(command.error(
@@ -298,7 +311,7 @@ fn parse_store(url: &str) -> Option<StoreUrl> {
     }
     let url = SecretUrl(url.to_owned());
     match url.scheme().as_str() {
-        "redis" | "rediss" | "redis-cluster" => Some(StoreUrl::Redis(url)),
+        "redis" | "rediss" | "redis-cluster" | "rediss-cluster" => Some(StoreUrl::Redis(url)),
         "postgres" | "postgresql" => Some(StoreUrl::Postgres(url)),
         _ => None,
     }
@@ -439,27 +452,48 @@ fn refuse_demo_beyond_loopback(config: &Config) -> Result<(), StartError> {
 /// The ledger `--store` names, and a label for the start-up log.
 async fn connect_ledger(config: &Config) -> Result<(AnyLedger, String), StartError> {
     let prefix = config.store_prefix.as_deref();
+    let ca = match &config.store_ca {
+        Some(path) => Some(
+            std::fs::read(path)
+                .map_err(|error| StartError::config(format!("--store-ca {}: {error}", path.display())))?,
+        ),
+        None => None,
+    };
     match &config.store {
         StoreUrl::Memory => Ok((AnyLedger::Memory(MemoryLedger::new()), "memory".to_owned())),
-        StoreUrl::Redis(url) => connect_redis(url, prefix).await,
+        StoreUrl::Redis(url) => connect_redis(url, prefix, ca).await,
+        StoreUrl::Postgres(_) if ca.is_some() => Err(StartError::config(
+            "--store-ca: trusting a private CA for PostgreSQL is not supported yet (Redis only)".to_owned(),
+        )),
         StoreUrl::Postgres(url) => connect_postgres(url, prefix).await,
     }
 }
 
 #[cfg(feature = "redis")]
-async fn connect_redis(url: &SecretUrl, name: Option<&str>) -> Result<(AnyLedger, String), StartError> {
+async fn connect_redis(
+    url: &SecretUrl,
+    name: Option<&str>,
+    ca: Option<Vec<u8>>,
+) -> Result<(AnyLedger, String), StartError> {
     // `--store-prefix NAME` keys everything under `NAME:`, as the default
     // `token_refresh:` is the default name plus `:`.
     let prefix =
         name.map_or_else(|| token_refresh::ledger::redis::DEFAULT_PREFIX.to_owned(), |name| format!("{name}:"));
-    let ledger =
-        RedisLedger::connect(url.expose(), prefix.as_str()).await.map_err(|e| unreachable_store(url, "Redis", &e))?;
+    let mut builder = RedisLedger::builder(url.expose()).prefix(prefix.as_str());
+    if let Some(ca) = ca {
+        builder = builder.trust_pem(ca);
+    }
+    let ledger = builder.connect().await.map_err(|e| unreachable_store(url, "Redis", &e))?;
     let kind = if ledger.is_cluster() { "redis cluster" } else { "redis" };
     Ok((AnyLedger::Redis(ledger), format!("{kind}, key prefix {prefix}")))
 }
 
 #[cfg(not(feature = "redis"))]
-async fn connect_redis(_url: &SecretUrl, _name: Option<&str>) -> Result<(AnyLedger, String), StartError> {
+async fn connect_redis(
+    _url: &SecretUrl,
+    _name: Option<&str>,
+    _ca: Option<Vec<u8>>,
+) -> Result<(AnyLedger, String), StartError> {
     Err(missing_feature("redis"))
 }
 

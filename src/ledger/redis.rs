@@ -34,6 +34,8 @@ const BATCH: usize = 200;
 
 /// The scheme of a Redis Cluster target: `redis-cluster://HOST:PORT[,HOST:PORT…]`.
 const CLUSTER_SCHEME: &str = "redis-cluster://";
+/// The same over TLS: every node is reached as `rediss://`.
+const TLS_CLUSTER_SCHEME: &str = "rediss-cluster://";
 
 /// How long to wait to connect, and for any reply.
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -147,6 +149,8 @@ pub struct RedisLedgerBuilder {
     prefix: String,
     timeout: Duration,
     check_eviction_policy: bool,
+    /// PEM CA certificates for `rediss://`, instead of the platform's.
+    trusted_roots: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for RedisLedgerBuilder {
@@ -157,13 +161,20 @@ impl fmt::Debug for RedisLedgerBuilder {
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .field("check_eviction_policy", &self.check_eviction_policy)
+            .field("private_ca", &self.trusted_roots.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl RedisLedgerBuilder {
     fn new(target: Target) -> Self {
-        Self { target, prefix: DEFAULT_PREFIX.to_owned(), timeout: TIMEOUT, check_eviction_policy: true }
+        Self {
+            target,
+            prefix: DEFAULT_PREFIX.to_owned(),
+            timeout: TIMEOUT,
+            check_eviction_policy: true,
+            trusted_roots: None,
+        }
     }
 
     /// The key prefix (default [`DEFAULT_PREFIX`]); it must not contain
@@ -176,6 +187,17 @@ impl RedisLedgerBuilder {
     /// How long to wait to connect and for any reply (default 5 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Trusts the CA certificates of this PEM bundle for `rediss://` and
+    /// `rediss-cluster://` targets, **instead of** the platform's roots
+    /// (the default): for a private CA, as managed Redis services and
+    /// in-house deployments use. A server whose certificate does not chain
+    /// to one of them, or does not name the host connected to, is refused
+    /// at [`connect`](Self::connect). The bundle is checked there too.
+    pub fn trust_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.trusted_roots = Some(pem.into());
         self
     }
 
@@ -202,9 +224,10 @@ impl RedisLedgerBuilder {
             Target::Url(url) => cluster_nodes(url)?,
             Target::Cluster(nodes) => Some(nodes.clone()),
         };
+        let roots = self.trusted_roots.as_deref();
         let link = match (nodes, &self.target) {
-            (Some(nodes), _) => Link::Cluster(connect_cluster(&nodes, self.timeout).await?),
-            (None, Target::Url(url)) => Link::Single(connect_single(url, self.timeout).await?),
+            (Some(nodes), _) => Link::Cluster(connect_cluster(&nodes, self.timeout, roots).await?),
+            (None, Target::Url(url)) => Link::Single(connect_single(url, self.timeout, roots).await?),
             (None, Target::Cluster(_)) => return Err(StoreError::new("no Redis Cluster node given")),
         };
         let ledger = RedisLedger { connection: RedisConnection(link), prefix: self.prefix };
@@ -216,8 +239,18 @@ impl RedisLedgerBuilder {
     }
 }
 
-async fn connect_single(url: &str, timeout: Duration) -> Result<ConnectionManager, StoreError> {
-    let client = redis::Client::open(url).map_err(StoreError::new)?;
+/// The TLS trust for a connection: the platform's roots unless a PEM bundle
+/// is given.
+fn tls_certificates(roots: &[u8]) -> redis::TlsCertificates {
+    redis::TlsCertificates { client_tls: None, root_cert: Some(roots.to_vec()) }
+}
+
+async fn connect_single(url: &str, timeout: Duration, roots: Option<&[u8]>) -> Result<ConnectionManager, StoreError> {
+    let client = match roots {
+        Some(roots) if url.starts_with("rediss://") => redis::Client::build_with_tls(url, tls_certificates(roots)),
+        _ => redis::Client::open(url),
+    }
+    .map_err(StoreError::new)?;
     // The manager reconnects after a lost connection but never sends a
     // command twice.
     let config = ConnectionManagerConfig::new()
@@ -227,26 +260,36 @@ async fn connect_single(url: &str, timeout: Duration) -> Result<ConnectionManage
     ConnectionManager::new_with_config(client, config).await.map_err(StoreError::new)
 }
 
-async fn connect_cluster(nodes: &[String], timeout: Duration) -> Result<ClusterConnection, StoreError> {
+async fn connect_cluster(
+    nodes: &[String],
+    timeout: Duration,
+    roots: Option<&[u8]>,
+) -> Result<ClusterConnection, StoreError> {
     if nodes.is_empty() {
         return Err(StoreError::new("no Redis Cluster node given"));
     }
     // No retries: the cluster client would send a command again after a
     // lost connection, and a rotation whose first attempt ran would then
     // look like reuse. `MOVED` is retried by the ledger itself.
-    let client = ClusterClientBuilder::new(nodes.iter().map(String::as_str))
+    let mut builder = ClusterClientBuilder::new(nodes.iter().map(String::as_str))
         .retries(0)
         .connection_timeout(timeout)
-        .response_timeout(timeout)
-        .build()
-        .map_err(StoreError::new)?;
+        .response_timeout(timeout);
+    if let Some(roots) = roots {
+        builder = builder.certs(tls_certificates(roots));
+    }
+    let client = builder.build().map_err(StoreError::new)?;
     client.get_async_connection().await.map_err(StoreError::new)
 }
 
 /// The node URLs of a `redis-cluster://[user:password@]HOST:PORT[,HOST:PORT…]`
-/// target, `None` for any other URL.
+/// target (`rediss-cluster://` for TLS), `None` for any other URL.
 fn cluster_nodes(target: &str) -> Result<Option<Vec<String>>, StoreError> {
-    let Some(rest) = target.strip_prefix(CLUSTER_SCHEME) else { return Ok(None) };
+    let (rest, scheme) = match (target.strip_prefix(CLUSTER_SCHEME), target.strip_prefix(TLS_CLUSTER_SCHEME)) {
+        (Some(rest), _) => (rest, "redis"),
+        (None, Some(rest)) => (rest, "rediss"),
+        (None, None) => return Ok(None),
+    };
     let (credentials, hosts) = match rest.rsplit_once('@') {
         Some((credentials, hosts)) => (format!("{credentials}@"), hosts),
         None => (String::new(), rest),
@@ -256,7 +299,7 @@ fn cluster_nodes(target: &str) -> Result<Option<Vec<String>>, StoreError> {
         .split(',')
         .map(str::trim)
         .filter(|host| !host.is_empty())
-        .map(|host| format!("redis://{credentials}{host}"))
+        .map(|host| format!("{scheme}://{credentials}{host}"))
         .collect();
     if nodes.is_empty() || hosts.contains('/') {
         return Err(StoreError::new("a Redis Cluster target is redis-cluster://HOST:PORT[,HOST:PORT…]"));
@@ -350,6 +393,7 @@ fn check_prefix(prefix: &str) -> Result<(), StoreError> {
 ///
 /// - **Standalone or Cluster.** A single primary (replicated with
 ///   Sentinel or not), or Redis Cluster: `redis-cluster://HOST:PORT,…`
+///   (`rediss://` and `rediss-cluster://` for TLS)
 ///   ([`RedisLedger::connect`]) or a list of node URLs
 ///   ([`RedisLedger::connect_cluster`]). Reads go to primaries.
 /// - **`maxmemory-policy noeviction` is required**, checked at connect on
@@ -400,10 +444,12 @@ impl fmt::Debug for RedisLedger {
 
 impl RedisLedger {
     /// Connects to `target` with keys under `prefix`: a standalone server
-    /// (`redis://host:port/db`; `rediss://` needs the `redis` crate's TLS
-    /// feature) or a Redis Cluster
-    /// (`redis-cluster://[user:password@]HOST:PORT[,HOST:PORT…]`, any
-    /// reachable nodes; the rest are discovered). Checks every server
+    /// (`redis://host:port/db`, or `rediss://` for TLS) or a Redis Cluster
+    /// (`redis-cluster://[user:password@]HOST:PORT[,HOST:PORT…]`, or
+    /// `rediss-cluster://` for TLS; any reachable nodes, the rest are
+    /// discovered). TLS is rustls, verifying the server's certificate and
+    /// host name against the platform's roots; a private CA goes through
+    /// [`RedisLedgerBuilder::trust_pem`]. Checks every server
     /// answers and runs `maxmemory-policy noeviction`; see
     /// [`builder`](Self::builder) for the options.
     pub async fn connect(target: &str, prefix: impl Into<String>) -> Result<Self, StoreError> {
@@ -908,6 +954,10 @@ mod tests {
         assert_eq!(
             cluster_nodes("redis-cluster://app:s3cret@a:1,b:2").unwrap(),
             Some(vec!["redis://app:s3cret@a:1".to_owned(), "redis://app:s3cret@b:2".to_owned()])
+        );
+        assert_eq!(
+            cluster_nodes("rediss-cluster://a:1,b:2").unwrap(),
+            Some(vec!["rediss://a:1".to_owned(), "rediss://b:2".to_owned()])
         );
         assert!(cluster_nodes("redis-cluster://").is_err());
         assert!(cluster_nodes("redis-cluster://a:1/0").is_err());

@@ -35,6 +35,7 @@ pub mod keys;
 #[cfg(feature = "ledger")]
 pub mod ledger;
 pub mod outcome;
+pub mod tls;
 pub mod tokens;
 pub mod users;
 
