@@ -39,7 +39,7 @@ use hyper::{Method, Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use token_refresh::{Ed25519Signer, Envelope, Reply, SystemClock, TokenPair, User, ledger::MemoryStore};
+use token_refresh::{Ed25519Signer, Envelope, MemoryStore, Reply, SystemClock, TokenPair, User};
 
 const PATH: &str = "/auth/api/v1/authentication-management/session";
 const MAX_DURATION: Duration = Duration::from_secs(300);

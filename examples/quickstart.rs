@@ -6,7 +6,7 @@
 //! cargo run --example quickstart
 //! ```
 
-use token_refresh::{Ed25519Signer, Reply, SystemClock, User, ledger::MemoryStore};
+use token_refresh::{Ed25519Signer, MemoryStore, Reply, SystemClock, User};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

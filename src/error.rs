@@ -45,7 +45,7 @@ pub enum BadRequest {
     /// The header is empty or only spaces.
     #[error("authorization header is empty")]
     EmptyHeader,
-    /// The header is longer than [`crate::token::MAX_HEADER_LEN`].
+    /// The header is longer than [`crate::policy::MAX_HEADER_LEN`].
     #[error("authorization header is too long")]
     HeaderTooLong,
     /// The header holds a byte outside visible ASCII and space.

@@ -78,7 +78,7 @@ impl<F: Fn(&Event) + Send + Sync + 'static> EventSink for F {
 pub(crate) fn emit(sink: Option<&dyn EventSink>, event: &Event) {
     #[cfg(feature = "tracing")]
     trace(event);
-    crate::recording::event(event);
+    crate::recording::count(event.counter());
     if let Some(sink) = sink {
         sink.on_event(event);
     }
@@ -110,6 +110,20 @@ fn trace(event: &Event) {
         }
         Event::SessionEvicted { session } => {
             tracing::info!(target: "token_refresh", session = %session, "session evicted by the per-user cap");
+        }
+    }
+}
+
+impl Event {
+    /// The name of the counter of this kind of event (feature `metrics`).
+    const fn counter(&self) -> &'static str {
+        match self {
+            Self::SessionStarted { .. } => "token_refresh_sessions_started_total",
+            Self::Rotated { .. } => "token_refresh_rotations_total",
+            Self::GraceReplay { .. } => "token_refresh_grace_replays_total",
+            Self::ReuseDetected { .. } => "token_refresh_reuse_detected_total",
+            Self::SessionRevoked { .. } => "token_refresh_sessions_revoked_total",
+            Self::SessionEvicted { .. } => "token_refresh_sessions_evicted_total",
         }
     }
 }

@@ -15,7 +15,7 @@
 //! # Getting started
 //!
 //! ```
-//! use token_refresh::{Ed25519Signer, ledger::MemoryStore, SystemClock, User, Reply};
+//! use token_refresh::{Ed25519Signer, MemoryStore, SystemClock, User, Reply};
 //!
 //! # tokio_test_block_on(async {
 //! let store = MemoryStore::in_memory([User::new("bob@mail.com", "bob@admin", "ROLE_ADMIN")]);
@@ -108,6 +108,7 @@ pub mod users;
 /// configuration error, its limits, and the event sink it reports to.
 pub mod policy {
     pub use crate::events::EventSink;
+    pub use crate::flows::authorization::MAX_HEADER_LEN;
     pub use crate::flows::policy::{
         MAX_GRACE, MAX_GRACE_REPLAYS, MAX_LEEWAY, MAX_SESSIONS_PER_USER, PolicyBuilder, PolicyError,
     };
@@ -121,7 +122,7 @@ pub use error::{Error, StoreError};
 pub use events::Event;
 pub use flows::policy::Policy;
 pub use flows::session::MAX_LOGIN_BODY;
-pub use flows::store::Store;
+pub use flows::store::{MemoryStore, Store};
 #[cfg(feature = "aws-lc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "aws-lc")))]
 pub use keys::aws_lc::AwsLcSigner;

@@ -20,7 +20,6 @@
 use std::future::Future;
 
 use crate::error::Error;
-use crate::events::Event;
 
 /// Counts one flow call under `endpoint`, labelled with its outcome's
 /// envelope name.
@@ -36,21 +35,11 @@ pub(crate) fn request<T>(endpoint: &'static str, result: &Result<T, Error>) {
     }
 }
 
-/// Counts a ledger decision.
+/// Adds one to the counter `name` (an event's, named by the event).
 #[cfg_attr(not(feature = "metrics"), expect(unused_variables, reason = "recording is compiled out"))]
-pub(crate) fn event(event: &Event) {
+pub(crate) fn count(name: &'static str) {
     #[cfg(feature = "metrics")]
-    {
-        let name = match event {
-            Event::SessionStarted { .. } => "token_refresh_sessions_started_total",
-            Event::Rotated { .. } => "token_refresh_rotations_total",
-            Event::GraceReplay { .. } => "token_refresh_grace_replays_total",
-            Event::ReuseDetected { .. } => "token_refresh_reuse_detected_total",
-            Event::SessionRevoked { .. } => "token_refresh_sessions_revoked_total",
-            Event::SessionEvicted { .. } => "token_refresh_sessions_evicted_total",
-        };
-        metrics::counter!(name).increment(1);
-    }
+    metrics::counter!(name).increment(1);
 }
 
 /// Runs the ledger call `call`, recording how long it took under `op`.

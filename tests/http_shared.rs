@@ -431,16 +431,7 @@ async fn redis_store_prefix_isolates_deployments() -> TestResult {
 /// start, with exit code 2 and a message naming the setting.
 #[tokio::test]
 async fn an_evicting_redis_is_refused_at_start() -> TestResult {
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
-        probe.local_addr()?.port()
-    };
-    let mut child = std::process::Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .args(["--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .map_err(|e| format!("redis-server must be installed for this test: {e}"))?;
+    let (port, mut child) = throwaway_redis(&["--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"])?;
     let url = format!("redis://127.0.0.1:{port}/0");
     let outcome = async {
         for _ in 0..100 {
@@ -597,15 +588,7 @@ async fn key_rotation_without_kids_from_a_private_pem() -> TestResult {
 /// and refresh work, without a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_redis_makes_the_server_unready_and_it_recovers() -> TestResult {
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
-        probe.local_addr()?.port()
-    };
-    let mut child = std::process::Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .map_err(|e| format!("redis-server must be installed for this test: {e}"))?;
+    let (port, mut child) = throwaway_redis(&[])?;
     let pid = child.id().to_string();
     let signal = |name: &str| std::process::Command::new("kill").args([name, &pid]).status();
     let outcome = async {
@@ -616,48 +599,11 @@ async fn a_frozen_redis_makes_the_server_unready_and_it_recovers() -> TestResult
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         let url = format!("redis://127.0.0.1:{port}/0");
-        let config = common::parse_args(["--listen", "127.0.0.1:0", "--store", url.as_str()].map(str::to_owned))?;
-        let setup = common::setup(&config).await.map_err(|e| e.message)?;
-        let login = setup.demo_login.clone().ok_or("the demo user's login body")?;
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let http = Http::new(listener.local_addr()?);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server::serve(listener, Arc::clone(&setup.app), async {
-            let _ = stopped.await;
-        }));
-
-        assert_eq!(http.send("GET", "/readyz", &[], b"").await?.status, 200);
-        let first = http.login(&login).await?;
-        assert_eq!(first.status, 200, "{first:?}");
-        let refresh_token = first.data("refreshToken")?;
-
-        signal("-STOP")?;
-        let started = std::time::Instant::now();
-        let ready = http.send("GET", "/readyz", &[], b"").await?;
-        assert_eq!((ready.status, ready.name()), (503, "SERVICE_UNAVAILABLE".to_owned()));
-        assert!(started.elapsed() < std::time::Duration::from_secs(3), "/readyz took {:?}", started.elapsed());
-        assert_eq!(http.send("GET", "/healthz", &[], b"").await?.status, 200);
-        let started = std::time::Instant::now();
-        let stuck = http.refresh(Some(&format!("Bearer {refresh_token}"))).await?;
-        assert_eq!((stuck.status, stuck.name()), (500, "INTERNAL_SERVER_ERROR".to_owned()));
-        assert!(started.elapsed() < std::time::Duration::from_secs(11), "the refresh took {:?}", started.elapsed());
-
-        signal("-CONT")?;
-        let mut ready = 0;
-        for _ in 0..100 {
-            ready = http.send("GET", "/readyz", &[], b"").await?.status;
-            if ready == 200 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        assert_eq!(ready, 200, "ready again once Redis answers");
-        let again = http.login(&login).await?;
-        assert_eq!(again.status, 200, "{again:?}");
-        let next = http.refresh(Some(&format!("Bearer {}", again.data("refreshToken")?))).await?;
-        assert_eq!(next.status, 200, "{next:?}");
-        let _ = stop.send(());
-        task.await?;
+        // The refresh that timed out was queued on the frozen server and may
+        // have run once it woke: its token is not retried (that is the
+        // lost-answer case a grace window covers, § Running in production).
+        let (stop, resume) = (|| signal("-STOP").map(drop), || signal("-CONT").map(drop));
+        outage_and_recovery(&["--store", url.as_str()], stop, resume, false).await?;
         Ok(())
     }
     .await;
@@ -731,51 +677,17 @@ async fn a_cut_postgres_connection_makes_the_server_unready_and_it_recovers() ->
     let name = format!("tr_cut_{}", std::process::id());
     let url = format!("postgres://postgres@{}/test", proxy.address);
     let outcome = async {
-        let config = common::parse_args(
-            ["--listen", "127.0.0.1:0", "--store", url.as_str(), "--store-prefix", name.as_str()].map(str::to_owned),
-        )?;
-        let setup = common::setup(&config).await.map_err(|e| e.message)?;
-        let login = setup.demo_login.clone().ok_or("the demo user's login body")?;
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let http = Http::new(listener.local_addr()?);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server::serve(listener, Arc::clone(&setup.app), async {
-            let _ = stopped.await;
-        }));
-
-        assert_eq!(http.send("GET", "/readyz", &[], b"").await?.status, 200);
-        let first = http.login(&login).await?;
-        assert_eq!(first.status, 200, "{first:?}");
-        let refresh_token = first.data("refreshToken")?;
-
-        proxy.cut();
-        let started = std::time::Instant::now();
-        let ready = http.send("GET", "/readyz", &[], b"").await?;
-        assert_eq!((ready.status, ready.name()), (503, "SERVICE_UNAVAILABLE".to_owned()));
-        assert!(started.elapsed() < std::time::Duration::from_secs(3), "/readyz took {:?}", started.elapsed());
-        assert_eq!(http.send("GET", "/healthz", &[], b"").await?.status, 200);
-        let started = std::time::Instant::now();
-        let cut_off = http.refresh(Some(&format!("Bearer {refresh_token}"))).await?;
-        assert_eq!((cut_off.status, cut_off.name()), (500, "INTERNAL_SERVER_ERROR".to_owned()));
-        assert!(started.elapsed() < std::time::Duration::from_secs(11), "the refresh took {:?}", started.elapsed());
-
-        proxy.restore();
-        let mut ready = 0;
-        for _ in 0..100 {
-            ready = http.send("GET", "/readyz", &[], b"").await?.status;
-            if ready == 200 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        assert_eq!(ready, 200, "ready again once PostgreSQL is reachable");
+        let cut = || {
+            proxy.cut();
+            Ok(())
+        };
+        let restore = || {
+            proxy.restore();
+            Ok(())
+        };
         // The refresh that failed never reached the ledger: its token still
-        // rotates, and a new login works.
-        let next = http.refresh(Some(&format!("Bearer {refresh_token}"))).await?;
-        assert_eq!(next.status, 200, "{next:?}");
-        assert_eq!(http.login(&login).await?.status, 200);
-        let _ = stop.send(());
-        task.await?;
+        // rotates afterwards.
+        outage_and_recovery(&["--store", url.as_str(), "--store-prefix", name.as_str()], cut, restore, true).await?;
         Ok(())
     }
     .await;
@@ -834,4 +746,77 @@ async fn a_tls_redis_needs_its_ca_trusted() -> TestResult {
         assert!(!error.message.contains("s3cret-pw"), "{}", error.message);
     }
     Ok(())
+}
+
+/// Starts a server with `store_args`, logs in, then `cut`s the ledger off:
+/// `/readyz` 503 within 3 s, `/healthz` 200, a refresh answers the 500
+/// envelope inside the request deadline. Then `restore`s it: ready again, a
+/// new login refreshes, and, when `failed_refresh_never_ran`, the token
+/// whose refresh failed still rotates.
+async fn outage_and_recovery(
+    store_args: &[&str],
+    cut: impl FnOnce() -> std::io::Result<()>,
+    restore: impl FnOnce() -> std::io::Result<()>,
+    failed_refresh_never_ran: bool,
+) -> TestResult {
+    let args = ["--listen", "127.0.0.1:0"].iter().chain(store_args).map(|a| (*a).to_owned());
+    let setup = common::setup(&common::parse_args(args)?).await.map_err(|e| e.message)?;
+    let login = setup.demo_login.clone().ok_or("the demo user's login body")?;
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let http = Http::new(listener.local_addr()?);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(server::serve(listener, Arc::clone(&setup.app), async {
+        let _ = stopped.await;
+    }));
+
+    assert_eq!(http.send("GET", "/readyz", &[], b"").await?.status, 200);
+    let first = http.login(&login).await?;
+    assert_eq!(first.status, 200, "{first:?}");
+    let refresh_token = first.data("refreshToken")?;
+
+    cut()?;
+    let started = std::time::Instant::now();
+    let ready = http.send("GET", "/readyz", &[], b"").await?;
+    assert_eq!((ready.status, ready.name()), (503, "SERVICE_UNAVAILABLE".to_owned()));
+    assert!(started.elapsed() < std::time::Duration::from_secs(3), "/readyz took {:?}", started.elapsed());
+    assert_eq!(http.send("GET", "/healthz", &[], b"").await?.status, 200);
+    let started = std::time::Instant::now();
+    let failed = http.refresh(Some(&format!("Bearer {refresh_token}"))).await?;
+    assert_eq!((failed.status, failed.name()), (500, "INTERNAL_SERVER_ERROR".to_owned()));
+    assert!(started.elapsed() < std::time::Duration::from_secs(11), "the refresh took {:?}", started.elapsed());
+
+    restore()?;
+    let mut ready = 0;
+    for _ in 0..100 {
+        ready = http.send("GET", "/readyz", &[], b"").await?.status;
+        if ready == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(ready, 200, "ready again once the ledger answers");
+    let again = http.login(&login).await?;
+    assert_eq!(again.status, 200, "{again:?}");
+    let next = http.refresh(Some(&format!("Bearer {}", again.data("refreshToken")?))).await?;
+    assert_eq!(next.status, 200, "{next:?}");
+    if failed_refresh_never_ran {
+        let retried = http.refresh(Some(&format!("Bearer {refresh_token}"))).await?;
+        assert_eq!(retried.status, 200, "{retried:?}");
+    }
+    let _ = stop.send(());
+    task.await?;
+    Ok(())
+}
+
+/// A `redis-server` with `extra` arguments on a spare loopback port; the
+/// caller kills it.
+fn throwaway_redis(extra: &[&str]) -> TestResult<(u16, std::process::Child)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let child = std::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("redis-server must be installed for this test: {e}"))?;
+    Ok((port, child))
 }

@@ -20,7 +20,7 @@ use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, Verifying
 use serde::{Deserialize, Serialize};
 use token_refresh::token::jws::UntrustedToken;
 use token_refresh::{
-    AccessClaims, Ed25519Signer, Policy, Reply, SystemClock, TokenPair, keys::Algorithm, ledger::MemoryStore,
+    AccessClaims, Ed25519Signer, MemoryStore, Policy, Reply, SystemClock, TokenPair, keys::Algorithm,
     token::RefreshClaims,
 };
 use token_refresh_test_support::keys::{SEED, private_der};

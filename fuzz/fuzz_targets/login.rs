@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use libfuzzer_sys::fuzz_target;
 use token_refresh::ed25519_dalek::SigningKey;
-use token_refresh::{Ed25519Signer, clock::ManualClock, ledger::MemoryStore, User};
+use token_refresh::{Ed25519Signer, clock::ManualClock, MemoryStore, User};
 use token_refresh_fuzz::{NOW, SEED, check_refusal, ready};
 
 /// The login key of `carol@mail.com` (seed `[0x11; 32]`, as in the

@@ -3,7 +3,7 @@
 //! arbitrary payloads with the service's real key, and the invariants every
 //! refusal must keep.
 
-use token_refresh::{Ed25519Signer, Error, ledger::LedgerStats, clock::ManualClock, ledger::MemoryStore, ledger::NewSession, ledger::PairClaims, Reply, ledger::SessionLedger, token::TokenId, TokenPair};
+use token_refresh::{Ed25519Signer, Error, ledger::LedgerStats, clock::ManualClock, MemoryStore, ledger::NewSession, ledger::PairClaims, Reply, ledger::SessionLedger, token::TokenId, TokenPair};
 pub use token_refresh_test_support::keys::SEED;
 pub use token_refresh_test_support::tokens::mint;
 use token_refresh_test_support::users::{ALICE, ALICE_ACCOUNT, alice};

@@ -79,7 +79,6 @@ pub mod postgres;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
 
-pub use crate::flows::store::MemoryStore;
 pub use boxed::BoxLedger;
 pub use memory::{LedgerStats, MemoryLedger};
 

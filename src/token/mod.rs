@@ -10,7 +10,6 @@ pub(crate) mod json;
 pub mod jws;
 pub(crate) mod pair;
 
-pub use crate::flows::authorization::MAX_HEADER_LEN;
 pub use claims::{AccessClaims, RefreshClaims};
 pub use ids::{SessionId, TokenId};
 pub use pair::TokenPair;

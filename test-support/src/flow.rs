@@ -2,8 +2,8 @@
 //! signer and a manual clock at [`NOW`](crate::NOW).
 
 use token_refresh::{
-    AccessClaims, Ed25519Signer, Error, Policy, Signer as _, TokenPair, clock::ManualClock, ledger::LedgerStats,
-    ledger::MemoryStore,
+    AccessClaims, Ed25519Signer, Error, MemoryStore, Policy, Signer as _, TokenPair, clock::ManualClock,
+    ledger::LedgerStats,
 };
 
 use crate::users::{ALICE, BOB, demo};

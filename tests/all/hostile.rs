@@ -882,7 +882,7 @@ fn oversized_input_is_refused_before_decoding() {
     let fx = TwoSessions::new();
     let good = format!("Bearer {}", fx.alice.refresh_token);
     let mut padded = good.clone().into_bytes();
-    padded.resize(token_refresh::token::MAX_HEADER_LEN + 1, b' ');
+    padded.resize(token_refresh::policy::MAX_HEADER_LEN + 1, b' ');
     // A valid token followed by spaces that take it just past the limit is
     // still refused: the length check runs first, before trimming.
     let error = fx.refresh(Some(&padded)).expect_err("too long");
@@ -892,7 +892,7 @@ fn oversized_input_is_refused_before_decoding() {
     let error = fx.refresh(Some(&vec![0xff; 1 << 20])).expect_err("too long");
     assert!(matches!(error, Error::BadRequest(BadRequest::HeaderTooLong)), "{error:?}");
     // Exactly at the limit the same bytes are looked at (and accepted).
-    padded.truncate(token_refresh::token::MAX_HEADER_LEN);
+    padded.truncate(token_refresh::policy::MAX_HEADER_LEN);
     fx.refresh(Some(&padded)).expect("at the limit");
 }
 
@@ -1037,7 +1037,7 @@ fn login_corpus() -> (Vec<(&'static str, Vec<u8>, Want)>, Vec<u8>) {
 #[test]
 fn the_login_door_refuses_hostile_bodies_and_creates_nothing() {
     use token_refresh::ed25519_dalek::VerifyingKey;
-    use token_refresh::{User, ledger::MemoryStore};
+    use token_refresh::{MemoryStore, User};
 
     let carol_key = SigningKey::from_bytes(&[0x11; 32]);
     let mut identity = [0u8; 32];

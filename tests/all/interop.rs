@@ -20,9 +20,7 @@ use std::sync::OnceLock;
 use serde_json::{Value, json};
 use token_refresh::ed25519_dalek::SigningKey;
 use token_refresh::error::{Unauthorized, Unprocessable::Claims};
-use token_refresh::{
-    Ed25519Signer, KeyId, Policy, Signer as _, clock::ManualClock, keys::Algorithm, ledger::MemoryStore,
-};
+use token_refresh::{Ed25519Signer, KeyId, MemoryStore, Policy, Signer as _, clock::ManualClock, keys::Algorithm};
 use token_refresh_test_support::keys::{SEED, private_pem, signer};
 use token_refresh_test_support::outcome::assert_refused;
 use token_refresh_test_support::tokens::{mint_with, payload, uuid};

@@ -4,9 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use token_refresh::error::Unauthorized::{self, UnknownKey};
-use token_refresh::{
-    Ed25519Signer, KeyId, Policy, VerificationKey, keys::Algorithm, keys::KeyError, ledger::MemoryStore,
-};
+use token_refresh::{Ed25519Signer, KeyId, MemoryStore, Policy, VerificationKey, keys::Algorithm, keys::KeyError};
 use token_refresh_test_support::clock;
 use token_refresh_test_support::outcome::assert_refused;
 use token_refresh_test_support::tokens::{jose_header, payload};

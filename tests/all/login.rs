@@ -7,7 +7,7 @@ use ed25519_dalek::{Signer as _, SigningKey};
 use token_refresh::error::BadRequest::MalformedBody;
 use token_refresh::error::Unauthorized::{LoginSignature, UserDisabled};
 use token_refresh::error::Unprocessable::{LoginEncoding, LoginKey};
-use token_refresh::{Ed25519Signer, Policy, User, clock::ManualClock, ledger::MemoryStore};
+use token_refresh::{Ed25519Signer, MemoryStore, Policy, User, clock::ManualClock};
 use token_refresh_test_support::encoding::hex;
 use token_refresh_test_support::outcome::Refusal;
 

@@ -15,7 +15,7 @@ use proptest::prelude::*;
 use token_refresh::token::claims::MAX_EXP;
 use token_refresh::token::jws::UntrustedToken;
 use token_refresh::{
-    AccessClaims, Ed25519Signer, Signer as _, User, clock::ManualClock, keys::Algorithm, ledger::MemoryStore,
+    AccessClaims, Ed25519Signer, MemoryStore, Signer as _, User, clock::ManualClock, keys::Algorithm,
     token::RefreshClaims, token::TokenId,
 };
 use token_refresh_test_support::encoding::b64;
