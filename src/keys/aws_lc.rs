@@ -134,12 +134,7 @@ mod tests {
     }
 
     fn poll<F: Future<Output = Result<Signature, SignerError>>>(future: F) -> Option<Signature> {
-        let mut future = std::pin::pin!(future);
-        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
-        match future.as_mut().poll(&mut context) {
-            std::task::Poll::Ready(result) => result.ok(),
-            std::task::Poll::Pending => None,
-        }
+        futures_util::FutureExt::now_or_never(future).and_then(Result::ok)
     }
 
     #[test]
