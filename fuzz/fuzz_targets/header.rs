@@ -15,7 +15,7 @@ static WORLD: OnceLock<World> = OnceLock::new();
 
 fuzz_target!(|data: &[u8]| {
     let world = WORLD.get_or_init(World::new);
-    match token_refresh::verify_access(Some(data), world.signer.keyring(), &world.clock) {
+    match token_refresh::Policy::default().verify_access(Some(data), world.signer.keyring(), &world.clock) {
         // Only an access token we signed gets here (the seeds hold none
         // that is still valid, but a fuzzer may keep one intact).
         Ok(claims) => assert!(!claims.subject.is_empty()),

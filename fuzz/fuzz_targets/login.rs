@@ -37,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
     let mut slot = WORLD.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let world = slot.get_or_insert_with(world);
     let before = world.store.ledger().stats();
-    let result = ready(token_refresh::login(data, &world.store, &world.signer, &world.clock));
+    let result = ready(token_refresh::Policy::default().login(data, &world.store, &world.signer, &world.clock));
     let after = world.store.ledger().stats();
     match result {
         Ok(_) => {
