@@ -820,3 +820,31 @@ fn throwaway_redis(extra: &[&str]) -> TestResult<(u16, std::process::Child)> {
         .map_err(|e| format!("redis-server must be installed for this test: {e}"))?;
     Ok((port, child))
 }
+
+/// `--store postgres://…?sslmode=verify-full --store-ca FILE`: the server
+/// starts when FILE holds the server's certificate (this machine's
+/// self-signed one, for `localhost`); with another CA it exits 2 naming
+/// the certificate, never the password.
+#[tokio::test]
+async fn a_verifying_postgres_store_needs_its_ca_trusted() -> TestResult {
+    use token_refresh_test_support::tls::Certificates;
+    let schema = format!("tr_pgca_{}", std::process::id());
+    let certs = Certificates::make();
+    let snakeoil = certs.dir().join("server-of-postgres.pem");
+    let plain = PostgresLedger::connect(&Backend::Postgres.url(), PostgresOptions::new()).await?;
+    let path: String = plain.pool().get().await?.query_one("SHOW ssl_cert_file", &[]).await?.get(0);
+    std::fs::copy(path, &snakeoil)?;
+    let start = |host: &str, ca: String| {
+        let url = format!("postgres://postgres:s3cret-pw@{host}:5432/test?sslmode=verify-full");
+        let args = ["--store", url.as_str(), "--store-prefix", schema.as_str(), "--store-ca", ca.as_str()];
+        common::parse_args(args.map(str::to_owned))
+    };
+    let trusted = common::setup(&start("localhost", snakeoil.to_string_lossy().into_owned())?).await;
+    assert!(trusted.is_ok(), "{:?}", trusted.err().map(|e| e.message));
+    let error =
+        common::setup(&start("localhost", certs.path("other-ca.crt"))?).await.err().ok_or("another CA must fail")?;
+    assert_eq!(error.code, 2, "{}", error.message);
+    assert!(error.message.to_lowercase().contains("certificate"), "{}", error.message);
+    assert!(!error.message.contains("s3cret-pw"), "{}", error.message);
+    Backend::Postgres.clean(&schema).await
+}

@@ -192,8 +192,9 @@ pub(crate) struct Config {
     #[arg(long, value_name = "URL", default_value = "memory", value_parser = StoreUrlParser)]
     pub(crate) store: StoreUrl,
     /// PEM bundle of the CA certificates to trust for a TLS store
-    /// (rediss://, rediss-cluster://) instead of the platform's roots; a
-    /// server certificate that does not verify is refused at start.
+    /// (rediss://, rediss-cluster://, postgres://…?sslmode=verify-ca or
+    /// verify-full) instead of the platform's roots; a server certificate
+    /// that does not verify is refused at start.
     #[arg(long, value_name = "FILE")]
     pub(crate) store_ca: Option<PathBuf>,
     /// Redis key prefix NAME: / PostgreSQL schema NAME (a-z 0-9 _, at most
@@ -267,7 +268,7 @@ pub(crate) fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Conf
         let mut command = <Config as clap::CommandFactory>::command();
         return Err(command.error(
             clap::error::ErrorKind::ArgumentConflict,
-            "--store-ca applies to a TLS --store (rediss://, rediss-cluster://) only",
+            "--store-ca applies to a redis:// or postgres:// --store only",
         ));
     }
     if config.store_prefix.is_some() && config.store == StoreUrl::Memory {
@@ -462,10 +463,7 @@ async fn connect_ledger(config: &Config) -> Result<(AnyLedger, String), StartErr
     match &config.store {
         StoreUrl::Memory => Ok((AnyLedger::Memory(MemoryLedger::new()), "memory".to_owned())),
         StoreUrl::Redis(url) => connect_redis(url, prefix, ca).await,
-        StoreUrl::Postgres(_) if ca.is_some() => Err(StartError::config(
-            "--store-ca: trusting a private CA for PostgreSQL is not supported yet (Redis only)".to_owned(),
-        )),
-        StoreUrl::Postgres(url) => connect_postgres(url, prefix).await,
+        StoreUrl::Postgres(url) => connect_postgres(url, prefix, ca).await,
     }
 }
 
@@ -498,11 +496,18 @@ async fn connect_redis(
 }
 
 #[cfg(feature = "postgres")]
-async fn connect_postgres(url: &SecretUrl, name: Option<&str>) -> Result<(AnyLedger, String), StartError> {
-    let options = match name {
+async fn connect_postgres(
+    url: &SecretUrl,
+    name: Option<&str>,
+    ca: Option<Vec<u8>>,
+) -> Result<(AnyLedger, String), StartError> {
+    let mut options = match name {
         Some(name) => PostgresOptions::new().schema(name),
         None => PostgresOptions::new(),
     };
+    if let Some(ca) = ca {
+        options = options.trust_pem(ca);
+    }
     let ledger =
         PostgresLedger::connect(url.expose(), options).await.map_err(|e| unreachable_store(url, "PostgreSQL", &e))?;
     // Idempotent, and safe when several instances start at once.
@@ -519,7 +524,11 @@ async fn connect_postgres(url: &SecretUrl, name: Option<&str>) -> Result<(AnyLed
 }
 
 #[cfg(not(feature = "postgres"))]
-async fn connect_postgres(_url: &SecretUrl, _name: Option<&str>) -> Result<(AnyLedger, String), StartError> {
+async fn connect_postgres(
+    _url: &SecretUrl,
+    _name: Option<&str>,
+    _ca: Option<Vec<u8>>,
+) -> Result<(AnyLedger, String), StartError> {
     Err(missing_feature("postgres"))
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{IsolationLevel, NoTls, Row};
+use tokio_postgres::{IsolationLevel, Row};
 use uuid::Uuid;
 
 use crate::error::StoreError;
@@ -17,6 +17,8 @@ use crate::ledger::{
     SessionLedger, SessionView,
 };
 use crate::token::ids::{SessionId, TokenId};
+
+mod tls;
 
 /// The SQL migration creating the ledger's version-1 tables; `{schema}`
 /// stands for the configured schema name.
@@ -57,13 +59,26 @@ const LIST_SLACK: i64 = 60;
 /// assert_eq!(options.schema_name(), "auth");
 /// # }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PostgresOptions {
     schema: String,
     /// Set by the caller (`None`: the default), so that
     /// [`PostgresLedger::from_pool`] can refuse what it cannot apply.
     pool_size: Option<usize>,
     timeout: Option<Duration>,
+    /// PEM CA certificates trusted instead of the platform's roots.
+    trusted_roots: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for PostgresOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresOptions")
+            .field("schema", &self.schema)
+            .field("pool_size", &self.pool_size)
+            .field("timeout", &self.timeout)
+            .field("private_ca", &self.trusted_roots.is_some())
+            .finish()
+    }
 }
 
 /// Connections [`PostgresLedger::connect`] opens at most, by default.
@@ -73,7 +88,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Default for PostgresOptions {
     fn default() -> Self {
-        Self { schema: DEFAULT_SCHEMA.to_owned(), pool_size: None, timeout: None }
+        Self { schema: DEFAULT_SCHEMA.to_owned(), pool_size: None, timeout: None, trusted_roots: None }
     }
 }
 
@@ -107,6 +122,17 @@ impl PostgresOptions {
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Trusts the CA certificates of this PEM bundle, **instead of** the
+    /// platform's roots, for `sslmode=verify-ca` and `verify-full` (and a
+    /// URL without `sslmode` to a non-loopback host, which means
+    /// `verify-full`): for a private CA. Checked at
+    /// [`PostgresLedger::connect`].
+    #[must_use]
+    pub fn trust_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.trusted_roots = Some(pem.into());
         self
     }
 
@@ -248,9 +274,16 @@ impl fmt::Debug for PostgresLedger {
 
 impl PostgresLedger {
     /// Connects to `url` (a libpq-style URL or key=value string, as
-    /// `tokio_postgres::Config` parses it; no TLS, use
-    /// [`from_pool`](Self::from_pool) for that) and checks the server
-    /// answers. Fails when the server is unreachable, so a service learns at
+    /// `tokio_postgres::Config` parses it) and checks the server answers.
+    ///
+    /// TLS follows the URL's `sslmode` (`disable`, `prefer`, `require`,
+    /// `verify-ca`, `verify-full`, as libpq; rustls, no OpenSSL). **Without
+    /// one**, a loopback host gets `prefer` and any other host
+    /// `verify-full`: a ledger across a network never falls back to
+    /// plaintext or accepts any certificate unless its URL says so. The
+    /// platform's roots are trusted unless [`PostgresOptions::trust_pem`]
+    /// names a private CA. A certificate that does not verify fails here,
+    /// and no error repeats the URL or its password. Fails when the server is unreachable, so a service learns at
     /// start, not at its first refresh. Does not create tables: call
     /// [`migrate`](Self::migrate).
     ///
@@ -259,11 +292,16 @@ impl PostgresLedger {
     /// wins over them), with `idle_in_transaction_session_timeout` set to
     /// [`PostgresOptions::timeout`].
     pub async fn connect(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
+        let (url, mode) = tls::take_sslmode(url)?;
         let mut config: tokio_postgres::Config = url.parse().map_err(StoreError::new)?;
+        let mode = mode.unwrap_or_else(|| tls::default_mode(config.get_hosts()));
+        let (connector, wire_mode) = tls::connector(mode, options.trusted_roots.as_deref())?;
+        config.ssl_mode(wire_mode);
         let timeout = options.timeout_or_default();
         config.connect_timeout(timeout);
         config.options(server_options(config.get_options(), timeout));
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager =
+            Manager::from_config(config, connector, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(options.pool_size.unwrap_or(DEFAULT_POOL_SIZE))
             .runtime(Runtime::Tokio1)
@@ -272,7 +310,8 @@ impl PostgresLedger {
             .recycle_timeout(Some(timeout))
             .build()
             .map_err(StoreError::new)?;
-        let ledger = Self::from_pool(pool, PostgresOptions { pool_size: None, timeout: None, ..options })?;
+        let ledger =
+            Self::from_pool(pool, PostgresOptions { pool_size: None, timeout: None, trusted_roots: None, ..options })?;
         ledger.ping().await?;
         Ok(ledger)
     }
@@ -289,9 +328,9 @@ impl PostgresLedger {
     /// pool (and `-c idle_in_transaction_session_timeout=…` in its
     /// connections' options).
     pub fn from_pool(pool: Pool, options: PostgresOptions) -> Result<Self, StoreError> {
-        if options.pool_size.is_some() || options.timeout.is_some() {
+        if options.pool_size.is_some() || options.timeout.is_some() || options.trusted_roots.is_some() {
             return Err(StoreError::new(
-                "PostgresLedger::from_pool uses the pool's own size and timeouts: set them on the pool, \
+                "PostgresLedger::from_pool uses the pool's own size, timeouts and TLS: set them on the pool, \
                  not in PostgresOptions",
             ));
         }
