@@ -365,7 +365,10 @@ impl RoundTrips {
                 }
             }
         });
-        let mut url = format!("host=127.0.0.1 port={port} user={}", config.get_user().unwrap_or("postgres"));
+        // Plaintext: the proxy counts the protocol's messages, which TLS
+        // (a loopback URL's default `prefer`) would hide.
+        let mut url =
+            format!("host=127.0.0.1 port={port} user={} sslmode=disable", config.get_user().unwrap_or("postgres"));
         if let Some(dbname) = config.get_dbname() {
             url += &format!(" dbname={dbname}");
         }
