@@ -119,6 +119,24 @@ async fn a_tls_cluster_serves_sessions() {
         cli().args(["--cluster", "create"]).args(&nodes).args(["--cluster-replicas", "0", "--cluster-yes"]).status();
     let created = created.expect("redis-cli must be installed for this test").success();
     assert!(created, "redis-cli --cluster create over TLS failed");
+    // The masters learn of each other by gossip: wait until every one says
+    // the cluster is up, or a first write may meet CLUSTERDOWN.
+    for server in &servers {
+        let mut ok = false;
+        for _ in 0..100 {
+            let info = cli()
+                .stdout(Stdio::piped())
+                .args(["-p", &server.port.to_string(), "cluster", "info"])
+                .output()
+                .expect("redis-cli must be installed for this test");
+            if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                ok = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(ok, "TLS node {} never reported cluster_state:ok", server.port);
+    }
     let url = format!("rediss-cluster://{}", nodes.join(","));
     let ca = certs.pem("ca.crt");
     let ledger = connect(|| RedisLedger::builder(&url).prefix("tlsc:").trust_pem(ca.clone())).await.unwrap();
