@@ -225,6 +225,7 @@ impl RedisLedgerBuilder {
             Target::Cluster(nodes) => Some(nodes.clone()),
         };
         let roots = self.trusted_roots.as_deref();
+        ensure_crypto_provider();
         let link = match (nodes, &self.target) {
             (Some(nodes), _) => Link::Cluster(connect_cluster(&nodes, self.timeout, roots).await?),
             (None, Target::Url(url)) => Link::Single(connect_single(url, self.timeout, roots).await?),
@@ -237,6 +238,18 @@ impl RedisLedgerBuilder {
         }
         Ok(ledger)
     }
+}
+
+/// Makes sure rustls has a process-wide crypto provider before the `redis`
+/// crate builds a TLS client with it: ring, unless the application has
+/// installed one already. Without this, an application whose dependency
+/// graph enables a second rustls provider (aws-lc-rs, common through HTTP
+/// clients) would see the redis crate panic at its first `rediss://`
+/// connection, since rustls then cannot pick one on its own.
+fn ensure_crypto_provider() {
+    // Err means a provider is installed already: keep it.
+    #[expect(deprecated, reason = "ring's provider lacks post-quantum key exchange; the price of no C build")]
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// The TLS trust for a connection: the platform's roots unless a PEM bundle
