@@ -965,6 +965,12 @@ async fn command_line_flags() -> TestResult {
     assert_eq!(parse(&["--"])?, Config::default());
     assert_eq!(parse(&["--max-connections", "50"])?.max_connections, 50);
     assert_eq!(kind(&["--max-connections", "0"]), Some(ErrorKind::ValueValidation));
+    // A CA bundle is for a TLS store only.
+    assert_eq!(kind(&["--store-ca", "ca.pem"]), Some(ErrorKind::ArgumentConflict));
+    assert_eq!(
+        parse(&["--store", "rediss://cache:6380", "--store-ca", "ca.pem"])?.store_ca.as_deref(),
+        Some(std::path::Path::new("ca.pem"))
+    );
     for bad in [
         &["--listen"][..],
         &["--listen", "localhost"],
