@@ -225,7 +225,16 @@ impl RedisLedgerBuilder {
             Target::Cluster(nodes) => Some(nodes.clone()),
         };
         let roots = self.trusted_roots.as_deref();
-        ensure_crypto_provider();
+        let tls = match (&nodes, &self.target) {
+            (Some(nodes), _) => nodes.iter().any(|node| node.starts_with("rediss://")),
+            (None, Target::Url(url)) => url.starts_with("rediss://"),
+            (None, Target::Cluster(_)) => false,
+        };
+        // Only a TLS target needs rustls: a plaintext ledger leaves the
+        // process-wide provider to the application.
+        if tls {
+            ensure_crypto_provider();
+        }
         let link = match (nodes, &self.target) {
             (Some(nodes), _) => Link::Cluster(connect_cluster(&nodes, self.timeout, roots).await?),
             (None, Target::Url(url)) => Link::Single(connect_single(url, self.timeout, roots).await?),
