@@ -7,6 +7,8 @@
 //!   [`MAX_LOGIN_BODY`](crate::MAX_LOGIN_BODY)), `PATCH` refresh, `DELETE`
 //!   logout, and the envelope's 405 with `Allow` for any other method.
 //! - [`jwks`]: the JWKS document, cacheable for five minutes.
+//! - [`get_only`], [`not_found`]: the envelope's 405 and 404 for the rest of
+//!   an application's routes; [`liveness`] and [`readiness`] probes.
 //! - [`AccessToken`]: an extractor that checks an access token *and* its
 //!   session in the ledger, answering the crate's 401 envelope otherwise.
 //!
@@ -38,19 +40,19 @@
 //! }
 //! ```
 //!
-//! Not here: a request deadline and a header-read timeout. Add them as
-//! tower layers or server settings of your own (see the README's axum
-//! section); the reference server shows both. Or mount
-//! [`crate::http::Endpoint`] instead of these handlers (as a
-//! `Router::fallback_service`): the same answers, with a deadline and
-//! `X-Request-Id` built in.
+//! Add [`RequestScopeLayer`](crate::http::RequestScopeLayer) around the
+//! router for `X-Request-Id`, the request deadline and (feature `tracing`)
+//! the access log. A header-read timeout is a server setting: see the
+//! README's axum section; the reference server (`examples/server.rs`)
+//! shows both.
 
 use ::axum::body::Body;
 use ::axum::extract::{FromRef, FromRequestParts, State};
+use ::axum::handler::Handler;
 use ::axum::http::HeaderMap;
 use ::axum::http::request::Parts;
 use ::axum::response::{IntoResponse, Response};
-use ::axum::routing::{MethodRouter, post};
+use ::axum::routing::{MethodRouter, get, post};
 
 use crate::envelope::Reply;
 use crate::error::Error;
@@ -90,11 +92,46 @@ where
 
 /// `GET` the JWKS document: the keys tokens verify under, `public,
 /// max-age=300`.
-pub async fn jwks(State(service): State<TokenService>) -> Response {
-    match answers::jwks_document(service.jwks()) {
-        Ok(document) => answers::jwks(Body::from(document)),
-        Err(error) => error.into_response(),
-    }
+pub async fn jwks(State(service): State<TokenService>) -> Reply {
+    Reply::jwks(service.jwks())
+}
+
+/// `handler` for `GET` (and `HEAD`); any other method gets the envelope's
+/// 405 with `Allow: GET, HEAD` instead of axum's empty one, so a client
+/// parses every answer of the service the same way.
+///
+/// ```
+/// use axum::Router;
+/// use token_refresh::axum::{get_only, jwks, readiness};
+/// use token_refresh::TokenService;
+///
+/// let routes: Router<TokenService> = Router::new()
+///     .route("/.well-known/jwks.json", get_only(jwks))
+///     .route("/readyz", get_only(readiness));
+/// ```
+pub fn get_only<H, T, S>(handler: H) -> MethodRouter<S>
+where
+    H: Handler<T, S>,
+    T: 'static,
+    S: Clone + Send + Sync + 'static,
+{
+    get(handler).fallback(get_method_not_allowed)
+}
+
+/// The envelope's 404 (`no such endpoint`), for `Router::fallback`.
+pub async fn not_found() -> Reply {
+    Reply::not_found()
+}
+
+/// Liveness: 200 ([`Reply::live`]) whenever the process answers.
+pub async fn liveness() -> Reply {
+    Reply::live()
+}
+
+/// Readiness: 200 when the session ledger answers within a second, else
+/// 503 ([`http::readiness`](crate::http::readiness)).
+pub async fn readiness(State(service): State<TokenService>) -> Reply {
+    crate::http::readiness(&service).await
 }
 
 /// The claims of a valid access token whose session the ledger still holds
@@ -151,4 +188,8 @@ async fn logout(State(service): State<TokenService>, headers: HeaderMap) -> Resp
 
 async fn method_not_allowed() -> Response {
     answers::method_not_allowed(answers::SESSION_METHODS).map(Body::from)
+}
+
+async fn get_method_not_allowed() -> Reply {
+    Reply::method_not_allowed(answers::JWKS_METHODS)
 }

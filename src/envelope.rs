@@ -11,6 +11,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, StatusName};
+use crate::keys::jwk::Jwks;
 use crate::token::json;
 use crate::token::pair::TokenPair;
 
@@ -73,6 +74,12 @@ impl Status {
 const INTERNAL_ERROR_BODY: &[u8] =
     br#"{"status":{"code":500,"name":"INTERNAL_SERVER_ERROR","message":"internal server error"},"data":null}"#;
 
+/// `Cache-Control` of every answer that may hold a token.
+const NO_STORE: &str = "no-store";
+
+/// `Cache-Control` of the public key set.
+pub(crate) const JWKS_CACHE_CONTROL: &str = "public, max-age=300";
+
 /// Room for the success envelope of a token pair with a `kid` (about
 /// 750 bytes) without reallocating.
 const BODY_CAPACITY: usize = 1024;
@@ -97,6 +104,11 @@ pub struct Reply {
     status: u16,
     body: Vec<u8>,
     www_authenticate: Option<&'static str>,
+    /// `no-store` for everything but the public key set.
+    cache_control: &'static str,
+    /// The one header a particular answer adds (`Allow` on a 405,
+    /// `Connection: close` after an unread body).
+    extra_header: Option<(&'static str, &'static str)>,
 }
 
 impl Reply {
@@ -124,20 +136,83 @@ impl Reply {
     pub fn from_result<T: Serialize + 'static>(result: &Result<T, Error>) -> Self {
         match result {
             Ok(data) => match (data as &dyn std::any::Any).downcast_ref::<TokenPair>() {
-                Some(pair) => {
-                    Self { status: StatusName::Ok.code(), body: token_pair_body(pair), www_authenticate: None }
-                }
+                Some(pair) => Self::new(StatusName::Ok.code(), token_pair_body(pair), None),
                 None => Self::ok(data),
             },
             Err(error) => Self::from_error(error),
         }
     }
 
-    /// A failure envelope for an outcome the flows have no [`Error`] for
-    /// (an HTTP adapter's 404, 405, or 500 on its deadline): the same shape
-    /// and headers as [`Reply::from_error`], no `WWW-Authenticate`.
-    #[cfg(feature = "http")]
-    pub(crate) fn failure(code: u16, name: &'static str, message: &'static str) -> Self {
+    /// 404 `no such endpoint`: a path the service does not serve.
+    pub fn not_found() -> Self {
+        Self::status_only(404, "NOT_FOUND", "no such endpoint")
+    }
+
+    /// 405 `method not allowed` with `Allow: {allow}`, for a known path and
+    /// another method (`allow` lists the path's methods, e.g.
+    /// `"POST, PATCH, DELETE"`).
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        let mut reply = Self::status_only(405, "METHOD_NOT_ALLOWED", "method not allowed");
+        reply.extra_header = Some(("allow", allow));
+        reply
+    }
+
+    /// A login body over [`MAX_LOGIN_BODY`](crate::MAX_LOGIN_BODY), declared
+    /// or actual, or one that could not be read: 400, the status the core
+    /// gives an oversized body itself ([`BadRequest::MalformedBody`]), so the
+    /// limit looks the same whichever side enforces it (413 would add a
+    /// status outside the spec's set). The rest of the body is never read,
+    /// so the connection cannot carry another request: `Connection: close`
+    /// says so.
+    ///
+    /// [`BadRequest::MalformedBody`]: crate::error::BadRequest::MalformedBody
+    pub fn login_body_too_large() -> Self {
+        let mut reply = Self::from_error(&Error::from(crate::error::BadRequest::MalformedBody));
+        reply.extra_header = Some(("connection", "close"));
+        reply
+    }
+
+    /// The request ran past its deadline: a 500 like any other failure to
+    /// answer in time ([spec §4](crate::spec#4-which-outcome-in-which-order) step 11),
+    /// the same bytes as a store failure's.
+    pub fn deadline_exceeded() -> Self {
+        Self::new(StatusName::InternalServerError.code(), INTERNAL_ERROR_BODY.to_vec(), None)
+    }
+
+    /// Liveness: 200 with `message: "serving"`. The process answers, which
+    /// is all a liveness probe may ask (a ledger outage must not get the
+    /// process restarted).
+    pub fn live() -> Self {
+        Self::status_only(200, "OK", "serving")
+    }
+
+    /// Readiness when the session ledger answers: 200, `message: "ready"`.
+    pub fn ready() -> Self {
+        Self::status_only(200, "OK", "ready")
+    }
+
+    /// Readiness when the session ledger does not answer: 503
+    /// `SERVICE_UNAVAILABLE`, so a load balancer sends the traffic
+    /// elsewhere. The cause is for the logs, never the body.
+    pub fn not_ready() -> Self {
+        Self::status_only(503, "SERVICE_UNAVAILABLE", "the session ledger is not answering")
+    }
+
+    /// The JWKS document of `jwks`: 200, JSON, `Cache-Control: public,
+    /// max-age=300`: short enough that a key rotation reaches resource
+    /// servers within minutes. Not an envelope: JWKS clients expect the bare
+    /// RFC 7517 key set.
+    pub fn jwks(jwks: &Jwks) -> Self {
+        match serde_json::to_vec(jwks) {
+            Ok(body) => Self { cache_control: JWKS_CACHE_CONTROL, ..Self::new(StatusName::Ok.code(), body, None) },
+            // Our own types always encode; should one not, answer 500.
+            Err(_) => Self::deadline_exceeded(),
+        }
+    }
+
+    /// An envelope with a status and a message, `data: null`, for an answer
+    /// the flows have no [`Error`] for.
+    fn status_only(code: u16, name: &'static str, message: &'static str) -> Self {
         let envelope = Envelope::<()> {
             status: Status { code, name: Cow::Borrowed(name), message: Some(Cow::Borrowed(message)) },
             data: None,
@@ -145,20 +220,20 @@ impl Reply {
         Self::encode(code, &envelope, None)
     }
 
+    fn new(status: u16, body: Vec<u8>, www_authenticate: Option<&'static str>) -> Self {
+        Self { status, body, www_authenticate, cache_control: NO_STORE, extra_header: None }
+    }
+
     fn encode<T: Serialize>(status: u16, envelope: &Envelope<T>, www_authenticate: Option<&'static str>) -> Self {
         // Sized for a token pair in one allocation: growing from serde_json's
         // default 128 bytes copied the body three times.
         let mut body = Vec::with_capacity(BODY_CAPACITY);
         match serde_json::to_writer(&mut body, envelope) {
-            Ok(()) => Self { status, body, www_authenticate },
+            Ok(()) => Self::new(status, body, www_authenticate),
             // Serializing our own types cannot fail; if a caller's `T` does,
             // answer 500 rather than a half-written body. The 500 body is a
             // constant, so this answer cannot fail in turn.
-            Err(_) => Self {
-                status: StatusName::InternalServerError.code(),
-                body: INTERNAL_ERROR_BODY.to_vec(),
-                www_authenticate: None,
-            },
+            Err(_) => Self::deadline_exceeded(),
         }
     }
 
@@ -178,12 +253,17 @@ impl Reply {
     }
 
     /// The headers to send, lower-case names: `content-type`,
-    /// `cache-control: no-store`, `pragma: no-cache` (tokens must not be
-    /// cached, RFC 6749 §5.1), and `www-authenticate` on 400/401.
+    /// `cache-control: no-store` and `pragma: no-cache` (tokens must not be
+    /// cached, RFC 6749 §5.1; the [JWKS document](Reply::jwks) is public
+    /// instead), `www-authenticate` on 400/401, and the answer's own
+    /// (`allow` on a 405, `connection: close` on a refused login body).
     pub fn headers(&self) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
-        [("content-type", "application/json"), ("cache-control", "no-store"), ("pragma", "no-cache")]
+        let pragma = (self.cache_control == NO_STORE).then_some(("pragma", "no-cache"));
+        [("content-type", "application/json"), ("cache-control", self.cache_control)]
             .into_iter()
+            .chain(pragma)
             .chain(self.www_authenticate.map(|value| ("www-authenticate", value)))
+            .chain(self.extra_header)
     }
 }
 

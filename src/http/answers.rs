@@ -6,15 +6,15 @@
 //! adds only what a particular answer carries on top (`Allow`,
 //! `Connection: close`, the JWKS cache policy).
 
-use ::http::header::{ALLOW, AUTHORIZATION, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
+use ::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use ::http::{HeaderMap, HeaderValue, Response};
 use bytes::Bytes;
 use http_body::Body;
 use http_body_util::{BodyExt as _, Limited};
 use serde::Serialize;
 
-use crate::envelope::Reply;
-use crate::error::{BadRequest, Error, InternalKind, StatusName};
+use crate::envelope::{JWKS_CACHE_CONTROL, Reply};
+use crate::error::{BadRequest, Error, InternalKind};
 use crate::flows::session::MAX_LOGIN_BODY;
 use crate::keys::jwk::Jwks;
 
@@ -23,10 +23,6 @@ pub(crate) const SESSION_METHODS: &str = "POST, PATCH, DELETE";
 
 /// The methods the JWKS document answers, for `Allow` on its 405.
 pub(crate) const JWKS_METHODS: &str = "GET, HEAD";
-
-/// How long a client may cache the JWKS document: short enough that a key
-/// rotation reaches resource servers within minutes.
-pub(crate) const JWKS_CACHE_CONTROL: &str = "public, max-age=300";
 
 /// `reply` as a response: status, envelope, `Content-Type`,
 /// `Cache-Control: no-store`, `Pragma: no-cache`, `WWW-Authenticate` on
@@ -47,32 +43,22 @@ pub(crate) fn error(error: &Error) -> Response<Vec<u8>> {
 
 /// 405 for a known path and another method, with `Allow`.
 pub(crate) fn method_not_allowed(allow: &'static str) -> Response<Vec<u8>> {
-    let mut response = reply(Reply::failure(405, "METHOD_NOT_ALLOWED", "method not allowed"));
-    response.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
-    response
+    reply(Reply::method_not_allowed(allow))
 }
 
 /// 404 for a path the endpoint does not serve.
 pub(crate) fn not_found() -> Response<Vec<u8>> {
-    reply(Reply::failure(404, "NOT_FOUND", "no such endpoint"))
+    reply(Reply::not_found())
 }
 
-/// The request ran past its deadline: a 500 like any other failure to
-/// answer in time (spec §4 step 11), the same bytes as a store failure's.
+/// The request ran past its deadline ([`Reply::deadline_exceeded`]).
 pub(crate) fn timed_out() -> Response<Vec<u8>> {
-    let name = StatusName::InternalServerError;
-    reply(Reply::failure(name.code(), name.as_str(), "internal server error"))
+    reply(Reply::deadline_exceeded())
 }
 
-/// A login body over [`MAX_LOGIN_BODY`] (declared or actual), or one that
-/// could not be read: 400, the status the core gives an oversized body
-/// itself ([`BadRequest::MalformedBody`]), so the limit looks the same
-/// whichever side enforces it. The rest of the body is never read, so the
-/// connection cannot carry another request: `Connection: close` says so.
+/// A login body over [`MAX_LOGIN_BODY`] ([`Reply::login_body_too_large`]).
 pub(crate) fn login_body_too_large() -> Response<Vec<u8>> {
-    let mut response = error(&Error::from(BadRequest::MalformedBody));
-    response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
-    response
+    reply(Reply::login_body_too_large())
 }
 
 /// The JWKS document's bytes; a 500 if it cannot be encoded (it always
@@ -83,6 +69,8 @@ pub(crate) fn jwks_document(jwks: &Jwks) -> Result<Vec<u8>, Error> {
 
 /// The JWKS answer around an encoded `document`: 200, JSON, cacheable for
 /// five minutes.
+/// The headers are [`Reply::jwks`]'s; the endpoint keeps the document
+/// encoded once and sends it as shared bytes.
 pub(crate) fn jwks<B>(document: B) -> Response<B> {
     let mut response = Response::new(document);
     let headers = response.headers_mut();
@@ -91,14 +79,30 @@ pub(crate) fn jwks<B>(document: B) -> Response<B> {
     response
 }
 
-/// The one `Authorization` value, `None` when absent; two or more are
-/// ambiguous and refused with 400 ([`BadRequest::RepeatedHeader`]) rather
-/// than guessing which one a proxy or the client meant.
+/// The one `Authorization` value of a request, `None` when absent.
 pub(crate) fn authorization(headers: &HeaderMap) -> Result<Option<&[u8]>, Error> {
-    let mut values = headers.get_all(AUTHORIZATION).iter();
+    sole_authorization(headers.get_all(AUTHORIZATION).iter().map(HeaderValue::as_bytes))
+}
+
+/// The one `Authorization` value among a request's `values` (the header's
+/// values in order), `None` when there is none. Two or more are ambiguous
+/// and refused with 400 ([`BadRequest::RepeatedHeader`]) rather than
+/// guessing which one a proxy or the client meant. Framework-neutral: any
+/// `http` version's header values are bytes.
+///
+/// ```
+/// use token_refresh::http::sole_authorization;
+///
+/// assert_eq!(sole_authorization([&b"Bearer x"[..]]).ok(), Some(Some(&b"Bearer x"[..])));
+/// assert_eq!(sole_authorization(std::iter::empty()).ok(), Some(None));
+/// let refused = sole_authorization([&b"Bearer x"[..], b"Bearer y"]).err();
+/// assert_eq!(refused.map(|error| error.status_code()), Some(400));
+/// ```
+pub fn sole_authorization<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Result<Option<&'a [u8]>, Error> {
+    let mut values = values.into_iter();
     match (values.next(), values.next()) {
         (None, _) => Ok(None),
-        (Some(value), None) => Ok(Some(value.as_bytes())),
+        (Some(value), None) => Ok(Some(value)),
         (Some(_), Some(_)) => Err(BadRequest::RepeatedHeader.into()),
     }
 }

@@ -8,8 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use ::http::header::HeaderName;
-use ::http::{HeaderMap, HeaderValue, Method, Request, Response};
+use ::http::{Method, Request, Response};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
@@ -17,6 +16,7 @@ use http_body_util::{BodyExt as _, Full};
 use tower_service::Service;
 
 use super::answers;
+use super::scope::scoped;
 use crate::envelope::Reply;
 use crate::error::{Error, InternalKind};
 use crate::service::TokenService;
@@ -29,12 +29,6 @@ pub const DEFAULT_JWKS_PATH: &str = "/.well-known/jwks.json";
 
 /// How long one request may take by default, body included.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
-
-/// The request id header, echoed or generated on every answer.
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// The longest incoming request id that is echoed.
-const MAX_REQUEST_ID_LEN: usize = 64;
 
 /// An error a body or a fallback service may fail with.
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -295,6 +289,10 @@ pub struct DeadlineExceeded {
 }
 
 impl DeadlineExceeded {
+    pub(crate) fn new(deadline: Duration) -> Self {
+        Self { deadline }
+    }
+
     /// The deadline the request ran past.
     pub fn deadline(&self) -> Duration {
         self.deadline
@@ -333,25 +331,7 @@ where
         let shared = Arc::clone(&self.shared);
         let fallback = self.fallback.clone();
         ResponseFuture(Box::pin(async move {
-            let id = request_id(request.headers());
-            let deadline = shared.deadline;
-            let mut response = match tokio::time::timeout(deadline, shared.route(request, fallback)).await {
-                Ok(response) => response?,
-                Err(_) => {
-                    #[cfg(feature = "tracing")]
-                    tracing::warn!(
-                        target: "token_refresh",
-                        request_id = ?id,
-                        deadline_ms = u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX),
-                        "request deadline exceeded"
-                    );
-                    let mut response = answers::timed_out().map(ResponseBody::full);
-                    response.extensions_mut().insert(DeadlineExceeded { deadline });
-                    response
-                }
-            };
-            response.headers_mut().insert(X_REQUEST_ID, id);
-            Ok(response)
+            scoped(shared.deadline, request, |request| shared.route(request, fallback)).await
         }))
     }
 }
@@ -445,26 +425,6 @@ fn refused(error: Error) -> Response<Vec<u8>> {
     response
 }
 
-/// The request id: the caller's `X-Request-Id` when it is short and plain
-/// (so a proxy's id carries through), otherwise a fresh UUID v4. Plain
-/// means 1 to 64 of `A-Z a-z 0-9 - _ .`, safe in logs and headers.
-fn request_id(headers: &HeaderMap) -> HeaderValue {
-    let plain = |value: &&HeaderValue| {
-        let bytes = value.as_bytes();
-        (1..=MAX_REQUEST_ID_LEN).contains(&bytes.len())
-            && bytes.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-    };
-    match headers.get(X_REQUEST_ID).filter(plain) {
-        Some(id) => id.clone(),
-        None => {
-            let mut buffer = uuid::Uuid::encode_buffer();
-            let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
-            // A hyphenated UUID is always a valid header value.
-            HeaderValue::from_str(id).unwrap_or(HeaderValue::from_static("-"))
-        }
-    }
-}
-
 /// The future of an [`Endpoint`]'s answer.
 pub struct ResponseFuture<E>(Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, E>> + Send>>);
 
@@ -502,6 +462,12 @@ impl ResponseBody {
         B::Error: Into<BoxError>,
     {
         Self(Kind::Fallback(body.map_err(Into::into).boxed_unsync()))
+    }
+}
+
+impl From<Bytes> for ResponseBody {
+    fn from(bytes: Bytes) -> Self {
+        Self::full(bytes)
     }
 }
 
@@ -545,26 +511,6 @@ impl fmt::Debug for ResponseBody {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn request_ids_are_echoed_only_when_plain() {
-        let with = |value: &'static str| {
-            let mut headers = HeaderMap::new();
-            headers.insert(X_REQUEST_ID, HeaderValue::from_static(value));
-            request_id(&headers)
-        };
-        assert_eq!(with("trace-7.a_B"), "trace-7.a_B");
-        let long = "a".repeat(MAX_REQUEST_ID_LEN);
-        let mut headers = HeaderMap::new();
-        headers.insert(X_REQUEST_ID, HeaderValue::from_str(&long).unwrap_or(HeaderValue::from_static("x")));
-        assert_eq!(request_id(&headers), long.as_str());
-        for bad in ["", "has space", "semi;colon", "{json}"] {
-            let generated = with(bad);
-            assert_eq!(generated.len(), 36, "{bad:?}");
-            assert!(uuid::Uuid::parse_str(generated.to_str().unwrap_or_default()).is_ok());
-        }
-        assert_eq!(request_id(&HeaderMap::new()).len(), 36);
-    }
 
     #[test]
     fn paths_must_be_absolute() {

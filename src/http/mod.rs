@@ -109,9 +109,18 @@
 //! ```
 
 pub(crate) mod answers;
+pub use answers::sole_authorization;
 mod endpoint;
+mod probes;
+mod scope;
+#[cfg(feature = "server")]
+mod serve;
 
 pub use endpoint::{
     DEFAULT_DEADLINE, DEFAULT_JWKS_PATH, DEFAULT_SESSION_PATH, DeadlineExceeded, Endpoint, EndpointConfig,
     EndpointConfigError, FlowError, NotFound, ResponseBody, ResponseFuture,
 };
+pub use probes::{READY_TIMEOUT, readiness};
+pub use scope::{RequestScope, RequestScopeLayer, ScopedFuture, is_plain_request_id};
+#[cfg(feature = "server")]
+pub use serve::{ServeOptions, serve};
