@@ -1,34 +1,32 @@
-//! The same service as the `server` example on actix-web 4.
+//! The same service as the `server` example on actix-web 4, calling
+//! `TokenService` directly.
 //!
 //! ```text
 //! cargo run --example actix -- --listen 127.0.0.1:8080
 //! ```
 //!
-//! Same flags, endpoints and bytes on the wire as `server`; routing,
-//! handlers, request ids and the deadline come from `examples/common`.
-//! actix-web 4 still builds on `http` 0.2, which is why the core takes the
-//! `Authorization` header as bytes and answers with a status and a body
-//! rather than `http` types. actix handles SIGINT/SIGTERM itself: it stops
-//! accepting and gives in-flight requests up to 10 s.
+//! Same flags, endpoints and bytes on the wire as `server`. actix-web 4
+//! builds on `http` 0.2, so the library's `http` 1 pieces do not fit; what
+//! does is framework-neutral: the service takes the `Authorization` header
+//! as bytes, and every answer is a `Reply` (status, headers, body). actix
+//! handles SIGINT/SIGTERM itself: it stops accepting and gives in-flight
+//! requests up to 10 s.
 
 #[path = "common/mod.rs"]
-pub(crate) mod common;
+mod common;
 
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use actix_web::http::StatusCode;
-use actix_web::http::header::{AUTHORIZATION, CONTENT_LENGTH, HeaderName, HeaderValue};
+use actix_web::http::header::{AUTHORIZATION, CONTENT_LENGTH, HeaderValue};
+use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, HttpServer, web};
-use token_refresh::MAX_LOGIN_BODY;
+use token_refresh::http::{DEFAULT_DEADLINE, is_plain_request_id, readiness, sole_authorization};
+use token_refresh::{MAX_LOGIN_BODY, Reply, TokenService};
+use tracing::Instrument as _;
 
-use common::{Answer, App, Authorization, Route};
-
-/// How long a client may take to send its request headers.
-const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Seconds in-flight requests get after a shutdown signal.
-const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
+/// actix worker threads (one per core of the reference machine).
+const WORKERS: usize = 2;
 
 fn main() -> ExitCode {
     // Start-up runs inside actix's runtime: a shared ledger's connections
@@ -41,27 +39,26 @@ async fn run() -> ExitCode {
         Ok(started) => started,
         Err(code) => return code,
     };
-    let listener = match std::net::TcpListener::bind(config.listen) {
-        Ok(listener) => listener,
+    let service = web::Data::new(setup.service.clone());
+    // actix counts connections per worker.
+    let per_worker = setup.serve.connections().div_ceil(WORKERS).max(1);
+    let server =
+        HttpServer::new(move || actix_web::App::new().app_data(service.clone()).default_service(web::to(handle)))
+            .workers(WORKERS)
+            .max_connections(per_worker)
+            .client_request_timeout(Duration::from_secs(10))
+            .shutdown_timeout(10)
+            .bind(config.listen);
+    let server = match server {
+        Ok(server) => server,
         Err(error) => {
             eprintln!("error: cannot listen on {}: {error}", config.listen);
             return ExitCode::FAILURE;
         }
     };
-    let bound = listener.local_addr().unwrap_or(config.listen);
-    let server = match server(listener, setup.app.clone(), true) {
-        Ok(server) => server,
-        Err(error) => {
-            eprintln!("error: cannot serve on {bound}: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    common::announce(bound, &setup, "actix");
-    match server.await {
-        Ok(()) => {
-            tracing::info!("stopped");
-            ExitCode::SUCCESS
-        }
+    common::announce(server.addrs().first().copied().unwrap_or(config.listen), &setup, "actix");
+    match server.run().await {
+        Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "server failed");
             ExitCode::FAILURE
@@ -69,67 +66,90 @@ async fn run() -> ExitCode {
     }
 }
 
-/// actix worker threads (one per core of the reference machine).
-const WORKERS: usize = 2;
-
-/// An actix server for `app` on `listener`; await it to run. With
-/// `signals`, SIGINT/SIGTERM stop it gracefully; without, stop it through its
-/// handle (tests).
-pub(crate) fn server(
-    listener: std::net::TcpListener,
-    app: Arc<App>,
-    signals: bool,
-) -> std::io::Result<actix_web::dev::Server> {
-    // actix counts connections per worker.
-    let per_worker = app.max_connections.div_ceil(WORKERS).max(1);
-    let data = web::Data::from(app);
-    let server = HttpServer::new(move || actix_web::App::new().app_data(data.clone()).default_service(web::to(handle)))
-        .workers(WORKERS)
-        .max_connections(per_worker)
-        .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
-        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS);
-    let server = if signals { server } else { server.disable_signals() };
-    Ok(server.listen(listener)?.run())
+/// Every request: its id, deadline and log line around [`answer`], as the
+/// library's `RequestScopeLayer` does for the tower stacks.
+async fn handle(service: web::Data<TokenService>, request: HttpRequest, payload: web::Payload) -> HttpResponse {
+    let incoming =
+        request.headers().get("x-request-id").map(HeaderValue::as_bytes).filter(|id| is_plain_request_id(id));
+    let id = incoming
+        .and_then(|id| std::str::from_utf8(id).ok())
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    let span = tracing::info_span!(target: "token_refresh::access", "request", id, method = request.method().as_str(), path = request.path());
+    let started = Instant::now();
+    let answered = tokio::time::timeout(DEFAULT_DEADLINE, answer(&service, &request, payload).instrument(span.clone()));
+    let mut response = answered.await.unwrap_or_else(|_| reply(Reply::deadline_exceeded()));
+    let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    span.in_scope(
+        || tracing::info!(target: "token_refresh::access", status = response.status().as_u16(), elapsed_us, "answered"),
+    );
+    if let Ok(id) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(actix_web::http::header::HeaderName::from_static("x-request-id"), id);
+    }
+    response
 }
 
-/// Every request lands here and is routed by `common::route`, so paths and
-/// 405s match the other stacks exactly.
-async fn handle(app: web::Data<App>, request: HttpRequest, payload: web::Payload) -> HttpResponse {
-    let method = request.method().as_str();
-    let path = request.path();
-    let incoming_id = request.headers().get("x-request-id").map(HeaderValue::as_bytes);
-    let answer = app
-        .observe(method, path, incoming_id, async {
-            let route = common::route(method, path);
-            let authorization =
-                Authorization::from_values(request.headers().get_all(AUTHORIZATION).map(HeaderValue::as_bytes));
-            let login_body = match route {
-                Route::Login => read_login_body(request.headers().get(CONTENT_LENGTH), payload).await,
-                _ => None,
-            };
-            app.answer(route, authorization, login_body.as_deref()).await
-        })
-        .await;
-    into_response(answer)
+/// Routes and answers one request.
+async fn answer(service: &TokenService, request: &HttpRequest, payload: web::Payload) -> HttpResponse {
+    let method = request.method();
+    let reading = *method == Method::GET || *method == Method::HEAD;
+    let authorization = || sole_authorization(request.headers().get_all(AUTHORIZATION).map(HeaderValue::as_bytes));
+    let result = match request.path() {
+        common::SESSION_PATH => match (method.as_str(), authorization()) {
+            ("POST" | "PATCH" | "DELETE", Err(error)) => Reply::from_error(&error),
+            ("POST", Ok(_)) => match login_body(request, payload).await {
+                Some(body) => Reply::from_result(&service.login(&body).await),
+                None => Reply::login_body_too_large(),
+            },
+            ("PATCH", Ok(authorization)) => Reply::from_result(&service.refresh(authorization).await),
+            ("DELETE", Ok(authorization)) => match service.logout(authorization).await {
+                Ok(()) => Reply::empty(),
+                Err(error) => Reply::from_error(&error),
+            },
+            _ => Reply::method_not_allowed("POST, PATCH, DELETE"),
+        },
+        common::JWKS_PATH | common::ME_PATH | common::HEALTH_PATH | common::READY_PATH | common::METRICS_PATH
+            if !reading =>
+        {
+            Reply::method_not_allowed("GET, HEAD")
+        }
+        common::JWKS_PATH => Reply::jwks(service.jwks()),
+        common::ME_PATH => match authorization() {
+            Ok(authorization) => match service.verify_access_unrevoked(authorization).await {
+                Ok(claims) => common::me(&claims),
+                Err(error) => Reply::from_error(&error),
+            },
+            Err(error) => Reply::from_error(&error),
+        },
+        common::HEALTH_PATH => Reply::live(),
+        common::READY_PATH => readiness(service).await,
+        common::METRICS_PATH => {
+            let mut response = HttpResponse::Ok();
+            for header in common::METRICS_HEADERS {
+                response.insert_header(header);
+            }
+            return response.body(common::metrics());
+        }
+        _ => Reply::not_found(),
+    };
+    reply(result)
 }
 
 /// The login body, or `None` when it is over [`MAX_LOGIN_BODY`] (declared
 /// or actual) or could not be read.
-async fn read_login_body(content_length: Option<&HeaderValue>, payload: web::Payload) -> Option<web::Bytes> {
-    if common::declared_too_large(content_length.map(HeaderValue::as_bytes)) {
+async fn login_body(request: &HttpRequest, payload: web::Payload) -> Option<web::Bytes> {
+    let declared =
+        request.headers().get(CONTENT_LENGTH).and_then(|length| length.to_str().ok()?.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_LOGIN_BODY as u64) {
         return None;
     }
-    payload.to_bytes_limited(MAX_LOGIN_BODY).await.ok().and_then(Result::ok)
+    payload.to_bytes_limited(MAX_LOGIN_BODY).await.ok()?.ok()
 }
 
-fn into_response(answer: Answer) -> HttpResponse {
-    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = HttpResponse::build(status);
-    for (name, value) in answer.headers {
-        let name = HeaderName::from_bytes(name.as_bytes());
-        if let (Ok(name), Ok(value)) = (name, HeaderValue::from_str(&value)) {
-            response.append_header((name, value));
-        }
+fn reply(reply: Reply) -> HttpResponse {
+    let mut response =
+        HttpResponse::build(StatusCode::from_u16(reply.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
+    for header in reply.headers() {
+        response.append_header(header);
     }
-    response.body(answer.body)
+    response.body(reply.into_body())
 }

@@ -1,24 +1,21 @@
-//! What the reference server logs: request ids and outcomes, never a
-//! token, a token signature or a login signature.
+//! What the reference server's routes log (the library's request scope
+//! and the core's events): request ids and outcomes, never a token, a
+//! token signature or a login signature.
 //!
 //! Its own test binary: `tracing` caches per call site whether anyone
 //! listens, so a scoped subscriber only sees everything when no other test
 //! in the process reaches the same call sites first.
 
-#[allow(dead_code)]
-#[path = "../examples/server.rs"]
-mod server;
-
 use std::sync::Arc;
 
-use token_refresh::{Clock, Policy};
+use token_refresh::{Clock, MemoryLedger, MemoryUserStore, Policy, TokenService};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use server::common::{self, App};
 use token_refresh_test_support::clock;
 use token_refresh_test_support::http_client::{Http, TestResult};
 use token_refresh_test_support::keys::signer;
+use token_refresh_test_support::reference;
 use token_refresh_test_support::tokens::bearer;
 use token_refresh_test_support::users::{ALICE_LOGIN_SEED, BOB, BOB_LOGIN_SEED, demo, login_body};
 
@@ -51,11 +48,13 @@ async fn logs_carry_request_ids_and_no_credentials() -> TestResult {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let clock: Arc<dyn Clock> = Arc::new(clock());
-    let app = Arc::new(App::new(common::memory_store(demo()), signer(), Policy::default(), clock));
+    let service =
+        TokenService::new(Policy::default(), MemoryUserStore::new(demo()), MemoryLedger::new(), signer(), clock);
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let http = &Http::new(listener.local_addr()?);
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(server::serve(listener, app, async {
+    let deadline = std::time::Duration::from_secs(10);
+    let task = tokio::spawn(reference::serve_router(listener, service, deadline, 10_000, async {
         let _ = stopped.await;
     }));
     let body = login_body(BOB, &BOB_LOGIN_SEED);

@@ -1,41 +1,29 @@
-//! Glue shared by the HTTP examples (`server` on axum, `actix`, `hyper`) and
-//! by the tests that run them in process.
+//! What the three HTTP examples (`server` on axum, `actix`, `hyper`) share,
+//! and nothing of HTTP itself: the command line, the keys, the users file
+//! and the demo user, the session ledger `--store` names, the start-up
+//! announcement, metrics and signals. The endpoints, their answers, request
+//! ids, deadlines and access logs are the library's (`token_refresh::axum`,
+//! `token_refresh::http`).
 //!
-//! Everything that is not framework code lives here once: the command line,
-//! the state (store, signer, policy, clock), the demo user, the users file,
-//! routing, and the "request → [`Answer`]" handlers. A framework adapter only
-//! moves the method, the path, the `Authorization` header and (for login) a
-//! bounded body in, and writes an [`Answer`] out, so every stack sends the
-//! same bytes.
-//!
-//! Nothing here logs a token, a key or a signature: request logs carry the
-//! request id, method, path, status and duration only.
+//! Nothing here logs a token, a key or a signature.
 
 // Each example uses a different part of this module.
 #![allow(dead_code)]
 
-use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-#[cfg(feature = "redis")]
-use token_refresh::RedisLedger;
 use token_refresh::ed25519_dalek::{Signer as _, SigningKey};
+use token_refresh::http::ServeOptions;
+use token_refresh::ledger::BoxLedger;
 use token_refresh::{
-    Clock, Ed25519Signer, Envelope, Error, Event, KeyId, MAX_LOGIN_BODY, MemoryLedger, MemoryUserStore, Policy, Reply,
-    SessionId, SessionInfo, Signer, Status, Store, StoreError, SystemClock, User, VerificationKey, error::BadRequest,
-    keys::BoxSigner, ledger::AccessState, ledger::Created, ledger::NewSession, ledger::Revocation, ledger::Rotation,
-    ledger::RotationRequest, ledger::SessionLedger, token::TokenId,
+    AccessClaims, Ed25519Signer, KeyId, MemoryLedger, MemoryUserStore, Policy, Reply, Signer, SystemClock,
+    TokenService, User, VerificationKey,
 };
-#[cfg(feature = "postgres")]
-use token_refresh::{PostgresLedger, PostgresOptions};
-use tracing::Instrument as _;
 use zeroize::Zeroizing;
 
 /// The session endpoint of the FIB API: `POST` login, `PATCH` refresh,
@@ -49,33 +37,11 @@ pub(crate) const JWKS_PATH: &str = "/.well-known/jwks.json";
 pub(crate) const METRICS_PATH: &str = "/metrics";
 /// Liveness: 200 whenever the process serves requests.
 pub(crate) const HEALTH_PATH: &str = "/healthz";
-/// Readiness: 200 when the session ledger answers a ping within
-/// [`READY_TIMEOUT`], else 503.
+/// Readiness: 200 when the session ledger answers within a second, else 503.
 pub(crate) const READY_PATH: &str = "/readyz";
-/// How long the readiness probe waits for the ledger: well inside the 2 s a
-/// probe's own timeout usually allows, so a hung ledger reads as "not
-/// ready", never as a probe timeout.
-pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(1);
-/// The methods the session path answers, for `Allow` on a 405.
-pub(crate) const SESSION_METHODS: &str = "POST, PATCH, DELETE";
-/// The methods the read-only paths answer.
-pub(crate) const GET_METHODS: &str = "GET, HEAD";
-/// How long one request may take, body included. A slow store or a client
-/// trickling its body gets a 500 envelope instead of holding a task forever.
-pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a client may take to send its request headers (slow-header
-/// clients are cut off).
-pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// `--max-connections` by default.
-pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// Files the process needs besides its connections: the listener, the
 /// ledger's pool, logs, the runtime's own.
 const OTHER_OPEN_FILES: u64 = 256;
-/// How long open connections get to finish after a shutdown signal.
-pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long JWKS responses may be cached: short enough that a key rotation
-/// reaches resource servers within minutes.
-pub(crate) const JWKS_CACHE_CONTROL: &str = "public, max-age=300";
 /// The demo user created when no `--users` file is given.
 pub(crate) const DEMO_EMAIL: &str = "bob@mail.com";
 
@@ -371,10 +337,13 @@ impl fmt::Display for StartError {
     }
 }
 
-/// A ready-to-serve [`App`] and what start-up should tell the operator.
+/// A ready-to-serve [`TokenService`] and what start-up should tell the
+/// operator.
 pub(crate) struct Setup {
-    /// The state every request shares.
-    pub(crate) app: Arc<App>,
+    /// The service every request shares.
+    pub(crate) service: TokenService,
+    /// `--max-connections`, fitted to the open-file limit.
+    pub(crate) serve: ServeOptions,
     /// The demo user's login body, when no users file was given.
     pub(crate) demo_login: Option<String>,
     /// Whether the signing key is a throw-away made at start.
@@ -425,9 +394,9 @@ pub(crate) async fn setup(config: &Config) -> Result<Setup, StartError> {
         }
     };
     let (ledger, store) = connect_ledger(config).await?;
-    let mut app = App::new(Store::new(MemoryUserStore::new(users), ledger), signer, policy, Arc::new(SystemClock));
-    app.max_connections = fit_open_file_limit(config.max_connections);
-    Ok(Setup { app: Arc::new(app), demo_login, ephemeral_key, store })
+    let service = TokenService::new(policy, MemoryUserStore::new(users), ledger, signer, SystemClock);
+    let serve = ServeOptions::new().max_connections(fit_open_file_limit(config.max_connections));
+    Ok(Setup { service, serve, demo_login, ephemeral_key, store })
 }
 
 /// The demo user (whose admin login body is printed) and a per-start key
@@ -451,7 +420,7 @@ fn refuse_demo_beyond_loopback(config: &Config) -> Result<(), StartError> {
 }
 
 /// The ledger `--store` names, and a label for the start-up log.
-async fn connect_ledger(config: &Config) -> Result<(AnyLedger, String), StartError> {
+async fn connect_ledger(config: &Config) -> Result<(BoxLedger, String), StartError> {
     let prefix = config.store_prefix.as_deref();
     let ca = match &config.store_ca {
         Some(path) => Some(
@@ -461,7 +430,7 @@ async fn connect_ledger(config: &Config) -> Result<(AnyLedger, String), StartErr
         None => None,
     };
     match &config.store {
-        StoreUrl::Memory => Ok((AnyLedger::Memory(MemoryLedger::new()), "memory".to_owned())),
+        StoreUrl::Memory => Ok((BoxLedger::new(MemoryLedger::new()), "memory".to_owned())),
         StoreUrl::Redis(url) => connect_redis(url, prefix, ca).await,
         StoreUrl::Postgres(url) => connect_postgres(url, prefix, ca).await,
     }
@@ -472,18 +441,18 @@ async fn connect_redis(
     url: &SecretUrl,
     name: Option<&str>,
     ca: Option<Vec<u8>>,
-) -> Result<(AnyLedger, String), StartError> {
+) -> Result<(BoxLedger, String), StartError> {
     // `--store-prefix NAME` keys everything under `NAME:`, as the default
     // `token_refresh:` is the default name plus `:`.
     let prefix =
         name.map_or_else(|| token_refresh::ledger::redis::DEFAULT_PREFIX.to_owned(), |name| format!("{name}:"));
-    let mut builder = RedisLedger::builder(url.expose()).prefix(prefix.as_str());
+    let mut builder = token_refresh::RedisLedger::builder(url.expose()).prefix(prefix.as_str());
     if let Some(ca) = ca {
         builder = builder.trust_pem(ca);
     }
     let ledger = builder.connect().await.map_err(|e| unreachable_store(url, "Redis", &e))?;
     let kind = if ledger.is_cluster() { "redis cluster" } else { "redis" };
-    Ok((AnyLedger::Redis(ledger), format!("{kind}, key prefix {prefix}")))
+    Ok((BoxLedger::new(ledger), format!("{kind}, key prefix {prefix}")))
 }
 
 #[cfg(not(feature = "redis"))]
@@ -491,7 +460,7 @@ async fn connect_redis(
     _url: &SecretUrl,
     _name: Option<&str>,
     _ca: Option<Vec<u8>>,
-) -> Result<(AnyLedger, String), StartError> {
+) -> Result<(BoxLedger, String), StartError> {
     Err(missing_feature("redis"))
 }
 
@@ -500,16 +469,17 @@ async fn connect_postgres(
     url: &SecretUrl,
     name: Option<&str>,
     ca: Option<Vec<u8>>,
-) -> Result<(AnyLedger, String), StartError> {
+) -> Result<(BoxLedger, String), StartError> {
     let mut options = match name {
-        Some(name) => PostgresOptions::new().schema(name),
-        None => PostgresOptions::new(),
+        Some(name) => token_refresh::PostgresOptions::new().schema(name),
+        None => token_refresh::PostgresOptions::new(),
     };
     if let Some(ca) = ca {
         options = options.trust_pem(ca);
     }
-    let ledger =
-        PostgresLedger::connect(url.expose(), options).await.map_err(|e| unreachable_store(url, "PostgreSQL", &e))?;
+    let ledger = token_refresh::PostgresLedger::connect(url.expose(), options)
+        .await
+        .map_err(|e| unreachable_store(url, "PostgreSQL", &e))?;
     // Idempotent, and safe when several instances start at once.
     ledger.migrate().await.map_err(|e| {
         StartError::config(format!(
@@ -520,7 +490,7 @@ async fn connect_postgres(
         ))
     })?;
     let label = format!("postgres, schema {}", ledger.schema());
-    Ok((AnyLedger::Postgres(ledger), label))
+    Ok((BoxLedger::new(ledger), label))
 }
 
 #[cfg(not(feature = "postgres"))]
@@ -528,7 +498,7 @@ async fn connect_postgres(
     _url: &SecretUrl,
     _name: Option<&str>,
     _ca: Option<Vec<u8>>,
-) -> Result<(AnyLedger, String), StartError> {
+) -> Result<(BoxLedger, String), StartError> {
     Err(missing_feature("postgres"))
 }
 
@@ -544,7 +514,7 @@ fn missing_feature(feature: &str) -> StartError {
 /// A shared ledger that did not answer at start: the driver's reason, with
 /// the URL and its credentials cut out.
 #[cfg(any(feature = "redis", feature = "postgres"))]
-fn unreachable_store(url: &SecretUrl, backend: &str, error: &StoreError) -> StartError {
+fn unreachable_store(url: &SecretUrl, backend: &str, error: &token_refresh::StoreError) -> StartError {
     StartError::config(format!(
         "--store {}://…: cannot connect to the {backend} ledger: {}",
         url.scheme(),
@@ -554,7 +524,7 @@ fn unreachable_store(url: &SecretUrl, backend: &str, error: &StoreError) -> Star
 
 /// A store error and its causes, one line.
 #[cfg(any(feature = "redis", feature = "postgres"))]
-fn cause(error: &StoreError) -> String {
+fn cause(error: &token_refresh::StoreError) -> String {
     let mut text = error.0.to_string();
     let mut source = error.0.source();
     while let Some(next) = source {
@@ -659,25 +629,7 @@ fn build_policy(config: &Config) -> Result<Policy, StartError> {
     if let Some(seconds) = config.grace {
         builder = builder.grace_window(time::Duration::seconds(i64::from(seconds)));
     }
-    // With the core's `tracing` feature on, it reports events itself.
-    #[cfg(not(feature = "tracing"))]
-    {
-        builder = builder.on_event(log_event);
-    }
     builder.build().map_err(|e| StartError::config(e.to_string()))
-}
-
-/// Logs a ledger decision. Events carry session ids and generations, never
-/// tokens.
-fn log_event(event: &Event) {
-    // The levels of the core's `tracing` feature: a routine rotation is
-    // debug (every refresh has one, and its request's `answered` line
-    // already records it), detected reuse a warning.
-    match event {
-        Event::ReuseDetected { .. } => tracing::warn!(target: "token_refresh", "{event}"),
-        Event::Rotated { .. } => tracing::debug!(target: "token_refresh", "{event}"),
-        _ => tracing::info!(target: "token_refresh", "{event}"),
-    }
 }
 
 /// One entry of a `--users` file.
@@ -763,22 +715,22 @@ fn decode_hex_32(text: &str) -> Option<[u8; 32]> {
 /// it), the key thumbprint in the log, and for the demo user a walkthrough
 /// to paste.
 pub(crate) fn announce(bound: SocketAddr, setup: &Setup, stack: &str) {
-    let app = &setup.app;
-    let key = app.verification_key.as_ref();
+    let (policy, keys) = (setup.service.policy(), setup.service.signer().keyring().keys());
+    let key = keys.first();
     tracing::info!(
         %bound,
         stack,
         signer = SIGNER_NAME,
         key_thumbprint = %key.map_or_else(String::new, VerificationKey::thumbprint),
         kid = key.and_then(VerificationKey::key_id).map_or("-", |kid| kid.as_str()),
-        alg = app.policy.algorithm().as_str(),
-        access_ttl = app.policy.access_lifetime().whole_seconds(),
-        refresh_ttl = app.policy.refresh_lifetime().whole_seconds(),
-        grace = app.policy.grace_window().whole_seconds(),
+        alg = policy.algorithm().as_str(),
+        access_ttl = policy.access_lifetime().whole_seconds(),
+        refresh_ttl = policy.refresh_lifetime().whole_seconds(),
+        grace = policy.grace_window().whole_seconds(),
         store = %setup.store,
         "token-refresh listening"
     );
-    for key in app.signer.keyring().keys().iter().skip(1) {
+    for key in keys.iter().skip(1) {
         tracing::info!(
             key_thumbprint = %key.thumbprint(),
             kid = key.key_id().map_or("-", |kid| kid.as_str()),
@@ -859,7 +811,7 @@ pub(crate) fn fit_open_file_limit(connections: u32) -> usize {
     if fitted < u64::from(connections) {
         tracing::warn!(requested = connections, fitted, "the open-file limit lowers --max-connections");
     }
-    usize::try_from(fitted).unwrap_or(DEFAULT_MAX_CONNECTIONS)
+    usize::try_from(fitted).unwrap_or(usize::MAX)
 }
 
 /// The soft open-file limit after trying to raise it to `wanted`.
@@ -901,80 +853,13 @@ pub(crate) fn init_logging() {
         .try_init();
 }
 
-/// The HTTP/1 accept loop of the axum and hyper stacks: one task per
-/// connection, at most `max_connections` at once, [`HEADER_READ_TIMEOUT`] for
-/// request headers, and on `shutdown`
-/// the listener closes while open connections finish their current request
-/// (at most [`DRAIN_TIMEOUT`]). `axum::serve` does the same minus the header
-/// timeout, which is why the axum server uses this loop too.
-pub(crate) async fn serve_http1<S, B>(
-    listener: tokio::net::TcpListener,
-    max_connections: usize,
-    service: S,
-    shutdown: impl Future<Output = ()>,
-) where
-    S: hyper::service::Service<hyper::Request<hyper::body::Incoming>, Response = hyper::Response<B>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    // One permit per open connection: at the cap the loop stops accepting
-    // and new connections wait in the kernel's listen queue, instead of the
-    // process running out of files and failing everyone's requests.
-    let permits = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
-    loop {
-        let permit = tokio::select! {
-            permit = Arc::clone(&permits).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
-        };
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(error) => {
-                    // Out of file descriptors and the like: back off instead
-                    // of spinning.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let connection = hyper::server::conn::http1::Builder::new()
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
-            .serve_connection(hyper_util::rt::TokioIo::new(stream), service.clone());
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "connection closed with an error");
-            }
-            drop(permit);
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
-        tracing::warn!("connections still open after the drain timeout");
-    }
-}
-
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM (what orchestrators send), so the
 /// server stops accepting and lets in-flight requests finish.
 /// Runs a tokio-based stack the way each of them starts: flags and stores
 /// ([`start`]), bind, announce, `serve` until SIGINT/SIGTERM, then drain.
 pub(crate) async fn run_tokio<F, Fut>(stack: &str, serve: F) -> ExitCode
 where
-    F: FnOnce(tokio::net::TcpListener, Arc<App>) -> Fut,
+    F: FnOnce(tokio::net::TcpListener, Setup) -> Fut,
     Fut: Future<Output = ()>,
 {
     let (config, setup) = match start().await {
@@ -990,7 +875,7 @@ where
     };
     let bound = listener.local_addr().unwrap_or(config.listen);
     announce(bound, &setup, stack);
-    serve(listener, setup.app).await;
+    serve(listener, setup).await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
 }
@@ -1020,375 +905,8 @@ pub(crate) async fn shutdown_signal() {
 }
 
 // ---------------------------------------------------------------------------
-// The state and the handlers
+// Metrics and the protected resource
 // ---------------------------------------------------------------------------
-
-/// The stores the examples serve from: users in memory, sessions in the
-/// ledger `--store` chose.
-pub(crate) type ServerStore = Store<MemoryUserStore, AnyLedger>;
-
-/// In-memory users and sessions: `--store memory`, and most tests.
-pub(crate) fn memory_store(users: impl IntoIterator<Item = User>) -> ServerStore {
-    Store::new(MemoryUserStore::new(users), AnyLedger::Memory(MemoryLedger::new()))
-}
-
-/// One of the session ledgers, picked at start.
-///
-/// `SessionLedger` returns `impl Future`, so it is not object safe (no
-/// `Box<dyn SessionLedger>`); an enum that delegates keeps [`App`] and every
-/// adapter non-generic. The shared ledgers exist only when the crate's
-/// `postgres` / `redis` features are on, so `cargo run --example server`
-/// builds without them; `--store postgres://…` in such a build is a
-/// configuration error naming the feature.
-pub(crate) enum AnyLedger {
-    /// `--store memory`.
-    Memory(MemoryLedger),
-    /// `--store postgres://…`.
-    #[cfg(feature = "postgres")]
-    Postgres(PostgresLedger),
-    /// `--store redis://…`.
-    #[cfg(feature = "redis")]
-    Redis(RedisLedger),
-}
-
-impl fmt::Debug for AnyLedger {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            // The memory ledger's maps are no use in a log.
-            Self::Memory(_) => f.write_str("AnyLedger::Memory"),
-            #[cfg(feature = "postgres")]
-            Self::Postgres(ledger) => f.debug_tuple("AnyLedger::Postgres").field(ledger).finish(),
-            #[cfg(feature = "redis")]
-            Self::Redis(ledger) => f.debug_tuple("AnyLedger::Redis").field(ledger).finish(),
-        }
-    }
-}
-
-/// Runs `$call` on whichever ledger `$any` holds, bound to `$ledger`.
-macro_rules! on_ledger {
-    ($any:expr, $ledger:ident => $call:expr) => {
-        match $any {
-            AnyLedger::Memory($ledger) => $call,
-            #[cfg(feature = "postgres")]
-            AnyLedger::Postgres($ledger) => $call,
-            #[cfg(feature = "redis")]
-            AnyLedger::Redis($ledger) => $call,
-        }
-    };
-}
-
-impl SessionLedger for AnyLedger {
-    async fn create(&self, session: &NewSession) -> Result<Created, StoreError> {
-        on_ledger!(self, ledger => ledger.create(session).await)
-    }
-
-    async fn rotate(&self, request: &RotationRequest) -> Result<Rotation, StoreError> {
-        on_ledger!(self, ledger => ledger.rotate(request).await)
-    }
-
-    async fn revoke_session(&self, subject: &str, session: SessionId, now: i64) -> Result<Revocation, StoreError> {
-        on_ledger!(self, ledger => ledger.revoke_session(subject, session, now).await)
-    }
-
-    async fn revoke_user(&self, subject: &str, now: i64) -> Result<u64, StoreError> {
-        on_ledger!(self, ledger => ledger.revoke_user(subject, now).await)
-    }
-
-    async fn sessions(&self, subject: &str, now: i64) -> Result<Vec<SessionInfo>, StoreError> {
-        on_ledger!(self, ledger => ledger.sessions(subject, now).await)
-    }
-
-    async fn access_state(&self, subject: &str, access_id: TokenId, now: i64) -> Result<AccessState, StoreError> {
-        on_ledger!(self, ledger => ledger.access_state(subject, access_id, now).await)
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        on_ledger!(self, ledger => ledger.ping().await)
-    }
-}
-
-/// What every request shares.
-pub(crate) struct App {
-    /// Users and sessions.
-    pub(crate) store: ServerStore,
-    /// The signing key ([`ServerSigner`] when started from the command
-    /// line).
-    pub(crate) signer: BoxSigner,
-    /// The active key's public half, for the start-up log.
-    pub(crate) verification_key: Option<VerificationKey>,
-    /// Lifetimes and grace window.
-    pub(crate) policy: Policy,
-    /// Where "now" comes from (a `ManualClock` in tests).
-    pub(crate) clock: Arc<dyn Clock>,
-    /// How long one request may take, body included; [`REQUEST_TIMEOUT`]
-    /// unless a test shortens it.
-    pub(crate) request_timeout: Duration,
-    /// Open connections served at once (`--max-connections`, fitted to the
-    /// open-file limit).
-    pub(crate) max_connections: usize,
-    jwks: Vec<u8>,
-}
-
-impl fmt::Debug for App {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("App").field("signer", &self.signer).field("policy", &self.policy).finish_non_exhaustive()
-    }
-}
-
-/// The `data` of `GET /api/v1/me`.
-#[derive(Serialize)]
-struct Me<'a> {
-    sub: &'a str,
-    acc: &'a str,
-    role: &'a str,
-}
-
-impl App {
-    /// The state for `store`, `signer`, `policy` and `clock`.
-    pub(crate) fn new(
-        store: ServerStore,
-        signer: impl Signer + 'static,
-        policy: Policy,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
-        // The key set only changes with the signer: encode it once.
-        let jwks = serde_json::to_vec(&signer.keyring().to_jwks(policy.algorithm())).unwrap_or_default();
-        let verification_key = signer.keyring().keys().first().cloned();
-        Self {
-            store,
-            signer: BoxSigner::new(signer),
-            verification_key,
-            policy,
-            clock,
-            request_timeout: REQUEST_TIMEOUT,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-            jwks,
-        }
-    }
-
-    /// `POST` session: the FIB login. `body` is at most [`MAX_LOGIN_BODY`]
-    /// bytes; adapters answer [`body_too_large`] beyond that.
-    pub(crate) async fn login(&self, body: &[u8]) -> Answer {
-        let result = self.policy.login(body, &self.store, &self.signer, &self.clock).await;
-        answer(&result)
-    }
-
-    /// `PATCH` session: the refresh.
-    pub(crate) async fn refresh(&self, authorization: Option<&[u8]>) -> Answer {
-        let result = self.policy.refresh(authorization, &self.store, &self.signer, &self.clock).await;
-        answer(&result)
-    }
-
-    /// `DELETE` session: logout; `data: null` on success.
-    pub(crate) async fn logout(&self, authorization: Option<&[u8]>) -> Answer {
-        let result = self.policy.revoke(authorization, self.store.ledger(), &self.signer, &self.clock).await;
-        match result {
-            Ok(()) => Answer::from(Reply::empty()),
-            Err(error) => answer::<()>(&Err(error)),
-        }
-    }
-
-    /// `GET /api/v1/me`: checks the access token, including the revocation
-    /// list (a rotated or logged-out pair's access token is refused).
-    pub(crate) async fn me(&self, authorization: Option<&[u8]>) -> Answer {
-        let result = self
-            .policy
-            .verify_access_unrevoked(authorization, self.signer.keyring(), self.store.ledger(), &self.clock)
-            .await;
-        match result {
-            Ok(claims) => {
-                Answer::from(Reply::ok(Me { sub: &claims.subject, acc: &claims.account, role: &claims.role }))
-            }
-            Err(error) => answer::<()>(&Err(error)),
-        }
-    }
-
-    /// `GET /.well-known/jwks.json`: public, cacheable for five minutes.
-    pub(crate) fn jwks(&self) -> Answer {
-        Answer {
-            status: 200,
-            headers: vec![
-                ("content-type", Cow::Borrowed("application/json")),
-                ("cache-control", Cow::Borrowed(JWKS_CACHE_CONTROL)),
-            ],
-            body: self.jwks.clone(),
-        }
-    }
-
-    /// Answers a routed request. `body` is only read for [`Route::Login`];
-    /// `None` there means it was over [`MAX_LOGIN_BODY`].
-    pub(crate) async fn answer(&self, route: Route, authorization: Authorization<'_>, body: Option<&[u8]>) -> Answer {
-        let authorization = match authorization {
-            Authorization::Repeated => return repeated_authorization(),
-            Authorization::Absent => None,
-            Authorization::Value(value) => Some(value),
-        };
-        match route {
-            Route::Login => match body {
-                Some(body) => self.login(body).await,
-                None => body_too_large(),
-            },
-            Route::Refresh => self.refresh(authorization).await,
-            Route::Logout => self.logout(authorization).await,
-            Route::Me => self.me(authorization).await,
-            Route::Jwks => self.jwks(),
-            Route::Metrics => metrics(),
-            Route::Health => healthy(),
-            Route::Ready => self.ready().await,
-            Route::MethodNotAllowed(allow) => method_not_allowed(allow),
-            Route::NotFound => not_found(),
-        }
-    }
-}
-
-/// The answer for a flow's result; a 500 is logged with its cause (which
-/// never reaches the client).
-fn answer<T: Serialize + 'static>(result: &Result<T, Error>) -> Answer {
-    match result {
-        Err(error @ Error::Internal(_)) => {
-            tracing::error!(%error, cause = ?std::error::Error::source(error), "request failed inside");
-        }
-        // The detail (which check refused) helps an operator; it names the
-        // check only, never the token.
-        Err(error) => tracing::debug!(%error, "refused"),
-        Ok(_) => {}
-    }
-    Answer::from(Reply::from_result(result))
-}
-
-// ---------------------------------------------------------------------------
-// Routing and answers
-// ---------------------------------------------------------------------------
-
-/// Which handler a method and path reach. The axum server routes with axum;
-/// the actix and hyper adapters use [`route`], and the tests check that all
-/// three agree.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Route {
-    /// `POST` session.
-    Login,
-    /// `PATCH` session.
-    Refresh,
-    /// `DELETE` session.
-    Logout,
-    /// `GET` me.
-    Me,
-    /// `GET` JWKS.
-    Jwks,
-    /// `GET` the metrics.
-    Metrics,
-    /// `GET` liveness.
-    Health,
-    /// `GET` readiness.
-    Ready,
-    /// A known path, another method: 405 with this `Allow`.
-    MethodNotAllowed(&'static str),
-    /// No such path: 404.
-    NotFound,
-}
-
-/// Routes `method` and `path` (without query).
-pub(crate) fn route(method: &str, path: &str) -> Route {
-    match (path, method) {
-        (SESSION_PATH, "POST") => Route::Login,
-        (SESSION_PATH, "PATCH") => Route::Refresh,
-        (SESSION_PATH, "DELETE") => Route::Logout,
-        (SESSION_PATH, _) => Route::MethodNotAllowed(SESSION_METHODS),
-        // HEAD is GET without a body, as axum's `get` does it.
-        (ME_PATH, "GET" | "HEAD") => Route::Me,
-        (JWKS_PATH, "GET" | "HEAD") => Route::Jwks,
-        (METRICS_PATH, "GET" | "HEAD") => Route::Metrics,
-        (HEALTH_PATH, "GET" | "HEAD") => Route::Health,
-        (READY_PATH, "GET" | "HEAD") => Route::Ready,
-        (ME_PATH | JWKS_PATH | METRICS_PATH | HEALTH_PATH | READY_PATH, _) => Route::MethodNotAllowed(GET_METHODS),
-        _ => Route::NotFound,
-    }
-}
-
-/// The `Authorization` header as the request carried it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Authorization<'a> {
-    /// No header.
-    Absent,
-    /// Exactly one header, raw bytes.
-    Value(&'a [u8]),
-    /// More than one: ambiguous, refused with 400 rather than guessing
-    /// which one a proxy or the client meant.
-    Repeated,
-}
-
-impl<'a> Authorization<'a> {
-    /// From every `Authorization` value of a request, in order.
-    pub(crate) fn from_values<I: IntoIterator<Item = &'a [u8]>>(values: I) -> Self {
-        let mut values = values.into_iter();
-        match (values.next(), values.next()) {
-            (None, _) => Self::Absent,
-            (Some(value), None) => Self::Value(value),
-            (Some(_), Some(_)) => Self::Repeated,
-        }
-    }
-}
-
-/// An HTTP answer, framework-neutral: status, headers (lower-case names),
-/// body. Each adapter writes it as is.
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) struct Answer {
-    /// The status code.
-    pub(crate) status: u16,
-    /// The headers.
-    pub(crate) headers: Vec<(&'static str, Cow<'static, str>)>,
-    /// The body.
-    pub(crate) body: Vec<u8>,
-}
-
-impl fmt::Debug for Answer {
-    // The body may hold tokens.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Answer").field("status", &self.status).field("body_len", &self.body.len()).finish()
-    }
-}
-
-impl Answer {
-    /// As an `http` 1.x response (axum and hyper; actix-web 4 is still on
-    /// `http` 0.2 and converts on its own).
-    pub(crate) fn into_http(self) -> http::Response<Vec<u8>> {
-        let mut response = http::Response::new(self.body);
-        *response.status_mut() =
-            http::StatusCode::from_u16(self.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-        for (name, value) in self.headers {
-            let name = http::HeaderName::from_bytes(name.as_bytes());
-            if let (Ok(name), Ok(value)) = (name, http::HeaderValue::from_str(&value)) {
-                response.headers_mut().append(name, value);
-            }
-        }
-        response
-    }
-}
-
-impl From<Reply> for Answer {
-    fn from(reply: Reply) -> Self {
-        let headers = reply.headers().map(|(name, value)| (name, Cow::Borrowed(value))).collect();
-        Self { status: reply.status(), headers, body: reply.into_body() }
-    }
-}
-
-/// A failure envelope for an outcome the core has no [`Error`] for (405,
-/// 404, 500 on timeout): same shape, same no-cache headers.
-fn envelope_answer(code: u16, name: &'static str, message: &'static str) -> Answer {
-    let envelope = Envelope::<()> {
-        status: Status { code, name: Cow::Borrowed(name), message: Some(Cow::Borrowed(message)) },
-        data: None,
-    };
-    Answer {
-        status: code,
-        headers: vec![
-            ("content-type", Cow::Borrowed("application/json")),
-            ("cache-control", Cow::Borrowed("no-store")),
-            ("pragma", Cow::Borrowed("no-cache")),
-        ],
-        body: serde_json::to_vec(&envelope).unwrap_or_default(),
-    }
-}
 
 /// The process's metrics recorder: Prometheus, installed once (the
 /// `metrics` facade has one recorder per process). Histograms get buckets
@@ -1417,162 +935,21 @@ pub(crate) fn init_metrics() {
 /// `GET /metrics`: the Prometheus text format. Labels are fixed words (the
 /// endpoint, the envelope's status name, the ledger operation): never a
 /// token, subject or key.
-pub(crate) fn metrics() -> Answer {
-    let body = prometheus().map(|handle| handle.render()).unwrap_or_default();
-    Answer {
-        status: 200,
-        headers: vec![
-            ("content-type", Cow::Borrowed("text/plain; version=0.0.4")),
-            ("cache-control", Cow::Borrowed("no-store")),
-        ],
-        body: body.into_bytes(),
+pub(crate) fn metrics() -> String {
+    prometheus().map(|handle| handle.render()).unwrap_or_default()
+}
+
+/// The headers of the [`metrics`] answer.
+pub(crate) const METRICS_HEADERS: [(&str, &str); 2] =
+    [("content-type", "text/plain; version=0.0.4"), ("cache-control", "no-store")];
+
+/// The `/api/v1/me` answer: who a checked access token belongs to.
+pub(crate) fn me(claims: &AccessClaims) -> Reply {
+    #[derive(Serialize)]
+    struct Me<'a> {
+        sub: &'a str,
+        acc: &'a str,
+        role: &'a str,
     }
-}
-
-/// The liveness answer: the process is serving.
-pub(crate) fn healthy() -> Answer {
-    envelope_answer(200, "OK", "serving")
-}
-
-impl App {
-    /// The readiness answer: 200 when the ledger answers a ping within
-    /// [`READY_TIMEOUT`], 503 otherwise (the cause is logged, never sent).
-    pub(crate) async fn ready(&self) -> Answer {
-        match tokio::time::timeout(READY_TIMEOUT, self.store.ledger().ping()).await {
-            Ok(Ok(())) => envelope_answer(200, "OK", "ready"),
-            Ok(Err(error)) => {
-                tracing::warn!(%error, cause = ?std::error::Error::source(&error), "not ready: the session ledger failed its ping");
-                not_ready()
-            }
-            Err(_) => {
-                tracing::warn!(timeout_ms = READY_TIMEOUT.as_millis(), "not ready: the session ledger did not answer");
-                not_ready()
-            }
-        }
-    }
-}
-
-fn not_ready() -> Answer {
-    envelope_answer(503, "SERVICE_UNAVAILABLE", "the session ledger is not answering")
-}
-
-/// 405 with `Allow`.
-pub(crate) fn method_not_allowed(allow: &'static str) -> Answer {
-    let mut answer = envelope_answer(405, "METHOD_NOT_ALLOWED", "method not allowed");
-    answer.headers.push(("allow", Cow::Borrowed(allow)));
-    answer
-}
-
-/// 404 for a path the service does not have.
-pub(crate) fn not_found() -> Answer {
-    envelope_answer(404, "NOT_FOUND", "no such endpoint")
-}
-
-/// A login body over [`MAX_LOGIN_BODY`]: 400, the status the core gives an
-/// oversized body itself (`BadRequest::MalformedBody`), so the limit looks the
-/// same whether the adapter or the core enforces it. 413 would add a status
-/// outside the SPEC's set for no gain to the client.
-///
-/// The rest of the body is never read, so the connection cannot carry
-/// another request: `connection: close` says so (actix adds it on its own;
-/// saying it everywhere keeps the stacks byte-identical).
-pub(crate) fn body_too_large() -> Answer {
-    let mut answer = Answer::from(Reply::from_error(&Error::from(BadRequest::MalformedBody)));
-    answer.headers.push(("connection", Cow::Borrowed("close")));
-    answer
-}
-
-/// Two `Authorization` headers: 400 `invalid_request`.
-pub(crate) fn repeated_authorization() -> Answer {
-    let mut answer = envelope_answer(400, "BAD_REQUEST", "authorization header is repeated");
-    answer.headers.push(("www-authenticate", Cow::Borrowed(r#"Bearer error="invalid_request""#)));
-    answer
-}
-
-/// The request took longer than [`REQUEST_TIMEOUT`]: a 500 like any other
-/// failure to answer in time (SPEC §4 step 11).
-pub(crate) fn timed_out() -> Answer {
-    envelope_answer(500, "INTERNAL_SERVER_ERROR", "internal server error")
-}
-
-/// Whether a declared `Content-Length` already rules the login body out, so
-/// it is refused without reading.
-pub(crate) fn declared_too_large(content_length: Option<&[u8]>) -> bool {
-    content_length
-        .and_then(|value| std::str::from_utf8(value).ok())
-        .and_then(|value| value.trim().parse::<u64>().ok())
-        .is_some_and(|length| length > MAX_LOGIN_BODY as u64)
-}
-
-// ---------------------------------------------------------------------------
-// Request scope: id, log line, deadline
-// ---------------------------------------------------------------------------
-
-/// The request id: the caller's `x-request-id` when it is short and plain
-/// (so a proxy's id carries through), otherwise a fresh UUID. Plain means
-/// 1–64 characters of `A-Z a-z 0-9 - _ .`, so it is safe in logs and headers.
-pub(crate) fn request_id(incoming: Option<&[u8]>) -> String {
-    let plain = |value: &&[u8]| {
-        (1..=64).contains(&value.len())
-            && value.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-    };
-    match incoming.filter(plain).and_then(|value| std::str::from_utf8(value).ok()) {
-        Some(id) => id.to_owned(),
-        None => uuid::Uuid::new_v4().to_string(),
-    }
-}
-
-/// One request's log context: its id, a span carrying it, and when it
-/// started. Only the method and path are recorded (never headers, query or
-/// body, which may hold credentials).
-pub(crate) struct RequestScope {
-    id: String,
-    span: tracing::Span,
-    started: Instant,
-}
-
-impl RequestScope {
-    /// Opens the scope of a request.
-    pub(crate) fn begin(method: &str, path: &str, incoming_id: Option<&[u8]>) -> Self {
-        let id = request_id(incoming_id);
-        let span = tracing::info_span!("request", id = %id, method, path);
-        Self { id, span, started: Instant::now() }
-    }
-
-    /// The span handlers run in.
-    pub(crate) fn span(&self) -> tracing::Span {
-        self.span.clone()
-    }
-
-    /// Logs and answers a request that ran past its deadline.
-    pub(crate) fn timed_out(&self, deadline: Duration) -> Answer {
-        let timeout_ms = u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX);
-        self.span.in_scope(|| tracing::warn!(timeout_ms, "request timed out"));
-        timed_out()
-    }
-
-    /// Logs the outcome; returns the id for the `x-request-id` header.
-    pub(crate) fn end(self, status: u16) -> String {
-        let elapsed_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        self.span.in_scope(|| tracing::info!(status, elapsed_us, "answered"));
-        self.id
-    }
-}
-
-impl App {
-    /// Runs `handle` for one request in a [`RequestScope`], under the
-    /// request deadline, and adds `x-request-id` to the answer.
-    pub(crate) async fn observe<F>(&self, method: &str, path: &str, incoming_id: Option<&[u8]>, handle: F) -> Answer
-    where
-        F: Future<Output = Answer>,
-    {
-        let scope = RequestScope::begin(method, path, incoming_id);
-        let mut answer = match tokio::time::timeout(self.request_timeout, handle.instrument(scope.span())).await {
-            Ok(answer) => answer,
-            Err(_) => scope.timed_out(self.request_timeout),
-        };
-        let id = scope.end(answer.status);
-        answer.headers.push(("x-request-id", Cow::Owned(id)));
-        answer
-    }
+    Reply::ok(Me { sub: &claims.subject, acc: &claims.account, role: &claims.role })
 }

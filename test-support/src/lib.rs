@@ -14,6 +14,10 @@
 //!   under injected faults, for the ledger backends' tests.
 //! - [`http_client`] (feature `http-client`): a hyper client for the
 //!   example servers.
+//! - [`reference`] (feature `http-client`): the reference server's routes
+//!   built from the library's pieces, in process, on any clock.
+//! - [`process`] (feature `http-client`): the built example servers as
+//!   child processes, for their command lines and start-up.
 //!
 //! Not published: it is a workspace member with `publish = false`, a path
 //! dev-dependency of `token-refresh` (dropped from the published manifest)
@@ -35,6 +39,10 @@ pub mod keys;
 #[cfg(feature = "ledger")]
 pub mod ledger;
 pub mod outcome;
+#[cfg(feature = "http-client")]
+pub mod process;
+#[cfg(feature = "http-client")]
+pub mod reference;
 pub mod tls;
 pub mod tokens;
 pub mod users;

@@ -63,3 +63,23 @@ pub fn login_body(email: &str, seed: &[u8; 32]) -> String {
     })
     .to_string()
 }
+
+/// [`demo`] as a `--users` file of the example servers: a JSON array of
+/// `{email, account, role, publicKey, disabled}`.
+pub fn demo_users_json() -> String {
+    let entry = |email: &str, account: &str, role: &str, seed: &[u8; 32], disabled: bool| {
+        serde_json::json!({
+            "email": email,
+            "account": account,
+            "role": role,
+            "publicKey": hex(login_key(seed).verifying_key().as_bytes()),
+            "disabled": disabled,
+        })
+    };
+    serde_json::Value::Array(vec![
+        entry(BOB, BOB_ACCOUNT, BOB_ROLE, &BOB_LOGIN_SEED, false),
+        entry(ALICE, ALICE_ACCOUNT, "ROLE_USER", &ALICE_LOGIN_SEED, false),
+        entry(EVE, "eve@user", "ROLE_USER", &EVE_LOGIN_SEED, true),
+    ])
+    .to_string()
+}

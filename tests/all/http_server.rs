@@ -1,32 +1,35 @@
 //! The reference server (`examples/server.rs`, axum) over real HTTP on an
 //! ephemeral loopback port: the whole SPEC through the wire.
 //!
-//! The server runs in process (the example's own `router`/`serve`, included
-//! by path) so a `ManualClock` drives expiry and the user directory can be
-//! edited mid-test; a hyper client talks to it over TCP.
-
-#[allow(dead_code)]
-#[path = "../../examples/server.rs"]
-mod server;
+//! The server's routes run in process, composed from the library's pieces
+//! exactly as the example composes them (`token_refresh_test_support::reference`),
+//! so a `ManualClock` drives expiry and the user directory can be edited
+//! mid-test; a hyper client talks to them over TCP. `http_stacks.rs` checks
+//! the built example binaries send the same bytes; `server_cli.rs` runs
+//! them for their command line.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use token_refresh::ed25519_dalek::{Signature, SigningKey, Verifier as _, VerifyingKey};
-use token_refresh::{Clock, Ed25519Signer, KeyId, Policy, Signer as _, User, clock::ManualClock};
+use token_refresh::{
+    Clock, Ed25519Signer, KeyId, MemoryLedger, MemoryUserStore, Policy, Signer as _, TokenService, User,
+    clock::ManualClock,
+};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use clap::error::ErrorKind;
-use server::common::{self, App, Config, StoreUrl, VerifyKeyArg};
 use token_refresh_test_support::http_client::{Http, SESSION, TestResult};
-use token_refresh_test_support::keys::{
-    SEED, jwk_x, private_der, private_pem, public_der, public_pem, signer, signing_key,
-};
+use token_refresh_test_support::keys::{SEED, signer, signing_key};
+use token_refresh_test_support::reference;
 use token_refresh_test_support::tokens::{HEADER, bearer, mint_with, payload, refresh_claims};
 use token_refresh_test_support::users::{ALICE, ALICE_LOGIN_SEED, BOB, BOB_LOGIN_SEED, demo, login_body};
 use token_refresh_test_support::{NOW, clock};
+
+/// The reference server's request deadline.
+const DEADLINE: Duration = Duration::from_secs(10);
 
 const INVALID_TOKEN: &str = r#"Bearer error="invalid_token""#;
 const INVALID_REQUEST: &str = r#"Bearer error="invalid_request""#;
@@ -34,7 +37,8 @@ const INVALID_REQUEST: &str = r#"Bearer error="invalid_request""#;
 /// A server on 127.0.0.1:0 and what a test needs to steer it.
 struct Running {
     http: Http,
-    app: Arc<App>,
+    service: TokenService,
+    users: Arc<MemoryUserStore>,
     clock: Arc<ManualClock>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
@@ -46,23 +50,27 @@ impl Running {
     }
 
     async fn start_with(policy: Policy, signer: Ed25519Signer) -> TestResult<Self> {
-        Self::start_tuned(policy, signer, |_| {}).await
+        Self::start_tuned(policy, signer, DEADLINE, 10_000).await
     }
 
-    /// Starts with `tune` applied to the state first.
-    async fn start_tuned(policy: Policy, signer: Ed25519Signer, tune: impl FnOnce(&mut App)) -> TestResult<Self> {
+    /// Starts with a request deadline and a connection cap of its own.
+    async fn start_tuned(
+        policy: Policy,
+        signer: Ed25519Signer,
+        deadline: Duration,
+        max_connections: usize,
+    ) -> TestResult<Self> {
         let clock = Arc::new(clock());
         let shared_clock: Arc<dyn Clock> = clock.clone();
-        let mut app = App::new(common::memory_store(demo()), signer, policy, shared_clock);
-        tune(&mut app);
-        let app = Arc::new(app);
+        let users = Arc::new(MemoryUserStore::new(demo()));
+        let service = TokenService::new(policy, Arc::clone(&users), MemoryLedger::new(), signer, shared_clock);
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let http = Http::new(listener.local_addr()?);
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server::serve(listener, Arc::clone(&app), async {
+        let task = tokio::spawn(reference::serve_router(listener, service.clone(), deadline, max_connections, async {
             let _ = stopped.await;
         }));
-        Ok(Self { http, app, clock, stop: Some(stop), task })
+        Ok(Self { http, service, users, clock, stop: Some(stop), task })
     }
 
     /// Graceful shutdown; the server must end cleanly.
@@ -360,7 +368,7 @@ async fn spec_section_4_rows_over_http() -> TestResult {
 async fn stateful_rows_disabled_removed_expired_and_internal() -> TestResult {
     let server = Running::start().await?;
     let http = &server.http;
-    let users = server.app.store.users();
+    let users = &server.users;
 
     // Step 8: disabled after login.
     let (_, alice_refresh) = http.session(ALICE, &ALICE_LOGIN_SEED).await?;
@@ -528,7 +536,7 @@ async fn jwks_publishes_the_signing_key() -> TestResult {
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(access.split('.').next().ok_or("no header")?)?)?;
     assert_eq!(header["kid"], "test-key-1");
     // The published thumbprint helper agrees with RFC 7638 over these members.
-    let thumbprint = server.app.verification_key.as_ref().ok_or("a key")?.thumbprint();
+    let thumbprint = server.service.signer().keyring().keys().first().ok_or("a key")?.thumbprint();
     assert_eq!(thumbprint.len(), 43);
     server.stop().await
 }
@@ -589,7 +597,7 @@ async fn login_refusals_have_the_spec_statuses() -> TestResult {
     assert_eq!((declared.status, declared.name().as_str()), (400, "BAD_REQUEST"));
 
     // Disabled user: the signature is checked first, then 401.
-    server.app.store.users().insert(
+    server.users.insert(
         User::new(ALICE, "alice@acme", "ROLE_USER")
             .with_login_key(SigningKey::from_bytes(&ALICE_LOGIN_SEED).verifying_key())
             .disabled(),
@@ -645,53 +653,6 @@ async fn request_ids_and_repeated_authorization() -> TestResult {
     server.stop().await
 }
 
-/// `GET /metrics` in the Prometheus text format: a login, two refreshes and
-/// a replayed token move the request, session, rotation and reuse counters
-/// and the ledger histogram, and no token, subject or key appears in the
-/// scrape. Other tests of this binary share the process's recorder, so the
-/// counts are compared as "at least this much more".
-#[cfg(feature = "metrics")]
-#[tokio::test]
-async fn metrics_count_the_flows_without_secrets() -> TestResult {
-    common::init_metrics();
-    let server = Running::start().await?;
-    let http = &server.http;
-    let scrape = || async {
-        let response = http.send("GET", "/metrics", &[], b"").await?;
-        assert_eq!(response.status, 200);
-        assert_eq!(response.header("content-type"), Some("text/plain; version=0.0.4"));
-        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(String::from_utf8(response.body)?)
-    };
-    let value = |text: &str, series: &str| -> f64 {
-        text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok()).unwrap_or(0.0)
-    };
-    let before = scrape().await?;
-    let login = http.login(&login_body(BOB, &BOB_LOGIN_SEED)).await?;
-    let first = login.data("refreshToken")?;
-    let second = http.refresh(Some(&bearer(&first))).await?.data("refreshToken")?;
-    assert_eq!(http.refresh(Some(&bearer(&second))).await?.status, 200);
-    assert_eq!(http.refresh(Some(&bearer(&first))).await?.status, 401);
-    let after = scrape().await?;
-    for (series, at_least) in [
-        (r#"token_refresh_requests_total{endpoint="login",status="OK"}"#, 1.0),
-        (r#"token_refresh_requests_total{endpoint="refresh",status="OK"}"#, 2.0),
-        (r#"token_refresh_requests_total{endpoint="refresh",status="UNAUTHORIZED"}"#, 1.0),
-        ("token_refresh_sessions_started_total", 1.0),
-        ("token_refresh_rotations_total", 2.0),
-        ("token_refresh_reuse_detected_total", 1.0),
-        (r#"token_refresh_ledger_duration_seconds_count{op="rotate"}"#, 3.0),
-        (r#"token_refresh_ledger_duration_seconds_count{op="create"}"#, 1.0),
-    ] {
-        let grown = value(&after, series) - value(&before, series);
-        assert!(grown >= at_least, "{series} grew by {grown}, expected at least {at_least}:\n{after}");
-    }
-    assert!(after.contains(r#"token_refresh_ledger_duration_seconds_bucket{op="rotate",le="0.0001"}"#), "{after}");
-    for secret in [BOB, first.as_str(), second.as_str(), "bob@admin"] {
-        assert!(!after.contains(secret), "the scrape holds {secret}");
-    }
-    server.stop().await
-}
-
 /// The probes: `/healthz` whenever the process serves, `/readyz` when the
 /// ledger answers (the in-memory one always does); GET and HEAD only.
 #[tokio::test]
@@ -720,76 +681,20 @@ async fn health_and_readiness_probes() -> TestResult {
 #[tokio::test]
 async fn connections_beyond_the_cap_wait_for_a_free_slot() -> TestResult {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let server = Running::start_tuned(Policy::default(), signer(), |app| app.max_connections = 2).await?;
+    let server = Running::start_tuned(Policy::default(), signer(), DEADLINE, 2).await?;
     let address = server.http.address();
     let first = tokio::net::TcpStream::connect(address).await?;
     let _second = tokio::net::TcpStream::connect(address).await?;
     let mut third = tokio::net::TcpStream::connect(address).await?;
     third.write_all(b"GET /.well-known/jwks.json HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n").await?;
     let mut answer = Vec::new();
-    let waited = tokio::time::timeout(std::time::Duration::from_millis(500), third.read_to_end(&mut answer)).await;
+    let waited = tokio::time::timeout(Duration::from_millis(500), third.read_to_end(&mut answer)).await;
     assert!(waited.is_err(), "served beyond the cap: {:?}", String::from_utf8_lossy(&answer));
     drop(first);
-    tokio::time::timeout(std::time::Duration::from_secs(10), third.read_to_end(&mut answer)).await??;
+    tokio::time::timeout(Duration::from_secs(10), third.read_to_end(&mut answer)).await??;
     let answer = String::from_utf8(answer)?;
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
     server.stop().await
-}
-
-/// The built server, started under a 1 024-file soft limit (a common
-/// service default), raises it to fit `--max-connections` (10 000 plus 256
-/// other files, within the hard limit), and 1 100 idle connections then do
-/// not keep a request from being served.
-#[tokio::test]
-async fn the_server_raises_its_open_file_limit() -> TestResult {
-    use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
-    // target/debug/deps/all-… → target/debug/examples/server (cargo test
-    // builds the examples before it runs the tests).
-    let binary = std::env::current_exe()?
-        .parent()
-        .and_then(std::path::Path::parent)
-        .map(|dir| dir.join("examples").join("server"))
-        .ok_or("no target dir")?;
-    let mut child = tokio::process::Command::new("bash")
-        .args(["-c", r#"ulimit -Sn 1024 && exec "$0" --listen 127.0.0.1:0"#])
-        .arg(&binary)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
-    let pid = child.id().ok_or("no pid")?;
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().ok_or("stdout")?).lines();
-    let address = loop {
-        let line = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line()).await??;
-        let line = line.ok_or("the server ended before listening")?;
-        if let Some(address) = line.strip_prefix("listening on http://") {
-            break address.to_owned();
-        }
-    };
-    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits"))?;
-    let open_files: Vec<u64> = limits
-        .lines()
-        .find(|line| line.starts_with("Max open files"))
-        .ok_or("no open-file limit")?
-        .split_whitespace()
-        .filter_map(|word| word.parse().ok())
-        .collect();
-    let [soft, hard] = open_files[..] else { return Err(limits.into()) };
-    assert_eq!(soft, hard.min(10_256), "{limits}");
-
-    let mut idle = Vec::new();
-    for _ in 0..1_100 {
-        idle.push(tokio::net::TcpStream::connect(&address).await?);
-    }
-    let mut probe = tokio::net::TcpStream::connect(&address).await?;
-    probe.write_all(b"GET /.well-known/jwks.json HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n").await?;
-    let mut answer = Vec::new();
-    tokio::time::timeout(std::time::Duration::from_secs(10), probe.read_to_end(&mut answer)).await??;
-    let answer = String::from_utf8(answer)?;
-    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
-    drop(idle);
-    child.kill().await?;
-    Ok(())
 }
 
 /// A client that stops sending its login body mid-way gets the 500 envelope
@@ -797,10 +702,7 @@ async fn the_server_raises_its_open_file_limit() -> TestResult {
 #[tokio::test]
 async fn a_stalled_body_hits_the_request_deadline() -> TestResult {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let server = Running::start_tuned(Policy::default(), signer(), |app| {
-        app.request_timeout = std::time::Duration::from_millis(200);
-    })
-    .await?;
+    let server = Running::start_tuned(Policy::default(), signer(), Duration::from_millis(200), 10_000).await?;
     let mut stream = tokio::net::TcpStream::connect(server.http.address()).await?;
     let head = format!(
         "POST {SESSION} HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n"
@@ -821,7 +723,7 @@ async fn a_stalled_body_hits_the_request_deadline() -> TestResult {
         }
         Ok::<_, std::io::Error>(())
     };
-    tokio::time::timeout(std::time::Duration::from_secs(60), read).await??;
+    tokio::time::timeout(Duration::from_secs(60), read).await??;
     let text = String::from_utf8(received)?;
     assert!(text.starts_with("HTTP/1.1 500"), "{text}");
     assert!(
@@ -848,336 +750,4 @@ async fn grace_window_replay_returns_the_same_pair_over_http() -> TestResult {
     let late = http.refresh(Some(&bearer(&refresh))).await?;
     assert_eq!(late.status, 401);
     server.stop().await
-}
-
-/// Built with `aws-lc`, the reference server signs with `AwsLcSigner`
-/// (about twice as fast, the same bytes); without it, with ed25519-dalek.
-#[tokio::test]
-async fn the_server_signs_with_the_signer_its_features_give() -> TestResult {
-    let expected = if cfg!(feature = "aws-lc") { "AwsLcSigner" } else { "Ed25519Signer" };
-    assert!(std::any::type_name::<common::ServerSigner>().ends_with(expected));
-    assert_eq!(common::SIGNER_NAME, if cfg!(feature = "aws-lc") { "aws-lc" } else { "ed25519-dalek" });
-    // Whichever it is, a token it signs verifies under the key it announces.
-    let config = common::parse_args(Vec::<String>::new())?;
-    let setup = common::setup(&config).await.map_err(|e| e.message)?;
-    let pair = setup
-        .app
-        .policy
-        .issue(common::DEMO_EMAIL, &setup.app.store, &setup.app.signer, &token_refresh::SystemClock)
-        .await?;
-    let announced = setup.app.verification_key.as_ref().ok_or("a key")?;
-    let keyring = token_refresh::keys::Keyring::new([announced.clone()])?;
-    assert!(
-        setup
-            .app
-            .policy
-            .verify_access(
-                Some(format!("Bearer {}", pair.access_token).as_bytes()),
-                &keyring,
-                &token_refresh::SystemClock
-            )
-            .is_ok()
-    );
-    Ok(())
-}
-
-/// The demo user (whose admin login body is printed) and a per-start key
-/// serve only on loopback unless `--demo` says otherwise; with a users file
-/// and a signing key any address is fine.
-#[tokio::test]
-async fn the_demo_serves_only_on_loopback_without_demo() -> TestResult {
-    let setup = |args: &[&str]| {
-        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-        async move {
-            let config = common::parse_args(args).map_err(|e| e.to_string())?;
-            common::setup(&config).await.map(|_| ()).map_err(|e| format!("{}: {}", e.code, e.message))
-        }
-    };
-    let refused = setup(&["--listen", "0.0.0.0:0"]).await.expect_err("the demo on 0.0.0.0");
-    assert!(refused.starts_with("2: --listen 0.0.0.0:0: "), "{refused}");
-    assert!(refused.contains("give --users and --signing-key, or --demo"), "{refused}");
-    setup(&["--listen", "0.0.0.0:0", "--demo"]).await?;
-    setup(&["--listen", "127.0.0.1:0"]).await?;
-    setup(&["--listen", "[::1]:0"]).await?;
-    let dir = std::env::temp_dir().join(format!("tr-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let key = dir.join("key.pem");
-    std::fs::write(&key, private_pem(&SEED))?;
-    let only_key = setup(&["--listen", "0.0.0.0:0", "--signing-key", key.to_str().ok_or("path")?]).await;
-    assert!(only_key.expect_err("still the demo user").contains("give --users, or --demo"));
-    let error = common::parse_args(["--demo=yes".to_owned()]).err().ok_or("--demo takes no value")?;
-    assert!(error.to_string().contains("'--demo'"), "{error}");
-    std::fs::remove_dir_all(&dir)?;
-    Ok(())
-}
-
-#[tokio::test]
-async fn command_line_flags() -> TestResult {
-    let parse = |args: &[&str]| common::parse_args(args.iter().map(|a| (*a).to_owned()));
-    assert_eq!(parse(&[])?, Config::default());
-    let capped = parse(&["--max-sessions-per-user", "5"])?;
-    assert_eq!(capped.max_sessions_per_user, Some(5));
-    for bad in ["0", "10001", "-1", "many"] {
-        // clap names the flag in every refusal, a negative number included.
-        let error = parse(&["--max-sessions-per-user", bad]).err().ok_or(bad)?;
-        assert!(error.to_string().contains("'--max-sessions-per-user <N>'"), "{error}");
-    }
-    let cluster = parse(&["--store", "redis-cluster://127.0.0.1:7101,127.0.0.1:7102"])?;
-    assert_eq!(format!("{:?}", cluster.store), "Redis(SecretUrl(redis-cluster://…))");
-    assert_eq!(Config::default().listen.to_string(), "127.0.0.1:8080");
-    let config = parse(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--signing-key=key.pem",
-        "--users",
-        "users.json",
-        "--store",
-        "memory",
-        "--access-ttl",
-        "60",
-        "--refresh-ttl=3600",
-        "--grace",
-        "5",
-        "--kid",
-        "k1",
-        "--verify-key",
-        "old.pub#k0",
-        "--verify-key=older.pem",
-        "--verify-key",
-        "odd#name.pem#",
-    ])?;
-    assert_eq!(config.listen.port(), 0);
-    assert_eq!(config.signing_key.as_deref(), Some(std::path::Path::new("key.pem")));
-    assert_eq!(config.users.as_deref(), Some(std::path::Path::new("users.json")));
-    assert_eq!((config.access_ttl, config.refresh_ttl, config.grace), (Some(60), Some(3600), Some(5)));
-    assert_eq!(config.kid.as_deref(), Some("k1"));
-    let verify_key = |path: &str, kid: Option<&str>| VerifyKeyArg { path: path.into(), kid: kid.map(str::to_owned) };
-    assert_eq!(
-        config.verify_keys,
-        [verify_key("old.pub", Some("k0")), verify_key("older.pem", None), verify_key("odd#name.pem", None)]
-    );
-    assert_eq!(config.store, StoreUrl::Memory);
-    let kind = |args: &[&str]| parse(args).err().map(|error| error.kind());
-    assert_eq!(kind(&["--help"]), Some(ErrorKind::DisplayHelp));
-    assert_eq!(kind(&["--version"]), Some(ErrorKind::DisplayVersion));
-    assert_eq!(kind(&["--bogus"]), Some(ErrorKind::UnknownArgument));
-    assert_eq!(kind(&["--kid", "a", "--kid", "b"]), Some(ErrorKind::ArgumentConflict));
-    assert_eq!(parse(&["--"])?, Config::default());
-    assert_eq!(parse(&["--max-connections", "50"])?.max_connections, 50);
-    assert_eq!(kind(&["--max-connections", "0"]), Some(ErrorKind::ValueValidation));
-    // A CA bundle is for a TLS store only.
-    assert_eq!(kind(&["--store-ca", "ca.pem"]), Some(ErrorKind::ArgumentConflict));
-    assert_eq!(
-        parse(&["--store", "rediss://cache:6380", "--store-ca", "ca.pem"])?.store_ca.as_deref(),
-        Some(std::path::Path::new("ca.pem"))
-    );
-    for bad in [
-        &["--listen"][..],
-        &["--listen", "localhost"],
-        &["--nope", "1"],
-        &["positional"],
-        &["--grace", "-1"],
-        &["--access-ttl", "5m"],
-        &["--kid", "a", "--kid", "b"],
-        &["--store", "mysql://x"],
-        &["--store", "redis"],
-        &["--verify-key", "#kid"],
-        &["--store-prefix", "tenant_a"],
-        &["--store", "redis://cache", "--store-prefix", "Tenant"],
-        &["--store", "redis://cache", "--store-prefix", "1tenant"],
-        &["--store", "redis://cache", "--store-prefix", "a:b"],
-    ] {
-        assert!(parse(bad).is_err(), "{bad:?}");
-    }
-
-    // An unknown scheme is refused without repeating the value (it may be a
-    // URL with a password).
-    let error = parse(&["--store", "mysql://app:hunter2@db/tokens"]).err().ok_or("mysql must be refused")?.to_string();
-    assert!(!error.contains("hunter2") && !error.contains("mysql"), "{error}");
-
-    // Shared ledgers: the URL is kept for connecting but never shown.
-    let config = parse(&["--store", "postgres://app:hunter2@db/tokens", "--store-prefix", "tenant_a"])?;
-    let StoreUrl::Postgres(url) = &config.store else { return Err("expected postgres".into()) };
-    assert_eq!(url.expose(), "postgres://app:hunter2@db/tokens");
-    assert_eq!(config.store_prefix.as_deref(), Some("tenant_a"));
-    assert!(!format!("{config:?}").contains("hunter2"), "{config:?}");
-    assert_eq!(
-        url.redact("failed at postgres://app:hunter2@db/tokens as app:hunter2 (hunter2)"),
-        "failed at … as … (…)"
-    );
-    let config = parse(&["--store", "postgresql://db/tokens"])?;
-    assert!(matches!(config.store, StoreUrl::Postgres(_)));
-    let config = parse(&["--store", "redis://:pw@cache:6379/0"])?;
-    assert!(matches!(config.store, StoreUrl::Redis(_)));
-    assert!(!format!("{config:?}").contains("pw@"), "{config:?}");
-    // Built without the backend's feature: a configuration error naming it.
-    #[cfg(not(feature = "redis"))]
-    {
-        let error = common::setup(&config).await.err().ok_or("redis needs its feature")?;
-        assert_eq!(error.code, 2);
-        assert!(error.message.contains("`redis` feature") && !error.message.contains("pw@"), "{}", error.message);
-    }
-
-    // Out-of-range policy values are configuration errors too.
-    let config = parse(&["--grace", "61"])?;
-    assert_eq!(common::setup(&config).await.err().map(|e| e.code), Some(2));
-    Ok(())
-}
-
-#[tokio::test]
-async fn key_and_users_files_drive_a_login() -> TestResult {
-    let dir = std::env::temp_dir().join(format!("token-refresh-test-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir)?;
-    // RFC 8410 §10.3's sample key, as `openssl genpkey -algorithm ed25519` writes it.
-    let pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n-----END PRIVATE KEY-----\n";
-    std::fs::write(dir.join("key.pem"), pem)?;
-    let carol_seed = [0xc0; 32];
-    let carol_key: String =
-        SigningKey::from_bytes(&carol_seed).verifying_key().as_bytes().iter().map(|b| format!("{b:02x}")).collect();
-    let users = format!(
-        r#"[{{"email":"carol@mail.com","account":"carol@ops","role":"ROLE_OPS","publicKey":"{carol_key}"}},
-            {{"email":"dave@mail.com","account":"dave@ops","role":"ROLE_OPS","publicKey":"{carol_key}","disabled":true}}]"#
-    );
-    std::fs::write(dir.join("users.json"), users)?;
-    let config = Config {
-        signing_key: Some(dir.join("key.pem")),
-        users: Some(dir.join("users.json")),
-        kid: Some("ops-1".into()),
-        access_ttl: Some(60),
-        ..Config::default()
-    };
-    let setup = common::setup(&config).await.map_err(|e| e.message)?;
-    assert!(!setup.ephemeral_key && setup.demo_login.is_none());
-    let expected_key = Ed25519Signer::from_pkcs8_pem(pem)?;
-    assert_eq!(
-        setup.app.verification_key.as_ref().ok_or("a key")?.to_bytes(),
-        expected_key.verification_key().to_bytes()
-    );
-
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let http = Http::new(listener.local_addr()?);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(server::serve(listener, Arc::clone(&setup.app), async {
-        let _ = stopped.await;
-    }));
-    let login = http.login(&login_body("carol@mail.com", &carol_seed)).await?;
-    assert_eq!(login.status, 200, "{}", login.message());
-    assert_eq!(login.json()?["data"]["expirationTime"], 60);
-    let header = URL_SAFE_NO_PAD.decode(login.data("accessToken")?.split('.').next().ok_or("no header")?)?;
-    assert_eq!(header, br#"{"typ":"JWT","alg":"EdDSA","kid":"ops-1"}"#);
-    assert_eq!(http.login(&login_body("dave@mail.com", &carol_seed)).await?.status, 401);
-
-    // Bad files are configuration errors (exit code 2) naming the entry, not key bytes.
-    std::fs::write(dir.join("bad.json"), r#"[{"email":"x@y","account":"a","role":"r","publicKey":"00"}]"#)?;
-    let bad = common::setup(&Config { users: Some(dir.join("bad.json")), ..Config::default() })
-        .await
-        .err()
-        .ok_or("bad users")?;
-    assert!(bad.code == 2 && bad.message.contains("entry 0"), "{}", bad.message);
-    std::fs::write(dir.join("bad.pem"), "-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n")?;
-    let bad = common::setup(&Config { signing_key: Some(dir.join("bad.pem")), ..Config::default() })
-        .await
-        .err()
-        .ok_or("bad key")?;
-    assert_eq!(bad.code, 2);
-
-    let _ = stop.send(());
-    task.await?;
-    std::fs::remove_dir_all(&dir)?;
-    Ok(())
-}
-
-/// `--verify-key` takes a public key PEM or a private key PEM (only the
-/// public half is kept), with an optional `#KID`; the JWKS lists every key,
-/// active first; bad files and key sets are configuration errors that quote
-/// no key material.
-#[tokio::test]
-async fn verify_only_keys_load_and_are_published() -> TestResult {
-    let dir = std::env::temp_dir().join(format!("token-refresh-test-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir)?;
-    let path = |name: &str| dir.join(name).display().to_string();
-    let seeds = [[0x11; 32], [0x22; 32], [0x33; 32], [0x44; 32]];
-    std::fs::write(dir.join("active.pem"), private_pem(&SEED))?;
-    for (i, seed) in seeds.iter().enumerate() {
-        std::fs::write(dir.join(format!("{i}.pub")), public_pem(seed))?;
-        std::fs::write(dir.join(format!("{i}.pem")), private_pem(seed))?;
-    }
-    let start = |extra: Vec<String>| async move {
-        let mut args = vec!["--signing-key".to_owned(), path("active.pem"), "--kid".to_owned(), "now".to_owned()];
-        args.extend(extra);
-        let config = common::parse_args(args).map_err(|e| e.to_string())?;
-        common::setup(&config).await.map_err(|e| format!("{}: {}", e.code, e.message))
-    };
-
-    let setup =
-        start(vec!["--verify-key".into(), format!("{}#old", path("0.pub")), "--verify-key".into(), path("1.pem")])
-            .await?;
-    let jwks: serde_json::Value = serde_json::from_slice(&setup.app.jwks().body)?;
-    let keys: Vec<(&str, Option<&str>)> = jwks["keys"]
-        .as_array()
-        .ok_or("keys")?
-        .iter()
-        .map(|key| Ok((key["x"].as_str().ok_or("no x")?, key["kid"].as_str())))
-        .collect::<TestResult<_>>()?;
-    let (active, old, older) = (jwk_x(&SEED), jwk_x(&seeds[0]), jwk_x(&seeds[1]));
-    assert_eq!(keys, [(active.as_str(), Some("now")), (old.as_str(), Some("old")), (older.as_str(), None)]);
-    // DER works too, public or private.
-    std::fs::write(dir.join("2.der"), public_der(&seeds[2]))?;
-    std::fs::write(dir.join("3.der"), private_der(&seeds[3]))?;
-    let setup_der = start(vec!["--verify-key".into(), path("2.der"), "--verify-key".into(), path("3.der")]).await?;
-    let ring: Vec<[u8; 32]> = setup_der.app.signer.keyring().keys().iter().map(|key| key.to_bytes()).collect();
-    let public = |seed: &[u8; 32]| SigningKey::from_bytes(seed).verifying_key().to_bytes();
-    assert_eq!(ring, [public(&SEED), public(&seeds[2]), public(&seeds[3])]);
-    // Verify-only keys verify, never sign.
-    assert_eq!(
-        setup.app.verification_key.as_ref().ok_or("a key")?.to_bytes(),
-        Ed25519Signer::from_seed(&SEED)?.verification_key().to_bytes()
-    );
-
-    // Configuration errors, exit code 2, no key material in the message.
-    let verify = |value: String| vec!["--verify-key".to_owned(), value];
-    let four: Vec<String> = (0..4).flat_map(|i| verify(path(&format!("{i}.pub")))).collect();
-    std::fs::write(dir.join("cert.pem"), "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")?;
-    std::fs::write(dir.join("junk.der"), [0x30, 0x03, 0x02, 0x01, 0x00])?;
-    for (what, extra) in [
-        ("more than 3 verify-only keys", four),
-        ("the active key again", verify(path("active.pem"))),
-        ("a key twice", [verify(path("0.pub")), verify(path("0.pem"))].concat()),
-        ("a kid twice", verify(format!("{}#now", path("2.pub")))),
-        ("a bad kid", verify(format!("{}#a/b", path("2.pub")))),
-        ("a missing file", verify(path("missing.pub"))),
-        ("a certificate", verify(path("cert.pem"))),
-        ("junk DER", verify(path("junk.der"))),
-    ] {
-        let error = start(extra).await.err().ok_or(what)?;
-        assert!(error.starts_with("2: --verify-key "), "{what}: {error}");
-        assert!(!error.contains("BEGIN") && !error.contains("AAAA"), "{what}: {error}");
-    }
-    std::fs::remove_dir_all(&dir)?;
-    Ok(())
-}
-
-/// The demo user's printed login body works, and the walkthrough the server
-/// prints names the bound address.
-#[tokio::test]
-async fn demo_login_body_logs_in() -> TestResult {
-    let setup = common::setup(&Config::default()).await.map_err(|e| e.message)?;
-    assert!(setup.ephemeral_key);
-    let body = setup.demo_login.clone().ok_or("demo body")?;
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let address = listener.local_addr()?;
-    let http = Http::new(address);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(server::serve(listener, Arc::clone(&setup.app), async {
-        let _ = stopped.await;
-    }));
-    let login = http.login(&body).await?;
-    assert_eq!(login.status, 200, "{}", login.message());
-    assert_eq!(payload(&login.data("accessToken")?)["sub"], BOB);
-    let walkthrough = common::walkthrough(address, &body);
-    assert!(walkthrough.starts_with(&format!("BASE=http://{address}\n")));
-    assert!(walkthrough.contains(&format!("LOGIN='{body}'")));
-    let _ = stop.send(());
-    task.await?;
-    Ok(())
 }

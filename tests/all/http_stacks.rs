@@ -1,123 +1,89 @@
-//! The three HTTP stacks (axum `server`, `actix`, bare `hyper` serving the
-//! library's `token_refresh::http::Endpoint`) send the same bytes: one scripted exchange runs against each over real HTTP, and
-//! the transcripts (status, headers, body; tokens reduced to their
-//! deterministic parts) must be identical.
+//! The three HTTP stacks send the same bytes: the built example binaries
+//! (axum `server`, `actix`, and bare `hyper` serving the library's
+//! `token_refresh::http::Endpoint`), started as processes with the same key
+//! and users files, and the in-process reference router the other HTTP
+//! tests drive (`token_refresh_test_support::reference`). One scripted
+//! exchange runs against each over real HTTP; the transcripts (status,
+//! headers, body; tokens reduced to their deterministic parts, times to
+//! their distance from now) must be identical.
 
-// Each example is its own crate with its own copy of `examples/common`; here
-// all three are included side by side, so the glue is compiled three times.
-#![allow(clippy::duplicate_mod)]
-
-#[allow(dead_code)]
-#[path = "../../examples/actix.rs"]
-mod actix_stack;
-#[allow(dead_code)]
-#[path = "../../examples/server.rs"]
-mod axum_stack;
-// The hyper example serves the library's endpoint (feature `http`).
-#[cfg(feature = "http")]
-#[allow(dead_code)]
-#[path = "../../examples/hyper.rs"]
-mod hyper_stack;
-
-use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use token_refresh::{Clock, Policy};
+use token_refresh::{MemoryLedger, MemoryUserStore, Policy, SystemClock, TokenService};
 use tokio::sync::oneshot;
 
-use token_refresh_test_support::NOW;
 use token_refresh_test_support::http_client::{Http, Response, SESSION, TestResult};
-use token_refresh_test_support::keys::{signer, signing_key};
+use token_refresh_test_support::keys::{SEED, private_pem, signer, signing_key};
+use token_refresh_test_support::process::{self, Server};
+use token_refresh_test_support::reference;
 use token_refresh_test_support::tokens::mint_with;
-use token_refresh_test_support::users::{ALICE, ALICE_LOGIN_SEED, BOB, BOB_LOGIN_SEED, demo, login_body};
+use token_refresh_test_support::users::{
+    ALICE, ALICE_LOGIN_SEED, BOB, BOB_LOGIN_SEED, demo, demo_users_json, login_body,
+};
 
-/// A running server of one stack.
-struct Stack {
-    name: &'static str,
-    http: Http,
-    stop: Stop,
-}
-
-enum Stop {
-    Tokio(oneshot::Sender<()>, tokio::task::JoinHandle<()>),
-    Actix(actix_web::dev::ServerHandle, std::thread::JoinHandle<std::io::Result<()>>),
+/// A running stack.
+enum Stack {
+    Process(Box<Server>),
+    InProcess(Http, oneshot::Sender<()>, tokio::task::JoinHandle<()>),
 }
 
 impl Stack {
+    fn http(&self) -> &Http {
+        match self {
+            Self::Process(server) => &server.http,
+            Self::InProcess(http, ..) => http,
+        }
+    }
+
     async fn stop(self) -> TestResult {
-        match self.stop {
-            Stop::Tokio(stop, task) => {
+        match self {
+            Self::Process(server) => {
+                server.stop().await?;
+            }
+            Self::InProcess(_, stop, task) => {
                 let _ = stop.send(());
                 task.await?;
-            }
-            Stop::Actix(handle, thread) => {
-                handle.stop(true).await;
-                thread.join().map_err(|_| "actix thread panicked")??;
             }
         }
         Ok(())
     }
 }
 
-fn clock() -> Arc<dyn Clock> {
-    Arc::new(token_refresh_test_support::clock())
+/// The example `name` on the fixture key (no `kid`) and the demo users.
+async fn start_example(name: &str, dir: &std::path::Path) -> TestResult<Stack> {
+    let path = |file: &str| dir.join(file).display().to_string();
+    let args = ["--listen", "127.0.0.1:0", "--signing-key", &path("key.pem"), "--users", &path("users.json")];
+    let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
+    Ok(Stack::Process(Box::new(process::running(name, &args).await?)))
 }
 
-async fn start_axum() -> TestResult<Stack> {
-    let app = Arc::new(axum_stack::common::App::new(
-        axum_stack::common::memory_store(demo()),
-        signer(),
-        Policy::default(),
-        clock(),
-    ));
+/// The reference router in process, on the same key, users and the system
+/// clock.
+async fn start_reference() -> TestResult<Stack> {
+    let users = MemoryUserStore::new(demo());
+    let service = TokenService::new(Policy::default(), users, MemoryLedger::new(), signer(), SystemClock);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let http = Http::new(listener.local_addr()?);
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(axum_stack::serve(listener, app, async {
+    let task = tokio::spawn(reference::serve_router(listener, service, Duration::from_secs(10), 10_000, async {
         let _ = stopped.await;
     }));
-    Ok(Stack { name: "axum", http, stop: Stop::Tokio(stop, task) })
+    Ok(Stack::InProcess(http, stop, task))
 }
 
-#[cfg(feature = "http")]
-async fn start_hyper() -> TestResult<Stack> {
-    let app = Arc::new(hyper_stack::common::App::new(
-        hyper_stack::common::memory_store(demo()),
-        signer(),
-        Policy::default(),
-        clock(),
-    ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let http = Http::new(listener.local_addr()?);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(hyper_stack::serve(listener, app, async {
-        let _ = stopped.await;
-    }));
-    Ok(Stack { name: "hyper", http, stop: Stop::Tokio(stop, task) })
+/// Seconds since the epoch.
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
 }
 
-async fn start_actix() -> TestResult<Stack> {
-    let app = Arc::new(actix_stack::common::App::new(
-        actix_stack::common::memory_store(demo()),
-        signer(),
-        Policy::default(),
-        clock(),
-    ));
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let http = Http::new(listener.local_addr()?);
-    // actix runs its own single-threaded system; it lives on its own thread
-    // and hands back the handle that stops it.
-    let (handle_tx, handle_rx) = oneshot::channel();
-    let thread = std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            let server = actix_stack::server(listener, app, false)?;
-            let _ = handle_tx.send(server.handle());
-            server.await
-        })
-    });
-    let handle = handle_rx.await?;
-    Ok(Stack { name: "actix", http, stop: Stop::Actix(handle, thread) })
+/// `exp` as its distance from now, rounded to 10 s: the stacks run one
+/// after another on the system clock.
+fn from_now(exp: i64) -> String {
+    format!("now+{}", (exp - now() + 5) / 10 * 10)
 }
 
 /// A token reduced to what is the same on every stack: its JOSE header and
@@ -132,6 +98,9 @@ fn token_shape(token: &str) -> TestResult<String> {
         if let Some(value) = claims.get_mut(id) {
             *value = serde_json::Value::String("<uuid>".into());
         }
+    }
+    if let Some(exp) = claims.get_mut("exp") {
+        *exp = serde_json::Value::String(from_now(exp.as_i64().ok_or("exp not a number")?));
     }
     let keys: Vec<&String> = claims.keys().collect();
     Ok(format!("{} {} {keys:?}", String::from_utf8(header)?, serde_json::Value::Object(claims.clone())))
@@ -182,7 +151,7 @@ async fn exchange(http: &Http) -> TestResult<Vec<String>> {
         format!(
             r#"{{"sub":"nobody@mail.com","acjti":"{}","exp":{},"jti":"{}"}}"#,
             uuid::Uuid::new_v4(),
-            NOW + 60,
+            now() + 60,
             uuid::Uuid::new_v4()
         ),
     );
@@ -228,15 +197,21 @@ async fn exchange(http: &Http) -> TestResult<Vec<String>> {
 
 #[tokio::test]
 async fn axum_actix_and_hyper_send_the_same_bytes() -> TestResult {
+    let dir = std::env::temp_dir().join(format!("token-refresh-stacks-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("key.pem"), private_pem(&SEED))?;
+    std::fs::write(dir.join("users.json"), demo_users_json())?;
     let mut transcripts = Vec::new();
-    let stacks = [start_axum().await?, start_actix().await?].into_iter();
-    #[cfg(feature = "http")]
-    let stacks = stacks.chain([start_hyper().await?]);
-    for stack in stacks {
-        let transcript = exchange(&stack.http).await?;
-        transcripts.push((stack.name, transcript));
+    for name in ["server", "actix", "hyper", "reference"] {
+        let stack = match name {
+            "reference" => start_reference().await?,
+            example => start_example(example, &dir).await?,
+        };
+        let transcript = exchange(stack.http()).await?;
+        transcripts.push((name, transcript));
         stack.stop().await?;
     }
+    let _ = std::fs::remove_dir_all(&dir);
     let (reference_name, reference) = transcripts.first().ok_or("no stacks")?;
     // Spot-check the reference so "all equal" cannot mean "all equally wrong".
     let expect = [

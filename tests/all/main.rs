@@ -7,10 +7,6 @@
 //! ledger backends' features) and `http_logs` (tracing caches per call
 //! site whether anyone listens, so it needs a process of its own).
 
-// Each example is its own crate with its own copy of `examples/common`;
-// the HTTP tests include them side by side.
-#![allow(clippy::duplicate_mod)]
-
 mod hostile;
 mod http_server;
 mod http_stacks;

@@ -1,0 +1,161 @@
+//! The built example servers (`target/<profile>/examples/{server,actix,hyper}`)
+//! as child processes: what an operator runs, flags and all. `cargo test`
+//! builds the examples before it runs the tests.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, BufReader};
+use tokio::process::{Child, ChildStderr, Command};
+
+use crate::http_client::{Http, TestResult};
+
+/// How long a server may take to start (a shared ledger's connect and
+/// migration included).
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The path of the built example `name`: the test binary is
+/// `target/<profile>/deps/<test>-<hash>`, the examples are in
+/// `target/<profile>/examples/`.
+pub fn example_binary(name: &str) -> TestResult<PathBuf> {
+    let binary = std::env::current_exe()?
+        .parent()
+        .and_then(std::path::Path::parent)
+        .map(|dir| dir.join("examples").join(name))
+        .ok_or("no target dir")?;
+    if !binary.exists() {
+        return Err(format!("{} is not built (cargo test builds the examples)", binary.display()).into());
+    }
+    Ok(binary)
+}
+
+/// A running example server.
+#[derive(Debug)]
+pub struct Server {
+    /// A client for it.
+    pub http: Http,
+    /// The address it listens on, as it printed it.
+    pub address: String,
+    /// What it printed on stdout up to and including the `listening on` line,
+    /// and after it (the demo walkthrough) as far as it was read.
+    pub stdout: String,
+    child: Child,
+    /// stderr, read as it comes so the server never blocks on a full pipe.
+    stderr: tokio::task::JoinHandle<String>,
+}
+
+/// A server that did not start: its exit code and what it wrote on stderr.
+#[derive(Debug)]
+pub struct StartFailure {
+    /// The exit code (`None` if killed by a signal).
+    pub code: Option<i32>,
+    /// stderr, whole.
+    pub stderr: String,
+    /// stdout, whole.
+    pub stdout: String,
+}
+
+/// Starts example `name` with `args`; `Ok(Err(_))` when it exits before
+/// printing `listening on http://ADDR`.
+pub async fn start(name: &str, args: &[String]) -> TestResult<Result<Server, StartFailure>> {
+    start_with(name, args, &[]).await
+}
+
+/// [`start`] with environment variables set.
+pub async fn start_with(name: &str, args: &[String], env: &[(&str, &str)]) -> TestResult<Result<Server, StartFailure>> {
+    let mut command = Command::new(example_binary(name)?);
+    command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn()?;
+    let mut stdout = BufReader::new(child.stdout.take().ok_or("stdout")?);
+    let mut printed = String::new();
+    let address = loop {
+        let mut line = String::new();
+        let read = tokio::time::timeout(START_TIMEOUT, stdout.read_line(&mut line)).await??;
+        printed.push_str(&line);
+        if read == 0 {
+            let status = tokio::time::timeout(START_TIMEOUT, child.wait()).await??;
+            let mut stderr = String::new();
+            if let Some(mut pipe) = child.stderr.take() {
+                pipe.read_to_string(&mut stderr).await?;
+            }
+            return Ok(Err(StartFailure { code: status.code(), stderr, stdout: printed }));
+        }
+        if let Some(address) = line.trim_end().strip_prefix("listening on http://") {
+            break address.to_owned();
+        }
+    };
+    // The demo walkthrough follows the address line: read what is there
+    // without waiting for more.
+    let mut rest = vec![0u8; 64 * 1024];
+    if let Ok(Ok(read)) = tokio::time::timeout(Duration::from_millis(300), stdout.read(&mut rest)).await {
+        printed.push_str(&String::from_utf8_lossy(rest.get(..read).unwrap_or_default()));
+    }
+    // Keep stdout drained so the server never blocks writing it.
+    tokio::spawn(async move { tokio::io::copy(&mut stdout, &mut tokio::io::sink()).await });
+    let http = Http::new(address.parse()?);
+    let stderr = drain(child.stderr.take());
+    Ok(Ok(Server { http, address, stdout: printed, child, stderr }))
+}
+
+/// Reads `stderr` to its end in a task.
+fn drain(stderr: Option<ChildStderr>) -> tokio::task::JoinHandle<String> {
+    tokio::spawn(async move {
+        let mut logs = String::new();
+        if let Some(mut stderr) = stderr {
+            let _ = stderr.read_to_string(&mut logs).await;
+        }
+        logs
+    })
+}
+
+/// Starts example `name` with `args`, failing the test if it does not start.
+pub async fn running(name: &str, args: &[String]) -> TestResult<Server> {
+    match start(name, args).await? {
+        Ok(server) => Ok(server),
+        Err(failure) => Err(format!("{name} did not start: {failure:?}").into()),
+    }
+}
+
+impl Server {
+    /// The process id.
+    pub fn pid(&self) -> TestResult<u32> {
+        Ok(self.child.id().ok_or("exited")?)
+    }
+
+    /// Stops the server with SIGTERM, as an orchestrator does; it must exit
+    /// with 0. Returns its stderr (the logs).
+    pub async fn stop(self) -> TestResult<String> {
+        let pid = self.pid()?;
+        let mut this = self;
+        let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await?;
+        if !status.success() {
+            return Err("kill -TERM failed".into());
+        }
+        let exit = tokio::time::timeout(Duration::from_secs(30), this.child.wait()).await??;
+        let logs = this.stderr.await?;
+        if !exit.success() {
+            return Err(format!("the server exited with {exit}: {logs}").into());
+        }
+        Ok(logs)
+    }
+
+    /// Kills the server (SIGKILL).
+    pub async fn kill(mut self) -> TestResult {
+        self.child.kill().await?;
+        Ok(())
+    }
+
+    /// Stops the server with SIGTERM and returns its exit status and logs,
+    /// whatever they are.
+    pub async fn stop_any(self) -> TestResult<(std::process::ExitStatus, String)> {
+        let pid = self.pid()?;
+        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await?;
+        let mut child = self.child;
+        let exit = tokio::time::timeout(Duration::from_secs(30), child.wait()).await??;
+        Ok((exit, self.stderr.await?))
+    }
+}
