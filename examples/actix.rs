@@ -5,12 +5,11 @@
 //! cargo run --example actix -- --listen 127.0.0.1:8080
 //! ```
 //!
-//! Same flags, endpoints and bytes on the wire as `server`. actix-web 4
-//! builds on `http` 0.2, so the library's `http` 1 pieces do not fit; what
-//! does is framework-neutral: the service takes the `Authorization` header
-//! as bytes, and every answer is a `Reply` (status, headers, body). actix
-//! handles SIGINT/SIGTERM itself: it stops accepting and gives in-flight
-//! requests up to 10 s.
+//! Same flags, endpoints and bytes on the wire as `server`. actix-web 4 is
+//! on `http` 0.2, so the library's `http` 1 pieces do not fit; its
+//! framework-neutral ones do: `TokenService` takes the `Authorization`
+//! header as bytes, and every answer is a `Reply` (status, headers, body).
+//! actix handles SIGINT/SIGTERM itself (10 s drain).
 
 #[path = "common/mod.rs"]
 mod common;
@@ -57,13 +56,8 @@ async fn run() -> ExitCode {
         }
     };
     common::announce(server.addrs().first().copied().unwrap_or(config.listen), &setup, "actix");
-    match server.run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(%error, "server failed");
-            ExitCode::FAILURE
-        }
-    }
+    let stopped = server.run().await;
+    stopped.map_err(|error| tracing::error!(%error, "server failed")).map_or(ExitCode::FAILURE, |()| ExitCode::SUCCESS)
 }
 
 /// Every request: its id, deadline and log line around [`answer`], as the
@@ -113,11 +107,8 @@ async fn answer(service: &TokenService, request: &HttpRequest, payload: web::Pay
             Reply::method_not_allowed("GET, HEAD")
         }
         common::JWKS_PATH => Reply::jwks(service.jwks()),
-        common::ME_PATH => match authorization() {
-            Ok(authorization) => match service.verify_access_unrevoked(authorization).await {
-                Ok(claims) => common::me(&claims),
-                Err(error) => Reply::from_error(&error),
-            },
+        common::ME_PATH => match authorization().map(|authorization| service.verify_access_unrevoked(authorization)) {
+            Ok(verified) => verified.await.map_or_else(|error| Reply::from_error(&error), |claims| common::me(&claims)),
             Err(error) => Reply::from_error(&error),
         },
         common::HEALTH_PATH => Reply::live(),

@@ -34,9 +34,11 @@
 //! Two `Authorization` headers on the session path are refused with 400
 //! (`authorization header is repeated`) rather than guessing which one a
 //! proxy or the client meant. A refusal keeps its [`Error`](crate::Error)
-//! in the answer's extensions as [`FlowError`], for your logs. The endpoint
-//! itself logs nothing (with feature `tracing`: a 500's cause and a missed
-//! deadline, never a token or key).
+//! in the answer's extensions as [`FlowError`], for your logs. With feature
+//! `tracing` the endpoint logs what [`RequestScopeLayer`] logs (a span per
+//! request with its id, method and path, one `answered` line at `INFO`,
+//! target `token_refresh::access`, and a missed deadline) and the core
+//! logs a 500's cause; never a header, body, token or key.
 //!
 //! # Serving it with hyper
 //!
