@@ -74,6 +74,55 @@ impl ServeOptions {
     pub fn connections(&self) -> usize {
         self.max_connections
     }
+
+    /// Makes the connection cap fit the process's open-file limit: raises
+    /// the soft limit (no privilege needed) to the cap plus 256 files for
+    /// everything else (the listener, a ledger's pool, logs), within the
+    /// hard limit, and where the hard limit is lower, lowers the cap to
+    /// fit. Many systems start services at 1 024 files, where a thousand
+    /// idle connections would make `accept` fail for real clients. Call it
+    /// once at start; elsewhere than Unix it changes nothing.
+    #[must_use]
+    pub fn fit_open_file_limit(self) -> Self {
+        const OTHER_FILES: u64 = 256;
+        let wanted = u64::try_from(self.max_connections).unwrap_or(u64::MAX).saturating_add(OTHER_FILES);
+        let fitting = open_file_limit_for(wanted).saturating_sub(OTHER_FILES);
+        let fitted = usize::try_from(fitting).unwrap_or(usize::MAX).clamp(1, self.max_connections);
+        #[cfg(feature = "tracing")]
+        if fitted < self.max_connections {
+            tracing::warn!(target: "token_refresh", requested = self.max_connections, fitted, "the open-file limit lowers the connection cap");
+        }
+        self.max_connections(fitted)
+    }
+}
+
+/// The soft open-file limit after trying to raise it to `wanted`.
+#[cfg(unix)]
+fn open_file_limit_for(wanted: u64) -> u64 {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let Some(soft) = limit.current else { return u64::MAX };
+    if soft >= wanted {
+        return soft;
+    }
+    let raised = limit.maximum.map_or(wanted, |hard| hard.min(wanted));
+    match setrlimit(Resource::Nofile, Rlimit { current: Some(raised), maximum: limit.maximum }) {
+        Ok(()) => {
+            #[cfg(feature = "tracing")]
+            tracing::info!(target: "token_refresh", from = soft, to = raised, "raised the open-file limit");
+            raised
+        }
+        Err(_error) => {
+            #[cfg(feature = "tracing")]
+            tracing::warn!(target: "token_refresh", error = %_error, soft, "could not raise the open-file limit");
+            soft
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn open_file_limit_for(wanted: u64) -> u64 {
+    wanted
 }
 
 /// Serves `service` over HTTP/1 on `listener` until `shutdown` resolves,

@@ -126,6 +126,23 @@ impl VerificationKey {
         Self::new(VerifyingKey::from_bytes(bytes).map_err(|_| KeyError::InvalidPublicKey)?)
     }
 
+    /// From the hex of the 32 key bytes (64 digits, either case): the form
+    /// the FIB login body's `publicKey` and most users tables hold.
+    ///
+    /// ```
+    /// use token_refresh::VerificationKey;
+    /// use token_refresh::ed25519_dalek::SigningKey;
+    ///
+    /// let public = SigningKey::from_bytes(&[7; 32]).verifying_key();
+    /// let hex: String = public.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    /// assert_eq!(VerificationKey::from_hex(&hex)?.to_bytes(), public.to_bytes());
+    /// assert!(VerificationKey::from_hex(&hex[..62]).is_err());
+    /// # Ok::<(), token_refresh::keys::KeyError>(())
+    /// ```
+    pub fn from_hex(hex: &str) -> Result<Self, KeyError> {
+        Self::from_bytes(&hex::decode_array(hex).ok_or(KeyError::InvalidPublicKey)?)
+    }
+
     /// From SPKI PEM (`-----BEGIN PUBLIC KEY-----`, as `openssl pkey -pubout`
     /// writes it).
     pub fn from_public_key_pem(pem: &str) -> Result<Self, KeyError> {
@@ -137,6 +154,39 @@ impl VerificationKey {
     pub fn from_public_key_der(der: &[u8]) -> Result<Self, KeyError> {
         let key = VerifyingKey::from_public_key_der(der).map_err(|e| KeyError::Encoding(e.to_string()))?;
         Self::new(key)
+    }
+
+    /// From a key file's bytes, whichever of the usual forms it has: a
+    /// public key (SPKI, PEM `-----BEGIN PUBLIC KEY-----` or DER) or a
+    /// PKCS#8 private key (PEM `-----BEGIN PRIVATE KEY-----` or DER), of
+    /// which only the public half is kept. For `--verify-key`-style
+    /// configuration during a key rotation, where either file may be at
+    /// hand. Error messages never quote the bytes.
+    ///
+    /// ```
+    /// use token_refresh::VerificationKey;
+    /// use token_refresh::ed25519_dalek::SigningKey;
+    /// use token_refresh::ed25519_dalek::pkcs8::EncodePublicKey as _;
+    /// use token_refresh::ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+    ///
+    /// let public = SigningKey::from_bytes(&[7; 32]).verifying_key();
+    /// let pem = public.to_public_key_pem(LineEnding::LF)?;
+    /// assert_eq!(VerificationKey::from_key_document(pem.as_bytes())?.to_bytes(), public.to_bytes());
+    /// assert!(VerificationKey::from_key_document(b"-----BEGIN CERTIFICATE-----").is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_key_document(bytes: &[u8]) -> Result<Self, KeyError> {
+        let public_of = |signer: Ed25519Signer| signer.verification_key().clone();
+        match std::str::from_utf8(bytes).map(str::trim_start) {
+            Ok(pem) if pem.starts_with("-----BEGIN PUBLIC KEY-----") => Self::from_public_key_pem(pem),
+            Ok(pem) if pem.starts_with("-----BEGIN PRIVATE KEY-----") => {
+                Ed25519Signer::from_pkcs8_pem(pem).map(public_of)
+            }
+            Ok(pem) if pem.starts_with("-----BEGIN") => {
+                Err(KeyError::Encoding("expected a PEM PUBLIC KEY or PRIVATE KEY (PKCS#8) document".to_owned()))
+            }
+            _ => Self::from_public_key_der(bytes).or_else(|_| Ed25519Signer::from_pkcs8_der(bytes).map(public_of)),
+        }
     }
 
     /// The same key, announced under `kid`.

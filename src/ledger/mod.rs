@@ -78,9 +78,11 @@ pub mod postgres;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
+mod url;
 
 pub use boxed::BoxLedger;
 pub use memory::{LedgerStats, MemoryLedger};
+pub use url::{ConnectError, Connected, LedgerKind, LedgerOptions, LedgerUrl, LedgerUrlError};
 
 use std::future::Future;
 
