@@ -34,28 +34,24 @@ fn main() -> ExitCode {
 }
 
 async fn run() -> ExitCode {
-    let (config, setup) = match common::start().await {
+    let (listener, setup) = match common::start("actix").await {
         Ok(started) => started,
         Err(code) => return code,
     };
     let service = web::Data::new(setup.service.clone());
     // actix counts connections per worker.
     let per_worker = setup.serve.connections().div_ceil(WORKERS).max(1);
-    let server =
+    let server = listener.into_std().and_then(|listener| {
         HttpServer::new(move || actix_web::App::new().app_data(service.clone()).default_service(web::to(handle)))
             .workers(WORKERS)
             .max_connections(per_worker)
             .client_request_timeout(Duration::from_secs(10))
             .shutdown_timeout(10)
-            .bind(config.listen);
-    let server = match server {
-        Ok(server) => server,
-        Err(error) => {
-            eprintln!("error: cannot listen on {}: {error}", config.listen);
-            return ExitCode::FAILURE;
-        }
+            .listen(listener)
+    });
+    let Ok(server) = server.map_err(|error| tracing::error!(%error, "cannot serve the socket")) else {
+        return ExitCode::FAILURE;
     };
-    common::announce(server.addrs().first().copied().unwrap_or(config.listen), &setup, "actix");
     let stopped = server.run().await;
     stopped.map_err(|error| tracing::error!(%error, "server failed")).map_or(ExitCode::FAILURE, |()| ExitCode::SUCCESS)
 }
