@@ -526,3 +526,49 @@ impl Body for Split {
         }
     }
 }
+
+/// `RequestScopeLayer` around any service: a plain incoming id is echoed, a
+/// bad one replaced by a UUID, and past the deadline the answer is the 500
+/// envelope with `DeadlineExceeded`, while the inner service is dropped.
+#[tokio::test]
+async fn the_request_scope_layer_gives_ids_and_a_deadline() {
+    use token_refresh::http::RequestScopeLayer;
+    use tower::Layer as _;
+
+    let inner = tower::service_fn(|request: Request<Full<Bytes>>| async move {
+        if request.uri().path() == "/slow" {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        }
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"inner"))))
+    });
+    let scoped = RequestScopeLayer::new().deadline(Duration::from_millis(50)).layer(inner);
+    let get = |path: &str, id: Option<&str>| {
+        let mut request = Request::get(path);
+        if let Some(id) = id {
+            request = request.header("x-request-id", id);
+        }
+        request.body(Full::default()).unwrap()
+    };
+
+    let echoed = scoped.clone().oneshot(get("/fast", Some("lb-7.a_B"))).await.unwrap();
+    assert_eq!(echoed.status(), StatusCode::OK);
+    assert_eq!(echoed.headers()["x-request-id"], "lb-7.a_B");
+    assert_eq!(echoed.into_body().collect().await.unwrap().to_bytes(), "inner");
+
+    let replaced = scoped.clone().oneshot(get("/fast", Some("two words"))).await.unwrap();
+    let id = replaced.headers()["x-request-id"].to_str().unwrap();
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
+
+    let late = scoped.oneshot(get("/slow", None)).await.unwrap();
+    assert_eq!(late.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        late.extensions().get::<DeadlineExceeded>().map(DeadlineExceeded::deadline),
+        Some(Duration::from_millis(50))
+    );
+    assert!(late.headers().contains_key("x-request-id"));
+    let body = late.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(
+        body,
+        &br#"{"status":{"code":500,"name":"INTERNAL_SERVER_ERROR","message":"internal server error"},"data":null}"#[..]
+    );
+}

@@ -751,3 +751,37 @@ async fn grace_window_replay_returns_the_same_pair_over_http() -> TestResult {
     assert_eq!(late.status, 401);
     server.stop().await
 }
+
+/// The library's serving loop cuts off a client that trickles its request
+/// headers once the header-read timeout passes, instead of holding the
+/// connection (and a file) for as long as the client likes.
+#[tokio::test]
+async fn a_client_trickling_its_headers_is_cut_off() -> TestResult {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let service = TokenService::new(
+        Policy::default(),
+        MemoryUserStore::new(demo()),
+        MemoryLedger::new(),
+        signer(),
+        Arc::new(clock()),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let options = token_refresh::http::ServeOptions::new().header_read_timeout(Duration::from_millis(300));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let router = reference::router(service, DEADLINE);
+    let task = tokio::spawn(token_refresh::http::serve(listener, router, options, async {
+        let _ = stopped.await;
+    }));
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nhost: te").await?;
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    // The server closes the connection (perhaps after a 408): the read ends.
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await??;
+    assert!(started.elapsed() < Duration::from_secs(5), "cut off after {:?}", started.elapsed());
+    assert!(answer.is_empty() || answer.starts_with(b"HTTP/1.1 408"), "{}", String::from_utf8_lossy(&answer));
+    let _ = stop.send(());
+    task.await?;
+    Ok(())
+}
