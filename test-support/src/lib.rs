@@ -14,7 +14,7 @@
 //!   under injected faults, for the ledger backends' tests.
 //! - [`http_client`] (feature `http-client`): a hyper client for the
 //!   example servers.
-//! - [`reference`] (feature `http-client`): the reference server's routes
+//! - [`reference`](mod@reference) (feature `http-client`): the reference server's routes
 //!   built from the library's pieces, in process, on any clock.
 //! - [`process`] (feature `http-client`): the built example servers as
 //!   child processes, for their command lines and start-up.
