@@ -9,7 +9,7 @@
 //! on `http` 0.2, so the library's `http` 1 pieces do not fit; its
 //! framework-neutral ones do: `TokenService` takes the `Authorization`
 //! header as bytes, and every answer is a `Reply` (status, headers, body).
-//! actix handles SIGINT/SIGTERM itself (10 s drain).
+//! SIGINT/SIGTERM drain in-flight requests for up to 10 s.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -47,6 +47,7 @@ async fn run() -> ExitCode {
             .max_connections(per_worker)
             .client_request_timeout(Duration::from_secs(10))
             .shutdown_timeout(10)
+            .shutdown_signal(setup.shutdown)
             .listen(listener)
     });
     let Ok(server) = server.map_err(|error| tracing::error!(%error, "cannot serve the socket")) else {

@@ -35,7 +35,7 @@ async fn main() -> ExitCode {
         match endpoint {
             Ok(endpoint) => {
                 let app = endpoint.fallback(tower::service_fn(move |request| rest(service.clone(), request)));
-                serve(listener, app, setup.serve, common::shutdown_signal()).await;
+                serve(listener, app, setup.serve, setup.shutdown).await;
             }
             Err(error) => tracing::error!(%error, "cannot build the endpoint"),
         }

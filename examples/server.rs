@@ -46,7 +46,7 @@ use token_refresh::{Reply, TokenService};
 #[tokio::main]
 async fn main() -> ExitCode {
     common::run_tokio("axum", |listener, setup| async move {
-        serve(listener, router(setup.service), setup.serve, common::shutdown_signal()).await;
+        serve(listener, router(setup.service), setup.serve, setup.shutdown).await;
     })
     .await
 }

@@ -1,11 +1,14 @@
 //! Several server instances on one shared ledger behave as one service, and
 //! a restart with a new signing key keeps the sessions of the old one.
 //!
-//! Every instance is the reference server (`examples/server.rs`, axum) built
-//! from a command line by the example's own `parse_args` and `setup`, so the
-//! `--store`, `--store-prefix`, `--signing-key`, `--kid` and `--verify-key`
-//! flags are exercised as an operator types them; each runs in process on an
-//! ephemeral loopback port with its own connections to the backend.
+//! Every instance is the built reference server (`examples/server.rs`, axum;
+//! `cargo test` builds it into `target/<profile>/examples/server`) run as a
+//! child process, so the `--store`, `--store-prefix`, `--signing-key`,
+//! `--kid` and `--verify-key` flags are exercised as an operator types them;
+//! each listens on an ephemeral loopback port with its own connections to
+//! the backend, and stops on SIGTERM. What an instance reports (its ledger,
+//! a refused start) is read from outside: HTTP answers, the JWKS, its exit
+//! code and its logs on stderr.
 //!
 //! Needs PostgreSQL at `TOKEN_REFRESH_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/test`) and Redis at
@@ -17,22 +20,17 @@
 // Test code: helpers outside #[test] functions may panic on a failed check.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-#[allow(dead_code)]
-#[path = "../examples/server.rs"]
-mod server;
-
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use token_refresh::redis::AsyncCommands as _;
-use token_refresh::{PostgresLedger, PostgresOptions, SessionId, Signer as _};
+use token_refresh::{PostgresLedger, PostgresOptions, SessionId};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
-use server::common::{self, App};
 use token_refresh_test_support::http_client::{Http, TestResult};
 use token_refresh_test_support::keys::{NEXT_SEED, SEED, jwk_x, private_pem, public_pem};
+use token_refresh_test_support::process::{self, Server, StartFailure};
 use token_refresh_test_support::tokens::{bearer, jose_header, signed_by};
 use token_refresh_test_support::users::{BOB, BOB_LOGIN_SEED};
 
@@ -83,7 +81,7 @@ impl Backend {
         Ok(nodes)
     }
 
-    /// What `setup` reports for `--store-prefix name`.
+    /// What the start-up log line reports for `--store-prefix name`.
     fn label(self, name: &str) -> String {
         match self {
             Self::Postgres => format!("postgres, schema {name}"),
@@ -197,36 +195,63 @@ impl Drop for Files {
     }
 }
 
-/// One server instance, started from a command line.
+/// One server instance: the built `server` example, started from a command
+/// line (killed if dropped without [`Instance::stop`]).
 struct Instance {
     http: Http,
-    app: Arc<App>,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+    server: Server,
 }
 
 impl Instance {
     async fn start(args: &[String]) -> TestResult<Self> {
-        let config = common::parse_args(args.iter().cloned())?;
         // A backend that cannot be reached fails here: the test fails.
-        let setup = common::setup(&config).await.map_err(|e| format!("start-up failed: {}", e.message))?;
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let http = Http::new(listener.local_addr()?);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server::serve(listener, Arc::clone(&setup.app), async {
-            let _ = stopped.await;
-        }));
-        Ok(Self { http, app: setup.app, stop: Some(stop), task })
+        let server = process::running("server", args).await?;
+        Ok(Self { http: server.http.clone(), server })
     }
 
-    /// Graceful shutdown; the server must end cleanly.
-    async fn stop(mut self) -> TestResult {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        (&mut self.task).await?;
-        Ok(())
+    /// SIGTERM, as an orchestrator stops it; the server must exit with 0.
+    async fn stop(self) -> TestResult {
+        self.stop_logs().await.map(drop)
     }
+
+    /// [`Instance::stop`], returning the server's logs (its stderr).
+    async fn stop_logs(self) -> TestResult<String> {
+        self.server.stop().await
+    }
+}
+
+/// `args` as a command line.
+fn owned<'a>(args: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    args.into_iter().map(str::to_owned).collect()
+}
+
+/// Runs the server with `args`, which must not start: its exit code, stderr
+/// and stdout.
+async fn refused(args: &[String]) -> TestResult<StartFailure> {
+    match process::start("server", args).await? {
+        Ok(server) => {
+            server.stop().await?;
+            Err("the server started; it must refuse this configuration".into())
+        }
+        Err(failure) => Ok(failure),
+    }
+}
+
+/// Waits until something accepts TCP connections on loopback `port` (a
+/// backend the test started).
+async fn accepting(port: u16) -> TestResult {
+    for _ in 0..250 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    Err(format!("nothing listens on 127.0.0.1:{port}").into())
+}
+
+/// The start-up log line (`token-refresh listening …`) in `logs`.
+fn startup_line(logs: &str) -> TestResult<&str> {
+    Ok(logs.lines().find(|line| line.contains("token-refresh listening")).ok_or("no start-up log line")?)
 }
 
 /// The command line of an instance of `backend` under `name`, signing with
@@ -386,16 +411,11 @@ async fn redis_concurrent_refreshes_across_instances_one_wins() -> TestResult {
     concurrent_refreshes_across_instances(Backend::Redis).await
 }
 
-/// `setup` reports the ledger it connected to (the start-up log line), and
-/// `--store-prefix` keeps deployments apart: the same token is unknown under
-/// another name.
+/// The server reports the ledger it connected to (the start-up log line),
+/// and `--store-prefix` keeps deployments apart: the same token is unknown
+/// under another name.
 async fn store_prefix_isolates(backend: Backend) -> TestResult {
     with_backend(backend, "iso", move |name, files| async move {
-        let config = common::parse_args(args(backend, &name, &files, &[]))?;
-        let setup = common::setup(&config).await.map_err(|e| e.message)?;
-        assert_eq!(setup.store, backend.label(&name));
-        drop(setup);
-
         let a = Instance::start(&args(backend, &name, &files, &[])).await?;
         let other = format!("{name}_other");
         let elsewhere = Instance::start(&args(backend, &other, &files, &[])).await;
@@ -410,7 +430,10 @@ async fn store_prefix_isolates(backend: Backend) -> TestResult {
         .await;
         backend.clean(&other).await?;
         result?;
-        a.stop().await
+        let logs = a.stop_logs().await?;
+        let line = startup_line(&logs)?;
+        assert!(line.ends_with(&format!(" store={}", backend.label(&name))), "{line}");
+        Ok(())
     })
     .await
 }
@@ -434,17 +457,11 @@ async fn an_evicting_redis_is_refused_at_start() -> TestResult {
     let (port, mut child) = throwaway_redis(&["--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"])?;
     let url = format!("redis://127.0.0.1:{port}/0");
     let outcome = async {
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        let config = common::parse_args(["--store".to_owned(), url.clone()])?;
-        let error = common::setup(&config).await.err().ok_or("an evicting Redis must be refused")?;
-        assert_eq!(error.code, 2, "{}", error.message);
-        assert!(error.message.contains("maxmemory-policy"), "{}", error.message);
-        assert!(error.message.contains("noeviction"), "{}", error.message);
+        accepting(port).await?;
+        let error = refused(&owned(["--listen", "127.0.0.1:0", "--store", &url])).await?;
+        assert_eq!(error.code, Some(2), "{error:?}");
+        assert!(error.stderr.contains("maxmemory-policy"), "{}", error.stderr);
+        assert!(error.stderr.contains("noeviction"), "{}", error.stderr);
         Ok(())
     }
     .await;
@@ -460,11 +477,13 @@ async fn unreachable_store_is_a_configuration_error_without_the_password() -> Te
         ("postgres://app:s3cret-pw@127.0.0.1:1/test", "PostgreSQL"),
         ("postgresql://app:s3cret-pw@127.0.0.1:1/test", "PostgreSQL"),
     ] {
-        let config = common::parse_args(["--store".to_owned(), url.to_owned()])?;
-        let error = common::setup(&config).await.err().ok_or("nothing listens on port 1")?;
-        assert_eq!(error.code, 2, "{}", error.message);
-        assert!(error.message.contains(backend), "{}", error.message);
-        assert!(!error.message.contains("s3cret") && !error.message.contains("127.0.0.1:1/"), "{}", error.message);
+        // Nothing listens on port 1.
+        let error = refused(&owned(["--listen", "127.0.0.1:0", "--store", url])).await?;
+        assert_eq!(error.code, Some(2), "{error:?}");
+        assert!(error.stderr.contains(backend), "{}", error.stderr);
+        for output in [&error.stderr, &error.stdout] {
+            assert!(!output.contains("s3cret") && !output.contains("127.0.0.1:1/"), "{output}");
+        }
     }
     Ok(())
 }
@@ -482,6 +501,17 @@ async fn jwks(http: &Http) -> TestResult<Vec<(String, String)>> {
     keys.iter()
         .map(|key| Ok((key["x"].as_str().ok_or("no x")?.to_owned(), key["kid"].as_str().ok_or("no kid")?.to_owned())))
         .collect()
+}
+
+/// The `x` of each key in the JWKS of an instance, in order; no key has a
+/// `kid`.
+async fn jwks_without_kids(http: &Http) -> TestResult<Vec<String>> {
+    let response = http.send("GET", "/.well-known/jwks.json", &[], b"").await?;
+    assert_eq!(response.status, 200);
+    let json = response.json()?;
+    let keys = json["keys"].as_array().ok_or("no keys")?;
+    assert!(keys.iter().all(|key| key.get("kid").is_none()), "{json}");
+    keys.iter().map(|key| Ok(key["x"].as_str().ok_or("no x")?.to_owned())).collect()
 }
 
 /// Start on key A; restart on key B with A verify-only: A's refresh token
@@ -572,7 +602,8 @@ async fn key_rotation_without_kids_from_a_private_pem() -> TestResult {
             &["--signing-key", &files.path("b.pem"), "--verify-key", &files.path("a.pem")],
         ))
         .await?;
-        assert_eq!(second.app.signer.keyring().keys().len(), 2);
+        // Both keys are published, the active one first, without key ids.
+        assert_eq!(jwks_without_kids(&second.http).await?, [jwk_x(&NEXT_SEED), jwk_x(&SEED)]);
         let rotated = second.http.refresh(Some(&bearer(&old))).await?;
         assert_eq!(rotated.status, 200, "{}", rotated.message());
         assert!(signed_by(&rotated.data("refreshToken")?, &NEXT_SEED));
@@ -592,12 +623,7 @@ async fn a_frozen_redis_makes_the_server_unready_and_it_recovers() -> TestResult
     let pid = child.id().to_string();
     let signal = |name: &str| std::process::Command::new("kill").args([name, &pid]).status();
     let outcome = async {
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        accepting(port).await?;
         let url = format!("redis://127.0.0.1:{port}/0");
         // The refresh that timed out was queued on the frozen server and may
         // have run once it woke: its token is not retried (that is the
@@ -706,44 +732,29 @@ async fn a_tls_redis_needs_its_ca_trusted() -> TestResult {
     let certs = Certificates::make();
     let server = TlsRedis::start(&certs, &[], certs.dir());
     let url = format!("rediss://:s3cret-pw@127.0.0.1:{}/0", server.port);
-    let trusting = ["--listen", "127.0.0.1:0", "--store", &format!("rediss://127.0.0.1:{}/0", server.port)]
-        .into_iter()
-        .chain(["--store-ca", &certs.path("ca.crt")])
-        .map(str::to_owned)
-        .collect::<Vec<_>>();
-    let mut started = None;
-    for _ in 0..50 {
-        // The server takes a moment to listen.
-        match common::setup(&common::parse_args(trusting.clone())?).await {
-            Ok(setup) => {
-                started = Some(setup);
-                break;
-            }
-            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
-        }
-    }
-    let setup = started.ok_or("the server did not start with its CA trusted")?;
-    assert_eq!(setup.store, "redis, key prefix token_refresh:");
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let http = Http::new(listener.local_addr()?);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(server::serve(listener, Arc::clone(&setup.app), async {
-        let _ = stopped.await;
-    }));
-    let login = http.login(setup.demo_login.as_deref().ok_or("demo login")?).await?;
+    let store = format!("rediss://127.0.0.1:{}/0", server.port);
+    let ca = certs.path("ca.crt");
+    // The server takes a moment to listen.
+    accepting(server.port).await?;
+    let trusting =
+        process::running("server", &owned(["--listen", "127.0.0.1:0", "--store", &store, "--store-ca", &ca]))
+            .await
+            .map_err(|e| format!("the server did not start with its CA trusted: {e}"))?;
+    let login = trusting.http.login(&trusting.stdout_line("login body: ").await?).await?;
     assert_eq!(login.status, 200, "{login:?}");
-    let _ = stop.send(());
-    task.await?;
+    let logs = trusting.stop().await?;
+    let line = startup_line(&logs)?;
+    assert!(line.ends_with(" store=redis, key prefix token_refresh:"), "{line}");
 
     for ca in [None, Some(certs.path("other-ca.crt"))] {
-        let mut args = vec!["--store".to_owned(), url.clone()];
+        let mut args = owned(["--listen", "127.0.0.1:0", "--store", &url]);
         if let Some(ca) = &ca {
-            args.extend(["--store-ca".to_owned(), ca.clone()]);
+            args.extend(owned(["--store-ca", ca]));
         }
-        let error = common::setup(&common::parse_args(args)?).await.err().ok_or("an untrusted certificate")?;
-        assert_eq!(error.code, 2, "{}", error.message);
-        assert!(error.message.to_lowercase().contains("certificate"), "{ca:?}: {}", error.message);
-        assert!(!error.message.contains("s3cret-pw"), "{}", error.message);
+        let error = refused(&args).await?;
+        assert_eq!(error.code, Some(2), "{ca:?}: {error:?}");
+        assert!(error.stderr.to_lowercase().contains("certificate"), "{ca:?}: {}", error.stderr);
+        assert!(!error.stderr.contains("s3cret-pw") && !error.stdout.contains("s3cret-pw"), "{error:?}");
     }
     Ok(())
 }
@@ -759,15 +770,10 @@ async fn outage_and_recovery(
     restore: impl FnOnce() -> std::io::Result<()>,
     failed_refresh_never_ran: bool,
 ) -> TestResult {
-    let args = ["--listen", "127.0.0.1:0"].iter().chain(store_args).map(|a| (*a).to_owned());
-    let setup = common::setup(&common::parse_args(args)?).await.map_err(|e| e.message)?;
-    let login = setup.demo_login.clone().ok_or("the demo user's login body")?;
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let http = Http::new(listener.local_addr()?);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(server::serve(listener, Arc::clone(&setup.app), async {
-        let _ = stopped.await;
-    }));
+    let args = owned(["--listen", "127.0.0.1:0"].into_iter().chain(store_args.iter().copied()));
+    let server = process::running("server", &args).await?;
+    let login = server.stdout_line("login body: ").await?;
+    let http = server.http.clone();
 
     assert_eq!(http.send("GET", "/readyz", &[], b"").await?.status, 200);
     let first = http.login(&login).await?;
@@ -803,8 +809,7 @@ async fn outage_and_recovery(
         let retried = http.refresh(Some(&format!("Bearer {refresh_token}"))).await?;
         assert_eq!(retried.status, 200, "{retried:?}");
     }
-    let _ = stop.send(());
-    task.await?;
+    server.stop().await?;
     Ok(())
 }
 
@@ -834,17 +839,20 @@ async fn a_verifying_postgres_store_needs_its_ca_trusted() -> TestResult {
     let plain = PostgresLedger::connect(&Backend::Postgres.url(), PostgresOptions::new()).await?;
     let path: String = plain.pool().get().await?.query_one("SHOW ssl_cert_file", &[]).await?.get(0);
     std::fs::copy(path, &snakeoil)?;
-    let start = |host: &str, ca: String| {
-        let url = format!("postgres://postgres:s3cret-pw@{host}:5432/test?sslmode=verify-full");
-        let args = ["--store", url.as_str(), "--store-prefix", schema.as_str(), "--store-ca", ca.as_str()];
-        common::parse_args(args.map(str::to_owned))
-    };
-    let trusted = common::setup(&start("localhost", snakeoil.to_string_lossy().into_owned())?).await;
-    assert!(trusted.is_ok(), "{:?}", trusted.err().map(|e| e.message));
-    let error =
-        common::setup(&start("localhost", certs.path("other-ca.crt"))?).await.err().ok_or("another CA must fail")?;
-    assert_eq!(error.code, 2, "{}", error.message);
-    assert!(error.message.to_lowercase().contains("certificate"), "{}", error.message);
-    assert!(!error.message.contains("s3cret-pw"), "{}", error.message);
-    Backend::Postgres.clean(&schema).await
+    let url = "postgres://postgres:s3cret-pw@localhost:5432/test?sslmode=verify-full";
+    let args =
+        |ca: &str| owned(["--listen", "127.0.0.1:0", "--store", url, "--store-prefix", &schema, "--store-ca", ca]);
+    let trusted = process::start("server", &args(&snakeoil.to_string_lossy())).await?;
+    let outcome = async {
+        let trusted = trusted.map_err(|failure| format!("the server's own certificate must verify: {failure:?}"))?;
+        trusted.stop().await?;
+        let error = refused(&args(&certs.path("other-ca.crt"))).await?;
+        assert_eq!(error.code, Some(2), "{error:?}");
+        assert!(error.stderr.to_lowercase().contains("certificate"), "{}", error.stderr);
+        assert!(!error.stderr.contains("s3cret-pw") && !error.stdout.contains("s3cret-pw"), "{error:?}");
+        Ok(())
+    }
+    .await;
+    let cleaned = Backend::Postgres.clean(&schema).await;
+    outcome.and(cleaned)
 }

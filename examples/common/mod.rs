@@ -128,21 +128,18 @@ fn parse_verify_key(value: &str) -> Result<(PathBuf, Option<String>), String> {
     Ok((PathBuf::from(path), kid.filter(|kid| !kid.is_empty()).map(str::to_owned)))
 }
 
-/// A name that is both a PostgreSQL schema name the ledger accepts and a
-/// plain Redis key prefix: 1 to 63 of `a-z 0-9 _`, not starting with a digit.
 fn parse_store_prefix(name: &str) -> Result<String, String> {
-    let mut bytes = name.bytes();
-    let first_ok = bytes.next().is_some_and(|b| b.is_ascii_lowercase() || b == b'_');
-    if first_ok && name.len() <= 63 && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
-        Ok(name.to_owned())
-    } else {
-        Err("--store-prefix: use 1 to 63 of a-z, 0-9 and _, not starting with a digit".to_owned())
-    }
+    let refused = "--store-prefix: use 1 to 63 of a-z, 0-9 and _, not starting with a digit";
+    LedgerOptions::is_valid_name(name).then(|| name.to_owned()).ok_or_else(|| refused.to_owned())
 }
 
-/// The service, its connection cap, and what the announcement tells.
+pub(crate) type Shutdown = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The service, its shutdown signal, its connection cap, and what the
+/// announcement tells.
 pub(crate) struct Setup {
     pub(crate) service: TokenService,
+    pub(crate) shutdown: Shutdown,
     pub(crate) serve: ServeOptions,
     pub(crate) demo_login: Option<String>,
     pub(crate) ephemeral_key: bool,
@@ -198,7 +195,7 @@ async fn setup(config: &Config) -> Result<Setup, String> {
     let service = TokenService::new(policy, MemoryUserStore::new(users), ledger, signer, SystemClock);
     let connections = usize::try_from(config.max_connections).unwrap_or(usize::MAX);
     let serve = ServeOptions::new().max_connections(connections).fit_open_file_limit();
-    Ok(Setup { service, serve, demo_login, ephemeral_key, store })
+    Ok(Setup { service, shutdown: shutdown_signal(), serve, demo_login, ephemeral_key, store })
 }
 
 /// The demo user and a per-start key are for trying the server on one
@@ -408,14 +405,19 @@ where
     ExitCode::SUCCESS
 }
 
-/// Resolves on SIGINT or SIGTERM (what orchestrators send).
-pub(crate) async fn shutdown_signal() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        Ok(()) = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
-        Some(()) = async { terminate.as_mut()?.recv().await } => tracing::info!("SIGTERM: shutting down"),
-        else => std::future::pending::<()>().await,
-    }
+/// SIGINT or SIGTERM (what orchestrators send), listened for from now
+/// on: a signal sent as soon as `listening on` is printed stops the server
+/// gracefully instead of killing it.
+fn shutdown_signal() -> Shutdown {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (mut interrupt, mut terminate) = (signal(SignalKind::interrupt()).ok(), signal(SignalKind::terminate()).ok());
+    Box::pin(async move {
+        tokio::select! {
+            Some(()) = async { interrupt.as_mut()?.recv().await } => tracing::info!("SIGINT: shutting down"),
+            Some(()) = async { terminate.as_mut()?.recv().await } => tracing::info!("SIGTERM: shutting down"),
+            else => std::future::pending::<()>().await,
+        }
+    })
 }
 
 /// The process's Prometheus recorder, installed at start; buckets from

@@ -961,9 +961,7 @@ impl Statements {
 }
 
 fn valid_schema(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    let first_ok = bytes.next().is_some_and(|b| b.is_ascii_lowercase() || b == b'_');
-    first_ok && name.len() <= 63 && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    super::LedgerOptions::is_valid_name(name)
 }
 
 /// A session row as the slow path reads it under its lock.

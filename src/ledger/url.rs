@@ -80,10 +80,27 @@ impl LedgerOptions {
 
     /// The deployment's name: the PostgreSQL schema, or the Redis key
     /// prefix `NAME:`. Several deployments share one server under
-    /// different names.
+    /// different names. See [`is_valid_name`](Self::is_valid_name); a name
+    /// the PostgreSQL ledger cannot take fails [`LedgerUrl::connect`].
     #[must_use]
     pub fn name(self, name: impl Into<String>) -> Self {
         Self { name: Some(name.into()), ..self }
+    }
+
+    /// Whether `name` is one both ledgers take as a [`name`](Self::name):
+    /// 1 to 63 of `a-z 0-9 _`, not starting with a digit (a PostgreSQL
+    /// identifier that needs no quoting, and a plain Redis key prefix).
+    ///
+    /// ```
+    /// use token_refresh::ledger::LedgerOptions;
+    ///
+    /// assert!(LedgerOptions::is_valid_name("tenant_7"));
+    /// assert!(!LedgerOptions::is_valid_name("7tenant") && !LedgerOptions::is_valid_name("Tenant"));
+    /// ```
+    pub fn is_valid_name(name: &str) -> bool {
+        let mut bytes = name.bytes();
+        let first_ok = bytes.next().is_some_and(|b| b.is_ascii_lowercase() || b == b'_');
+        first_ok && name.len() <= 63 && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
     }
 
     /// A PEM bundle of the CA certificates to trust for a TLS ledger

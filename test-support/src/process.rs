@@ -7,7 +7,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, BufReader};
-use tokio::process::{Child, ChildStderr, Command};
+use tokio::process::{Child, ChildStderr, ChildStdout, Command};
+use tokio::sync::watch;
 
 use crate::http_client::{Http, TestResult};
 
@@ -43,6 +44,9 @@ pub struct Server {
     child: Child,
     /// stderr, read as it comes so the server never blocks on a full pipe.
     stderr: tokio::task::JoinHandle<String>,
+    /// All of stdout so far (what `stdout` holds and what followed), read as
+    /// it comes; its sender goes at the end of stdout.
+    printed: watch::Receiver<Vec<u8>>,
 }
 
 /// A server that did not start: its exit code and what it wrote on stderr.
@@ -95,10 +99,19 @@ pub async fn start_with(name: &str, args: &[String], env: &[(&str, &str)]) -> Te
         printed.push_str(&String::from_utf8_lossy(rest.get(..read).unwrap_or_default()));
     }
     // Keep stdout drained so the server never blocks writing it.
-    tokio::spawn(async move { tokio::io::copy(&mut stdout, &mut tokio::io::sink()).await });
+    let (sender, receiver) = watch::channel(printed.clone().into_bytes());
+    tokio::spawn(collect(stdout, sender));
     let http = Http::new(address.parse()?);
     let stderr = drain(child.stderr.take());
-    Ok(Ok(Server { http, address, stdout: printed, child, stderr }))
+    Ok(Ok(Server { http, address, stdout: printed, child, stderr, printed: receiver }))
+}
+
+/// Appends what `stdout` carries to `all` until its end.
+async fn collect(mut stdout: BufReader<ChildStdout>, all: watch::Sender<Vec<u8>>) {
+    let mut chunk = vec![0u8; 8 * 1024];
+    while let Ok(read @ 1..) = stdout.read(&mut chunk).await {
+        all.send_modify(|all| all.extend_from_slice(chunk.get(..read).unwrap_or_default()));
+    }
 }
 
 /// Reads `stderr` to its end in a task.
@@ -131,7 +144,7 @@ impl Server {
     pub async fn stop(self) -> TestResult<String> {
         let pid = self.pid()?;
         let mut this = self;
-        let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await?;
+        let status = terminate(pid).await?;
         if !status.success() {
             return Err("kill -TERM failed".into());
         }
@@ -141,6 +154,46 @@ impl Server {
             return Err(format!("the server exited with {exit}: {logs}").into());
         }
         Ok(logs)
+    }
+
+    /// Everything the server printed on stdout so far, once `done` holds for
+    /// it (waiting for more output at most as long as a start may take).
+    pub async fn stdout_until(&self, done: impl Fn(&str) -> bool) -> TestResult<String> {
+        let mut printed = self.printed.clone();
+        let waited = tokio::time::timeout(START_TIMEOUT, async {
+            let all = printed.wait_for(|all| done(&String::from_utf8_lossy(all))).await;
+            all.map(|all| String::from_utf8_lossy(&all).into_owned())
+        })
+        .await;
+        match waited {
+            Ok(Ok(all)) => Ok(all),
+            _ => {
+                let all = String::from_utf8_lossy(&self.printed.borrow()).into_owned();
+                Err(format!("stdout did not show what the test waits for: {all}").into())
+            }
+        }
+    }
+
+    /// The rest of the first whole stdout line that starts with `prefix`
+    /// (waiting for it as [`Server::stdout_until`] does).
+    pub async fn stdout_line(&self, prefix: &str) -> TestResult<String> {
+        let line = |all: &str| {
+            all.split_inclusive('\n').find_map(|line| line.strip_prefix(prefix)?.strip_suffix('\n').map(str::to_owned))
+        };
+        let all = self.stdout_until(|all| line(all).is_some()).await?;
+        Ok(line(&all).ok_or("no such line")?)
+    }
+
+    /// [`Server::stop`], returning the whole of stdout as well as stderr.
+    pub async fn stop_with_stdout(self) -> TestResult<(String, String)> {
+        let mut printed = self.printed.clone();
+        let stderr = self.stop().await?;
+        // The server has exited: its stdout ends, and the task reading it.
+        tokio::time::timeout(Duration::from_secs(10), async { while printed.changed().await.is_ok() {} })
+            .await
+            .map_err(|_| "stdout did not end after the server exited")?;
+        let stdout = String::from_utf8_lossy(&printed.borrow()).into_owned();
+        Ok((stdout, stderr))
     }
 
     /// Kills the server (SIGKILL).
@@ -153,9 +206,30 @@ impl Server {
     /// whatever they are.
     pub async fn stop_any(self) -> TestResult<(std::process::ExitStatus, String)> {
         let pid = self.pid()?;
-        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await?;
+        let _ = terminate(pid).await?;
         let mut child = self.child;
         let exit = tokio::time::timeout(Duration::from_secs(30), child.wait()).await??;
         Ok((exit, self.stderr.await?))
     }
+}
+
+/// Sends SIGTERM to `pid`, which must already catch it: a server that
+/// prints `listening on` before it listens for SIGTERM would die of a
+/// signal an orchestrator sends right then (status 143) instead of stopping
+/// gracefully. The examples register the handler before they announce.
+async fn terminate(pid: u32) -> TestResult<std::process::ExitStatus> {
+    if catches_sigterm(pid) == Some(false) {
+        return Err("the server announced itself before catching SIGTERM".into());
+    }
+    Ok(Command::new("kill").args(["-TERM", &pid.to_string()]).status().await?)
+}
+
+/// Whether process `pid` has a SIGTERM handler installed (Linux: the
+/// `SigCgt` mask of `/proc/PID/status`); `None` where that cannot be read.
+fn catches_sigterm(pid: u32) -> Option<bool> {
+    const SIGTERM: u32 = 15;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let mask = status.lines().find_map(|line| line.strip_prefix("SigCgt:"))?;
+    let mask = u64::from_str_radix(mask.trim(), 16).ok()?;
+    Some(mask & (1 << (SIGTERM - 1)) != 0)
 }

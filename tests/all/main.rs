@@ -16,5 +16,6 @@ mod login;
 mod properties;
 mod readme;
 mod rotation;
+mod server_cli;
 mod spec_table;
 mod vectors;
