@@ -65,13 +65,13 @@ async fn handle(service: web::Data<TokenService>, request: HttpRequest, payload:
     let id = incoming
         .and_then(|id| std::str::from_utf8(id).ok())
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
-    let span = tracing::info_span!(target: "token_refresh::access", "request", id, method = request.method().as_str(), path = request.path());
+    let span = tracing::debug_span!(target: "token_refresh::access", "request", id, method = request.method().as_str(), path = request.path());
     let started = Instant::now();
     let answered = tokio::time::timeout(DEFAULT_DEADLINE, answer(&service, &request, payload).instrument(span.clone()));
     let mut response = answered.await.unwrap_or_else(|_| reply(Reply::deadline_exceeded()));
     let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     span.in_scope(
-        || tracing::info!(target: "token_refresh::access", status = response.status().as_u16(), elapsed_us, "answered"),
+        || tracing::debug!(target: "token_refresh::access", status = response.status().as_u16(), elapsed_us, "answered"),
     );
     if let Ok(id) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(actix_web::http::header::HeaderName::from_static("x-request-id"), id);

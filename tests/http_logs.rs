@@ -7,13 +7,15 @@
 //! in the process reaches the same call sites first.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use token_refresh::{Clock, MemoryLedger, MemoryUserStore, Policy, TokenService};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use token_refresh_test_support::clock;
-use token_refresh_test_support::http_client::{Http, TestResult};
+use token_refresh_test_support::http_client::{Http, SESSION, TestResult};
 use token_refresh_test_support::keys::signer;
 use token_refresh_test_support::reference;
 use token_refresh_test_support::tokens::bearer;
@@ -33,27 +35,23 @@ impl std::io::Write for Captured {
     }
 }
 
-/// Logs at the most verbose level carry request ids and outcomes, never a
-/// token, a token's signature, or a login signature.
-// One thread: the server's tasks then log through this test's scoped subscriber.
-#[tokio::test(flavor = "current_thread")]
-async fn logs_carry_request_ids_and_no_credentials() -> TestResult {
+/// What one session's life logs at `level`: a login, a refresh, a
+/// protected call, a reuse, a malformed token and a bad login signature.
+/// Returns the log text and every credential that crossed the wire.
+async fn logs_at(level: tracing::Level, deadline: Duration) -> TestResult<(String, Vec<String>)> {
     let captured = Captured::default();
     let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
+    let subscriber =
+        tracing_subscriber::fmt().with_max_level(level).with_ansi(false).with_writer(move || writer.clone()).finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let clock: Arc<dyn Clock> = Arc::new(clock());
     let service =
         TokenService::new(Policy::default(), MemoryUserStore::new(demo()), MemoryLedger::new(), signer(), clock);
     let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let http = &Http::new(listener.local_addr()?);
+    let listener_address = listener.local_addr()?;
+    let http = &Http::new(listener_address);
     let (stop, stopped) = oneshot::channel::<()>();
-    let deadline = std::time::Duration::from_secs(10);
     let task = tokio::spawn(reference::serve_router(listener, service, deadline, 10_000, async {
         let _ = stopped.await;
     }));
@@ -65,20 +63,48 @@ async fn logs_carry_request_ids_and_no_credentials() -> TestResult {
     let _ = http.refresh(Some(&bearer(&first))).await?; // reuse: logged as a warning
     let _ = http.refresh(Some("Bearer not.a.token")).await?;
     let _ = http.login(&login_body(BOB, &ALICE_LOGIN_SEED)).await?;
+    // A login whose body never comes: the deadline answers it.
+    let mut stalled = tokio::net::TcpStream::connect(listener_address).await?;
+    let head = format!("POST {SESSION} HTTP/1.1\r\nhost: x\r\nx-request-id: stalled-7\r\ncontent-length: 10\r\n\r\n");
+    stalled.write_all(head.as_bytes()).await?;
+    let mut answer = vec![0; 12];
+    stalled.read_exact(&mut answer).await?;
+    assert_eq!(answer, b"HTTP/1.1 500");
     let _ = stop.send(());
     task.await?;
 
     let logs = String::from_utf8(captured.0.lock().map_err(|_| "poisoned")?.clone())?;
-    assert!(logs.contains("answered") && logs.contains("request{id="), "{logs}");
-    assert!(logs.contains("reuse"), "the reuse decision is logged: {logs}");
     let login_json: serde_json::Value = serde_json::from_str(&body)?;
     let mut secrets = vec![access, first, second.data("accessToken")?, second.data("refreshToken")?];
-    secrets.push(login_json["signature"].as_str().ok_or("signature")?.to_owned());
+    secrets.push(login_json.get("signature").and_then(serde_json::Value::as_str).ok_or("signature")?.to_owned());
+    Ok((logs, secrets))
+}
+
+/// Logs at the most verbose level carry request ids and outcomes, never a
+/// token, a token's signature, or a login signature. At `INFO` the access
+/// log (span and `answered` line, `DEBUG`) is off and the security events
+/// are still there.
+// One thread: the server's tasks then log through this test's scoped
+// subscriber. Both levels in one test, one after the other: each
+// `set_default` rebuilds the call sites' interest for its subscriber.
+#[tokio::test(flavor = "current_thread")]
+async fn logs_carry_request_ids_and_no_credentials() -> TestResult {
+    let (logs, secrets) = logs_at(tracing::Level::TRACE, Duration::from_secs(2)).await?;
+    assert!(logs.contains("answered") && logs.contains("request{id="), "{logs}");
+    assert!(logs.contains("reuse"), "the reuse decision is logged: {logs}");
     for secret in &secrets {
         // Whole tokens, and each signature segment on its own.
         let signature = secret.rsplit('.').next().unwrap_or(secret);
         assert!(!logs.contains(secret.as_str()) && !logs.contains(signature), "a credential reached the logs");
     }
     assert!(!logs.contains("not.a.token"), "presented header values stay out of the logs");
+
+    let (info, _) = logs_at(tracing::Level::INFO, Duration::from_secs(2)).await?;
+    assert!(!info.contains("answered") && !info.contains("request{"), "the access log is DEBUG: {info}");
+    assert!(info.contains("session started") && info.contains("reuse"), "security events stay at INFO: {info}");
+    assert!(
+        info.contains("request deadline exceeded id=\"stalled-7\""),
+        "a missed deadline is a WARN with its id: {info}"
+    );
     Ok(())
 }

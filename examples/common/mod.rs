@@ -33,8 +33,9 @@ pub(crate) const DEMO_EMAIL: &str = "bob@mail.com";
 #[command(
     name = "server",
     version,
-    after_help = "Environment: RUST_LOG sets the log filter [default: info]. Logs go to stderr;\n\
-                  stdout carries the `listening on http://ADDR` line and the demo walkthrough."
+    after_help = "Environment: RUST_LOG sets the log filter [default: info; with the access log:\n\
+                  info,token_refresh::access=debug]. Logs go to stderr; stdout carries the\n\
+                  `listening on http://ADDR` line and the demo walkthrough."
 )]
 pub(crate) struct Config {
     /// Address to listen on; port 0 picks a free port.

@@ -36,9 +36,10 @@
 //! proxy or the client meant. A refusal keeps its [`Error`](crate::Error)
 //! in the answer's extensions as [`FlowError`], for your logs. With feature
 //! `tracing` the endpoint logs what [`RequestScopeLayer`] logs (a span per
-//! request with its id, method and path, one `answered` line at `INFO`,
-//! target `token_refresh::access`, and a missed deadline) and the core
-//! logs a 500's cause; never a header, body, token or key.
+//! request with its id, method and path and one `answered` line, both at
+//! `DEBUG`, target `token_refresh::access`, and a missed deadline at
+//! `WARN`) and the core logs a 500's cause; never a header, body, token or
+//! key.
 //!
 //! # Serving it with hyper
 //!

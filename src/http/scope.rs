@@ -35,12 +35,22 @@ const MAX_REQUEST_ID_LEN: usize = 64;
 ///   ([`Reply::deadline_exceeded`](crate::Reply::deadline_exceeded)) with
 ///   [`DeadlineExceeded`] in its extensions, so a hung ledger or a client
 ///   trickling its body cannot hold a task forever;
-/// - with feature `tracing`, **an access log**: a `request` span carrying
-///   the id, method and path, around the inner service (so the crate's own
-///   events carry the id), and one `answered` event at `INFO` with the
-///   status and the time taken in µs, target `token_refresh::access`
-///   (filter it with `token_refresh::access=warn`). Headers, query strings
-///   and bodies are never logged: they hold credentials.
+/// - with feature `tracing`, **an access log** at `DEBUG`, target
+///   `token_refresh::access` (turn it on with
+///   `RUST_LOG=info,token_refresh::access=debug`): a `request` span
+///   carrying the id, method and path, around the inner service (so the
+///   crate's own events carry the id), and one `answered` event with the
+///   status and the time taken in µs. A missed deadline is a `WARN` with
+///   the id, whatever the filter. Headers, query strings and bodies are
+///   never logged: they hold credentials.
+///
+/// The access log is at `DEBUG`, as tower-http's `TraceLayer` has it by
+/// default, because it is what a busy token service can least afford: at
+/// `INFO` the span and the line cost about 5 % of the reference server's
+/// refreshes per second (a formatted line and a `write` to stderr per
+/// request; `docs/performance.md`). The events that matter for security
+/// (a session started, revoked, evicted, a reused refresh token, a 500's
+/// cause) are at `INFO` and above on their own, with the session id.
 ///
 /// The inner service's response body must be buildable from [`Bytes`] (the
 /// deadline's answer): axum's `Body`, `http_body_util::Full<Bytes>` and
@@ -170,7 +180,7 @@ where
         Ok(response) => response?,
         Err(_) => {
             #[cfg(feature = "tracing")]
-            log.deadline_exceeded(deadline);
+            access::deadline_exceeded(&log, &id, deadline);
             let mut response = answers::timed_out().map(|body| ResBody::from(Bytes::from(body)));
             response.extensions_mut().insert(DeadlineExceeded::new(deadline));
             response
@@ -232,7 +242,7 @@ mod access {
         pub(super) fn begin<B>(id: &HeaderValue, request: &Request<B>) -> Self {
             // The id is plain ASCII (checked or generated), so `to_str` holds.
             let id = id.to_str().unwrap_or("-");
-            let span = tracing::info_span!(
+            let span = tracing::debug_span!(
                 target: "token_refresh::access",
                 "request",
                 id,
@@ -246,17 +256,21 @@ mod access {
             self.span.clone()
         }
 
-        pub(super) fn deadline_exceeded(&self, deadline: Duration) {
-            let deadline_ms = u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX);
-            self.span
-                .in_scope(|| tracing::warn!(target: "token_refresh::access", deadline_ms, "request deadline exceeded"));
-        }
-
         pub(super) fn end(self, status: StatusCode) {
             let elapsed_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
             let status = status.as_u16();
-            self.span.in_scope(|| tracing::info!(target: "token_refresh::access", status, elapsed_us, "answered"));
+            self.span.in_scope(|| tracing::debug!(target: "token_refresh::access", status, elapsed_us, "answered"));
         }
+    }
+
+    /// A missed deadline, at `WARN` with the request id: it names a hung
+    /// ledger or a client holding a task, which an operator must see even
+    /// with the access log off.
+    pub(super) fn deadline_exceeded(log: &Log, id: &HeaderValue, deadline: Duration) {
+        let id = id.to_str().unwrap_or("-");
+        let deadline_ms = u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX);
+        log.span
+            .in_scope(|| tracing::warn!(target: "token_refresh::access", id, deadline_ms, "request deadline exceeded"));
     }
 }
 
