@@ -73,6 +73,38 @@ async fn start_reference() -> TestResult<Stack> {
     Ok(Stack::InProcess(http, stop, task))
 }
 
+/// The issue's program as a team would write it: the library's session
+/// routes and JWKS handler plus a route of its own behind [`AccessToken`],
+/// on plain `axum::serve` (no request scope, probes or 404 envelope), on
+/// the same key and users.
+async fn start_issue_program() -> TestResult<Stack> {
+    use axum::{Router, routing::get};
+    use token_refresh::axum::{AccessToken, jwks, session_routes};
+
+    async fn orders(AccessToken(claims): AccessToken) -> String {
+        claims.subject
+    }
+
+    let users = MemoryUserStore::new(demo());
+    let service = TokenService::new(Policy::default(), users, MemoryLedger::new(), signer(), SystemClock);
+    let app = Router::new()
+        .route("/auth/api/v1/authentication-management/session", session_routes())
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/api/v1/orders", get(orders))
+        .with_state(service);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let http = Http::new(listener.local_addr()?);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    Ok(Stack::InProcess(http, stop, task))
+}
+
 /// Seconds since the epoch.
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -248,6 +280,27 @@ async fn axum_actix_and_hyper_send_the_same_bytes() -> TestResult {
         for (ours, theirs) in transcript.iter().zip(reference) {
             assert_eq!(ours, theirs, "{name} differs from {reference_name}");
         }
+    }
+
+    // The issue's program answers the session path and the key set with
+    // the reference's bytes; only what it does not serve differs (its
+    // protected route is `/api/v1/orders`, it has no `/api/v1/me`, 404
+    // envelope or request ids), and its own route takes the same tokens.
+    let program = start_issue_program().await?;
+    let transcript = exchange(program.http()).await?;
+    let (access, _) = program.http().session(BOB, &BOB_LOGIN_SEED).await?;
+    let authorization = format!("Bearer {access}");
+    let orders = program.http().send("GET", "/api/v1/orders", &[("authorization", &authorization)], b"").await?;
+    program.stop().await?;
+    assert_eq!((orders.status, orders.body.as_slice()), (200, BOB.as_bytes()));
+    let not_served = ["me", "me predecessor", "me after reuse", "post me", "unknown path", "request id"];
+    let served = |line: &&String| !not_served.contains(&line.split(':').next().unwrap_or_default());
+    let theirs: Vec<_> = reference.iter().filter(served).collect();
+    let ours: Vec<_> = transcript.iter().filter(served).collect();
+    assert_eq!(ours.len(), theirs.len(), "the issue's program");
+    assert!(ours.len() >= 20, "the comparison covers the session path: {ours:?}");
+    for (ours, theirs) in ours.iter().zip(&theirs) {
+        assert_eq!(ours, theirs, "the issue's program differs from {reference_name}");
     }
     Ok(())
 }
