@@ -180,7 +180,7 @@ where
         Ok(response) => response?,
         Err(_) => {
             #[cfg(feature = "tracing")]
-            access::deadline_exceeded(&log, &id, deadline);
+            log.deadline_exceeded(&id, deadline);
             let mut response = answers::timed_out().map(|body| ResBody::from(Bytes::from(body)));
             response.extensions_mut().insert(DeadlineExceeded::new(deadline));
             response
@@ -261,16 +261,17 @@ mod access {
             let status = status.as_u16();
             self.span.in_scope(|| tracing::debug!(target: "token_refresh::access", status, elapsed_us, "answered"));
         }
-    }
 
-    /// A missed deadline, at `WARN` with the request id: it names a hung
-    /// ledger or a client holding a task, which an operator must see even
-    /// with the access log off.
-    pub(super) fn deadline_exceeded(log: &Log, id: &HeaderValue, deadline: Duration) {
-        let id = id.to_str().unwrap_or("-");
-        let deadline_ms = u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX);
-        log.span
-            .in_scope(|| tracing::warn!(target: "token_refresh::access", id, deadline_ms, "request deadline exceeded"));
+        /// A missed deadline, at `WARN` with the request id as its own
+        /// field: it names a hung ledger or a client holding a task, which
+        /// an operator must see with the access log (and its span) off.
+        pub(super) fn deadline_exceeded(&self, id: &HeaderValue, deadline: Duration) {
+            let id = id.to_str().unwrap_or("-");
+            let deadline_ms = u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX);
+            self.span.in_scope(
+                || tracing::warn!(target: "token_refresh::access", id, deadline_ms, "request deadline exceeded"),
+            );
+        }
     }
 }
 
