@@ -124,7 +124,9 @@ impl Reply {
 
     /// The failure reply for `error`.
     pub fn from_error(error: &Error) -> Self {
-        Self::encode(error.status_code(), &Envelope::<()>::error(error), error.www_authenticate())
+        let mut reply = Self::encode(error.status_code(), &Envelope::<()>::error(error), error.www_authenticate());
+        reply.extra_header = error.retry_after().map(|seconds| ("retry-after", seconds));
+        reply
     }
 
     /// The reply for a flow's result.

@@ -30,6 +30,17 @@ pub enum Error {
     /// token of the expected kind, or a login's key material is unusable.
     #[error("unprocessable: {0}")]
     Unprocessable(#[from] Unprocessable),
+    /// 429: an authentic login of a user who already logged in more often
+    /// than the policy's [login rate limit](crate::PolicyBuilder::login_rate_limit)
+    /// allows within the last minute. Answered with `Retry-After: 60`.
+    #[error("too many logins for this user")]
+    TooManyLogins,
+    /// 503: the session ledger refuses to grow (a Redis at its
+    /// `maxmemory`): a login cannot start a session, while refreshes and
+    /// logouts, which do not grow it, keep working. Answered with
+    /// `Retry-After: 60`.
+    #[error("session ledger is full")]
+    LedgerFull,
     /// 500: a store, signer or clock failed. The cause is kept for logs.
     #[error("internal error: {0}")]
     Internal(#[from] Internal),
@@ -186,8 +197,12 @@ pub enum StatusName {
     NotFound,
     /// 422
     UnprocessableEntity,
+    /// 429
+    TooManyRequests,
     /// 500
     InternalServerError,
+    /// 503
+    ServiceUnavailable,
 }
 
 impl StatusName {
@@ -199,12 +214,15 @@ impl StatusName {
             Self::Unauthorized => 401,
             Self::NotFound => 404,
             Self::UnprocessableEntity => 422,
+            Self::TooManyRequests => 429,
             Self::InternalServerError => 500,
+            Self::ServiceUnavailable => 503,
         }
     }
 
     /// The wire name: `OK`, `BAD_REQUEST`, `UNAUTHORIZED`, `NOT_FOUND`,
-    /// `UNPROCESSABLE_ENTITY`, `INTERNAL_SERVER_ERROR`.
+    /// `UNPROCESSABLE_ENTITY`, `TOO_MANY_REQUESTS`, `INTERNAL_SERVER_ERROR`,
+    /// `SERVICE_UNAVAILABLE`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Ok => "OK",
@@ -212,7 +230,9 @@ impl StatusName {
             Self::Unauthorized => "UNAUTHORIZED",
             Self::NotFound => "NOT_FOUND",
             Self::UnprocessableEntity => "UNPROCESSABLE_ENTITY",
+            Self::TooManyRequests => "TOO_MANY_REQUESTS",
             Self::InternalServerError => "INTERNAL_SERVER_ERROR",
+            Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
         }
     }
 }
@@ -231,11 +251,13 @@ impl Error {
             Self::Unauthorized(_) => StatusName::Unauthorized,
             Self::UserNotFound => StatusName::NotFound,
             Self::Unprocessable(_) => StatusName::UnprocessableEntity,
+            Self::TooManyLogins => StatusName::TooManyRequests,
             Self::Internal(_) => StatusName::InternalServerError,
+            Self::LedgerFull => StatusName::ServiceUnavailable,
         }
     }
 
-    /// The numeric HTTP status: 400, 401, 404, 422 or 500.
+    /// The numeric HTTP status: 400, 401, 404, 422, 429, 500 or 503.
     pub const fn status_code(&self) -> u16 {
         self.status().code()
     }
@@ -281,7 +303,9 @@ impl Error {
                 Unprocessable::LoginEncoding => "key or signature is malformed",
                 Unprocessable::LoginKey => "public key does not match the user",
             },
+            Self::TooManyLogins => "too many logins for this user; retry later",
             Self::Internal(_) => "internal server error",
+            Self::LedgerFull => "the session ledger is full; retry later",
         }
     }
 
@@ -291,7 +315,20 @@ impl Error {
         match self {
             Self::Unauthorized(_) => Some(r#"Bearer error="invalid_token""#),
             Self::BadRequest(_) => Some(r#"Bearer error="invalid_request""#),
-            Self::UserNotFound | Self::Unprocessable(_) | Self::Internal(_) => None,
+            Self::UserNotFound
+            | Self::Unprocessable(_)
+            | Self::TooManyLogins
+            | Self::Internal(_)
+            | Self::LedgerFull => None,
+        }
+    }
+
+    /// The `Retry-After` value (seconds) an HTTP adapter should send: a
+    /// minute for the answers that a later retry can change (429, 503).
+    pub const fn retry_after(&self) -> Option<&'static str> {
+        match self {
+            Self::TooManyLogins | Self::LedgerFull => Some("60"),
+            _ => None,
         }
     }
 
@@ -325,7 +362,9 @@ impl StatusName {
             Self::Unauthorized => http::StatusCode::UNAUTHORIZED,
             Self::NotFound => http::StatusCode::NOT_FOUND,
             Self::UnprocessableEntity => http::StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyRequests => http::StatusCode::TOO_MANY_REQUESTS,
             Self::InternalServerError => http::StatusCode::INTERNAL_SERVER_ERROR,
+            Self::ServiceUnavailable => http::StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -351,7 +390,9 @@ mod tests {
             (Error::from(Unauthorized::Signature), 401, "UNAUTHORIZED"),
             (Error::UserNotFound, 404, "NOT_FOUND"),
             (Error::from(Unprocessable::Claims), 422, "UNPROCESSABLE_ENTITY"),
+            (Error::TooManyLogins, 429, "TOO_MANY_REQUESTS"),
             (Error::internal(InternalKind::Clock, "x"), 500, "INTERNAL_SERVER_ERROR"),
+            (Error::LedgerFull, 503, "SERVICE_UNAVAILABLE"),
         ];
         for (error, code, name) in cases {
             assert_eq!((error.status_code(), error.name()), (code, name));
@@ -388,4 +429,21 @@ impl StoreError {
     pub fn new(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self(cause.into())
     }
+
+    /// The ledger refused to grow (it is at its memory limit) and wrote
+    /// nothing. A login that meets it answers 503
+    /// ([`Error::LedgerFull`]) instead of 500.
+    pub fn full(detail: impl Into<String>) -> Self {
+        Self(Box::new(LedgerFullError(detail.into())))
+    }
+
+    /// Whether this is [`StoreError::full`].
+    pub fn is_full(&self) -> bool {
+        self.0.is::<LedgerFullError>()
+    }
 }
+
+/// The cause of [`StoreError::full`].
+#[derive(Debug, thiserror::Error)]
+#[error("the ledger is full: {0}")]
+struct LedgerFullError(String);

@@ -136,6 +136,45 @@ impl TokenService {
         session::revoke_session(&p.policy, subject, session, p.store.ledger(), &p.clock).await
     }
 
+    /// Removes the ledger's records of sessions that have ended (see
+    /// [`SessionLedger::purge`]) and returns how many went. Whatever ledger
+    /// the service was built with, this is its retention;
+    /// [`TokenService::purge_every`] runs it on a timer.
+    pub async fn purge(&self) -> Result<u64, Error> {
+        let p = &self.0;
+        let now = crate::flows::mint::unix_now(&p.clock)?;
+        p.store.ledger().purge(now).await.map_err(|e| Error::internal(crate::error::InternalKind::Ledger, e))
+    }
+
+    /// Purges every `every`, forever (feature `http`, for tokio's timer):
+    /// spawn it once at start. Each deployment needs one such loop (more
+    /// are harmless). A failed purge is retried at the next tick and, with
+    /// the `tracing` feature, logged as a WARN. A minute suits every
+    /// ledger: the memory ledger's pass is one walk of its table, Redis's
+    /// is free (records expire by TTL), PostgreSQL's is one `DELETE`.
+    ///
+    /// ```no_run
+    /// # fn demo(service: token_refresh::TokenService) {
+    /// tokio::spawn(service.clone().purge_every(std::time::Duration::from_secs(60)));
+    /// # }
+    /// ```
+    #[cfg(feature = "http")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+    pub async fn purge_every(self, every: std::time::Duration) {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let outcome = self.purge().await;
+            #[cfg(feature = "tracing")]
+            match &outcome {
+                Ok(purged) => tracing::debug!(target: "token_refresh", purged, "ledger purged"),
+                Err(error) => tracing::warn!(target: "token_refresh", %error, "ledger purge failed"),
+            }
+            drop(outcome);
+        }
+    }
+
     /// The policy.
     pub fn policy(&self) -> &Policy {
         &self.0.policy

@@ -3,6 +3,7 @@
 
 pub(crate) mod access;
 pub(crate) mod authorization;
+pub(crate) mod login_limit;
 pub(crate) mod mint;
 pub(crate) mod policy;
 pub(crate) mod refresh;

@@ -11,6 +11,7 @@ use time::Duration;
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::events::EventSink;
+use crate::flows::login_limit::{DEFAULT_LOGIN_RATE_LIMIT, LoginLimiter};
 use crate::flows::store::Store;
 use crate::flows::{access, refresh, session};
 use crate::keys::Algorithm;
@@ -57,13 +58,14 @@ pub struct Policy {
     pub(crate) max_sessions_per_user: u32,
     pub(crate) revoke_superseded_access: bool,
     pub(crate) events: Option<Arc<dyn EventSink>>,
+    pub(crate) login_limiter: LoginLimiter,
 }
 
 impl Default for Policy {
     /// The reference API's defaults: access 300 s, refresh 86 400 s, session 30 days,
     /// no leeway, no grace window (3 replays once enabled), `EdDSA`, at
     /// most 100 live sessions per user, superseded access tokens valid
-    /// until their own `exp`.
+    /// until their own `exp`, at most 30 logins per user per minute.
     fn default() -> Self {
         Self {
             access_ttl: 300,
@@ -75,6 +77,7 @@ impl Default for Policy {
             max_sessions_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
             revoke_superseded_access: false,
             events: None,
+            login_limiter: LoginLimiter::new(DEFAULT_LOGIN_RATE_LIMIT),
         }
     }
 }
@@ -91,6 +94,7 @@ impl fmt::Debug for Policy {
             .field("max_sessions_per_user", &self.max_sessions_per_user)
             .field("revoke_superseded_access", &self.revoke_superseded_access)
             .field("events", &self.events.is_some())
+            .field("login_rate_limit", &self.login_limiter.per_minute())
             .finish()
     }
 }
@@ -141,6 +145,12 @@ impl Policy {
     /// refreshed; among never-refreshed ones, the oldest).
     pub fn max_sessions_per_user(&self) -> u32 {
         self.max_sessions_per_user
+    }
+
+    /// Most authentic logins per user per minute (0: no limit); see
+    /// [`PolicyBuilder::login_rate_limit`].
+    pub fn login_rate_limit(&self) -> u32 {
+        self.login_limiter.per_minute()
     }
 
     /// Whether an access token superseded by a rotation is refused by
@@ -413,6 +423,21 @@ impl PolicyBuilder {
         } else {
             self.error.get_or_insert(PolicyError::SessionsPerUser);
         }
+        self
+    }
+
+    /// Most authentic logins per user per minute, in this process; 0 turns
+    /// the limit off (load tests); default 30. A user may log in that many
+    /// times at once, then once every `60 / n` seconds; beyond it a login
+    /// answers 429 [`Error::TooManyLogins`](crate::Error::TooManyLogins)
+    /// with `Retry-After: 60` and starts no session. Only logins whose
+    /// signature verified count, so nobody can spend another user's
+    /// allowance; with several instances, each counts its own. The cap on
+    /// live sessions ([`max_sessions_per_user`](Self::max_sessions_per_user))
+    /// bounds the ledger with the limit off too; the limit keeps a leaked
+    /// login body from being replayed thousands of times a second.
+    pub fn login_rate_limit(mut self, per_minute: u32) -> Self {
+        self.policy.login_limiter = LoginLimiter::new(per_minute);
         self
     }
 

@@ -83,6 +83,11 @@ where
     if !user.is_enabled() {
         return Err(Unauthorized::UserDisabled.into());
     }
+    // Only an authentic login counts: a stranger who knows the e-mail
+    // cannot spend the user's allowance.
+    if !policy.login_limiter.admit(user.subject(), unix_now(clock)?) {
+        return Err(Error::TooManyLogins);
+    }
     start_session(policy, &user, store, signer, clock).await
 }
 
@@ -175,7 +180,7 @@ where
     };
     let created = crate::recording::ledger("create", store.ledger().create(&new))
         .await
-        .map_err(|e| Error::internal(InternalKind::Ledger, e))?;
+        .map_err(|e| if e.is_full() { Error::LedgerFull } else { Error::internal(InternalKind::Ledger, e) })?;
     for evicted in created.evicted {
         emit(policy.events(), &Event::SessionEvicted { session: evicted });
     }

@@ -53,6 +53,7 @@ trait DynLedger: Send + Sync {
     fn sessions<'a>(&'a self, subject: &'a str, now: i64) -> BoxFuture<'a, Vec<SessionInfo>>;
     fn access_state<'a>(&'a self, subject: &'a str, access_id: TokenId, now: i64) -> BoxFuture<'a, AccessState>;
     fn ping(&self) -> BoxFuture<'_, ()>;
+    fn purge(&self, now: i64) -> BoxFuture<'_, u64>;
 }
 
 impl<L: SessionLedger> DynLedger for L {
@@ -77,6 +78,9 @@ impl<L: SessionLedger> DynLedger for L {
     fn ping(&self) -> BoxFuture<'_, ()> {
         Box::pin(SessionLedger::ping(self))
     }
+    fn purge(&self, now: i64) -> BoxFuture<'_, u64> {
+        Box::pin(SessionLedger::purge(self, now))
+    }
 }
 
 impl SessionLedger for BoxLedger {
@@ -100,5 +104,8 @@ impl SessionLedger for BoxLedger {
     }
     async fn ping(&self) -> Result<(), StoreError> {
         self.0.ping().await
+    }
+    async fn purge(&self, now: i64) -> Result<u64, StoreError> {
+        self.0.purge(now).await
     }
 }

@@ -195,6 +195,8 @@ suite!(
     per_user_cap_evicts_oldest,
     cap_evicts_least_recently_refreshed,
     cap_drops_dead_sessions_first,
+    cap_ties_go_to_the_earliest_login,
+    purge_keeps_what_the_contract_needs,
     taken_session_id_refused,
     subject_mismatch_is_unknown,
     unknown_session,
@@ -700,8 +702,8 @@ pub async fn sessions_lists_live_oldest_first<H: Harness>(harness: &H) -> CheckR
 }
 
 /// The login that would exceed the per-user cap evicts the user's oldest
-/// live session (and only that), whose tokens are then refused; a revoked
-/// or expired session does not count.
+/// live session (and only that), whose record goes with it (its tokens are
+/// then unknown); a revoked or expired session does not count.
 pub async fn per_user_cap_evicts_oldest<H: Harness>(harness: &H) -> CheckResult {
     let ledger = handle(harness).await?;
     let t = real_now();
@@ -713,7 +715,7 @@ pub async fn per_user_cap_evicts_oldest<H: Harness>(harness: &H) -> CheckResult 
     let (_, created) = capped(t + 3).create_reporting(&ledger, &subject).await?;
     ensure_eq!(created.evicted, vec![oldest.id], "the fourth login evicts the oldest");
     let outcome = rotate(&ledger, &oldest, oldest.first.refresh_id, t + 4, NO_GRACE).await?;
-    ensure_eq!(outcome, Rotation::Revoked { session: oldest.id }, "the evicted session's refresh token");
+    ensure_eq!(outcome, Rotation::Unknown, "the evicted session's refresh token: its record is gone");
     ensure_eq!(access(&ledger, &oldest, oldest.first.access_id, t + 4).await?, AccessState::Revoked, "its access");
     ensure_eq!(ledger.sessions(&subject, t + 4).await?.len(), 3, "three live sessions");
 
@@ -745,7 +747,7 @@ pub async fn cap_evicts_least_recently_refreshed<H: Harness>(harness: &H) -> Che
     let (_, created) = capped(t + 4).create_reporting(&ledger, &subject).await?;
     ensure_eq!(created.evicted, vec![idle.id], "the fourth login evicts the idle session, not the refreshed one");
     let outcome = rotate(&ledger, &idle, idle.first.refresh_id, t + 5, NO_GRACE).await?;
-    ensure_eq!(outcome, Rotation::Revoked { session: idle.id }, "the evicted session's refresh token");
+    ensure_eq!(outcome, Rotation::Unknown, "the evicted session's refresh token: its record is gone");
     rotated(&ledger, &active, current.refresh_id, t + 5, 2).await?;
     let (_, created) = capped(t + 6).create_reporting(&ledger, &subject).await?;
     ensure_eq!(created.evicted, vec![newer.id], "then the next idle one");
@@ -792,6 +794,43 @@ pub async fn cap_drops_dead_sessions_first<H: Harness>(harness: &H) -> CheckResu
     ensure_eq!(created, Created::new(), "sessions dead for minutes free their places");
     let (_, created) = short(later + 1).create_reporting(&ledger, &other).await?;
     ensure_eq!(created, Created::new(), "both of them");
+    Ok(())
+}
+
+/// Logins inside one second have equal ends of life: the cap then evicts
+/// the earliest login by the ledger's login sequence, not the session with
+/// the smallest (random) id. 101 logins at cap 100 end the first one only.
+pub async fn cap_ties_go_to_the_earliest_login<H: Harness>(harness: &H) -> CheckResult {
+    let ledger = handle(harness).await?;
+    let t = real_now();
+    let subject = new_subject();
+    let first = Start::at(t).create(&ledger, &subject).await?;
+    let second = Start::at(t).create(&ledger, &subject).await?;
+    for _ in 2..CAP {
+        Start::at(t).create(&ledger, &subject).await?;
+    }
+    let (_, created) = Start::at(t).create_reporting(&ledger, &subject).await?;
+    ensure_eq!(created.evicted, vec![first.id], "the 101st login in one second evicts the first");
+    let outcome = rotate(&ledger, &first, first.first.refresh_id, t, NO_GRACE).await?;
+    ensure_eq!(outcome, Rotation::Unknown, "the first login's refresh token");
+    rotated(&ledger, &second, second.first.refresh_id, t, 1).await?;
+    ensure_eq!(ledger.sessions(&subject, t).await?.len(), CAP as usize, "the cap's sessions are listed");
+    Ok(())
+}
+
+/// `purge` removes only what has ended: a live session still rotates, and
+/// a session revoked a moment ago still answers `Revoked` (its tombstone
+/// lasts [`TOMBSTONE_SECONDS`](crate::ledger::TOMBSTONE_SECONDS)).
+pub async fn purge_keeps_what_the_contract_needs<H: Harness>(harness: &H) -> CheckResult {
+    let ledger = handle(harness).await?;
+    let t = real_now();
+    let live = start(&ledger, t).await?;
+    let revoked = start(&ledger, t).await?;
+    ledger.revoke_session(&revoked.subject, revoked.id, t + 1).await?;
+    ledger.purge(t + 2).await?;
+    let outcome = rotate(&ledger, &revoked, revoked.first.refresh_id, t + 2, NO_GRACE).await?;
+    ensure_eq!(outcome, Rotation::Revoked { session: revoked.id }, "a tombstone younger than a minute");
+    rotated(&ledger, &live, live.first.refresh_id, t + 2, 1).await?;
     Ok(())
 }
 

@@ -12,7 +12,7 @@
 //! identity (subject, account and role packed in one string, hashed and
 //! compared by the subject alone, so the subject is stored once) and whose
 //! value orders the user's sessions by the instant each stops being live
-//! (a `BTreeSet` of end of life, login time and tag; a lone session is kept
+//! (a `BTreeSet` of end of life, login sequence and tag; a lone session is kept
 //! inline as its tag). The sessions of a user share that identity while it
 //! stays the same.
 //!
@@ -28,7 +28,9 @@
 //! after its one fallible step.
 //!
 //! Expiry: a record carries the time until which it must be kept (its
-//! current tokens' expiry plus leeway). A shard is swept with `extract_if`
+//! current tokens' expiry plus leeway; for a revoked session at most
+//! [`TOMBSTONE_SECONDS`] after its revocation, and a session the cap evicts
+//! is removed at once). A shard is swept with `extract_if`
 //! once the writes since its last sweep pass a quarter of its capacity:
 //! amortized O(1) per write. Each swept session is then taken out of its
 //! user's index (O(log n)), outside the session shard's lock. A record kept past its retention
@@ -38,7 +40,10 @@
 //! Per-user cap ([contract](crate::ledger)): a login drops the first
 //! entries of the user's index that ended more than `LIST_SLACK` ago, then,
 //! at the cap, takes the first ones (the dead before any live one) and
-//! revokes the live ones among them. A rotation moves its session to its
+//! removes the live ones among them, record and all: a flood of logins
+//! leaves at most the cap's records behind, not one per login. Ties in end
+//! of life go to the earliest login by the ledger's login sequence (login
+//! times have one-second resolution). A rotation moves its session to its
 //! new end of life and a revocation takes it out, so every step is O(log n)
 //! in the user's sessions and none walks the user's list.
 //!
@@ -54,12 +59,13 @@ use std::collections::hash_map::RandomState;
 use std::collections::{BTreeSet, HashMap};
 use std::future::{Future, ready};
 use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::error::StoreError;
 use crate::ledger::{
     self, AccessState, Created, Decision, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionInfo,
-    SessionLedger, SessionView,
+    SessionLedger, SessionView, TOMBSTONE_SECONDS,
 };
 use crate::token::ids::{SessionId, TokenId};
 
@@ -86,6 +92,8 @@ const SWEEP_DIVISOR: usize = 4;
 pub struct MemoryLedger {
     sessions: Shards<u64, SessionRecord, TagHashing>,
     users: Shards<UserKey, UserSessions, RandomState>,
+    /// The login sequence: orders logins made within one second.
+    logins: AtomicU64,
 }
 
 /// What a [`MemoryLedger`] holds; see [`MemoryLedger::stats`].
@@ -190,12 +198,12 @@ enum UserSessions {
 }
 
 /// A session's place in its user's index: its end of life
-/// (`min(absolute expiry, refresh exp + leeway)`), then its login time and
-/// tag, so that among equals the oldest login goes first.
+/// (`min(absolute expiry, refresh exp + leeway)`), then its place in the
+/// login sequence, so that among equals the earliest login goes first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Entry {
     deadline: i64,
-    created_at: i64,
+    login: u64,
     tag: u64,
 }
 
@@ -246,7 +254,7 @@ impl IdBits {
     }
 }
 
-/// One session, in 72 bytes: ids as their random bits, times as seconds
+/// One session, in 80 bytes: ids as their random bits, times as seconds
 /// from the session's start (`i32`: ±68 years, far beyond the 400-day
 /// limit of any policy lifetime; a time outside that range is refused with
 /// a [`StoreError`] rather than stored wrong).
@@ -259,6 +267,8 @@ struct SessionRecord {
     previous_refresh_id: IdBits,
     access_id: IdBits,
     created_at: i64,
+    /// Place in the ledger's login sequence.
+    login: u64,
     rotated_at: Offset,
     access_expires_at: Offset,
     refresh_expires_at: Offset,
@@ -267,7 +277,9 @@ struct SessionRecord {
     /// decisions compare ids, never generations).
     generation: u32,
     replays: u32,
-    /// The leeway the session was created with (for liveness and retention).
+    /// The leeway the session was created with (for liveness and
+    /// retention); shortened when the session is revoked, so that its
+    /// record is a tombstone for at most [`TOMBSTONE_SECONDS`].
     leeway: Offset,
     revoked: bool,
 }
@@ -330,7 +342,24 @@ impl SessionRecord {
     }
 
     fn entry(&self, tag: u64) -> Entry {
-        Entry { deadline: self.deadline(), created_at: self.created_at, tag }
+        Entry { deadline: self.deadline(), login: self.login, tag }
+    }
+
+    /// Revokes the session and keeps its record at most
+    /// [`TOMBSTONE_SECONDS`] more. A revoked record's lifetimes no longer
+    /// decide anything (the revocation is checked first), so the leeway is
+    /// what shortens its retention. Take the record out of its user's index
+    /// first: its entry changes with the leeway.
+    fn revoke(&mut self, now: i64) {
+        self.revoked = true;
+        let retain_until = self.retain_until();
+        let tombstone_until = now.saturating_add(TOMBSTONE_SECONDS);
+        if tombstone_until < retain_until {
+            let shorter = i64::from(self.leeway.0).saturating_sub(retain_until.saturating_sub(tombstone_until));
+            if let Ok(leeway) = Offset::from(shorter, 0) {
+                self.leeway = leeway;
+            }
+        }
     }
 
     /// Neither revoked nor past its absolute or idle lifetime.
@@ -355,6 +384,19 @@ impl MemoryLedger {
     /// An empty ledger.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Removes every record past its retention, in every shard, and takes
+    /// them out of their users' indexes. One pass over the table.
+    fn purge_now(&self, now: i64) -> u64 {
+        let mut purged = 0_u64;
+        for i in 0..SHARDS {
+            let swept: Vec<(u64, SessionRecord)> =
+                self.sessions.lock(i).map.extract_if(|_, record| record.retain_until() <= now).collect();
+            purged = purged.saturating_add(u64::try_from(swept.len()).unwrap_or(u64::MAX));
+            self.unlist(swept);
+        }
+        purged
     }
 
     /// A summary of everything held, for monitoring and for tests that
@@ -482,6 +524,7 @@ impl MemoryLedger {
                 previous_refresh_id: IdBits::NONE,
                 access_id: IdBits::of(pair.access_id),
                 created_at: now,
+                login: self.logins.fetch_add(1, Ordering::Relaxed),
                 rotated_at: Offset(0),
                 access_expires_at: offset(pair.access_expires_at)?,
                 refresh_expires_at: offset(pair.refresh_expires_at)?,
@@ -524,15 +567,17 @@ impl MemoryLedger {
             let mut evicted = Vec::new();
             while index.len() >= cap {
                 let Some(victim) = index.pop_first() else { break };
-                // A dead one only leaves the index: revoking it would turn
-                // a later presentation of its tokens from `Expired` (or
-                // `Reused`) into `Revoked`.
-                let was_live = self.with_record(victim.tag, |record| match record {
-                    Some(record) if record.is_live(now) => {
-                        record.revoked = true;
-                        true
+                // A live one goes record and all, so that a flood of logins
+                // leaves the cap's records and no more (its tokens become
+                // unknown: 401 as before). A dead one only leaves the
+                // index: it goes at the end of its retention, and until then
+                // its tokens answer `Expired` (or `Reused`) as they did.
+                let was_live = self.sessions.with(&victim.tag, |sessions| {
+                    let live = sessions.map.get(&victim.tag).is_some_and(|record| record.is_live(now));
+                    if live {
+                        sessions.map.remove(&victim.tag);
                     }
-                    _ => false,
+                    live
                 });
                 if was_live {
                     evicted.push(SessionId::from_tag(victim.tag));
@@ -642,13 +687,13 @@ impl MemoryLedger {
                 Rotation::Replayed { session, generation: record.generation(), pair: record.pair(session), replay }
             }
             Decision::Reuse { presented_generation } => {
-                record.revoked = true;
+                record.revoke(now);
                 Rotation::Reused { session, presented_generation, current_generation: record.generation() }
             }
         })
     }
 
-    fn revoke_session_now(&self, subject: &str, session: SessionId) -> Revocation {
+    fn revoke_session_now(&self, subject: &str, session: SessionId, now: i64) -> Revocation {
         let tag = session.tag();
         self.users.with_str(subject, |users| {
             let (revocation, listed) = self.with_record(tag, |record| match record {
@@ -656,8 +701,9 @@ impl MemoryLedger {
                     if record.revoked {
                         (Revocation::AlreadyRevoked { session }, None)
                     } else {
-                        record.revoked = true;
-                        (Revocation::Revoked { session }, Some(record.entry(tag)))
+                        let entry = record.entry(tag);
+                        record.revoke(now);
+                        (Revocation::Revoked { session }, Some(entry))
                     }
                 }
                 _ => (Revocation::Unknown, None),
@@ -677,7 +723,7 @@ impl MemoryLedger {
             for tag in tags {
                 let was_live = self.with_record(tag, |record| match record {
                     Some(record) if record.identity.subject() == subject && record.is_live(now) => {
-                        record.revoked = true;
+                        record.revoke(now);
                         true
                     }
                     _ => false,
@@ -691,19 +737,19 @@ impl MemoryLedger {
     /// The user's live sessions, oldest login first.
     fn sessions_now(&self, subject: &str, now: i64) -> Vec<SessionInfo> {
         let tags = self.users.with_str(subject, |shard| shard.map.get(subject).map(UserSessions::tags));
-        let mut listed: Vec<(i64, u64, SessionInfo)> = tags
+        let mut listed: Vec<(u64, SessionInfo)> = tags
             .unwrap_or_default()
             .into_iter()
             .filter_map(|tag| {
                 self.with_record(tag, |record| {
                     record
                         .filter(|r| r.identity.subject() == subject && r.is_live(now))
-                        .map(|r| (r.created_at, tag, r.info(SessionId::from_tag(tag))))
+                        .map(|r| (r.login, r.info(SessionId::from_tag(tag))))
                 })
             })
             .collect();
-        listed.sort_unstable_by_key(|(created_at, tag, _)| (*created_at, *tag));
-        listed.into_iter().map(|(_, _, info)| info).collect()
+        listed.sort_unstable_by_key(|(login, _)| *login);
+        listed.into_iter().map(|(_, info)| info).collect()
     }
 
     fn access_state_now(&self, subject: &str, access_id: TokenId) -> AccessState {
@@ -734,9 +780,9 @@ impl SessionLedger for MemoryLedger {
         &self,
         subject: &str,
         session: SessionId,
-        _now: i64,
+        now: i64,
     ) -> impl Future<Output = Result<Revocation, StoreError>> + Send {
-        ready(Ok(self.revoke_session_now(subject, session)))
+        ready(Ok(self.revoke_session_now(subject, session, now)))
     }
 
     fn revoke_user(&self, subject: &str, now: i64) -> impl Future<Output = Result<u64, StoreError>> + Send {
@@ -754,6 +800,10 @@ impl SessionLedger for MemoryLedger {
         _now: i64,
     ) -> impl Future<Output = Result<AccessState, StoreError>> + Send {
         ready(Ok(self.access_state_now(subject, access_id)))
+    }
+
+    fn purge(&self, now: i64) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        ready(Ok(self.purge_now(now)))
     }
 }
 
@@ -1022,9 +1072,58 @@ mod tests {
         assert_eq!(ledger.access_state_now("bob", sessions[0].1.access_id), AccessState::Revoked);
         assert_eq!(ledger.sessions_now("bob", 10).len(), 3);
         // A revoked session frees its place: no eviction.
-        assert_eq!(ledger.revoke_session_now("bob", sessions[1].0), Revocation::Revoked { session: sessions[1].0 });
+        assert_eq!(ledger.revoke_session_now("bob", sessions[1].0, 0), Revocation::Revoked { session: sessions[1].0 });
         let (_, _, created) = start_capped(&ledger, "bob", 11, 3);
         assert!(created.evicted.is_empty());
+    }
+
+    #[test]
+    fn a_flood_of_logins_keeps_the_caps_records_only() {
+        let ledger = MemoryLedger::new();
+        for _ in 0..10_000 {
+            start_capped(&ledger, "bob", 1_000, 100);
+        }
+        let stats = ledger.stats();
+        assert_eq!(stats.sessions, 100, "one record per live session, none per evicted login");
+        assert_eq!(listed(&ledger, "bob"), Some(100));
+    }
+
+    #[test]
+    fn logins_within_one_second_evict_the_earliest() {
+        let ledger = MemoryLedger::new();
+        let (first, _, _) = start_capped(&ledger, "bob", 1_000, 100);
+        let (second, _, _) = start_capped(&ledger, "bob", 1_000, 100);
+        for _ in 2..100 {
+            start_capped(&ledger, "bob", 1_000, 100);
+        }
+        let (_, _, created) = start_capped(&ledger, "bob", 1_000, 100);
+        assert_eq!(created.evicted, vec![first]);
+        let (_, _, created) = start_capped(&ledger, "bob", 1_000, 100);
+        assert_eq!(created.evicted, vec![second]);
+    }
+
+    #[test]
+    fn a_revoked_session_is_a_tombstone_for_a_minute() {
+        let ledger = MemoryLedger::new();
+        let (session, first) = start_as(&ledger, "bob", 1_000);
+        assert_eq!(ledger.revoke_session_now("bob", session, 1_010), Revocation::Revoked { session });
+        assert_eq!(ledger.purge_now(1_010 + TOMBSTONE_SECONDS - 1), 0, "revoked, still answering so");
+        assert_eq!(rotate(&ledger, first.refresh_id, 1_011, Grace::default()), Rotation::Revoked { session });
+        assert_eq!(ledger.purge_now(1_010 + TOMBSTONE_SECONDS), 1);
+        assert_eq!(ledger.stats().sessions, 0);
+        assert_eq!(rotate(&ledger, first.refresh_id, 1_100, Grace::default()), Rotation::Unknown);
+    }
+
+    #[test]
+    fn purge_keeps_live_sessions_and_drops_expired_ones() {
+        let ledger = MemoryLedger::new();
+        let (_, old) = start_as(&ledger, "bob", 0);
+        start_as(&ledger, "alice", 86_000);
+        assert_eq!(ledger.purge_now(86_399), 0);
+        assert_eq!(ledger.purge_now(86_400), 1, "bob's tokens expired at 86 400");
+        assert_eq!(ledger.stats().sessions, 1);
+        assert_eq!(listed(&ledger, "bob"), None);
+        assert_eq!(ledger.access_state_now("bob", old.access_id), AccessState::Revoked);
     }
 
     #[test]
@@ -1071,7 +1170,7 @@ mod tests {
     fn records_stay_small() {
         // What the memory per session rests on (hash tables store these
         // inline, one per bucket).
-        assert_eq!(size_of::<(u64, SessionRecord)>(), 80);
+        assert_eq!(size_of::<(u64, SessionRecord)>(), 88);
     }
 
     #[test]

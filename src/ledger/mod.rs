@@ -38,10 +38,20 @@
 //!   absolute expiry; a session at or past it, or whose current refresh
 //!   token expired (idle: `now ≥ refresh exp + the session's leeway`,
 //!   the leeway it was created with), answers [`Rotation::Expired`].
-//! - **Fail closed.** A session's record is kept at least until its current
-//!   refresh and access tokens expire (plus the session's leeway). A record
-//!   lost earlier (purged, evicted) can only make the session's tokens
-//!   unknown (401): never turn reuse into success.
+//! - **Fail closed.** A live session's record is kept at least until its
+//!   current refresh and access tokens expire (plus the session's leeway).
+//!   A record lost earlier (purged, evicted) can only make the session's
+//!   tokens unknown (401): never turn reuse into success.
+//! - **Bounded state.** An ended session leaves at most a short-lived
+//!   trace, so that the number of records follows the live sessions and
+//!   not the number of logins: a session the cap evicts is deleted in the
+//!   login's atomic step (its tokens become unknown, 401); a session
+//!   revoked by logout, reuse or [`revoke_user`](SessionLedger::revoke_user)
+//!   is kept as a revoked tombstone for at most [`TOMBSTONE_SECONDS`] (plus
+//!   the ledger's clock slack), so that its tokens answer "revoked" for a
+//!   while, then unknown. [`purge`](SessionLedger::purge) removes what has
+//!   ended; a ledger whose store expires records by itself (Redis TTLs)
+//!   does it without being asked.
 //! - **Access tokens** are checked against their session
 //!   ([`SessionLedger::access_state`]): a revoked session (logout, reuse,
 //!   eviction, [`revoke_user`](SessionLedger::revoke_user)) refuses all of
@@ -56,7 +66,8 @@
 //!   login that would exceed it revokes, in the same atomic step, the
 //!   user's live sessions nearest their end of life (the smallest
 //!   `min(absolute_expires_at, refresh_expires_at + leeway)`, then the
-//!   oldest login) and names them in [`Created::evicted`]. With equal
+//!   earliest login by a monotonic login sequence the ledger keeps, not by
+//!   the one-second login time) and names them in [`Created::evicted`]. With equal
 //!   lifetimes that is the least recently refreshed session: a burst of
 //!   logins evicts idle sessions before the one the user is refreshing.
 //!   Every ledger keeps each user's sessions ordered by that instant, so a
@@ -88,6 +99,11 @@ use std::future::Future;
 
 use crate::error::StoreError;
 use crate::token::ids::{SessionId, TokenId};
+
+/// Seconds a session revoked by logout, reuse or `revoke_user` keeps its
+/// record (a revoked tombstone) before [`SessionLedger::purge`] may remove
+/// it; see the [contract](crate::ledger).
+pub const TOMBSTONE_SECONDS: i64 = 60;
 
 /// Default for [`NewSession::max_sessions_per_user`] and
 /// [`Policy`](crate::Policy)'s cap.
@@ -354,6 +370,14 @@ pub trait SessionLedger: Send + Sync {
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
         std::future::ready(Ok(()))
     }
+
+    /// Removes the records of sessions that ended before `now` (expired
+    /// past their retention, tombstones past [`TOMBSTONE_SECONDS`]), and
+    /// returns how many it removed. The ledger is correct without it; it
+    /// bounds the store's size. Run it periodically
+    /// ([`TokenService::purge_every`](crate::TokenService::purge_every) does);
+    /// a ledger whose store expires records by itself returns 0.
+    fn purge(&self, now: i64) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
 impl<L: SessionLedger + ?Sized> SessionLedger for std::sync::Arc<L> {
@@ -387,6 +411,9 @@ impl<L: SessionLedger + ?Sized> SessionLedger for std::sync::Arc<L> {
     }
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).ping()
+    }
+    fn purge(&self, now: i64) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).purge(now)
     }
 }
 

@@ -636,6 +636,10 @@ impl SessionLedger for PostgresLedger {
         PostgresLedger::ping(self).await
     }
 
+    async fn purge(&self, now: i64) -> Result<u64, StoreError> {
+        PostgresLedger::purge(self, now).await.map(|purged| purged.sessions)
+    }
+
     fn create(&self, session: &NewSession) -> impl Future<Output = Result<Created, StoreError>> + Send {
         self.create_now(session)
     }

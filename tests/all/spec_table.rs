@@ -315,6 +315,9 @@ mod failing {
         ) -> impl Future<Output = Result<AccessState, StoreError>> + Send {
             down()
         }
+        fn purge(&self, _: i64) -> impl Future<Output = Result<u64, StoreError>> + Send {
+            down()
+        }
     }
 
     /// Verifies like the real signer, but cannot sign.

@@ -70,6 +70,7 @@ use proptest::prelude::*;
 
 use crate::ledger::{
     AccessState, Grace, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionInfo, SessionLedger,
+    TOMBSTONE_SECONDS,
 };
 use crate::token::ids::{SessionId, TokenId};
 
@@ -93,6 +94,12 @@ struct ModelSession {
 }
 
 impl ModelSession {
+    /// Revoked, and kept as a tombstone for at most a minute more.
+    fn revoke(&mut self, now: i64) {
+        self.revoked = true;
+        self.retain_until = self.retain_until.min(now + TOMBSTONE_SECONDS);
+    }
+
     fn live(&self, now: i64) -> bool {
         !self.revoked && now < self.deadline()
     }
@@ -135,13 +142,15 @@ impl Model {
     fn create(&mut self, new: &NewSession) -> Vec<SessionId> {
         let mut live = self.live_of(&new.pair.subject, new.created_at);
         // The victims are the live sessions nearest their deadline, the
-        // oldest login first among equals.
-        live.sort_by_key(|id| (self.sessions[id].deadline(), self.sessions[id].created_at));
+        // earliest login first among equals (`live` is in login order and
+        // the sort is stable). They go record and all.
+        live.sort_by_key(|id| self.sessions[id].deadline());
         let excess = (live.len() + 1).saturating_sub(new.max_sessions_per_user as usize);
         let evicted: Vec<SessionId> = live.into_iter().take(excess).collect();
         for id in &evicted {
-            self.sessions.get_mut(id).unwrap().revoked = true;
+            self.sessions.remove(id);
         }
+        self.order.retain(|id| !evicted.contains(id));
         self.order.push(new.session);
         self.sessions.insert(
             new.session,
@@ -196,7 +205,7 @@ impl Model {
             s.replays += 1;
             Rotation::Replayed { session: id, generation: s.generation, pair: s.pair.clone(), replay: s.replays }
         } else {
-            s.revoked = true;
+            s.revoke(r.now);
             let presented_generation = (s.previous == Some(r.presented)).then(|| s.generation - 1);
             Rotation::Reused { session: id, presented_generation, current_generation: s.generation }
         };
@@ -204,13 +213,13 @@ impl Model {
         outcome
     }
 
-    fn revoke_session(&mut self, subject: &str, id: SessionId) -> Revocation {
+    fn revoke_session(&mut self, subject: &str, id: SessionId, now: i64) -> Revocation {
         match self.sessions.get_mut(&id) {
             Some(s) if s.pair.subject == subject => {
                 if s.revoked {
                     Revocation::AlreadyRevoked { session: id }
                 } else {
-                    s.revoked = true;
+                    s.revoke(now);
                     Revocation::Revoked { session: id }
                 }
             }
@@ -221,7 +230,7 @@ impl Model {
     fn revoke_user(&mut self, subject: &str, now: i64) -> u64 {
         let live = self.live_of(subject, now);
         for id in &live {
-            self.sessions.get_mut(id).unwrap().revoked = true;
+            self.sessions.get_mut(id).unwrap().revoke(now);
         }
         live.len() as u64
     }
@@ -465,7 +474,7 @@ pub async fn check_sequence<L: SessionLedger>(ledger: &L, ops: &[Op]) -> Result<
                 let got = ledger.revoke_session(&subject, id, now).await.map_err(fail)?;
                 let stale = model.past_retention(id, now);
                 let before = model.clone();
-                let expected = model.revoke_session(&subject, id);
+                let expected = model.revoke_session(&subject, id, now);
                 if got != expected {
                     prop_assert!(got == Revocation::Unknown && stale, "revoke: ledger {got:?}, model {expected:?}");
                     model = before;
