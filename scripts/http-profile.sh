@@ -21,7 +21,10 @@ work=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
 
-"$bin/$name" --listen "127.0.0.1:$port" >"$work/out" 2>"$work/err" &
+# The baseline has no login rate limit; the server's is off for the
+# load generator's logins from one body.
+limit=(); [ "$name" = baseline ] || limit=(--login-rate-limit 0)
+"$bin/$name" --listen "127.0.0.1:$port" "${limit[@]}" >"$work/out" 2>"$work/err" &
 server=$!
 pids+=("$server")
 for _ in $(seq 1 100); do grep -q '^login body:' "$work/out" 2>/dev/null && break; sleep 0.1; done

@@ -22,14 +22,15 @@ work=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
 
-start() { # NAME BINARY PORT
-  "$2" --listen "127.0.0.1:$3" >"$work/$1.out" 2>"$work/$1.err" &
+start() { # NAME BINARY PORT [FLAGS...]
+  "$2" --listen "127.0.0.1:$3" "${@:4}" >"$work/$1.out" 2>"$work/$1.err" &
   pids+=($!)
   for _ in $(seq 1 100); do grep -q '^login body:' "$work/$1.out" 2>/dev/null && break; sleep 0.1; done
   sed -nE 's/^login body: (.*)$/\1/p' "$work/$1.out" | head -1 >"$work/$1.login"
   [ -s "$work/$1.login" ] || { cat "$work/$1.err" >&2; echo "$1 printed no login body" >&2; exit 1; }
 }
-start server "$bin/server" 18111
+# Rounds of logins from one body: the per-user login rate limit is off.
+start server "$bin/server" 18111 --login-rate-limit 0
 start baseline "$bin/baseline" 18112
 
 load() { # NAME PORT -> refreshes/s

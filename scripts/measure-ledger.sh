@@ -28,7 +28,7 @@ trap 'kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || 
 prefix_args=()
 [ "$store" = memory ] || prefix_args=(--store-prefix "$name")
 # shellcheck disable=SC2086 # SERVER_ARGS is a list of flags
-"$bin/server" --listen "127.0.0.1:$port" --store "$store" "${prefix_args[@]}" ${SERVER_ARGS:-} >"$work/out" 2>"$work/err" &
+"$bin/server" --listen "127.0.0.1:$port" --login-rate-limit 0 --store "$store" "${prefix_args[@]}" ${SERVER_ARGS:-} >"$work/out" 2>"$work/err" &
 server_pid=$!
 for _ in $(seq 1 100); do grep -q '^login body:' "$work/out" 2>/dev/null && break; sleep 0.1; done
 sed -nE 's/^login body: (.*)$/\1/p' "$work/out" | head -1 >"$work/login.json"

@@ -93,6 +93,15 @@ pub(crate) struct Config {
     #[arg(long, value_name = "N", allow_hyphen_values = true, default_value_t = Policy::default().max_sessions_per_user(),
           value_parser = clap::value_parser!(u32).range(1..=i64::from(token_refresh::policy::MAX_SESSIONS_PER_USER)))]
     pub(crate) max_sessions_per_user: u32,
+    /// Authentic logins one user may make per minute (a burst of N, then one
+    /// every 60/N s; beyond it 429); 0 turns the limit off (load tests).
+    #[arg(long, value_name = "N", allow_hyphen_values = true, default_value_t = Policy::default().login_rate_limit())]
+    pub(crate) login_rate_limit: u32,
+    /// Clock tolerance in seconds (0 to 300) for token expiry and the grace
+    /// window's lower bound: set it to the clock skew between instances
+    /// that share a ledger, or a retry on a slower instance is reuse.
+    #[arg(long, value_name = "SECS", allow_hyphen_values = true, default_value_t = default_secs(Policy::leeway))]
+    pub(crate) leeway: u32,
     /// Open connections served at once; beyond it new connections wait in
     /// the listen queue. The open-file limit is raised at start to fit it
     /// where the hard limit allows (otherwise the cap is lowered to fit).
@@ -194,6 +203,9 @@ async fn setup(config: &Config) -> Result<Setup, String> {
     let connected = url.connect(&options).await.map_err(|error| format!("--store {url}: {error}"))?;
     let Connected { ledger, description: store } = connected;
     let service = TokenService::new(policy, MemoryUserStore::new(users), ledger, signer, SystemClock);
+    // Retention for whichever ledger --store chose (a PostgreSQL one is
+    // never purged otherwise).
+    tokio::spawn(service.clone().purge_every(std::time::Duration::from_secs(60)));
     let connections = usize::try_from(config.max_connections).unwrap_or(usize::MAX);
     let serve = ServeOptions::new().max_connections(connections).fit_open_file_limit();
     Ok(Setup { service, shutdown: shutdown_signal(), serve, demo_login, ephemeral_key, store })
@@ -267,6 +279,8 @@ fn build_policy(config: &Config) -> Result<Policy, String> {
         .refresh_lifetime(seconds(config.refresh_ttl))
         .grace_window(seconds(config.grace))
         .max_sessions_per_user(config.max_sessions_per_user)
+        .login_rate_limit(config.login_rate_limit)
+        .leeway(seconds(config.leeway))
         .build()
         .map_err(|e| e.to_string())
 }

@@ -125,3 +125,40 @@ async fn unknown_user_is_404_wrong_key_is_422_bad_signature_is_401() {
     assert_eq!(outcome(&s, &signed(&s.user_key, "off@mail.com")).await, Err(UserDisabled.into()));
     assert_eq!(s.store.ledger().stats().sessions, 0, "no refused login created a session");
 }
+
+/// A leaked login body replayed in a loop: the policy admits 30 logins of
+/// one user at once, then one every 2 s, and answers the rest 429 with the
+/// envelope and `Retry-After`; forged logins do not spend the allowance.
+#[tokio::test]
+async fn logins_beyond_the_rate_limit_are_429_and_start_no_session() {
+    let s = setup();
+    let policy = Policy::default();
+    assert_eq!(policy.login_rate_limit(), 30);
+    let login = signed(&s.user_key, "bob@mail.com");
+    let forged = body("bob@mail.com", &hex(&[7; 64]), &hex(s.user_key.verifying_key().as_bytes()));
+    for _ in 0..100 {
+        let refused = policy.login(&forged, &s.store, &s.signer, &s.clock).await.unwrap_err();
+        assert_eq!(refused.status_code(), 401);
+    }
+    for _ in 0..30 {
+        policy.login(&login, &s.store, &s.signer, &s.clock).await.unwrap();
+    }
+    let refused = policy.login(&login, &s.store, &s.signer, &s.clock).await.unwrap_err();
+    assert_eq!((refused.status_code(), refused.name()), (429, "TOO_MANY_REQUESTS"));
+    let reply = token_refresh::Reply::from_error(&refused);
+    assert_eq!(
+        reply.body(),
+        br#"{"status":{"code":429,"name":"TOO_MANY_REQUESTS","message":"too many logins for this user; retry later"},"data":null}"#
+    );
+    assert!(reply.headers().any(|header| header == ("retry-after", "60")));
+    assert_eq!(s.store.ledger().stats().sessions, 30, "the refused login started no session");
+    s.clock.advance(time::Duration::seconds(2));
+    policy.login(&login, &s.store, &s.signer, &s.clock).await.unwrap();
+    assert!(policy.login(&login, &s.store, &s.signer, &s.clock).await.is_err());
+
+    let unlimited = Policy::builder().login_rate_limit(0).build().unwrap();
+    for _ in 0..1_000 {
+        unlimited.login(&login, &s.store, &s.signer, &s.clock).await.unwrap();
+    }
+    assert_eq!(s.store.ledger().stats().sessions, 100, "the cap bounds the records with the limit off");
+}
