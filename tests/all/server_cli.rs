@@ -327,6 +327,54 @@ async fn unfinished_request_heads_do_not_fill_the_servers_memory() -> TestResult
     server.stop().await.map(drop)
 }
 
+/// `--admin-listen`: `/healthz`, `/readyz` and `/metrics` on that address
+/// only, announced before the `listening on` line, and 404 on `--listen`,
+/// which still serves the API (review finding L3: probes and metrics were
+/// public).
+#[tokio::test]
+async fn admin_listen_serves_probes_and_metrics_apart() -> TestResult {
+    let server = running(&["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]).await?;
+    let admin = Http::new(server.stdout_line("admin listening on http://").await?.parse()?);
+    let public = &server.http;
+    assert_ne!(admin.address(), public.address());
+    let metrics = admin.send("GET", "/metrics", &[], b"").await?;
+    assert_eq!(metrics.status, 200);
+    assert_eq!(metrics.header("content-type"), Some("text/plain; version=0.0.4"));
+    for path in ["/healthz", "/readyz"] {
+        assert_eq!(admin.send("GET", path, &[], b"").await?.status, 200, "{path}");
+    }
+    for path in ["/metrics", "/healthz", "/readyz"] {
+        let answer = public.send("GET", path, &[], b"").await?;
+        assert_eq!(answer.status, 404, "{path} on --listen");
+        assert_eq!(answer.name(), "NOT_FOUND");
+    }
+    assert_eq!(admin.send("GET", "/.well-known/jwks.json", &[], b"").await?.status, 404);
+    let login = public.login(&server.stdout_line("login body: ").await?).await?;
+    assert_eq!(login.status, 200, "{}", login.message());
+    server.stop().await.map(drop)
+}
+
+/// The actix and hyper examples do not serve `--admin-listen`: they refuse
+/// it (exit 2) rather than serve the probes and metrics on the public
+/// listener the operator meant to keep them off.
+#[tokio::test]
+async fn the_other_stacks_refuse_admin_listen() -> TestResult {
+    for stack in ["actix", "hyper"] {
+        let args = owned(&["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]);
+        match process::start(stack, &args).await? {
+            Ok(server) => {
+                server.kill().await?;
+                return Err(format!("{stack} served with --admin-listen").into());
+            }
+            Err(failure) => {
+                assert_eq!(failure.code, Some(2), "{stack}: {failure:?}");
+                assert!(failure.stderr.starts_with("error: --admin-listen: "), "{stack}: {}", failure.stderr);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Built with `aws-lc`, the reference server signs with `AwsLcSigner`
 /// (about twice as fast, the same bytes); without it, with ed25519-dalek.
 /// The start-up log line names it, and whichever it is, a token it signs
@@ -404,6 +452,7 @@ async fn command_line_flags() -> TestResult {
         "--grace <SECS>",
         "--max-sessions-per-user <N>",
         "--max-connections <N>",
+        "--admin-listen <ADDR>",
         "--demo",
         "RUST_LOG",
     ] {
