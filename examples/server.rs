@@ -19,7 +19,8 @@
 //! - `GET    /api/v1/me`: who the access token belongs to (revocation
 //!   checked);
 //! - `GET    /.well-known/jwks.json`: the public keys (RFC 8037 OKP JWKs);
-//! - `GET    /healthz`, `/readyz`, `/metrics`: probes and Prometheus text.
+//! - `GET    /healthz`, `/readyz`, `/metrics`: probes and Prometheus text;
+//!   with `--admin-listen ADDR` on that address only (404 on `--listen`).
 //!
 //! Every answer is the spec's envelope with `cache-control: no-store` (the
 //! public key set and the metrics excepted) and an `x-request-id`; other
@@ -46,24 +47,53 @@ use token_refresh::{Reply, TokenService};
 #[tokio::main]
 async fn main() -> ExitCode {
     common::run_tokio("axum", |listener, setup| async move {
-        serve(listener, router(setup.service), setup.serve, setup.shutdown).await;
+        let common::Setup { service, shutdown, serve: options, admin, .. } = setup;
+        match admin {
+            None => serve(listener, router(service, Probes::Here), options, shutdown).await,
+            Some(admin) => {
+                let (shutdown, admin_shutdown) = common::shutdown_twice(shutdown);
+                tokio::join!(
+                    serve(listener, router(service.clone(), Probes::Elsewhere), options, shutdown),
+                    serve(admin, admin_router(service), common::admin_serve_options(), admin_shutdown),
+                );
+            }
+        }
     })
     .await
 }
 
-/// Every route, with the request id, the deadline and the access log
-/// around them all (404 and 405 included).
-fn router(service: TokenService) -> Router {
-    Router::new()
+/// Where the probes and `/metrics` are served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Probes {
+    /// On the API's listener (no `--admin-listen`).
+    Here,
+    /// On the `--admin-listen` listener only: the API's answers 404.
+    Elsewhere,
+}
+
+/// Every API route (and the probes unless they are served elsewhere), with
+/// the request id, the deadline and the access log around them all (404
+/// and 405 included).
+fn router(service: TokenService, probes: Probes) -> Router {
+    let api = Router::new()
         .route(common::SESSION_PATH, session_routes())
         .route(common::JWKS_PATH, get_only(jwks))
-        .route(common::ME_PATH, get_only(me))
+        .route(common::ME_PATH, get_only(me));
+    let api = if probes == Probes::Here { with_probes(api) } else { api };
+    api.fallback(not_found).layer(RequestScopeLayer::new()).with_state(service)
+}
+
+/// The `--admin-listen` listener's routes: the probes and `/metrics`, 404
+/// for anything else.
+fn admin_router(service: TokenService) -> Router {
+    with_probes(Router::new()).fallback(not_found).layer(RequestScopeLayer::new()).with_state(service)
+}
+
+fn with_probes(router: Router<TokenService>) -> Router<TokenService> {
+    router
         .route(common::HEALTH_PATH, get_only(liveness))
         .route(common::READY_PATH, get_only(readiness))
         .route(common::METRICS_PATH, get_only(metrics))
-        .fallback(not_found)
-        .layer(RequestScopeLayer::new())
-        .with_state(service)
 }
 
 /// A protected resource: [`AccessToken`] has checked the token and that its

@@ -35,7 +35,8 @@ pub(crate) const DEMO_EMAIL: &str = "bob@mail.com";
     version,
     after_help = "Environment: RUST_LOG sets the log filter [default: info; with the access log:\n\
                   info,token_refresh::access=debug]. Logs go to stderr; stdout carries the\n\
-                  `listening on http://ADDR` line and the demo walkthrough."
+                  `listening on http://ADDR` line (after `admin listening on http://ADDR` with\n\
+                  --admin-listen) and the demo walkthrough."
 )]
 pub(crate) struct Config {
     /// Address to listen on; port 0 picks a free port.
@@ -108,6 +109,11 @@ pub(crate) struct Config {
     #[arg(long, value_name = "N", default_value_t = 10_000, allow_hyphen_values = true,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub(crate) max_connections: u32,
+    /// Serve /healthz, /readyz and /metrics on this address only (an
+    /// internal port for probes and scrapes; 404 on --listen); without it
+    /// they share --listen. The `server` example only.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) admin_listen: Option<SocketAddr>,
     /// Serve the demo user and a per-start signing key on a non-loopback
     /// --listen too (refused without it: anyone reaching the address could
     /// log in as the admin).
@@ -145,12 +151,23 @@ fn parse_store_prefix(name: &str) -> Result<String, String> {
 
 pub(crate) type Shutdown = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
+/// The stacks that serve `--admin-listen` (the others refuse it rather
+/// than serve the probes and metrics where the operator said not to).
+const ADMIN_LISTEN_STACKS: [&str; 1] = ["axum"];
+
+/// The `--admin-listen` listener's connection cap: probes and scrapes need
+/// few, and they fit in the 256 files the open-file limit keeps beside the
+/// API's cap.
+const ADMIN_CONNECTIONS: usize = 64;
+
 /// The service, its shutdown signal, its connection cap, and what the
 /// announcement tells.
 pub(crate) struct Setup {
     pub(crate) service: TokenService,
     pub(crate) shutdown: Shutdown,
     pub(crate) serve: ServeOptions,
+    /// The `--admin-listen` socket, bound.
+    pub(crate) admin: Option<tokio::net::TcpListener>,
     pub(crate) demo_login: Option<String>,
     pub(crate) ephemeral_key: bool,
     pub(crate) store: String,
@@ -167,16 +184,39 @@ pub(crate) async fn start(stack: &str) -> Result<(tokio::net::TcpListener, Setup
     })?;
     init_logging();
     std::sync::LazyLock::force(&PROMETHEUS);
-    let setup = setup(&config).await.map_err(|message| {
+    let refused = |message: String| {
         eprintln!("error: {message}");
         ExitCode::from(2)
-    })?;
-    let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|error| {
-        eprintln!("error: cannot listen on {}: {error}", config.listen);
-        ExitCode::FAILURE
-    })?;
-    announce(listener.local_addr().unwrap_or(config.listen), &setup, stack);
+    };
+    if config.admin_listen.is_some() && !ADMIN_LISTEN_STACKS.contains(&stack) {
+        return Err(refused(format!("--admin-listen: the {stack} example does not serve it; the server example does")));
+    }
+    let mut setup = setup(&config).await.map_err(refused)?;
+    let listener = bind(config.listen).await?;
+    let admin_address = match config.admin_listen {
+        Some(address) => {
+            let admin = bind(address).await?;
+            let bound = admin.local_addr().unwrap_or(address);
+            setup.admin = Some(admin);
+            Some(bound)
+        }
+        None => None,
+    };
+    announce(listener.local_addr().unwrap_or(config.listen), admin_address, &setup, stack);
     Ok((listener, setup))
+}
+
+/// A listener on `address`; exit 1 if it cannot be had.
+async fn bind(address: SocketAddr) -> Result<tokio::net::TcpListener, ExitCode> {
+    tokio::net::TcpListener::bind(address).await.map_err(|error| {
+        eprintln!("error: cannot listen on {address}: {error}");
+        ExitCode::FAILURE
+    })
+}
+
+/// The `--admin-listen` listener's limits.
+pub(crate) fn admin_serve_options() -> ServeOptions {
+    ServeOptions::new().max_connections(ADMIN_CONNECTIONS)
 }
 
 /// Builds what `config` describes: the cheap checks first, then the ledger.
@@ -208,7 +248,7 @@ async fn setup(config: &Config) -> Result<Setup, String> {
     tokio::spawn(service.clone().purge_every(std::time::Duration::from_secs(60)));
     let connections = usize::try_from(config.max_connections).unwrap_or(usize::MAX);
     let serve = ServeOptions::new().max_connections(connections).fit_open_file_limit();
-    Ok(Setup { service, shutdown: shutdown_signal(), serve, demo_login, ephemeral_key, store })
+    Ok(Setup { service, shutdown: shutdown_signal(), serve, admin: None, demo_login, ephemeral_key, store })
 }
 
 /// The demo user and a per-start key are for trying the server on one
@@ -329,9 +369,10 @@ fn demo_user() -> Result<(User, String), String> {
     Ok((user, format!(r#"{{"email":"{DEMO_EMAIL}","signature":"{signature}","publicKey":"{public_key}"}}"#)))
 }
 
-/// The `listening on http://ADDR` line scripts wait for, the key in the
-/// log, and for the demo user a walkthrough to paste.
-fn announce(bound: SocketAddr, setup: &Setup, stack: &str) {
+/// The `listening on http://ADDR` line scripts wait for (after the
+/// `admin listening on http://ADDR` line, so both are known once it shows),
+/// the key in the log, and for the demo user a walkthrough to paste.
+fn announce(bound: SocketAddr, admin: Option<SocketAddr>, setup: &Setup, stack: &str) {
     let (policy, keys) = (setup.service.policy(), setup.service.signer().keyring().keys());
     let kid = |key: &VerificationKey| key.key_id().map_or("-", KeyId::as_str).to_owned();
     tracing::info!(
@@ -356,6 +397,10 @@ fn announce(bound: SocketAddr, setup: &Setup, stack: &str) {
             "no --signing-key: using a fresh random key; every token dies with this process \
              (make a key with: openssl genpkey -algorithm ed25519 -out key.pem)"
         );
+    }
+    if let Some(admin) = admin {
+        tracing::info!(%admin, "probes and metrics on the admin listener only");
+        println!("admin listening on http://{admin}");
     }
     println!("listening on http://{bound}");
     if let Some(body) = &setup.demo_login {
@@ -418,6 +463,22 @@ where
     serve(listener, setup).await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// `shutdown` for two listeners: both resolve when it does.
+pub(crate) fn shutdown_twice(shutdown: Shutdown) -> (Shutdown, Shutdown) {
+    let (sender, receiver) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = sender.send(true);
+    });
+    // A sender gone without a word (the runtime ending) stops the loop too.
+    let stopped = |mut receiver: tokio::sync::watch::Receiver<bool>| -> Shutdown {
+        Box::pin(async move {
+            let _ = receiver.wait_for(|stopped| *stopped).await;
+        })
+    };
+    (stopped(receiver.clone()), stopped(receiver))
 }
 
 /// SIGINT or SIGTERM (what orchestrators send), listened for from now

@@ -62,8 +62,9 @@
 //!         let (stream, _) = listener.accept().await?;
 //!         let service = TowerToHyperService::new(endpoint.clone());
 //!         tokio::spawn(async move {
-//!             // A production server also sets a header-read timeout and
-//!             // drains connections on shutdown (examples/hyper.rs does).
+//!             // A production server also bounds request heads and
+//!             // connections and drains them on shutdown: `serve` does
+//!             // (examples/hyper.rs uses it).
 //!             let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
 //!         });
 //!     }

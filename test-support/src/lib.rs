@@ -18,6 +18,8 @@
 //!   built from the library's pieces, in process, on any clock.
 //! - [`process`] (feature `http-client`): the built example servers as
 //!   child processes, for their command lines and start-up.
+//! - [`raw`] (feature `http-client`): one HTTP/1.1 connection driven by
+//!   hand, for the serving loop's connection limits.
 //!
 //! Not published: it is a workspace member with `publish = false`, a path
 //! dev-dependency of `token-refresh` (dropped from the published manifest)
@@ -41,6 +43,8 @@ pub mod ledger;
 pub mod outcome;
 #[cfg(feature = "http-client")]
 pub mod process;
+#[cfg(feature = "http-client")]
+pub mod raw;
 #[cfg(feature = "http-client")]
 pub mod reference;
 pub mod tls;

@@ -196,6 +196,18 @@ impl Server {
         Ok((stdout, stderr))
     }
 
+    /// The server's resident memory now and its peak so far (`VmRSS` and
+    /// `VmHWM` of `/proc/PID/status`), in bytes.
+    pub fn memory(&self) -> TestResult<(u64, u64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?))?;
+        let field = |name: &str| -> TestResult<u64> {
+            let line = status.lines().find_map(|line| line.strip_prefix(name)).ok_or(format!("no {name}"))?;
+            let kib: u64 = line.trim().trim_end_matches("kB").trim().parse()?;
+            Ok(kib * 1024)
+        };
+        Ok((field("VmRSS:")?, field("VmHWM:")?))
+    }
+
     /// Kills the server (SIGKILL).
     pub async fn kill(mut self) -> TestResult {
         self.child.kill().await?;

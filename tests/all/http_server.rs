@@ -21,8 +21,10 @@ use token_refresh::{
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+use token_refresh::http::ServeOptions;
 use token_refresh_test_support::http_client::{Http, SESSION, TestResult};
 use token_refresh_test_support::keys::{SEED, signer, signing_key};
+use token_refresh_test_support::raw::{HEALTHZ, RawConnection};
 use token_refresh_test_support::reference;
 use token_refresh_test_support::tokens::{HEADER, bearer, mint_with, payload, refresh_claims};
 use token_refresh_test_support::users::{ALICE, ALICE_LOGIN_SEED, BOB, BOB_LOGIN_SEED, demo, login_body};
@@ -30,6 +32,10 @@ use token_refresh_test_support::{NOW, clock};
 
 /// The reference server's request deadline.
 const DEADLINE: Duration = Duration::from_secs(10);
+
+/// How long a test waits for the server to close a connection: a bound
+/// that keeps a broken server from hanging the suite.
+const PATIENCE: Duration = Duration::from_secs(10);
 
 const INVALID_TOKEN: &str = r#"Bearer error="invalid_token""#;
 const INVALID_REQUEST: &str = r#"Bearer error="invalid_request""#;
@@ -674,27 +680,162 @@ async fn health_and_readiness_probes() -> TestResult {
     server.stop().await
 }
 
-/// At `--max-connections` the server stops accepting: a further connection
-/// waits in the listen queue, unanswered, until an open one closes, and is
-/// then served. (Before the cap, idle connections past the open-file limit
-/// made the accept loop fail and real logins time out.)
+/// At `--max-connections` with every connection busy, a further connection
+/// waits unanswered until one closes, and is then served: a request in
+/// progress is never cut short to make room. (Before the cap, idle
+/// connections past the open-file limit made the accept loop fail and real
+/// logins time out.)
 #[tokio::test]
-async fn connections_beyond_the_cap_wait_for_a_free_slot() -> TestResult {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+async fn connections_beyond_the_cap_wait_while_all_are_busy() -> TestResult {
     let server = Running::start_tuned(Policy::default(), signer(), DEADLINE, 2).await?;
     let address = server.http.address();
-    let first = tokio::net::TcpStream::connect(address).await?;
-    let _second = tokio::net::TcpStream::connect(address).await?;
-    let mut third = tokio::net::TcpStream::connect(address).await?;
-    third.write_all(b"GET /.well-known/jwks.json HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n").await?;
-    let mut answer = Vec::new();
-    let waited = tokio::time::timeout(Duration::from_millis(500), third.read_to_end(&mut answer)).await;
-    assert!(waited.is_err(), "served beyond the cap: {:?}", String::from_utf8_lossy(&answer));
+    let first = busy_login(address).await?;
+    let second = busy_login(address).await?;
+    let mut third = RawConnection::connect(address).await?;
+    third.send(b"GET /.well-known/jwks.json HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n").await?;
+    let waited = third.answer_within(Duration::from_millis(500)).await;
+    assert!(waited.is_err(), "served beyond the cap: {waited:?}");
     drop(first);
-    tokio::time::timeout(Duration::from_secs(10), third.read_to_end(&mut answer)).await??;
-    let answer = String::from_utf8(answer)?;
-    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    let answer = third.answer().await?.ok_or("closed unanswered")?;
+    assert_eq!(answer.status(), Some(200), "{}", answer.head);
+    drop(second);
     server.stop().await
+}
+
+/// A login whose body is still on its way: `Expect: 100-continue` makes the
+/// server say when it is reading the body, so the request is in progress
+/// once this returns.
+async fn busy_login(address: std::net::SocketAddr) -> TestResult<RawConnection> {
+    let mut connection = RawConnection::connect(address).await?;
+    let answer = connection.exchange(&login_head(100)).await?.ok_or("closed")?;
+    assert_eq!(answer.status(), Some(100), "{}", answer.head);
+    Ok(connection)
+}
+
+/// A login's head for a body of `length` bytes, asking the server to say
+/// when it reads the body (`100 Continue`).
+fn login_head(length: usize) -> Vec<u8> {
+    format!(
+        "POST {SESSION} HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: {length}\r\n\
+         expect: 100-continue\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// At the cap, a newcomer is admitted at once: the oldest connection that
+/// is between requests is closed to make room (review finding M2: keep-alive
+/// clients sending a request now and then held every connection and locked
+/// newcomers out). A younger idle connection is left alone.
+#[tokio::test]
+async fn at_the_cap_the_oldest_idle_connection_makes_room() -> TestResult {
+    let served = Served::start(ServeOptions::new().max_connections(2)).await?;
+    let mut oldest = RawConnection::connect(served.address).await?;
+    let mut younger = RawConnection::connect(served.address).await?;
+    for connection in [&mut oldest, &mut younger] {
+        let answer = connection.exchange(HEALTHZ).await?.ok_or("closed")?;
+        assert_eq!((answer.status(), answer.closes()), (Some(200), false), "{}", answer.head);
+    }
+    let mut newcomer = RawConnection::connect(served.address).await?;
+    let answer = newcomer.exchange(HEALTHZ).await?.ok_or("the newcomer was not served")?;
+    assert_eq!(answer.status(), Some(200), "{}", answer.head);
+    oldest.closed_within(PATIENCE).await?;
+    let answer = younger.exchange(HEALTHZ).await?.ok_or("the younger idle connection was closed")?;
+    assert_eq!(answer.status(), Some(200), "{}", answer.head);
+    served.stop().await
+}
+
+/// After its last allowed request a connection's answer says
+/// `Connection: close`, and the connection closes.
+#[tokio::test]
+async fn a_connection_closes_after_its_last_allowed_request() -> TestResult {
+    let served = Served::start(ServeOptions::new().max_requests_per_connection(3)).await?;
+    let mut connection = RawConnection::connect(served.address).await?;
+    for closes in [false, false, true] {
+        let answer = connection.exchange(HEALTHZ).await?.ok_or("closed early")?;
+        assert_eq!((answer.status(), answer.closes()), (Some(200), closes), "{}", answer.head);
+    }
+    connection.closed_within(PATIENCE).await?;
+    served.stop().await
+}
+
+/// A connection past its age is closed: at once when it is between
+/// requests (long before the header-read timeout would close it), after
+/// the answer in progress when it is busy, which says `Connection: close`.
+#[tokio::test]
+async fn a_connection_past_its_age_is_closed() -> TestResult {
+    let options =
+        ServeOptions::new().max_connection_age(Duration::from_millis(300)).header_read_timeout(Duration::from_secs(60));
+    let served = Served::start(options).await?;
+    let mut idle = RawConnection::connect(served.address).await?;
+    let answer = idle.exchange(HEALTHZ).await?.ok_or("closed early")?;
+    assert_eq!((answer.status(), answer.closes()), (Some(200), false), "{}", answer.head);
+    idle.closed_within(PATIENCE).await?;
+
+    let body = login_body(BOB, &BOB_LOGIN_SEED);
+    let mut busy = RawConnection::connect(served.address).await?;
+    let answer = busy.exchange(&login_head(body.len())).await?.ok_or("closed early")?;
+    assert_eq!(answer.status(), Some(100), "{}", answer.head);
+    // The login is in progress when the connection comes of age.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let answer = busy.exchange(body.as_bytes()).await?.ok_or("the busy connection was cut short")?;
+    assert_eq!((answer.status(), answer.closes()), (Some(200), true), "{}", answer.head);
+    busy.closed_within(PATIENCE).await?;
+    served.stop().await
+}
+
+/// On the shutdown signal the loop stops accepting, closes idle
+/// connections at once, lets a request in progress finish (its answer says
+/// `Connection: close`), and returns once all are closed.
+#[tokio::test]
+async fn shutdown_drains_the_requests_in_progress() -> TestResult {
+    let served = Served::start(ServeOptions::new()).await?;
+    let mut idle = RawConnection::connect(served.address).await?;
+    let answer = idle.exchange(HEALTHZ).await?.ok_or("closed early")?;
+    assert_eq!(answer.status(), Some(200), "{}", answer.head);
+    let body = login_body(BOB, &BOB_LOGIN_SEED);
+    let mut busy = RawConnection::connect(served.address).await?;
+    let answer = busy.exchange(&login_head(body.len())).await?.ok_or("closed early")?;
+    assert_eq!(answer.status(), Some(100), "{}", answer.head);
+    let Served { stop, task, .. } = served;
+    let _ = stop.send(());
+    idle.closed_within(PATIENCE).await?;
+    let answer = busy.exchange(body.as_bytes()).await?.ok_or("the request in progress was cut short")?;
+    assert_eq!((answer.status(), answer.closes()), (Some(200), true), "{}", answer.head);
+    busy.closed_within(PATIENCE).await?;
+    tokio::time::timeout(PATIENCE, task).await??;
+    Ok(())
+}
+
+/// A request head over `max_header_bytes` (16 KiB by default: an 8 KiB
+/// `Authorization` header fits) or with more than `max_headers` fields (64)
+/// gets 431, finished or not: hyper's default buffered up to 400 KiB of an
+/// unfinished head per connection (review finding M3). A limit below
+/// hyper's 8 KiB read buffer holds too.
+#[tokio::test]
+async fn request_heads_over_the_limits_get_431() -> TestResult {
+    let request = |headers: &str| format!("GET /healthz HTTP/1.1\r\nhost: test\r\n{headers}\r\n").into_bytes();
+    let status = |address, request: Vec<u8>| async move {
+        let mut connection = RawConnection::connect(address).await?;
+        let answer = connection.exchange(&request).await?.ok_or("closed unanswered")?;
+        TestResult::Ok(answer.status().ok_or("no status")?)
+    };
+    let served = Served::start(ServeOptions::new()).await?;
+    let address = served.address;
+    let authorization = format!("authorization: Bearer {}\r\n", "a".repeat(8 * 1024 - "Bearer ".len()));
+    assert_eq!(status(address, request(&authorization)).await?, 200);
+    assert_eq!(status(address, request(&format!("x-pad: {}\r\n", "a".repeat(20_000)))).await?, 431);
+    let fields = |count: usize| (0..count).map(|i| format!("x-{i}: 1\r\n")).collect::<String>();
+    // 63 fields and `host`: the most allowed.
+    assert_eq!(status(address, request(&fields(63))).await?, 200);
+    assert_eq!(status(address, request(&fields(64))).await?, 431);
+    let unfinished = format!("GET /healthz HTTP/1.1\r\nhost: test\r\nx-pad: {}", "a".repeat(20_000)).into_bytes();
+    assert_eq!(status(address, unfinished).await?, 431);
+    served.stop().await?;
+
+    let served = Served::start(ServeOptions::new().max_header_bytes(1024)).await?;
+    assert_eq!(status(served.address, request(&format!("x-pad: {}\r\n", "a".repeat(500)))).await?, 200);
+    assert_eq!(status(served.address, request(&format!("x-pad: {}\r\n", "a".repeat(2_000)))).await?, 431);
+    served.stop().await
 }
 
 /// A client that stops sending its login body mid-way gets the 500 envelope
@@ -758,22 +899,8 @@ async fn grace_window_replay_returns_the_same_pair_over_http() -> TestResult {
 #[tokio::test]
 async fn a_client_trickling_its_headers_is_cut_off() -> TestResult {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let service = TokenService::new(
-        Policy::default(),
-        MemoryUserStore::new(demo()),
-        MemoryLedger::new(),
-        signer(),
-        Arc::new(clock()),
-    );
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let address = listener.local_addr()?;
-    let options = token_refresh::http::ServeOptions::new().header_read_timeout(Duration::from_millis(300));
-    let (stop, stopped) = oneshot::channel::<()>();
-    let router = reference::router(service, DEADLINE);
-    let task = tokio::spawn(token_refresh::http::serve(listener, router, options, async {
-        let _ = stopped.await;
-    }));
-    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    let served = Served::start(ServeOptions::new().header_read_timeout(Duration::from_millis(300))).await?;
+    let mut stream = tokio::net::TcpStream::connect(served.address).await?;
     stream.write_all(b"GET /healthz HTTP/1.1\r\nhost: te").await?;
     let started = std::time::Instant::now();
     let mut answer = Vec::new();
@@ -781,7 +908,35 @@ async fn a_client_trickling_its_headers_is_cut_off() -> TestResult {
     tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await??;
     assert!(started.elapsed() < Duration::from_secs(5), "cut off after {:?}", started.elapsed());
     assert!(answer.is_empty() || answer.starts_with(b"HTTP/1.1 408"), "{}", String::from_utf8_lossy(&answer));
-    let _ = stop.send(());
-    task.await?;
-    Ok(())
+    served.stop().await
+}
+
+/// The reference routes in the library's loop with `options` of a test's
+/// own, on a fixed clock.
+struct Served {
+    address: std::net::SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Served {
+    async fn start(options: ServeOptions) -> TestResult<Self> {
+        let users = MemoryUserStore::new(demo());
+        let service = TokenService::new(Policy::default(), users, MemoryLedger::new(), signer(), Arc::new(clock()));
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let router = reference::router(service, DEADLINE);
+        let task = tokio::spawn(token_refresh::http::serve(listener, router, options, async {
+            let _ = stopped.await;
+        }));
+        Ok(Self { address, stop, task })
+    }
+
+    /// Graceful shutdown; the loop must end cleanly.
+    async fn stop(self) -> TestResult {
+        let _ = self.stop.send(());
+        self.task.await?;
+        Ok(())
+    }
 }
