@@ -613,6 +613,33 @@ async fn login_refusals_have_the_spec_statuses() -> TestResult {
     server.stop().await
 }
 
+/// A login body replayed in a loop (review H1): past the policy's login
+/// rate limit the login answers 429 with the envelope and `Retry-After`,
+/// and the limit is per user.
+#[tokio::test]
+async fn logins_past_the_rate_limit_get_429_with_retry_after() -> TestResult {
+    let policy = Policy::builder().login_rate_limit(3).build()?;
+    let server = Running::start_with(policy, signer()).await?;
+    let http = &server.http;
+    let bob = login_body(BOB, &BOB_LOGIN_SEED);
+    for _ in 0..3 {
+        assert_eq!(http.login(&bob).await?.status, 200);
+    }
+    let limited = http.login(&bob).await?;
+    assert_eq!((limited.status, limited.name().as_str()), (429, "TOO_MANY_REQUESTS"));
+    assert_eq!(limited.message(), "too many logins for this user; retry later");
+    assert_eq!(limited.header("retry-after"), Some("60"));
+    assert_eq!(limited.json()?["data"], serde_json::Value::Null);
+    server.users.insert(
+        User::new(ALICE, "alice@acme", "ROLE_USER")
+            .with_login_key(SigningKey::from_bytes(&ALICE_LOGIN_SEED).verifying_key()),
+    );
+    assert_eq!(http.login(&login_body(ALICE, &ALICE_LOGIN_SEED)).await?.status, 200, "another user's allowance");
+    server.clock.advance(time::Duration::seconds(20));
+    assert_eq!(http.login(&bob).await?.status, 200, "20 s refill one login at 3 a minute");
+    server.stop().await
+}
+
 #[tokio::test]
 async fn other_methods_get_405_with_allow_and_unknown_paths_404() -> TestResult {
     let server = Running::start().await?;
