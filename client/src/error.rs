@@ -263,7 +263,9 @@ pub(crate) fn classify(status: u16, retry_after_header: Option<&str>, body: &[u8
         // The session endpoint's 404 is "user not found"; a 404 that is not
         // its envelope (another path, a proxy) says nothing about the user.
         404 => match wire::failure_status(body) {
-            Some(status_body) if status_body.name == "NOT_FOUND" && status_body.message.as_deref() == Some("user not found") => {
+            Some(status_body)
+                if status_body.name == "NOT_FOUND" && status_body.message.as_deref() == Some("user not found") =>
+            {
                 Outcome::Refused(Refusal { status, message: status_body.message })
             }
             _ => Outcome::Unexpected(refusal()),
@@ -296,14 +298,17 @@ mod tests {
 
     #[test]
     fn transient_statuses_keep_the_session() {
-        for (status, name) in [(429, "TOO_MANY_REQUESTS"), (503, "SERVICE_UNAVAILABLE"), (500, "INTERNAL_SERVER_ERROR")] {
+        for (status, name) in [(429, "TOO_MANY_REQUESTS"), (503, "SERVICE_UNAVAILABLE"), (500, "INTERNAL_SERVER_ERROR")]
+        {
             match classify(status, Some("60"), &envelope(status, name, "retry later")) {
                 Outcome::Transient(t) => assert_eq!(t.retry_after(), Some(Duration::from_secs(60))),
                 other => panic!("{status}: {other:?}"),
             }
         }
         // A proxy's 502 without an envelope, and a Retry-After date.
-        assert!(matches!(classify(502, Some("Wed, 21 Oct 2026 07:28:00 GMT"), b"<html>"), Outcome::Transient(t) if t.retry_after().is_none()));
+        assert!(
+            matches!(classify(502, Some("Wed, 21 Oct 2026 07:28:00 GMT"), b"<html>"), Outcome::Transient(t) if t.retry_after().is_none())
+        );
         assert!(matches!(classify(200, None, b"{}"), Outcome::Transient(_)));
     }
 

@@ -28,9 +28,7 @@ use tokio::sync::{Mutex, watch};
 use tokio::time::{Instant, timeout};
 
 use crate::config::Config;
-use crate::error::{
-    EndReason, Error, Outcome, Refusal, StoreError, Transient, TransientKind, classify, end_reason,
-};
+use crate::error::{EndReason, Error, Outcome, Refusal, StoreError, Transient, TransientKind, classify, end_reason};
 use crate::login::Credentials;
 use crate::store::{DynStore, StoreLock, StoredSession, Swap, TokenStore};
 use crate::transport::{Call, DynTransport, Request, Transport};
@@ -232,7 +230,12 @@ impl fmt::Debug for Session {
 }
 
 impl Session {
-    fn from_current(transport: Box<dyn DynTransport>, store: Box<dyn DynStore>, config: Config, current: Current) -> Self {
+    fn from_current(
+        transport: Box<dyn DynTransport>,
+        store: Box<dyn DynStore>,
+        config: Config,
+        current: Current,
+    ) -> Self {
         let (state, _) = watch::channel(current.state());
         Self {
             inner: Arc::new(Inner {
@@ -269,7 +272,11 @@ impl Session {
 
     /// Resumes the session in `store`, if there is one. Nothing is sent; a
     /// pair that is due is refreshed by the first call that needs it.
-    pub async fn resume(transport: impl Transport, store: impl TokenStore, config: Config) -> Result<Option<Self>, Error> {
+    pub async fn resume(
+        transport: impl Transport,
+        store: impl TokenStore,
+        config: Config,
+    ) -> Result<Option<Self>, Error> {
         let Some(stored) = store.load().await? else { return Ok(None) };
         let current = Current::adopted(&config, stored, 0);
         Ok(Some(Self::from_current(Box::new(transport), Box::new(store), config, current)))
@@ -578,9 +585,8 @@ async fn login_locked(
     match store.cas_boxed(lock, stored_generation, Some(record)).await? {
         Swap::Done => Ok(Current::fresh(config, generation, pair, received, 0)),
         // Only a writer that ignores the lock gets here.
-        Swap::Conflict(_) => Err(Error::Store(StoreError::new(
-            "store the new session",
-            "the store changed under its lock",
-        ))),
+        Swap::Conflict(_) => {
+            Err(Error::Store(StoreError::new("store the new session", "the store changed under its lock")))
+        }
     }
 }

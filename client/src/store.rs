@@ -74,9 +74,7 @@ impl StoredSession {
 }
 
 fn wall_clock_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The result of [`TokenStore::compare_and_swap`].
@@ -223,7 +221,10 @@ mod tests {
         let store = MemoryTokenStore::new();
         let lock = store.lock().await.unwrap();
         assert_eq!(store.compare_and_swap(&lock, None, Some(record(1))).await.unwrap(), Swap::Done);
-        assert_eq!(store.compare_and_swap(&lock, None, Some(record(2))).await.unwrap(), Swap::Conflict(Some(record(1))));
+        assert_eq!(
+            store.compare_and_swap(&lock, None, Some(record(2))).await.unwrap(),
+            Swap::Conflict(Some(record(1)))
+        );
         assert_eq!(store.compare_and_swap(&lock, Some(1), Some(record(2))).await.unwrap(), Swap::Done);
         assert_eq!(store.load().await.unwrap().map(|r| r.generation()), Some(2));
         assert_eq!(store.compare_and_swap(&lock, Some(2), None).await.unwrap(), Swap::Done);
