@@ -39,3 +39,8 @@ pub use session::{AccessToken, Session, SessionState};
 pub use store::{FileTokenStore, MemoryTokenStore, StoredSession, TokenStore};
 pub use transport::{Call, Request, Response, Transport};
 pub use wire::TokenPair;
+
+/// The README's example, compiled as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
