@@ -17,13 +17,16 @@
 //!   ([`FileTokenStore`]).
 //!
 //! The HTTP client is a small [`Transport`] trait; [`HyperTransport`]
-//! (feature `hyper`, on by default) is the ready-made one.
+//! (feature `hyper`, on by default) is the ready-made one. The `layer`
+//! (feature `tower`) authorizes the requests of any tower HTTP client.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod config;
 mod error;
 #[cfg(feature = "hyper")]
 mod hyper_transport;
+#[cfg(feature = "tower")]
+pub mod layer;
 mod login;
 mod session;
 pub mod store;
@@ -34,6 +37,8 @@ pub use config::Config;
 pub use error::{EndReason, Error, Refusal, StoreError, Transient, TransientKind, TransportError};
 #[cfg(feature = "hyper")]
 pub use hyper_transport::{HyperTransport, SESSION_PATH};
+#[cfg(feature = "tower")]
+pub use layer::BearerLayer;
 pub use login::Credentials;
 pub use session::{AccessToken, Session, SessionState};
 pub use store::{FileTokenStore, MemoryTokenStore, StoredSession, TokenStore};
@@ -41,6 +46,6 @@ pub use transport::{Call, Request, Response, Transport};
 pub use wire::TokenPair;
 
 /// The README's example, compiled as a doctest.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "hyper"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

@@ -208,7 +208,7 @@ struct Inner {
 /// one pair and one refresh.
 ///
 /// ```no_run
-/// # async fn run(transport: token_refresh_client::HyperTransport) -> Result<(), Box<dyn std::error::Error>> {
+/// # async fn run(transport: impl token_refresh_client::Transport) -> Result<(), Box<dyn std::error::Error>> {
 /// use token_refresh_client::{Config, Credentials, MemoryTokenStore, Session};
 /// # let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
 /// let credentials = Credentials::sign("carol@example.com", &key);

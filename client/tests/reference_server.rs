@@ -4,6 +4,7 @@
 //!
 //! Not packaged (it needs the workspace's server crate and fixtures, which
 //! are dev-dependencies by path only).
+#![cfg(feature = "hyper")]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
