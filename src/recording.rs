@@ -13,6 +13,7 @@
 //! | `token_refresh_sessions_evicted_total` | counter | |
 //! | `token_refresh_sessions_revoked_total` | counter | |
 //! | `token_refresh_ledger_duration_seconds` | histogram | `op` (`create`, `rotate`, `revoke_session`, `sessions`, `access_state`) |
+//! | `token_refresh_ledger_timeouts_total` | counter | `op` (`create`, `rotate`, `revoke_session`, `revoke_user`, `sessions`, `access_state`, `ping`, `check_eviction_policy`): a shared ledger's call that got no answer within its response timeout (Redis) |
 //!
 //! Labels are fixed words only: no token, subject, session id or key ever
 //! becomes a label (or any other part of a metric).
@@ -40,6 +41,14 @@ pub(crate) fn request<T>(endpoint: &'static str, result: &Result<T, Error>) {
 pub(crate) fn count(name: &'static str) {
     #[cfg(feature = "metrics")]
     metrics::counter!(name).increment(1);
+}
+
+/// Counts one ledger call of `op` that timed out.
+#[cfg_attr(not(feature = "metrics"), expect(unused_variables, reason = "recording is compiled out"))]
+#[cfg_attr(not(feature = "redis"), expect(dead_code, reason = "only the Redis ledger times its calls out itself"))]
+pub(crate) fn ledger_timeout(op: &'static str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!("token_refresh_ledger_timeouts_total", "op" => op).increment(1);
 }
 
 /// Runs the ledger call `call`, recording how long it took under `op`.

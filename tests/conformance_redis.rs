@@ -399,8 +399,8 @@ async fn log_in_and_rotate(ledger: &RedisLedger, sessions: usize, users: usize, 
     }
 }
 
-/// One key per session and one per user, however many rotations, and
-/// each expires with what it holds.
+/// One key per session and two per user (index, login counter), however
+/// many rotations, and each expires with what it holds.
 async fn one_key_per_session(backend: Backend, sessions: usize, users: usize) {
     with_prefix(backend, "keys", move |prefix, ledger| async move {
         let t = now();
@@ -428,16 +428,23 @@ async fn one_key_per_session(backend: Backend, sessions: usize, users: usize) {
             bytes / sessions as i64,
             sessions * 21,
         );
-        let (session_keys, index_keys): (Vec<_>, Vec<_>) =
+        let (session_keys, user_keys): (Vec<_>, Vec<_>) =
             found.into_iter().partition(|(_, key)| key.windows(3).any(|w| w == b"}s:"));
-        assert_eq!((session_keys.len(), index_keys.len()), (sessions, users), "session keys, user indexes");
-        for (mut connection, key) in session_keys.into_iter().chain(index_keys) {
+        let (index_keys, counter_keys): (Vec<_>, Vec<_>) =
+            user_keys.into_iter().partition(|(_, key)| key.windows(3).any(|w| w == b"}d:"));
+        assert_eq!(
+            (session_keys.len(), index_keys.len(), counter_keys.len()),
+            (sessions, users, users),
+            "session keys, user indexes, login counters"
+        );
+        for (mut connection, key) in session_keys.into_iter().chain(index_keys).chain(counter_keys) {
             let name = String::from_utf8_lossy(&key).into_owned();
             let ttl: i64 = connection.ttl(&key).await.unwrap();
             // TTLs follow the ledger's clock: retention minus now plus 60 s
             // of slack (less the real seconds the test took, a minute
             // allowed). A session until its refresh exp plus its leeway
-            // (7), an index until its sessions' absolute expiry.
+            // (7), an index and a login counter until its sessions'
+            // absolute expiry.
             let (low, high) = if name.contains("}s:") { (86_400, 86_467) } else { (30 * 86_400, 30 * 86_400 + 60) };
             assert!((low..=high).contains(&ttl), "{name}: ttl {ttl}, expected {low}..={high}");
         }
@@ -543,8 +550,9 @@ async fn login_past_the_cap(backend: Backend) {
         let listed = ledger.sessions(SUBJECT, t + 100).await.unwrap();
         assert_eq!(listed.len(), 100);
         assert_eq!(listed[0].session, first[1].session, "oldest first");
+        // Evicted record and all: its tokens are unknown.
         let outcome = ledger.rotate(&rotation(first[0].pair.refresh_id, t + 101)).await.unwrap();
-        assert_eq!(outcome, Rotation::Revoked { session: first[0].session });
+        assert_eq!(outcome, Rotation::Unknown);
     })
     .await;
 }
@@ -557,6 +565,39 @@ async fn the_101st_login_evicts_the_oldest_on_redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_101st_login_evicts_the_oldest_on_the_cluster() {
     login_past_the_cap(Cluster).await;
+}
+
+/// One replayed login body cannot grow Redis: 10 000 logins of one subject
+/// at the default cap of 100 leave the cap's session keys, the user's
+/// index and its login counter, not one key per login (the cap deletes
+/// the sessions it evicts). Keys counted with `SCAN MATCH` on the test's
+/// own prefix, on every primary.
+async fn a_flood_of_logins(backend: Backend) {
+    const LOGINS: i64 = 10_000;
+    const CAP: u32 = 100;
+    with_prefix(backend, "flood", move |prefix, ledger| async move {
+        let t = now();
+        for i in 0..LOGINS {
+            // Ten logins per second of the ledger's clock, as a replayed
+            // body sends them.
+            ledger.create(&new_session(SUBJECT, t + i / 10, CAP)).await.unwrap();
+        }
+        let keys = keys_on(backend, &prefix).await.len();
+        println!("{backend:?}: {LOGINS} logins of one subject at cap {CAP} left {keys} keys");
+        assert!(keys <= CAP as usize + 2, "{keys} keys after {LOGINS} logins at cap {CAP}");
+        assert_eq!(ledger.sessions(SUBJECT, t + LOGINS / 10).await.unwrap().len(), CAP as usize);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_logins_keeps_the_caps_keys_on_redis() {
+    a_flood_of_logins(Standalone).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_logins_keeps_the_caps_keys_on_the_cluster() {
+    a_flood_of_logins(Cluster).await;
 }
 
 fn signer() -> Ed25519Signer {
@@ -776,7 +817,7 @@ async fn a_user_moved_to_another_node_rotates_once() {
     let _: () = setslot("MIGRATING", to_id.clone()).query_async(&mut from).await.unwrap();
     let keys: Vec<String> =
         redis::cmd("CLUSTER").arg("GETKEYSINSLOT").arg(slot).arg(100).query_async(&mut from).await.unwrap();
-    assert_eq!(keys.len(), 2, "the session and the user's index share the slot: {keys:?}");
+    assert_eq!(keys.len(), 3, "the session, the user's index and login counter share the slot: {keys:?}");
     let _: () = redis::cmd("MIGRATE")
         .arg("127.0.0.1")
         .arg(to_port)
@@ -1004,7 +1045,7 @@ async fn a_failed_login_at_the_cap_changes_nothing() {
     for i in 0..3 {
         ledger.create(&new_session(SUBJECT, t + i, 3)).await.unwrap();
         let keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(&mut raw).await.unwrap();
-        session_keys.extend(keys.iter().filter(|key| !key.contains("}d:") && !keys_so_far.contains(*key)).cloned());
+        session_keys.extend(keys.iter().filter(|key| key.contains("}s:") && !keys_so_far.contains(*key)).cloned());
         keys_so_far = keys;
     }
     let index = keys_so_far.iter().find(|key| key.contains("}d:")).unwrap().clone();
@@ -1014,12 +1055,14 @@ async fn a_failed_login_at_the_cap_changes_nothing() {
         let members: Vec<(Vec<u8>, f64)> =
             redis::cmd("ZRANGE").arg(&index).arg(0).arg(-1).arg("WITHSCORES").query_async(&mut raw).await.unwrap();
         let mut revoked = Vec::new();
-        for key in keys.iter().filter(|key| **key != index) {
+        for key in keys.iter().filter(|key| key.contains("}s:")) {
             let rev: Option<String> = redis::cmd("HGET").arg(key).arg("rev").query_async(&mut raw).await.unwrap();
             revoked.push((key.clone(), rev));
         }
         revoked.sort();
-        (members, revoked)
+        let counter = keys.iter().find(|key| key.contains("}n:")).unwrap();
+        let logins: i64 = redis::cmd("GET").arg(counter).query_async(&mut raw).await.unwrap();
+        (members, revoked, logins)
     };
     let _: i64 = redis::cmd("HDEL").arg(&session_keys[1]).arg("lee").query_async(&mut raw).await.unwrap();
     let before = snapshot(raw.clone(), index.clone()).await;

@@ -3,12 +3,15 @@
 //!
 //! The scripts live in `src/ledger/redis/*.lua`: `common.lua` (helpers,
 //! prepended to each), `create.lua`, `rotate.lua`, `revoke_session.lua`,
-//! `revoke_batch.lua` and `list_batch.lua`.
+//! `revoke_batch.lua` and `list_batch.lua`. Each starts with its Redis 7
+//! `#!lua` line, whose flags say what Redis may do with it at `maxmemory`
+//! ([`RedisLedger`] § A full Redis).
 
 use std::fmt;
 use std::future::Future;
-use std::sync::LazyLock;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
@@ -19,7 +22,7 @@ use redis::{Cmd, ErrorKind, FromRedisValue, RedisFuture, Script, ScriptInvocatio
 use crate::error::StoreError;
 use crate::ledger::{
     self, AccessState, Created, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionInfo,
-    SessionLedger,
+    SessionLedger, TOMBSTONE_SECONDS,
 };
 use crate::token::ids::{SessionId, TokenId};
 
@@ -40,6 +43,11 @@ const TLS_CLUSTER_SCHEME: &str = "rediss-cluster://";
 /// How long to wait to connect, and for any reply.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How often [`RedisLedger::ping`] reads `maxmemory-policy` again (the
+/// connect check alone misses a `CONFIG SET`, a restart with another
+/// configuration, or a failover to a differently configured replica).
+const POLICY_RECHECK: Duration = Duration::from_secs(60);
+
 /// Lua numbers are doubles: integers are exact up to 2^53.
 const LUA_EXACT: i64 = 1 << 53;
 
@@ -51,9 +59,27 @@ const MOVED_RETRIES: usize = 2;
 /// The value `maxmemory-policy` must have.
 const NOEVICTION: &str = "noeviction";
 
+/// The helpers every script shares.
+const COMMON: &str = include_str!("redis/common.lua");
+
+/// A ledger script from its file: the file's `#!lua` line first (Redis
+/// reads the script's flags there, and only on the first line), then the
+/// tombstone lifetime (one source of truth: [`TOMBSTONE_SECONDS`]) and
+/// `common.lua`, then the rest of the file.
+fn script_source(file: &str) -> String {
+    let (shebang, body) = match file.split_once('\n') {
+        Some((first, rest)) if first.starts_with("#!lua") => (first, rest),
+        // Every file has one (a unit test holds them to it); without, the
+        // script would still run, with Redis 7's defaults for flagged
+        // scripts.
+        _ => ("#!lua", file),
+    };
+    format!("{shebang}\nlocal TOMBSTONE = {TOMBSTONE_SECONDS}\n{COMMON}{body}")
+}
+
 macro_rules! script {
     ($file:literal) => {
-        LazyLock::new(|| Script::new(concat!(include_str!("redis/common.lua"), include_str!(concat!("redis/", $file)))))
+        LazyLock::new(|| Script::new(&script_source(include_str!(concat!("redis/", $file)))))
     };
 }
 
@@ -149,6 +175,7 @@ pub struct RedisLedgerBuilder {
     prefix: String,
     timeout: Duration,
     check_eviction_policy: bool,
+    policy_recheck: Duration,
     /// PEM CA certificates for `rediss://`, instead of the platform's.
     trusted_roots: Option<Vec<u8>>,
 }
@@ -161,6 +188,7 @@ impl fmt::Debug for RedisLedgerBuilder {
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .field("check_eviction_policy", &self.check_eviction_policy)
+            .field("policy_recheck", &self.policy_recheck)
             .field("private_ca", &self.trusted_roots.is_some())
             .finish_non_exhaustive()
     }
@@ -173,6 +201,7 @@ impl RedisLedgerBuilder {
             prefix: DEFAULT_PREFIX.to_owned(),
             timeout: TIMEOUT,
             check_eviction_policy: true,
+            policy_recheck: POLICY_RECHECK,
             trusted_roots: None,
         }
     }
@@ -184,9 +213,21 @@ impl RedisLedgerBuilder {
         self
     }
 
-    /// How long to wait to connect and for any reply (default 5 s).
+    /// How long to wait to connect and for any reply (default 5 s). It
+    /// is also each writing script's deadline: Redis refuses, unchanged, a
+    /// script it gets to run only after its caller stopped waiting (see
+    /// [`RedisLedger`] § Stalls).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// How often [`RedisLedger::ping`] (readiness) reads every primary's
+    /// `maxmemory-policy` again after the check at connect (default 60 s;
+    /// skipped with the check). Between two reads it reports the last
+    /// one's answer.
+    pub fn policy_recheck_interval(mut self, interval: Duration) -> Self {
+        self.policy_recheck = interval;
         self
     }
 
@@ -240,8 +281,15 @@ impl RedisLedgerBuilder {
             (None, Target::Url(url)) => Link::Single(connect_single(url, self.timeout, roots).await?),
             (None, Target::Cluster(_)) => return Err(StoreError::new("no Redis Cluster node given")),
         };
-        let ledger = RedisLedger { connection: RedisConnection(link), prefix: self.prefix };
-        ledger.ping().await?;
+        let ledger = RedisLedger {
+            connection: RedisConnection(link),
+            prefix: self.prefix,
+            timeout: self.timeout,
+            policy: Arc::new(PolicyWatch::new(self.policy_recheck)),
+        };
+        // Only that it answers: a Redis at its maxmemory still serves
+        // refreshes, so an instance may start while it is full.
+        ledger.answers().await?;
         if self.check_eviction_policy {
             ledger.check_eviction_policy().await?;
         }
@@ -339,10 +387,12 @@ fn check_prefix(prefix: &str) -> Result<(), StoreError> {
 
 /// The [`SessionLedger`] on Redis or Redis Cluster: one ledger shared by
 /// every instance that connects to the same servers and key prefix.
+/// Needs Redis 7.0 or later (script flags, `EXPIRE … LT`).
 ///
 /// # Keys
 ///
-/// One hash per session and one sorted set per user, nothing else:
+/// One hash per session, and per user one sorted set and one counter,
+/// nothing else:
 ///
 /// - `PREFIX{H}s:<tag>`: the session (`<tag>` is the 16 hex digits of
 ///   [`SessionId::tag`], the tag every token id of the session carries):
@@ -350,12 +400,18 @@ fn check_prefix(prefix: &str) -> Result<(), StoreError> {
 ///   the current refresh id and expiry, the previous refresh id (empty
 ///   before the first rotation), the generation, the start, the absolute
 ///   expiry, the last rotation's time and its replay count, the revoked
-///   flag, the retention and the session's leeway. Ids are 16 raw bytes.
+///   flag, the retention, the session's leeway and its place in the
+///   user's login sequence. Ids are 16 raw bytes.
 /// - `PREFIX{H}d:<subject>`: the user's index, a sorted set scored by each
 ///   session's end of life (`min(absolute expiry, refresh exp + leeway)`),
-///   members spelled start (8 bytes, big-endian) then tag, so that among
-///   equal ends the oldest login sorts first. A rotation moves its session
-///   to its new end; a revocation takes it out.
+///   members spelled login sequence number (8 bytes, big-endian) then tag,
+///   so that among equal ends the earliest login sorts first. A rotation
+///   moves its session to its new end; a revocation takes it out.
+/// - `PREFIX{H}n:<subject>`: the user's login counter (`INCR` at each
+///   login), the sequence the index breaks ties by. Login times have
+///   one-second resolution, so without it a burst of logins within one
+///   second would evict by random tag instead of the earliest login. It
+///   lives as long as the index.
 ///
 /// `H` is the 16 hex digits of the FNV-1a-64 hash of the subject: the
 /// Redis Cluster hash tag. Every key of a user lives in one slot, so a
@@ -392,24 +448,90 @@ fn check_prefix(prefix: &str) -> Result<(), StoreError> {
 ///   `sessions` go through the index in batches of 200 members, one script
 ///   each, so one user with 100 000 sessions never blocks the server for
 ///   more than a batch.
-/// - **Retention.** A session's key expires (`EXPIRE`) when its retention
-///   ends: its current tokens' expiry plus the session's leeway (never
-///   earlier than before). The TTL is `retain_until − now` on the ledger's
-///   clock (the `now` each call carries) plus 60 s of slack: the same
-///   instant as `EXPIREAT` when that clock is the wall clock, independent
-///   of the server's clock. The slack covers skew between instances: one
-///   whose clock runs ahead does not drop a record another may still need
-///   to detect reuse. A user's index lives until the latest absolute
-///   expiry of its sessions (plus slack): no session is live after it.
-///   Decisions never depend on a key having expired: expiry checks compare
-///   stored times with `now` inside the scripts.
+/// - **Retention.** A live session's key expires (`EXPIRE`) when its
+///   retention ends: its current tokens' expiry plus the session's leeway
+///   (never earlier than before). The TTL is `retain_until − now` on the
+///   ledger's clock (the `now` each call carries) plus 60 s of slack: the
+///   same instant as `EXPIREAT` when that clock is the wall clock,
+///   independent of the server's clock. The slack covers skew between
+///   instances: one whose clock runs ahead does not drop a record another
+///   may still need to detect reuse. A user's index and login counter live
+///   until the latest absolute expiry of its sessions (plus slack): no
+///   session is live after it. Decisions never depend on a key having
+///   expired: expiry checks compare stored times with `now` inside the
+///   scripts.
+/// - **Bounded state.** A session the per-user cap evicts is deleted in
+///   the login's script (record and index entry): its tokens become
+///   unknown, a 401 as before, and 10 000 logins of one subject at a cap of
+///   100 leave 102 keys, not 10 001. A session revoked by logout, reuse or
+///   `revoke_user` stays a revoked tombstone: its key's TTL drops to
+///   [`TOMBSTONE_SECONDS`] plus the 60 s slack (`EXPIRE … LT`, which never
+///   lengthens it), so its tokens answer "revoked" for a minute or two,
+///   then unknown. Redis expires all of it by itself:
+///   [`purge`](SessionLedger::purge) has nothing to do and returns 0.
 /// - **Fail closed.** A session record that is lost anyway (flushed, or
 ///   evicted by a server that evicts) makes its session's tokens unknown:
 ///   refused, never accepted. A lost user index would hide live sessions
 ///   from `revoke_user` and the cap, so [`connect`](Self::connect) refuses
-///   a server whose `maxmemory-policy` is not `noeviction`.
+///   a server whose `maxmemory-policy` is not `noeviction`, and
+///   [`ping`](Self::ping) reads it again every minute.
 /// - **No bearer material.** Ids, expiries and the claims needed to
 ///   re-sign a pair; never a token.
+///
+/// # A full Redis
+///
+/// At `maxmemory` (policy `noeviction`), Redis refuses what would grow it
+/// and the ledger keeps working for what does not. The scripts say which is
+/// which with Redis 7 script flags (`#!lua flags=…`, checked before a
+/// script runs):
+///
+/// - **A login is refused whole.** The login script has no `allow-oom`, so
+///   a full Redis refuses it before it runs: nothing is written (without
+///   the flag, its first write, which is not one Redis refuses at the
+///   limit, let every later write through, and logins grew Redis past
+///   `maxmemory` without bound). The ledger answers
+///   [`StoreError::full`], which the login flow turns into 503
+///   `SERVICE_UNAVAILABLE` with `Retry-After: 60`.
+/// - **Refreshes, logouts and `revoke_user` keep working.** Their scripts
+///   are `allow-oom`: they rewrite a session's fields in place or shrink
+///   Redis. Listings are `no-writes`.
+/// - **Readiness fails.** [`ping`](Self::ping) fails, naming the limit,
+///   while `used_memory` is at `maxmemory` (within 1 %, at most 1 MiB:
+///   Redis's own buffers move it by that much, so a full Redis hovers
+///   around the limit) on any primary, so `/readyz` answers
+///   503 and monitoring sees it. (An orchestrator that takes every
+///   instance out of rotation on a failed readiness probe also stops the
+///   refreshes that still work: alert on it rather than restart.)
+///
+/// # Stalls
+///
+/// A command sent to a Redis that has stopped answering (a long fork for
+/// `BGSAVE`, a failover, a slow script, a frozen VM) waits in the socket;
+/// its caller gives up after the response timeout (a 500, which the client
+/// retries with the same token). When Redis resumes it would run every
+/// queued command in order: the first rotation consumes the token behind
+/// its caller's back and each retry queued after it is reuse, which
+/// revokes the session. So every writing script carries a deadline,
+/// `not_after`: this host's wall clock when the call is sent plus the
+/// response timeout, in milliseconds. The script compares it with Redis's
+/// own clock (`TIME`) before anything else, and past it answers "stale"
+/// and writes nothing; the ledger turns that into a [`StoreError`] (logged
+/// at WARN) nobody is waiting for, and the client's retry, whose deadline
+/// has not passed, finds its token still current. A 20 s `SIGSTOP` under 8
+/// refreshing clients revoked 8 of 8 sessions before; it revokes none now.
+///
+/// No slack is added to the deadline on purpose: any slack is time during
+/// which Redis may still run a command whose caller has given up, which
+/// is the failure the guard exists to stop. Clock skew between this host
+/// and Redis moves the deadline instead: a Redis clock *behind* this
+/// host's by `d` lets a command run up to `d` after its caller gave up (a
+/// lost answer, which the grace window covers); one *ahead* by `d`
+/// refuses commands that take longer than the timeout minus `d`, and every
+/// write when `d` reaches the timeout (each refused one is logged at WARN,
+/// naming clock skew as a cause). Keep the clocks in sync (NTP) as the
+/// lifetimes need anyway. A ledger call that times out is logged at WARN
+/// (feature `tracing`, target `token_refresh`) and counted in
+/// `token_refresh_ledger_timeouts_total{op}` (feature `metrics`).
 ///
 /// # Deployment notes
 ///
@@ -419,18 +541,28 @@ fn check_prefix(prefix: &str) -> Result<(), StoreError> {
 ///   ([`RedisLedger::connect`]) or a list of node URLs
 ///   ([`RedisLedger::connect_cluster`]). Reads go to primaries.
 /// - **`maxmemory-policy noeviction` is required**, checked at connect on
-///   every primary (`CONFIG GET`). Under memory pressure such a server
-///   refuses writes (a login or refresh fails with a 500) instead of
-///   silently logging users out. A managed Redis that hides `CONFIG` can
-///   opt out with `RedisLedger::builder(url).skip_eviction_policy_check()`
-///   once its policy is known to be `noeviction`.
+///   every primary (`CONFIG GET`) and again by [`ping`](Self::ping) at most
+///   once a minute ([`RedisLedgerBuilder::policy_recheck_interval`]): a
+///   policy changed at runtime, a restart with another configuration or a
+///   failover to a differently configured replica makes readiness fail
+///   and logs a WARN naming the setting. A managed Redis that hides
+///   `CONFIG` can opt out of both with
+///   `RedisLedger::builder(url).skip_eviction_policy_check()` once its
+///   policy is known to be `noeviction`.
 /// - **Durability** is Redis's: with asynchronous replication or
 ///   `appendfsync everysec`, a failover or crash can forget the last
-///   rotations, making a consumed token current again; use the PostgreSQL
-///   ledger where that matters.
-/// - **Keep the per-user cap modest** (the default 100): a login at the
-///   cap reads the user's whole index in one script (a few microseconds
-///   per session), during which that node serves nobody else.
+///   writes. **A Redis restored from an older snapshot (or a replica that
+///   was behind) undoes everything since**: rotations (consumed refresh
+///   tokens become current again), logouts, reuse revocations, evictions
+///   and `revoke_user` (the tokens of logged-out and revoked sessions work
+///   again). After such a restore or failover, treat every session as
+///   suspect: rotate the signing key (which ends every session) or
+///   `revoke_user` the users who logged out or were revoked since the
+///   snapshot. Use the PostgreSQL ledger where that matters.
+/// - **Lowering the per-user cap** below a user's current number of
+///   sessions makes that user's next login evict the excess in one script
+///   (a few microseconds per session, during which the node serves nobody
+///   else); at a steady cap a login evicts at most one.
 /// - A taken session tag is refused per user (every lookup names the user,
 ///   so two users' sessions never meet even with equal tags).
 ///
@@ -453,6 +585,11 @@ fn check_prefix(prefix: &str) -> Result<(), StoreError> {
 pub struct RedisLedger {
     connection: RedisConnection,
     prefix: String,
+    /// The connection's response timeout: a writing script's deadline is
+    /// the wall clock at send time plus this.
+    timeout: Duration,
+    /// The periodic `maxmemory-policy` check, shared by clones.
+    policy: Arc<PolicyWatch>,
 }
 
 impl fmt::Debug for RedisLedger {
@@ -460,7 +597,39 @@ impl fmt::Debug for RedisLedger {
         f.debug_struct("RedisLedger")
             .field("prefix", &self.prefix)
             .field("cluster", &self.connection.is_cluster())
+            .field("timeout", &self.timeout)
             .finish_non_exhaustive()
+    }
+}
+
+/// The periodic re-check of `maxmemory-policy` behind [`RedisLedger::ping`].
+#[derive(Debug)]
+struct PolicyWatch {
+    /// Whether to re-check: set by [`RedisLedger::check_eviction_policy`]
+    /// (which `connect` calls unless the check is skipped).
+    enabled: AtomicBool,
+    interval: Duration,
+    /// When the policy was last read, and what was wrong with it then.
+    last: Mutex<Option<(Instant, Option<String>)>>,
+}
+
+impl PolicyWatch {
+    fn new(interval: Duration) -> Self {
+        Self { enabled: AtomicBool::new(false), interval, last: Mutex::new(None) }
+    }
+
+    /// The last reading's problem, `Some(None)` for none, or `None` when it
+    /// is due to be read again.
+    fn cached(&self) -> Option<Option<String>> {
+        let last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*last {
+            Some((at, problem)) if at.elapsed() < self.interval => Some(problem.clone()),
+            _ => None,
+        }
+    }
+
+    fn record(&self, problem: Option<String>) {
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), problem));
     }
 }
 
@@ -506,7 +675,10 @@ impl RedisLedger {
 
     /// A ledger on an existing connection (TLS, Sentinel), keys under
     /// `prefix`. Does not connect, and does not check the eviction policy:
-    /// call [`check_eviction_policy`](Self::check_eviction_policy).
+    /// call [`check_eviction_policy`](Self::check_eviction_policy) (after
+    /// which [`ping`](Self::ping) re-checks it periodically). Assumes the
+    /// connection's response timeout is the default 5 s; give another with
+    /// [`with_timeout`](Self::with_timeout).
     pub fn new(connection: ConnectionManager, prefix: impl Into<String>) -> Result<Self, StoreError> {
         Self::with_link(Link::Single(connection), prefix.into())
     }
@@ -521,7 +693,23 @@ impl RedisLedger {
 
     fn with_link(link: Link, prefix: String) -> Result<Self, StoreError> {
         check_prefix(&prefix)?;
-        Ok(Self { connection: RedisConnection(link), prefix })
+        Ok(Self {
+            connection: RedisConnection(link),
+            prefix,
+            timeout: TIMEOUT,
+            policy: Arc::new(PolicyWatch::new(POLICY_RECHECK)),
+        })
+    }
+
+    /// The response timeout of the connection given to [`new`](Self::new)
+    /// or [`new_cluster`](Self::new_cluster), when it is not the default
+    /// 5 s. Each writing script's deadline is the wall clock at send time
+    /// plus this (§ Stalls): a longer value than the connection's lets a
+    /// script that Redis runs after its caller gave up act all the same; a
+    /// shorter one refuses slow calls whose caller still waits.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// The connection (a clone sharing it).
@@ -539,20 +727,122 @@ impl RedisLedger {
         self.connection.is_cluster()
     }
 
-    /// Checks the server (every node of a cluster) answers.
+    /// Readiness: checks the server (every primary of a cluster) answers
+    /// and is below its `maxmemory`, and, unless the check was skipped,
+    /// that its `maxmemory-policy` is still `noeviction` (read again at
+    /// most once per [`RedisLedgerBuilder::policy_recheck_interval`]).
+    /// Fails, naming the problem, when a primary is at its `maxmemory`
+    /// (`used_memory` within 1 %, at most 1 MiB, of `maxmemory > 0`:
+    /// logins are refused until memory is freed; refreshes and logouts
+    /// still work) or evicts.
     pub async fn ping(&self) -> Result<(), StoreError> {
+        self.check_memory().await?;
+        self.recheck_eviction_policy().await
+    }
+
+    /// One round trip to every primary: they answer.
+    async fn answers(&self) -> Result<(), StoreError> {
         let mut connection = self.connection.clone();
-        redis::cmd("PING").query_async::<Value>(&mut connection).await.map_err(StoreError::new)?;
+        redis::cmd("PING").query_async::<Value>(&mut connection).await.map_err(|e| self.failed("ping", e))?;
+        Ok(())
+    }
+
+    /// `INFO memory` on every primary: each answers, and none is at its
+    /// `maxmemory`. A server that refuses `INFO` (renamed, or denied by an
+    /// ACL) has answered all the same; its memory goes unchecked.
+    async fn check_memory(&self) -> Result<(), StoreError> {
+        let mut command = redis::cmd("INFO");
+        command.arg("memory");
+        for (node, reply) in self.on_every_primary("ping", command).await? {
+            let info = match reply {
+                Ok(info) => text_of(&info),
+                Err(error) if info_refused(&error) => continue,
+                Err(error) => return Err(self.failed("ping", error)),
+            };
+            if let Some((used, max)) = memory_of(&info)
+                && is_full(used, max)
+            {
+                return Err(StoreError::full(format!(
+                    "{node} is at its maxmemory (used_memory {used} of maxmemory {max} bytes): logins are refused \
+                     until memory is freed or maxmemory is raised; refreshes and logouts still work"
+                )));
+            }
+        }
         Ok(())
     }
 
     /// Checks that the server, or every primary of a cluster, runs
     /// `maxmemory-policy noeviction`; [`connect`](Self::connect) calls it.
     /// Fails, naming the setting, when a server evicts or hides `CONFIG`.
+    /// From then on [`ping`](Self::ping) checks it again periodically.
     pub async fn check_eviction_policy(&self) -> Result<(), StoreError> {
+        self.policy.enabled.store(true, Ordering::Relaxed);
+        let problem = self.eviction_policy_problem().await?;
+        self.policy.record(problem.clone());
+        problem.map_or(Ok(()), |problem| Err(StoreError::new(problem)))
+    }
+
+    /// The periodic part of [`ping`](Self::ping): the last reading of the
+    /// policy, read again when it is older than the interval. Only a
+    /// reading is remembered: a server that did not answer is the memory
+    /// check's failure, and the next ping reads again.
+    async fn recheck_eviction_policy(&self) -> Result<(), StoreError> {
+        if !self.policy.enabled.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let problem = match self.policy.cached() {
+            Some(problem) => problem,
+            None => {
+                let problem = self.eviction_policy_problem().await?;
+                if let Some(_problem) = &problem {
+                    #[cfg(feature = "tracing")]
+                    tracing::warn!(target: "token_refresh", problem = %_problem, "the Redis ledger is not ready: its eviction policy changed");
+                }
+                self.policy.record(problem.clone());
+                problem
+            }
+        };
+        problem.map_or(Ok(()), |problem| Err(StoreError::new(problem)))
+    }
+
+    /// What is wrong with the servers' `maxmemory-policy`, if anything;
+    /// an error when a server did not answer.
+    async fn eviction_policy_problem(&self) -> Result<Option<String>, StoreError> {
         let mut command = redis::cmd("CONFIG");
         command.arg("GET").arg("maxmemory-policy");
-        let replies = match &self.connection.0 {
+        for (node, reply) in self.on_every_primary("check_eviction_policy", command).await? {
+            let reply = match reply {
+                Ok(reply) => Some(reply),
+                // The server answered, with a refusal (CONFIG renamed away,
+                // or denied).
+                Err(error) if error.kind() != ErrorKind::Io => None,
+                Err(error) => return Err(self.failed("check_eviction_policy", error)),
+            };
+            let Some(policy) = reply.as_ref().and_then(policy_of) else {
+                return Ok(Some(format!(
+                    "could not read maxmemory-policy from {node} (CONFIG GET refused?): the ledger needs \
+                     maxmemory-policy noeviction, since an evicted session record logs its user out; if this \
+                     managed Redis hides CONFIG and does not evict, use skip_eviction_policy_check"
+                )));
+            };
+            if policy != NOEVICTION {
+                return Ok(Some(format!(
+                    "{node} has maxmemory-policy {policy}: the ledger needs maxmemory-policy noeviction (an \
+                     evicted session record logs its user out)"
+                )));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Sends `command` (for `op`) to the server, or to every primary of a
+    /// cluster: each node's name (for messages) and its own answer.
+    async fn on_every_primary(
+        &self,
+        op: &'static str,
+        command: Cmd,
+    ) -> Result<Vec<(String, redis::RedisResult<Value>)>, StoreError> {
+        Ok(match &self.connection.0 {
             Link::Single(connection) => {
                 let reply = command.query_async::<Value>(&mut connection.clone()).await;
                 vec![("the Redis server".to_owned(), reply)]
@@ -564,26 +854,11 @@ impl RedisLedger {
                         .into_iter()
                         .map(|(node, reply)| (format!("Redis node {}", text_of(&node)), server_reply(reply)))
                         .collect(),
-                    other => vec![("the Redis Cluster".to_owned(), other)],
+                    Ok(_) => return Err(StoreError::new("unexpected reply from a Redis Cluster")),
+                    Err(error) => return Err(self.failed(op, error)),
                 }
             }
-        };
-        for (node, reply) in replies {
-            let policy = reply.ok().as_ref().and_then(policy_of).ok_or_else(|| {
-                StoreError::new(format!(
-                    "could not read maxmemory-policy from {node} (CONFIG GET refused?): the ledger needs \
-                     maxmemory-policy noeviction, since an evicted session record logs its user out; if this \
-                     managed Redis hides CONFIG and does not evict, use skip_eviction_policy_check"
-                ))
-            })?;
-            if policy != NOEVICTION {
-                return Err(StoreError::new(format!(
-                    "{node} has maxmemory-policy {policy}: the ledger needs maxmemory-policy noeviction (an \
-                     evicted session record logs its user out)"
-                )));
-            }
-        }
-        Ok(())
+        })
     }
 
     fn session_key(&self, subject: &str, session: SessionId) -> String {
@@ -594,9 +869,13 @@ impl RedisLedger {
         user_keys(&self.prefix, subject)
     }
 
-    /// Runs a script; a `MOVED` refusal (the script did not run) is sent
-    /// again, anything else is the caller's error.
-    async fn eval<T: FromRedisValue>(&self, invocation: &ScriptInvocation<'_>) -> Result<T, StoreError> {
+    /// Runs a script for `op`; a `MOVED` refusal (the script did not run)
+    /// is sent again, anything else is the caller's error.
+    async fn eval<T: FromRedisValue>(
+        &self,
+        op: &'static str,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
         let mut connection = self.connection.clone();
         let mut moved = 0;
         loop {
@@ -605,9 +884,30 @@ impl RedisLedger {
                 Err(error) if moved < MOVED_RETRIES && error.kind() == ErrorKind::Server(ServerErrorKind::Moved) => {
                     moved += 1;
                 }
-                Err(error) => return Err(StoreError::new(error)),
+                Err(error) => return Err(self.failed(op, error)),
             }
         }
+    }
+
+    /// A failed Redis call of `op` as the ledger's error. A timeout is
+    /// logged and counted: the command may still be waiting in Redis's
+    /// socket (§ Stalls). Redis refusing to grow at its `maxmemory` is
+    /// [`StoreError::full`].
+    fn failed(&self, op: &'static str, error: redis::RedisError) -> StoreError {
+        if error.is_timeout() {
+            timed_out(op, self.timeout);
+        }
+        if error.code() == Some("OOM") {
+            return StoreError::full("Redis is at its maxmemory (noeviction) and refused to grow: nothing was written");
+        }
+        StoreError::new(error)
+    }
+
+    /// A writing script's deadline (§ Stalls): this host's wall clock now,
+    /// as the call is sent, plus the response timeout, in unix
+    /// milliseconds.
+    fn not_after(&self) -> Result<i64, StoreError> {
+        not_after_of(self.timeout)
     }
 
     async fn create_now(&self, new: &NewSession) -> Result<Created, StoreError> {
@@ -622,6 +922,7 @@ impl RedisLedger {
         invocation
             .key(self.session_key(&pair.subject, new.session))
             .key(index)
+            .key(counter_key(&self.prefix, &pair.subject))
             .arg(base)
             .arg(&new.session.tag().to_be_bytes()[..])
             .arg(&pair.subject)
@@ -635,9 +936,15 @@ impl RedisLedger {
             .arg(lua_int(new.absolute_expires_at)?)
             .arg(lua_int(new.leeway)?)
             .arg(lua_int(retain_until)?)
-            .arg(new.max_sessions_per_user.max(1));
-        let evicted: Vec<Vec<u8>> = self.eval(&invocation).await?;
-        let evicted = evicted.iter().map(|member| session_of(member)).collect::<Result<Vec<_>, _>>()?;
+            .arg(new.max_sessions_per_user.max(1))
+            .arg(self.not_after()?);
+        let reply = Reply(self.eval("create", &invocation).await?);
+        match reply.field(0)? {
+            b"created" => {}
+            b"stale" => return Err(stale("create")),
+            _ => return Err(StoreError::new("unexpected reply from the login script")),
+        }
+        let evicted = reply.0.iter().skip(1).map(|member| session_of(member)).collect::<Result<Vec<_>, _>>()?;
         Ok(Created::evicting(evicted))
     }
 
@@ -662,9 +969,11 @@ impl RedisLedger {
             .arg(lua_int(successor.access_expires_at)?)
             .arg(&successor.refresh_id.as_bytes()[..])
             .arg(lua_int(successor.refresh_expires_at)?)
-            .arg(&session.tag().to_be_bytes()[..]);
-        let reply = Reply(self.eval(&invocation).await?);
+            .arg(&session.tag().to_be_bytes()[..])
+            .arg(self.not_after()?);
+        let reply = Reply(self.eval("rotate", &invocation).await?);
         Ok(match reply.field(0)? {
+            b"stale" => return Err(stale("rotate")),
             b"unknown" => Rotation::Unknown,
             b"revoked" => Rotation::Revoked { session },
             b"expired" => Rotation::Expired { session },
@@ -706,9 +1015,11 @@ impl RedisLedger {
             .key(self.session_key(subject, session))
             .key(index)
             .arg(subject)
-            .arg(&session.tag().to_be_bytes()[..]);
-        let reply: Vec<u8> = self.eval(&invocation).await?;
+            .arg(&session.tag().to_be_bytes()[..])
+            .arg(self.not_after()?);
+        let reply: Vec<u8> = self.eval("revoke_session", &invocation).await?;
         Ok(match reply.as_slice() {
+            b"stale" => return Err(stale("revoke_session")),
             b"revoked" => Revocation::Revoked { session },
             b"already" => Revocation::AlreadyRevoked { session },
             b"unknown" => Revocation::Unknown,
@@ -721,8 +1032,13 @@ impl RedisLedger {
         let mut revoked = 0_u64;
         loop {
             let mut invocation = REVOKE_BATCH.prepare_invoke();
-            invocation.key(&index).arg(&base).arg(subject).arg(lua_int(now)?).arg(BATCH);
-            let reply = Reply(self.eval(&invocation).await?);
+            invocation.key(&index).arg(&base).arg(subject).arg(lua_int(now)?).arg(BATCH).arg(self.not_after()?);
+            let reply = Reply(self.eval("revoke_user", &invocation).await?);
+            if reply.field(0)? == b"stale" {
+                // The batches before it stand; the caller's retry goes on
+                // from there.
+                return Err(stale("revoke_user"));
+            }
             revoked = revoked.saturating_add(reply.unsigned(0)?);
             if reply.field(1)? != b"1" {
                 return Ok(revoked);
@@ -750,14 +1066,15 @@ impl RedisLedger {
                 .arg("BYSCORE")
                 .query_async(&mut connection)
                 .await
-                .map_err(StoreError::new)?;
+                .map_err(|e| self.failed("sessions", e))?;
             for batch in members.chunks(BATCH) {
                 push_listed(&self.list_batch(&index, &base, subject, now, batch).await?, &mut sessions)?;
             }
         }
-        // Oldest login first (ties by tag): the order the contract lists in.
-        sessions.sort_unstable_by_key(|info| (info.created_at, info.session));
-        Ok(sessions)
+        // Oldest login first, ties (logins within one second) in login
+        // order: the order the contract lists in.
+        sessions.sort_unstable_by_key(|(sequence, info)| (info.created_at, *sequence, info.session));
+        Ok(sessions.into_iter().map(|(_, info)| info).collect())
     }
 
     async fn list_batch(
@@ -773,7 +1090,7 @@ impl RedisLedger {
         for member in members {
             invocation.arg(member.as_slice());
         }
-        Ok(Reply(self.eval(&invocation).await?))
+        Ok(Reply(self.eval("sessions", &invocation).await?))
     }
 
     async fn access_state_now(&self, subject: &str, access_id: TokenId) -> Result<AccessState, StoreError> {
@@ -785,7 +1102,7 @@ impl RedisLedger {
             .arg("aid")
             .query_async(&mut connection)
             .await
-            .map_err(StoreError::new)?;
+            .map_err(|e| self.failed("access_state", e))?;
         Ok(match fields.as_slice() {
             [Some(sub), Some(revoked), Some(current)] if sub == subject.as_bytes() && revoked != b"1" => {
                 if current == access_id.as_bytes() { AccessState::Current } else { AccessState::Superseded }
@@ -850,6 +1167,12 @@ fn session_key(prefix: &str, subject: &str, session: SessionId) -> String {
     format!("{}s:{:016x}", user_prefix(prefix, subject), session.tag())
 }
 
+/// The user's login counter, `PREFIX{H}n:<subject>`: the sequence that
+/// orders logins made within one second.
+fn counter_key(prefix: &str, subject: &str) -> String {
+    format!("{}n:{subject}", user_prefix(prefix, subject))
+}
+
 /// The user's index key, `PREFIX{H}d:<subject>`, and session key base,
 /// `PREFIX{H}s:`. (`d:` for "deadline": the index is scored by each
 /// session's end of life. The earlier layout's `u:` index, scored 0, is
@@ -859,17 +1182,22 @@ fn user_keys(prefix: &str, subject: &str) -> (String, String) {
     (format!("{user}d:{subject}"), format!("{user}s:"))
 }
 
-/// Appends the sessions of a `{'ok', …}` listing reply.
-fn push_listed(reply: &Reply, sessions: &mut Vec<SessionInfo>) -> Result<(), StoreError> {
+/// Appends the sessions of a `{'ok', …}` listing reply, each with its
+/// place in the login sequence.
+fn push_listed(reply: &Reply, sessions: &mut Vec<(u64, SessionInfo)>) -> Result<(), StoreError> {
     let mut at = 1;
     while at < reply.0.len() {
-        sessions.push(SessionInfo::new(
-            session_of(reply.field(at)?)?,
-            reply.int(at + 1)?,
-            reply.int(at + 2)?,
-            reply.unsigned(at + 3)?,
-            reply.int(at + 4)?,
-            reply.int(at + 5)?,
+        let member = reply.field(at)?;
+        sessions.push((
+            sequence_of(member)?,
+            SessionInfo::new(
+                session_of(member)?,
+                reply.int(at + 1)?,
+                reply.int(at + 2)?,
+                reply.unsigned(at + 3)?,
+                reply.int(at + 4)?,
+                reply.int(at + 5)?,
+            ),
         ));
         at += 6;
     }
@@ -890,6 +1218,76 @@ fn session_of(member: &[u8]) -> Result<SessionId, StoreError> {
         .filter(|_| member.len() == 16)
         .ok_or_else(|| StoreError::new("a malformed member in a Redis ledger user index"))?;
     Ok(SessionId::from_tag(u64::from_be_bytes(*tag)))
+}
+
+/// An index member's place in the user's login sequence: its first 8
+/// bytes (a session recorded before the sequence has its login time
+/// there, which sorts it after the sequence's small numbers among equal
+/// login times: only the order of listing ties).
+fn sequence_of(member: &[u8]) -> Result<u64, StoreError> {
+    let sequence = member
+        .first_chunk::<8>()
+        .filter(|_| member.len() == 16)
+        .ok_or_else(|| StoreError::new("a malformed member in a Redis ledger user index"))?;
+    Ok(u64::from_be_bytes(*sequence))
+}
+
+/// A writing script that Redis ran after its caller's deadline: it wrote
+/// nothing. Logged, since the caller that gets it (rarely: the one it was
+/// sent for has usually given up) sees a clock problem or a stall.
+fn stale(op: &'static str) -> StoreError {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(target: "token_refresh", op, "Redis ran a ledger call after its caller's deadline and refused it, writing nothing (a stall, or Redis's clock ahead of this host's)");
+    StoreError::new(StaleCall(op))
+}
+
+/// The cause of [`stale`].
+#[derive(Debug, thiserror::Error)]
+#[error("Redis got to the ledger's {0} call after its deadline (a stall, or clock skew) and wrote nothing")]
+struct StaleCall(&'static str);
+
+/// A ledger call that got no answer within the response timeout: a WARN
+/// (feature `tracing`) and `token_refresh_ledger_timeouts_total{op}`
+/// (feature `metrics`). No key, subject or token is named.
+#[cfg_attr(not(feature = "tracing"), expect(unused_variables, reason = "logging is compiled out"))]
+fn timed_out(op: &'static str, timeout: Duration) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(target: "token_refresh", op, timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX), "a Redis ledger call timed out; if Redis runs it later, its deadline makes it write nothing");
+    crate::recording::ledger_timeout(op);
+}
+
+/// The wall clock now plus `timeout`, in unix milliseconds.
+fn not_after_of(timeout: Duration) -> Result<i64, StoreError> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_err(StoreError::new)?;
+    let deadline = now.checked_add(timeout).map_or(u128::MAX, |deadline| deadline.as_millis());
+    // An absurd timeout (beyond what Lua numbers hold exactly) means no
+    // deadline.
+    Ok(i64::try_from(deadline).unwrap_or(LUA_EXACT).min(LUA_EXACT))
+}
+
+/// Whether an `INFO` refusal means only that the server hides `INFO` (an
+/// ACL, a renamed command): it answered, its memory goes unchecked.
+fn info_refused(error: &redis::RedisError) -> bool {
+    error.kind() == ErrorKind::Server(ServerErrorKind::NoPerm)
+        || error.detail().is_some_and(|detail| detail.contains("unknown command"))
+}
+
+/// Whether a Redis using `used` bytes of `max` (`maxmemory`; 0 for no
+/// limit) counts as full: at its limit, or within 1 % of it (at most
+/// 1 MiB). Redis refuses a login only while it is over the limit, and its
+/// own buffers move by tens of kilobytes, so a full Redis hovers around
+/// the limit, refusing most logins and letting one through whenever it
+/// dips under: readiness must not flap with it.
+fn is_full(used: u64, max: u64) -> bool {
+    max > 0 && used.saturating_add((max / 100).min(1 << 20)) >= max
+}
+
+/// `used_memory` and `maxmemory` from an `INFO memory` reply.
+fn memory_of(info: &str) -> Option<(u64, u64)> {
+    let field = |name: &str| {
+        info.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(':')?.trim().parse::<u64>().ok())
+    };
+    Some((field("used_memory")?, field("maxmemory")?))
 }
 
 /// A time or leeway the scripts can compute with exactly.
@@ -917,6 +1315,7 @@ fn text_of(value: &Value) -> String {
     match value {
         Value::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
         Value::SimpleString(text) => text.clone(),
+        Value::VerbatimString { text, .. } => text.clone(),
         other => format!("{other:?}"),
     }
 }
@@ -1018,10 +1417,64 @@ mod tests {
     }
 
     #[test]
-    fn members_name_their_session() {
-        let mut member = 1_700_000_000_u64.to_be_bytes().to_vec();
+    fn members_name_their_session_and_login() {
+        let mut member = 42_u64.to_be_bytes().to_vec();
         member.extend_from_slice(&0xfeed_u64.to_be_bytes());
         assert_eq!(session_of(&member).unwrap(), SessionId::from_tag(0xfeed));
+        assert_eq!(sequence_of(&member).unwrap(), 42);
         assert!(session_of(&member[1..]).is_err());
+        assert!(sequence_of(&member[1..]).is_err());
+    }
+
+    /// Redis reads a script's flags only on its first line: each script
+    /// must start with its own `#!lua` line, whose flags say how it
+    /// behaves at maxmemory.
+    #[test]
+    fn every_script_starts_with_its_flags() {
+        let scripts = [
+            (include_str!("redis/create.lua"), "#!lua"),
+            (include_str!("redis/rotate.lua"), "#!lua flags=allow-oom"),
+            (include_str!("redis/revoke_session.lua"), "#!lua flags=allow-oom"),
+            (include_str!("redis/revoke_batch.lua"), "#!lua flags=allow-oom"),
+            (include_str!("redis/list_batch.lua"), "#!lua flags=no-writes"),
+        ];
+        for (file, shebang) in scripts {
+            assert_eq!(file.lines().next(), Some(shebang));
+            let source = script_source(file);
+            assert_eq!(source.lines().next(), Some(shebang));
+            assert_eq!(source.lines().filter(|line| line.starts_with("#!")).count(), 1, "one shebang, first");
+            assert!(source.contains(&format!("local TOMBSTONE = {TOMBSTONE_SECONDS}\n")));
+            assert!(source.contains("local function stale("));
+        }
+        assert!(!include_str!("redis/common.lua").starts_with("#!"));
+    }
+
+    #[test]
+    fn full_means_at_the_limit_give_or_take_redis_own_buffers() {
+        let max = 8 * 1024 * 1024;
+        assert!(!is_full(0, 0) && !is_full(u64::MAX, 0), "no maxmemory, never full");
+        assert!(is_full(max, max) && is_full(max + 1, max));
+        assert!(is_full(max - max / 100, max), "within 1 %");
+        assert!(!is_full(max - max / 100 - 1, max));
+        let big = 100 << 30;
+        assert!(is_full(big - (1 << 20), big) && !is_full(big - (1 << 20) - 1, big), "at most 1 MiB short");
+    }
+
+    #[test]
+    fn info_memory_is_read() {
+        let info = "# Memory\r\nused_memory:8388704\r\nused_memory_human:8.00M\r\nmaxmemory:8388608\r\n";
+        assert_eq!(memory_of(info), Some((8_388_704, 8_388_608)));
+        assert_eq!(memory_of("used_memory:1\r\n"), None);
+    }
+
+    #[test]
+    fn a_deadline_is_the_wall_clock_plus_the_timeout() {
+        let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
+        let ledger_timeout = Duration::from_secs(5);
+        let deadline = not_after_of(ledger_timeout).unwrap();
+        let after = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
+        let deadline = u128::try_from(deadline).unwrap();
+        assert!((before + 5000..=after + 5000).contains(&deadline));
+        assert_eq!(not_after_of(Duration::MAX).unwrap(), LUA_EXACT, "no deadline beyond exact Lua numbers");
     }
 }

@@ -1,14 +1,21 @@
--- token-refresh: helpers shared by every ledger script (prepended to each).
+-- token-refresh: helpers shared by every ledger script (prepended to each,
+-- after the script's own `#!lua` line and the `TOMBSTONE` constant the
+-- ledger defines from `ledger::TOMBSTONE_SECONDS`).
 --
 -- A session is one hash; a user's sessions are one sorted set scored by
 -- each session's end of life (`deadline`: the instant it stops being
--- live), whose members are 8 bytes of the session's start (big-endian
--- unsigned seconds) then its 8-byte tag: among equal deadlines the oldest
--- login sorts first, and a member names its session's key. The ended
--- sessions and the cap's victims are therefore the first members: a login
--- touches O(log n) entries, never the whole index.
+-- live), whose members are 8 bytes of the session's place in the user's
+-- login sequence (big-endian) then its 8-byte tag: among equal deadlines
+-- (logins within one second end in the same second) the earliest login
+-- sorts first, and a member names its session's key. The ended sessions
+-- and the cap's victims are therefore the first members: a login touches
+-- O(log n) entries, never the whole index. The login sequence is a
+-- per-user counter (`INCR`), kept as long as the index.
 -- Every key of a user shares the user's hash tag, so one script only ever
 -- touches one Cluster slot.
+--
+-- Every writing script first checks `stale`, and reads and validates all
+-- it needs before its first write (Redis does not roll a script back).
 
 -- Seconds a key outlives its retention, for clock skew between instances:
 -- an instance whose clock runs ahead must not drop a record that an
@@ -36,6 +43,27 @@ local function keep_until(key, untl, now)
   redis.call('EXPIRE', key, int(ttl + SLACK))
 end
 
+-- Makes the revoked session in `key` a tombstone: it answers "revoked"
+-- for `TOMBSTONE` seconds (plus the slack), then its key expires and its
+-- tokens are unknown. `LT` only ever shortens the key's life (a key
+-- without expiry counts as infinite), so a second revocation or an older
+-- tombstone is never extended.
+local function tombstone(key)
+  redis.call('EXPIRE', key, int(TOMBSTONE + SLACK), 'LT')
+end
+
+-- Whether this call comes too late to act: `not_after` is the caller's
+-- deadline (unix milliseconds on the caller's clock: when it sent the call,
+-- plus its response timeout), and Redis's clock is past it. A call queued
+-- in the socket behind a stall then runs after its caller has given up
+-- (a 500, which the client retries with the same token): acting on it
+-- would consume the token behind the client's back and turn the retry into
+-- reuse. A stale call answers 'stale' and writes nothing.
+local function stale(not_after)
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(not_after)
+end
+
 -- Like keep_until, but never shortens a longer expiry.
 local function extend_until(key, untl, now)
   local ttl = untl - now
@@ -44,16 +72,25 @@ local function extend_until(key, untl, now)
   if redis.call('TTL', key) < ttl then redis.call('EXPIRE', key, int(ttl)) end
 end
 
--- The index member of the session started at `created` (seconds, 0 to
--- 2^53) with the 8-byte tag `tag`.
-local function member(created, tag)
+-- The index member of the session with login sequence number `seq` (0 to
+-- 2^53) and the 8-byte tag `tag`.
+local function member(seq, tag)
   local bytes = {}
-  local n = created
+  local n = seq
   for i = 8, 1, -1 do
     bytes[i] = string.char(n % 256)
     n = math.floor(n / 256)
   end
   return table.concat(bytes) .. tag
+end
+
+-- The index member of the session in hash `key` (loaded as `s`, with its
+-- `crt`). A session recorded before the login sequence has no `seq`: its
+-- member starts with its login time instead.
+local function member_of(key, s, tag)
+  local seq = redis.call('HGET', key, 'seq')
+  if seq then return member(tonumber(seq), tag) end
+  return member(tonumber(s.crt), tag)
 end
 
 -- The key of the session an index member names; `base` is the user's

@@ -1,3 +1,6 @@
+#!lua flags=no-writes
+-- `no-writes`: a listing only reads (Redis then also runs it at maxmemory).
+--
 -- sessions: the live sessions of the subject among index members.
 -- KEYS: the user's index. ARGV: session key base, subject, now, limit,
 -- then either nothing (read the members that end after `now` from the
