@@ -558,7 +558,7 @@ async fn the_101st_login_evicts_the_oldest() {
         assert_eq!(listed.len(), 100);
         assert_eq!(listed[0].session, first[1].session, "oldest first");
         let outcome = ledger.rotate(&rotation(first[0].pair.refresh_id, t + 1)).await.unwrap();
-        assert_eq!(outcome, Rotation::Revoked { session: first[0].session });
+        assert_eq!(outcome, Rotation::Unknown, "the evicted session's row went with its eviction");
         // A cap lowered to 10: the next login evicts the 91 oldest, oldest
         // first.
         let created = ledger.create(&new_session(SUBJECT, t + 2, 10)).await.unwrap();
@@ -939,4 +939,131 @@ async fn from_pool_refuses_options_it_cannot_apply() {
     }
     let ledger = PostgresLedger::from_pool(pool(), PostgresOptions::new().schema("from_pool_schema")).unwrap();
     assert_eq!(ledger.schema(), "from_pool_schema");
+}
+
+// ---------------------------------------------------------------------------
+// Bounded rows (one login body replayed), purge through the trait
+
+/// The rows of `schema.sessions`, counted by the test's own connection.
+async fn session_rows(schema: &str) -> i64 {
+    admin().await.query_one(&format!("SELECT count(*) FROM {schema}.sessions"), &[]).await.unwrap().get(0)
+}
+
+/// One login body replayed 10 000 times at a cap of 100 (security review
+/// H1): the sessions the cap evicts are deleted by the login that evicts
+/// them, so the table holds the cap's rows, not one per login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_logins_leaves_the_caps_rows() {
+    const LOGINS: usize = 10_000;
+    const CAP: u32 = 100;
+    with_schema("flood", |schema, ledger| async move {
+        let t = now();
+        let started = Instant::now();
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut tasks = tokio::task::JoinSet::new();
+        // Logins of one subject queue on its lock: four connections keep it
+        // busy, as the review's four keep-alive clients did.
+        for _ in 0..4 {
+            let (ledger, next) = (ledger.clone(), Arc::clone(&next));
+            tasks.spawn(async move {
+                let mut evicted = 0;
+                while next.fetch_add(1, Ordering::Relaxed) < LOGINS {
+                    evicted += ledger.create(&new_session(SUBJECT, t, CAP)).await.unwrap().evicted.len();
+                }
+                evicted
+            });
+        }
+        let mut evicted = 0;
+        while let Some(done) = tasks.join_next().await {
+            evicted += done.unwrap();
+        }
+        let rows = session_rows(&schema).await;
+        println!(
+            "{LOGINS} logins of one subject at cap {CAP} in {:?}: {rows} session rows, {evicted} evicted",
+            started.elapsed()
+        );
+        assert_eq!(evicted, LOGINS - CAP as usize, "every login past the cap evicts one session");
+        assert!(rows <= i64::from(CAP) + 2, "{rows} rows: the cap's and no more");
+        assert_eq!(ledger.sessions(SUBJECT, t).await.unwrap().len(), CAP as usize);
+        let counted: i32 = admin()
+            .await
+            .query_one(&format!("SELECT listed FROM {schema}.session_counts WHERE subject = $1"), &[&SUBJECT])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(counted, CAP as i32, "the user's count follows the listed sessions");
+    })
+    .await;
+}
+
+/// A ledger chosen by URL is a `BoxLedger`: `SessionLedger::purge` (what
+/// `TokenService::purge_every` runs) reaches `PostgresLedger::purge`. An
+/// evicted session's row is gone at its eviction; a revoked one's (logout,
+/// reuse, `revoke_user`) is a tombstone answering `Revoked` for
+/// `TOMBSTONE_SECONDS`, which purge removes a minute (the clock slack)
+/// after that; an expired one's goes at its retention.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_chosen_by_url_purges_through_the_trait() {
+    use token_refresh::ledger::{LedgerOptions, LedgerUrl, Revocation, TOMBSTONE_SECONDS};
+    with_schema("url_purge", |schema, _| async move {
+        let url: LedgerUrl = url().parse().unwrap();
+        let connected = url.connect(&LedgerOptions::new().name(schema.as_str())).await.unwrap();
+        assert_eq!(connected.description, format!("postgres, schema {schema}"));
+        let ledger = connected.ledger;
+        let t = now();
+
+        // Five logins at a cap of two: three evicted, their rows deleted.
+        let mut kept = Vec::new();
+        for _ in 0..5 {
+            let new = new_session("eve@mail.com", t, 2);
+            ledger.create(&new).await.unwrap();
+            kept.push(new);
+        }
+        assert_eq!(session_rows(&schema).await, 2, "the evicted sessions' rows went with their eviction");
+        let evicted = ledger.rotate(&rotation_of("eve@mail.com", kept[0].pair.refresh_id, t)).await.unwrap();
+        assert_eq!(evicted, Rotation::Unknown, "an evicted session's token is unknown");
+
+        // A logout, a detected reuse, a revoke_user: tombstones.
+        let logout = &kept[4];
+        let revoked = ledger.revoke_session("eve@mail.com", logout.session, t).await.unwrap();
+        assert_eq!(revoked, Revocation::Revoked { session: logout.session });
+        let reused = new_session(SUBJECT, t, 100);
+        ledger.create(&reused).await.unwrap();
+        ledger.rotate(&rotation(reused.pair.refresh_id, t)).await.unwrap();
+        let outcome = ledger.rotate(&rotation(reused.pair.refresh_id, t)).await.unwrap();
+        assert!(matches!(outcome, Rotation::Reused { .. }), "{outcome:?}");
+        for _ in 0..2 {
+            ledger.create(&new_session("mallory@mail.com", t, 100)).await.unwrap();
+        }
+        assert_eq!(ledger.revoke_user("mallory@mail.com", t).await.unwrap(), 2);
+        // A session that ended long ago, and one that lives on.
+        let long_ago = t - 10 * 86_400;
+        let mut old = new_session("old@mail.com", long_ago, 100);
+        old.absolute_expires_at = long_ago + 1000;
+        ledger.create(&old).await.unwrap();
+        let live = new_session("alice@mail.com", t, 100);
+        ledger.create(&live).await.unwrap();
+        let before = session_rows(&schema).await;
+
+        // Now: only the long-ended session goes; the tombstones still answer.
+        let purged = SessionLedger::purge(&ledger, t).await.unwrap();
+        let tombstone = ledger.rotate(&rotation_of("eve@mail.com", logout.pair.refresh_id, t)).await.unwrap();
+        assert_eq!(tombstone, Rotation::Revoked { session: logout.session }, "a fresh tombstone");
+        // Past the tombstones' minute and the purge's slack.
+        let later = t + TOMBSTONE_SECONDS + 60;
+        let purged_later = SessionLedger::purge(&ledger, later).await.unwrap();
+        let after = session_rows(&schema).await;
+        println!(
+            "sessions rows: {before} before purge, {purged} purged at now, {purged_later} purged {} s later, {after} left",
+            later - t
+        );
+        assert_eq!((before, purged, purged_later, after), (7, 1, 4, 2), "eve's live session and alice's are left");
+        let gone = ledger.rotate(&rotation_of("eve@mail.com", logout.pair.refresh_id, later)).await.unwrap();
+        assert_eq!(gone, Rotation::Unknown, "the tombstone is gone");
+        let listed = ledger.sessions("eve@mail.com", later).await.unwrap();
+        assert_eq!(listed.iter().map(|info| info.session).collect::<Vec<_>>(), vec![kept[3].session]);
+        let outcome = ledger.rotate(&rotation_of("alice@mail.com", live.pair.refresh_id, later)).await.unwrap();
+        assert!(matches!(outcome, Rotation::Rotated { .. }), "the live session is untouched: {outcome:?}");
+    })
+    .await;
 }

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::error::StoreError;
 use crate::ledger::{
     self, AccessState, Created, Decision, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionInfo,
-    SessionLedger, SessionView,
+    SessionLedger, SessionView, TOMBSTONE_SECONDS,
 };
 use crate::token::ids::{SessionId, TokenId};
 
@@ -559,8 +559,9 @@ impl PostgresLedger {
             }
             Decision::Reuse { presented_generation } => {
                 let write = transaction.prepare_cached(&self.sql.write_revoked).await.map_err(StoreError::new)?;
+                let tombstone_until = request.now.saturating_add(TOMBSTONE_SECONDS);
                 transaction
-                    .execute(&write, &[session.as_uuid(), &record.pair.subject])
+                    .execute(&write, &[session.as_uuid(), &record.pair.subject, &tombstone_until])
                     .await
                     .map_err(StoreError::new)?;
                 Rotation::Reused { session, presented_generation, current_generation: record.generation }
@@ -571,13 +572,17 @@ impl PostgresLedger {
         Ok(outcome)
     }
 
-    async fn revoke_session_now(&self, subject: &str, session: SessionId) -> Result<Revocation, StoreError> {
+    async fn revoke_session_now(&self, subject: &str, session: SessionId, now: i64) -> Result<Revocation, StoreError> {
+        let tombstone_until = now.saturating_add(TOMBSTONE_SECONDS);
         let mut client = self.client().await?;
         let lock = client.prepare_cached(&self.sql.lock_user).await.map_err(StoreError::new)?;
         let revoke = client.prepare_cached(&self.sql.revoke_session).await.map_err(StoreError::new)?;
         let transaction = read_committed(&mut client).await?;
         transaction.execute(&lock, &[&subject]).await.map_err(StoreError::new)?;
-        let row = transaction.query_one(&revoke, &[session.as_uuid(), &subject]).await.map_err(StoreError::new)?;
+        let row = transaction
+            .query_one(&revoke, &[session.as_uuid(), &subject, &tombstone_until])
+            .await
+            .map_err(StoreError::new)?;
         transaction.commit().await.map_err(StoreError::new)?;
         let (revoked_now, known): (bool, bool) = (get(&row, 0)?, get(&row, 1)?);
         Ok(match (revoked_now, known) {
@@ -595,7 +600,8 @@ impl PostgresLedger {
         // Ordered with the user's logins (each may evict some of the same
         // rows), so the two never deadlock.
         transaction.execute(&lock, &[&subject]).await.map_err(StoreError::new)?;
-        let row = transaction.query_one(&revoke, &[&subject, &now]).await.map_err(StoreError::new)?;
+        let tombstone_until = now.saturating_add(TOMBSTONE_SECONDS);
+        let row = transaction.query_one(&revoke, &[&subject, &now, &tombstone_until]).await.map_err(StoreError::new)?;
         transaction.commit().await.map_err(StoreError::new)?;
         u64::try_from(get::<i64>(&row, 0)?).map_err(StoreError::new)
     }
@@ -652,9 +658,9 @@ impl SessionLedger for PostgresLedger {
         &self,
         subject: &str,
         session: SessionId,
-        _now: i64,
+        now: i64,
     ) -> impl Future<Output = Result<Revocation, StoreError>> + Send {
-        self.revoke_session_now(subject, session)
+        self.revoke_session_now(subject, session, now)
     }
 
     fn revoke_user(&self, subject: &str, now: i64) -> impl Future<Output = Result<u64, StoreError>> + Send {
@@ -831,26 +837,35 @@ impl Statements {
                  RETURNING listed"
             ),
             // Under the user's lock, at the cap: the first `$3` listed
-            // sessions by end of life leave the index; the live ones among
-            // them (ending after `$2`) are revoked and answered, nearest
-            // their end first.
+            // sessions by end of life leave the index.
+            // The live ones among them (ending after `$2`) are deleted, so
+            // that a flood of logins leaves the cap's rows and no more
+            // (their tokens become unknown: a 401, as revoked ones get),
+            // and answered, nearest their end first. A dead one only
+            // leaves the index: until its retention its tokens answer
+            // `Expired` (or `Reused`) as before. Each of the two writes
+            // counts the rows it changed, so a row `purge` deleted
+            // meanwhile (with its count) is not counted twice.
             evict: format!(
                 "WITH victims AS (
-                    SELECT session_id FROM {s}.sessions
+                    SELECT session_id, ends_at > $2 AS live FROM {s}.sessions
                     WHERE subject = $1 AND listed
                     ORDER BY ends_at, created_at, login_seq
                     LIMIT $3),
-                 gone AS (
-                    UPDATE {s}.sessions AS t SET listed = false, revoked = t.revoked OR t.ends_at > $2
-                    FROM victims WHERE t.session_id = victims.session_id
-                    RETURNING t.session_id, t.ends_at > $2 AS live, t.ends_at, t.created_at, t.login_seq),
+                 deleted AS (
+                    DELETE FROM {s}.sessions AS t USING victims
+                    WHERE t.session_id = victims.session_id AND victims.live AND t.listed
+                    RETURNING t.session_id, t.ends_at, t.created_at, t.login_seq),
+                 unlisted AS (
+                    UPDATE {s}.sessions AS t SET listed = false
+                    FROM victims WHERE t.session_id = victims.session_id AND NOT victims.live AND t.listed
+                    RETURNING 1),
                  counted AS (
-                    UPDATE {s}.session_counts SET listed = listed - (SELECT count(*) FROM gone)::int
+                    UPDATE {s}.session_counts
+                    SET listed = listed - ((SELECT count(*) FROM deleted) + (SELECT count(*) FROM unlisted))::int
                     WHERE subject = $1)
-                 SELECT COALESCE(
-                    array_agg(session_id ORDER BY ends_at, created_at, login_seq) FILTER (WHERE live),
-                    ARRAY[]::uuid[])
-                 FROM gone"
+                 SELECT COALESCE(array_agg(session_id ORDER BY ends_at, created_at, login_seq), ARRAY[]::uuid[])
+                 FROM deleted"
             ),
             // Under the user's lock: the new row, listed, and the user's
             // count. Answers whether it was inserted (not if the id is
@@ -903,20 +918,23 @@ impl Statements {
             ),
             write_replays: format!("UPDATE {s}.sessions SET replays = $2 WHERE session_id = $1"),
             // A detected reuse, under the user's lock: revoked, out of the
-            // user's index and count.
+            // user's index and count, and a tombstone until `$3` at most.
             write_revoked: format!(
                 "WITH old AS (SELECT listed FROM {s}.sessions WHERE session_id = $1),
-                 revoked AS (UPDATE {s}.sessions SET revoked = true, listed = false WHERE session_id = $1)
+                 revoked AS (
+                    UPDATE {s}.sessions SET revoked = true, listed = false, retain_until = LEAST(retain_until, $3)
+                    WHERE session_id = $1)
                  UPDATE {s}.session_counts SET listed = listed - 1
                  WHERE subject = $2 AND (SELECT listed FROM old)"
             ),
-            // Under the user's lock: whether this call revoked the session,
-            // and whether the subject has it at all; a listed session
-            // leaves the user's index and count.
+            // Under the user's lock: whether this call revoked the session
+            // (then a tombstone until `$3` at most), and whether the
+            // subject has it at all; a listed session leaves the user's
+            // index and count.
             revoke_session: format!(
                 "WITH old AS (SELECT listed FROM {s}.sessions WHERE session_id = $1 AND subject = $2),
                  revoked AS (
-                    UPDATE {s}.sessions SET revoked = true, listed = false
+                    UPDATE {s}.sessions SET revoked = true, listed = false, retain_until = LEAST(retain_until, $3)
                     WHERE session_id = $1 AND subject = $2 AND NOT revoked
                     RETURNING 1),
                  counted AS (
@@ -924,14 +942,16 @@ impl Statements {
                     WHERE subject = $2 AND EXISTS (SELECT 1 FROM revoked) AND (SELECT listed FROM old))
                  SELECT EXISTS (SELECT 1 FROM revoked), EXISTS (SELECT 1 FROM old)"
             ),
-            // Under the user's lock: every live session revoked, and the
-            // user's index emptied. Answers how many were live.
+            // Under the user's lock: every live session revoked (a
+            // tombstone until `$3` at most), and the user's index emptied.
+            // Answers how many were live.
             revoke_user: format!(
                 "WITH old AS (
                     SELECT session_id, {live} AS was_live FROM {s}.sessions
                     WHERE subject = $1 AND (listed OR {live})),
                  cleared AS (
-                    UPDATE {s}.sessions AS t SET listed = false, revoked = t.revoked OR old.was_live
+                    UPDATE {s}.sessions AS t SET listed = false, revoked = t.revoked OR old.was_live,
+                        retain_until = CASE WHEN old.was_live THEN LEAST(t.retain_until, $3) ELSE t.retain_until END
                     FROM old WHERE t.session_id = old.session_id
                     RETURNING old.was_live),
                  counted AS (UPDATE {s}.session_counts SET listed = 0 WHERE subject = $1)
