@@ -232,7 +232,7 @@ async fn one_row_per_session(sessions: usize, users: usize) {
             total as f64 / sessions as f64,
         );
         let expected = [
-            ("migrations".to_owned(), 3),
+            ("migrations".to_owned(), 4),
             ("session_counts".to_owned(), users as i64),
             ("sessions".to_owned(), sessions as i64),
         ];
@@ -279,14 +279,12 @@ async fn only_the_end_of_life_index_covers_a_column_a_rotation_changes() {
         assert_eq!(
             indexes,
             [
-                index("sessions_listed_idx", "created_at", true),
-                index("sessions_listed_idx", "ends_at", true),
-                index("sessions_listed_idx", "login_seq", true),
-                index("sessions_listed_idx", "subject", true),
+                index("sessions_listed_seq_idx", "ends_at", true),
+                index("sessions_listed_seq_idx", "login_seq", true),
+                index("sessions_listed_seq_idx", "subject", true),
                 index("sessions_pkey", "session_id", false),
-                index("sessions_subject_created_idx", "created_at", false),
-                index("sessions_subject_created_idx", "login_seq", false),
-                index("sessions_subject_created_idx", "subject", false),
+                index("sessions_subject_seq_idx", "login_seq", false),
+                index("sessions_subject_seq_idx", "subject", false),
             ]
         );
     })
@@ -569,6 +567,29 @@ async fn the_101st_login_evicts_the_oldest() {
     .await;
 }
 
+/// Ties in end of life go by the login sequence, not by the login time the
+/// caller gave: an instance whose clock is 5 s behind logs in after
+/// another, its session ending at the same second (a refresh lifetime 5 s
+/// longer). The cap evicts the earlier login, and the listing puts it
+/// first, although its `created_at` is the later one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ties_go_by_login_order_not_by_the_callers_clock() {
+    with_schema("ties", |_, ledger| async move {
+        let t = now();
+        let first = new_session(SUBJECT, t, 2);
+        let mut second = new_session(SUBJECT, t - 5, 2);
+        second.pair.refresh_expires_at = first.pair.refresh_expires_at;
+        ledger.create(&first).await.unwrap();
+        ledger.create(&second).await.unwrap();
+        let listed = ledger.sessions(SUBJECT, t).await.unwrap();
+        let order: Vec<SessionId> = listed.iter().map(|info| info.session).collect();
+        assert_eq!(order, vec![first.session, second.session], "listed in login order");
+        let created = ledger.create(&new_session(SUBJECT, t, 2)).await.unwrap();
+        assert_eq!(created.evicted, vec![first.session], "the earlier login goes, whatever its clock said");
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_taken_session_id_is_refused_and_changes_nothing() {
     with_schema("taken", |_, ledger| async move {
@@ -763,7 +784,7 @@ async fn migration_is_idempotent_and_purge_removes_only_expired_rows() {
         assert_eq!(ledger.purge(t + 1063).await.unwrap().sessions, 1, "the rotated session, at its retention");
         assert_eq!(
             table_rows(&schema).await,
-            [("migrations".to_owned(), 3), ("session_counts".to_owned(), 0), ("sessions".to_owned(), 0)],
+            [("migrations".to_owned(), 4), ("session_counts".to_owned(), 0), ("sessions".to_owned(), 0)],
             "the user's count went with the user's last row"
         );
     })
@@ -798,7 +819,7 @@ async fn version_1_upgrades_and_the_upgrade_runs_once() {
             ledger.migrate().await.unwrap();
             assert_eq!(
                 table_rows(&schema).await,
-                [("migrations".to_owned(), 3), ("session_counts".to_owned(), 0), ("sessions".to_owned(), 0)]
+                [("migrations".to_owned(), 4), ("session_counts".to_owned(), 0), ("sessions".to_owned(), 0)]
             );
             let indexes = client
                 .query("SELECT indexname::text FROM pg_indexes WHERE schemaname = $1 ORDER BY 1", &[&schema])
@@ -812,9 +833,9 @@ async fn version_1_upgrades_and_the_upgrade_runs_once() {
                 [
                     "migrations_pkey",
                     "session_counts_pkey",
-                    "sessions_listed_idx",
+                    "sessions_listed_seq_idx",
                     "sessions_pkey",
-                    "sessions_subject_created_idx"
+                    "sessions_subject_seq_idx"
                 ]
             );
 
@@ -824,7 +845,8 @@ async fn version_1_upgrades_and_the_upgrade_runs_once() {
             ledger.migrate().await.unwrap();
             let v2 = token_refresh::ledger::postgres::MIGRATION_0002.replace("{schema}", &schema);
             let v3 = token_refresh::ledger::postgres::MIGRATION_0003.replace("{schema}", &schema);
-            client.batch_execute(&format!("BEGIN; {v1} {v2} {v3} COMMIT;")).await.unwrap();
+            let v4 = token_refresh::ledger::postgres::MIGRATION_0004.replace("{schema}", &schema);
+            client.batch_execute(&format!("BEGIN; {v1} {v2} {v3} {v4} COMMIT;")).await.unwrap();
             assert_eq!(table_rows(&schema).await.last(), Some(&("sessions".to_owned(), 1)), "kept");
             ledger.migrate().await.unwrap();
             assert_eq!(table_rows(&schema).await.len(), 3, "no per-token table came back");

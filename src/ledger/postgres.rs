@@ -36,8 +36,14 @@ pub const MIGRATION_0002: &str = include_str!("../../migrations/0002_one_row_per
 /// run after [`MIGRATION_0002`]. Keeps every session.
 pub const MIGRATION_0003: &str = include_str!("../../migrations/0003_end_of_life_index.sql");
 
+/// The SQL migration to version 4: the per-user cap's ties and the
+/// listing go by the login sequence alone (both indexes rebuilt without
+/// `created_at`); run after [`MIGRATION_0003`]. Keeps every session.
+pub const MIGRATION_0004: &str = include_str!("../../migrations/0004_login_order.sql");
+
 /// Every migration, by the version it records, in the order they apply.
-const MIGRATIONS: [(i32, &str); 3] = [(1, MIGRATION_0001), (2, MIGRATION_0002), (3, MIGRATION_0003)];
+const MIGRATIONS: [(i32, &str); 4] =
+    [(1, MIGRATION_0001), (2, MIGRATION_0002), (3, MIGRATION_0003), (4, MIGRATION_0004)];
 
 /// The default schema name.
 pub const DEFAULT_SCHEMA: &str = "token_refresh";
@@ -356,7 +362,7 @@ impl PostgresLedger {
     }
 
     /// Creates or upgrades the schema: applies the migrations
-    /// ([`MIGRATION_0001`], [`MIGRATION_0002`]) not yet recorded in its
+    /// ([`MIGRATION_0001`] to [`MIGRATION_0004`]) not yet recorded in its
     /// `migrations` table, in order. Idempotent, and safe to run from
     /// several instances at once: it runs in one transaction under an
     /// advisory lock. Once the schema is current it changes nothing (and
@@ -837,7 +843,7 @@ impl Statements {
                  RETURNING listed"
             ),
             // Under the user's lock, at the cap: the first `$3` listed
-            // sessions by end of life leave the index.
+            // sessions by end of life, then login order, leave the index.
             // The live ones among them (ending after `$2`) are deleted, so
             // that a flood of logins leaves the cap's rows and no more
             // (their tokens become unknown: a 401, as revoked ones get),
@@ -850,12 +856,12 @@ impl Statements {
                 "WITH victims AS (
                     SELECT session_id, ends_at > $2 AS live FROM {s}.sessions
                     WHERE subject = $1 AND listed
-                    ORDER BY ends_at, created_at, login_seq
+                    ORDER BY ends_at, login_seq
                     LIMIT $3),
                  deleted AS (
                     DELETE FROM {s}.sessions AS t USING victims
                     WHERE t.session_id = victims.session_id AND victims.live AND t.listed
-                    RETURNING t.session_id, t.ends_at, t.created_at, t.login_seq),
+                    RETURNING t.session_id, t.ends_at, t.login_seq),
                  unlisted AS (
                     UPDATE {s}.sessions AS t SET listed = false
                     FROM victims WHERE t.session_id = victims.session_id AND NOT victims.live AND t.listed
@@ -864,7 +870,7 @@ impl Statements {
                     UPDATE {s}.session_counts
                     SET listed = listed - ((SELECT count(*) FROM deleted) + (SELECT count(*) FROM unlisted))::int
                     WHERE subject = $1)
-                 SELECT COALESCE(array_agg(session_id ORDER BY ends_at, created_at, login_seq), ARRAY[]::uuid[])
+                 SELECT COALESCE(array_agg(session_id ORDER BY ends_at, login_seq), ARRAY[]::uuid[])
                  FROM deleted"
             ),
             // Under the user's lock: the new row, listed, and the user's
@@ -961,7 +967,7 @@ impl Statements {
             sessions: format!(
                 "SELECT session_id, created_at, rotated_at, generation, refresh_expires_at, absolute_expires_at
                  FROM {s}.sessions WHERE subject = $1 AND {}
-                 ORDER BY created_at, login_seq",
+                 ORDER BY login_seq",
                 live("$2")
             ),
             access_state: format!(
@@ -1069,7 +1075,7 @@ mod tests {
     #[test]
     fn the_migrations_name_only_the_placeholder_schema() {
         for (_, body) in MIGRATIONS {
-            assert!(body.contains("{schema}.sessions"));
+            assert!(body.contains("{schema}."));
             assert!(!body.contains("token_refresh."));
         }
     }
