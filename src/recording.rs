@@ -13,6 +13,7 @@
 //! | `token_refresh_sessions_evicted_total` | counter | |
 //! | `token_refresh_sessions_revoked_total` | counter | |
 //! | `token_refresh_ledger_duration_seconds` | histogram | `op` (`create`, `rotate`, `revoke_session`, `sessions`, `access_state`) |
+//! | `token_refresh_ledger_timeouts_total` | counter | `op` (as above, and `revoke_user`): ledger calls that timed out (PostgreSQL) |
 //!
 //! Labels are fixed words only: no token, subject, session id or key ever
 //! becomes a label (or any other part of a metric).
@@ -51,4 +52,12 @@ pub(crate) async fn ledger<F: Future>(op: &'static str, call: F) -> F::Output {
     #[cfg(feature = "metrics")]
     metrics::histogram!("token_refresh_ledger_duration_seconds", "op" => op).record(started.elapsed().as_secs_f64());
     output
+}
+
+/// Counts one ledger call that timed out, under `op`.
+#[cfg_attr(not(feature = "metrics"), expect(unused_variables, reason = "recording is compiled out"))]
+#[cfg_attr(not(feature = "postgres"), expect(dead_code, reason = "only the PostgreSQL ledger times its calls"))]
+pub(crate) fn ledger_timeout(op: &'static str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!("token_refresh_ledger_timeouts_total", "op" => op).increment(1);
 }

@@ -232,7 +232,7 @@ async fn one_row_per_session(sessions: usize, users: usize) {
             total as f64 / sessions as f64,
         );
         let expected = [
-            ("migrations".to_owned(), 4),
+            ("migrations".to_owned(), 5),
             ("session_counts".to_owned(), users as i64),
             ("sessions".to_owned(), sessions as i64),
         ];
@@ -784,7 +784,7 @@ async fn migration_is_idempotent_and_purge_removes_only_expired_rows() {
         assert_eq!(ledger.purge(t + 1063).await.unwrap().sessions, 1, "the rotated session, at its retention");
         assert_eq!(
             table_rows(&schema).await,
-            [("migrations".to_owned(), 4), ("session_counts".to_owned(), 0), ("sessions".to_owned(), 0)],
+            [("migrations".to_owned(), 5), ("session_counts".to_owned(), 0), ("sessions".to_owned(), 0)],
             "the user's count went with the user's last row"
         );
     })
@@ -819,7 +819,7 @@ async fn version_1_upgrades_and_the_upgrade_runs_once() {
             ledger.migrate().await.unwrap();
             assert_eq!(
                 table_rows(&schema).await,
-                [("migrations".to_owned(), 4), ("session_counts".to_owned(), 0), ("sessions".to_owned(), 0)]
+                [("migrations".to_owned(), 5), ("session_counts".to_owned(), 0), ("sessions".to_owned(), 0)]
             );
             let indexes = client
                 .query("SELECT indexname::text FROM pg_indexes WHERE schemaname = $1 ORDER BY 1", &[&schema])
@@ -846,7 +846,8 @@ async fn version_1_upgrades_and_the_upgrade_runs_once() {
             let v2 = token_refresh::ledger::postgres::MIGRATION_0002.replace("{schema}", &schema);
             let v3 = token_refresh::ledger::postgres::MIGRATION_0003.replace("{schema}", &schema);
             let v4 = token_refresh::ledger::postgres::MIGRATION_0004.replace("{schema}", &schema);
-            client.batch_execute(&format!("BEGIN; {v1} {v2} {v3} {v4} COMMIT;")).await.unwrap();
+            let v5 = token_refresh::ledger::postgres::MIGRATION_0005.replace("{schema}", &schema);
+            client.batch_execute(&format!("BEGIN; {v1} {v2} {v3} {v4} {v5} COMMIT;")).await.unwrap();
             assert_eq!(table_rows(&schema).await.last(), Some(&("sessions".to_owned(), 1)), "kept");
             ledger.migrate().await.unwrap();
             assert_eq!(table_rows(&schema).await.len(), 3, "no per-token table came back");
@@ -1086,6 +1087,167 @@ async fn a_ledger_chosen_by_url_purges_through_the_trait() {
         assert_eq!(listed.iter().map(|info| info.session).collect::<Vec<_>>(), vec![kept[3].session]);
         let outcome = ledger.rotate(&rotation_of("alice@mail.com", live.pair.refresh_id, later)).await.unwrap();
         assert!(matches!(outcome, Rotation::Rotated { .. }), "the live session is untouched: {outcome:?}");
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// Stalls (security review M1): a rotation the caller gave up on never
+// commits later
+
+/// What the ledger recorded about its timeouts (features `metrics` and
+/// `tracing`): one recorder and one subscriber for the whole test binary,
+/// installed by the first test that asks.
+struct Observed {
+    #[cfg(feature = "metrics")]
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+    #[cfg(feature = "tracing")]
+    logs: Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+/// A `MakeWriter` keeping the log in memory.
+#[cfg(feature = "tracing")]
+#[derive(Clone)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+#[cfg(feature = "tracing")]
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn observed() -> &'static Observed {
+    static OBSERVED: std::sync::OnceLock<Observed> = std::sync::OnceLock::new();
+    OBSERVED.get_or_init(|| Observed {
+        #[cfg(feature = "metrics")]
+        metrics: metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().unwrap(),
+        #[cfg(feature = "tracing")]
+        logs: {
+            let logs = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let writer = Captured(Arc::clone(&logs));
+            let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+            tracing::subscriber::set_global_default(subscriber).unwrap();
+            logs
+        },
+    })
+}
+
+/// The ledger's timeouts counted so far (0 without the `metrics` feature).
+fn timeouts_counted() -> u64 {
+    #[cfg(feature = "metrics")]
+    {
+        let rendered = observed().metrics.render();
+        rendered
+            .lines()
+            .filter(|line| line.starts_with("token_refresh_ledger_timeouts_total"))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+    #[cfg(not(feature = "metrics"))]
+    0
+}
+
+/// Holds `session`'s row lock in a transaction of the test's own for
+/// `hold`, as a slow transaction of another process would; the lock is
+/// taken when this returns.
+async fn hold_row_lock(schema: &str, session: SessionId, hold: Duration) -> tokio::task::JoinHandle<()> {
+    let client = admin().await;
+    client.batch_execute("BEGIN").await.unwrap();
+    let lock = format!("SELECT 1 FROM {schema}.sessions WHERE session_id = $1 FOR UPDATE");
+    client.query_one(&lock, &[session.as_uuid()]).await.unwrap();
+    tokio::spawn(async move {
+        tokio::time::sleep(hold).await;
+        client.batch_execute("COMMIT").await.unwrap();
+    })
+}
+
+/// The review's M1 scenario on PostgreSQL. A session's row is locked by
+/// another transaction for longer than the ledger's timeout; a client's
+/// refresh and its retry after the 500 are attempted meanwhile, each given
+/// up by its caller (the request deadline, `ledger timeout + 500 ms`) if the
+/// ledger has not answered by then. The lock is released; then the client
+/// retries once more with the same token. No attempt may have committed
+/// behind the client's back: the last one rotates, and nothing is revoked.
+async fn abandoned_rotations_never_commit_later(
+    ledger: &PostgresLedger,
+    schema: &str,
+    ledger_timeout: Duration,
+    attempts: u32,
+) {
+    let timeouts_before = timeouts_counted();
+    let t = now();
+    let new = new_session(SUBJECT, t, 100);
+    ledger.create(&new).await.unwrap();
+    let caller_deadline = ledger_timeout + Duration::from_millis(500);
+    let lock = hold_row_lock(schema, new.session, caller_deadline * attempts + Duration::from_millis(500)).await;
+    let mut seen = Vec::new();
+    for _ in 0..attempts {
+        let started = Instant::now();
+        let attempt = tokio::time::timeout(caller_deadline, ledger.rotate(&rotation(new.pair.refresh_id, t + 1))).await;
+        let elapsed = started.elapsed().as_millis();
+        seen.push(match attempt {
+            Err(_) => format!("given up by the caller after {elapsed} ms"),
+            Ok(Err(error)) => format!("error after {elapsed} ms ({error})"),
+            Ok(Ok(outcome)) => format!("{outcome:?} after {elapsed} ms"),
+        });
+    }
+    lock.await.unwrap();
+    // Whatever was left waiting for the lock runs now.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let retry = ledger.rotate(&rotation(new.pair.refresh_id, t + 2)).await.unwrap();
+    let revoked: i64 = admin()
+        .await
+        .query_one(&format!("SELECT count(*) FROM {schema}.sessions WHERE revoked"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    let timeouts = timeouts_counted() - timeouts_before;
+    println!("attempts behind the lock: {seen:?}; the retry after it: {retry:?}; sessions revoked: {revoked}");
+    println!("timeouts counted: {timeouts}");
+    assert!(matches!(retry, Rotation::Rotated { generation: 1, .. }), "{retry:?}");
+    assert_eq!(revoked, 0, "no abandoned rotation committed later and made the retry reuse");
+    assert!(seen.iter().all(|attempt| attempt.starts_with("error")), "the ledger answers first: {seen:?}");
+    if cfg!(feature = "metrics") {
+        assert!(timeouts >= u64::from(attempts), "every timeout is counted: {timeouts}");
+    }
+    #[cfg(feature = "tracing")]
+    {
+        let logs = String::from_utf8(observed().logs.lock().unwrap().clone()).unwrap();
+        assert!(logs.contains("WARN") && logs.contains("ledger call timed out"), "{logs}");
+        assert!(!logs.contains(&new.pair.refresh_id.to_string()), "no token id is logged");
+    }
+}
+
+/// On a ledger from `connect`, the server's `lock_timeout` ends the waiting
+/// statement before the ledger's timeout: the client gets its 500 in time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_stalled_behind_a_lock_never_commits_after_the_timeout() {
+    observed();
+    with_schema("stall", |schema, _| async move {
+        let timeout = Duration::from_secs(1);
+        let ledger = PostgresLedger::connect(&url(), options(&schema).timeout(timeout)).await.unwrap();
+        abandoned_rotations_never_commit_later(&ledger, &schema, timeout, 2).await;
+    })
+    .await;
+}
+
+/// A pool from elsewhere has no server-side timeout of ours: the statement
+/// stays queued on the lock after the ledger gave up, and the deadline the
+/// rotation carries refuses it when it finally runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_stalled_on_a_pool_from_elsewhere_never_commits_after_the_timeout() {
+    observed();
+    with_schema("stall_pool", |schema, _| async move {
+        let config: tokio_postgres::Config = url().parse().unwrap();
+        let manager = deadpool_postgres::Manager::new(config, tokio_postgres::NoTls);
+        let pool = deadpool_postgres::Pool::builder(manager).max_size(4).build().unwrap();
+        let ledger = PostgresLedger::from_pool(pool, PostgresOptions::new().schema(&schema)).unwrap();
+        abandoned_rotations_never_commit_later(&ledger, &schema, Duration::from_secs(5), 1).await;
     })
     .await;
 }

@@ -41,9 +41,14 @@ pub const MIGRATION_0003: &str = include_str!("../../migrations/0003_end_of_life
 /// `created_at`); run after [`MIGRATION_0003`]. Keeps every session.
 pub const MIGRATION_0004: &str = include_str!("../../migrations/0004_login_order.sql");
 
+/// The SQL migration to version 5: the function a rotation calls to
+/// refuse committing past its caller's deadline; run after
+/// [`MIGRATION_0004`]. Keeps every session.
+pub const MIGRATION_0005: &str = include_str!("../../migrations/0005_rotation_deadline.sql");
+
 /// Every migration, by the version it records, in the order they apply.
-const MIGRATIONS: [(i32, &str); 4] =
-    [(1, MIGRATION_0001), (2, MIGRATION_0002), (3, MIGRATION_0003), (4, MIGRATION_0004)];
+const MIGRATIONS: [(i32, &str); 5] =
+    [(1, MIGRATION_0001), (2, MIGRATION_0002), (3, MIGRATION_0003), (4, MIGRATION_0004), (5, MIGRATION_0005)];
 
 /// The default schema name.
 pub const DEFAULT_SCHEMA: &str = "token_refresh";
@@ -91,6 +96,10 @@ impl fmt::Debug for PostgresOptions {
 const DEFAULT_POOL_SIZE: usize = 16;
 /// [`PostgresOptions::timeout`] by default.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most of a call's timeout kept back from the server (see
+/// [`server_budget`]): more than any clock skew between the service's hosts
+/// and the database's that NTP leaves, plus a commit.
+const MAX_MARGIN: Duration = Duration::from_secs(1);
 
 impl Default for PostgresOptions {
     fn default() -> Self {
@@ -124,7 +133,11 @@ impl PostgresOptions {
     /// How long to wait to connect, or for a free pooled connection; also
     /// the server's `idle_in_transaction_session_timeout` for the ledger's
     /// connections (a stalled transaction releases its locks after this
-    /// long).
+    /// long), and the deadline of every ledger call: a call not answered
+    /// within it fails (a 500), and the server is made to give it up
+    /// before then (see [`PostgresLedger`]'s "Timeouts"). Keep it below
+    /// the request deadline of the service (the HTTP endpoint's is 10 s),
+    /// so that the ledger, not the request, gives up first.
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
@@ -270,6 +283,8 @@ pub struct Purged {
 pub struct PostgresLedger {
     pool: Pool,
     sql: Arc<Statements>,
+    /// The deadline of each call ([`PostgresOptions::timeout`]).
+    timeout: Duration,
 }
 
 impl fmt::Debug for PostgresLedger {
@@ -296,7 +311,8 @@ impl PostgresLedger {
     /// The connections run at `READ COMMITTED` (`-c
     /// default_transaction_isolation`, after any `options` in `url`, so it
     /// wins over them), with `idle_in_transaction_session_timeout` set to
-    /// [`PostgresOptions::timeout`].
+    /// [`PostgresOptions::timeout`] and `lock_timeout` a little below it
+    /// (see "Timeouts" above).
     pub async fn connect(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
         let (url, mode) = tls::take_sslmode(url)?;
         let mut config: tokio_postgres::Config = url.parse().map_err(StoreError::new)?;
@@ -316,8 +332,9 @@ impl PostgresLedger {
             .recycle_timeout(Some(timeout))
             .build()
             .map_err(StoreError::new)?;
-        let ledger =
+        let mut ledger =
             Self::from_pool(pool, PostgresOptions { pool_size: None, timeout: None, trusted_roots: None, ..options })?;
+        ledger.timeout = timeout;
         ledger.ping().await?;
         Ok(ledger)
     }
@@ -332,7 +349,10 @@ impl PostgresLedger {
     /// among them), are the pool's own. Options that set a pool size or a
     /// timeout are refused rather than silently ignored: set those on the
     /// pool (and `-c idle_in_transaction_session_timeout=…` in its
-    /// connections' options).
+    /// connections' options). Each call's deadline is the default 5 s; a
+    /// rotation carries it to the server, which refuses to commit it later
+    /// (see "Timeouts" above), so no setting of the pool's connections is
+    /// needed for that.
     pub fn from_pool(pool: Pool, options: PostgresOptions) -> Result<Self, StoreError> {
         if options.pool_size.is_some() || options.timeout.is_some() || options.trusted_roots.is_some() {
             return Err(StoreError::new(
@@ -341,7 +361,7 @@ impl PostgresLedger {
             ));
         }
         let sql = Statements::new(&options.schema)?;
-        Ok(Self { pool, sql: Arc::new(sql) })
+        Ok(Self { pool, sql: Arc::new(sql), timeout: DEFAULT_TIMEOUT })
     }
 
     /// The connection pool.
@@ -362,7 +382,7 @@ impl PostgresLedger {
     }
 
     /// Creates or upgrades the schema: applies the migrations
-    /// ([`MIGRATION_0001`] to [`MIGRATION_0004`]) not yet recorded in its
+    /// ([`MIGRATION_0001`] to [`MIGRATION_0005`]) not yet recorded in its
     /// `migrations` table, in order. Idempotent, and safe to run from
     /// several instances at once: it runs in one transaction under an
     /// advisory lock. Once the schema is current it changes nothing (and
@@ -371,7 +391,12 @@ impl PostgresLedger {
         let schema = &self.sql.schema;
         let mut client = self.client().await?;
         let transaction = read_committed(&mut client).await?;
-        let lock = format!("SELECT pg_advisory_xact_lock(hashtext('token_refresh.migrate.{schema}'))");
+        // Another instance may be migrating (building an index takes as
+        // long as the table is large): wait for it, whatever the
+        // connections' `lock_timeout`, which is meant for the calls.
+        let lock = format!(
+            "SET LOCAL lock_timeout = 0; SELECT pg_advisory_xact_lock(hashtext('token_refresh.migrate.{schema}'))"
+        );
         transaction.batch_execute(&lock).await.map_err(StoreError::new)?;
         // Read after the lock, so it sees what an instance that held it
         // before committed.
@@ -445,6 +470,32 @@ impl PostgresLedger {
         self.pool.get().await.map_err(StoreError::new)
     }
 
+    /// Runs one call under the ledger's deadline: past it, the call is
+    /// dropped (a transaction it left open rolls back, and a rotation still
+    /// queued at the server is refused by the deadline it carries) and
+    /// fails. A timeout, the ledger's own or one the server reports, is
+    /// logged and counted: the client got a 500 while the server may have
+    /// been slow or stalled.
+    async fn bounded<T>(
+        &self,
+        op: &'static str,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => {
+                if server_timed_out(&error) {
+                    timed_out(op, self.timeout, "server");
+                }
+                Err(error)
+            }
+            Err(_) => {
+                timed_out(op, self.timeout, "client");
+                Err(StoreError::new(TimedOut { op, timeout: self.timeout }))
+            }
+        }
+    }
+
     async fn create_now(&self, new: &NewSession) -> Result<Created, StoreError> {
         ledger::check_pair_ids(new.session, &new.pair)?;
         let pair = &new.pair;
@@ -505,7 +556,7 @@ impl PostgresLedger {
     async fn rotate_now(&self, request: &RotationRequest) -> Result<Rotation, StoreError> {
         ledger::check_successor(request)?;
         let session = request.presented.session();
-        let params = RotateParams::new(session, request);
+        let params = RotateParams::new(session, request, not_after_ms(self.timeout));
         let mut client = self.client().await?;
         let rotate = client.prepare_cached(&self.sql.rotate).await.map_err(StoreError::new)?;
         // The common case: the presented token is current. One statement,
@@ -653,11 +704,11 @@ impl SessionLedger for PostgresLedger {
     }
 
     fn create(&self, session: &NewSession) -> impl Future<Output = Result<Created, StoreError>> + Send {
-        self.create_now(session)
+        self.bounded("create", self.create_now(session))
     }
 
     fn rotate(&self, request: &RotationRequest) -> impl Future<Output = Result<Rotation, StoreError>> + Send {
-        self.rotate_now(request)
+        self.bounded("rotate", self.rotate_now(request))
     }
 
     fn revoke_session(
@@ -666,15 +717,15 @@ impl SessionLedger for PostgresLedger {
         session: SessionId,
         now: i64,
     ) -> impl Future<Output = Result<Revocation, StoreError>> + Send {
-        self.revoke_session_now(subject, session, now)
+        self.bounded("revoke_session", self.revoke_session_now(subject, session, now))
     }
 
     fn revoke_user(&self, subject: &str, now: i64) -> impl Future<Output = Result<u64, StoreError>> + Send {
-        self.revoke_user_now(subject, now)
+        self.bounded("revoke_user", self.revoke_user_now(subject, now))
     }
 
     fn sessions(&self, subject: &str, now: i64) -> impl Future<Output = Result<Vec<SessionInfo>, StoreError>> + Send {
-        self.sessions_now(subject, now)
+        self.bounded("sessions", self.sessions_now(subject, now))
     }
 
     fn access_state(
@@ -683,7 +734,7 @@ impl SessionLedger for PostgresLedger {
         access_id: TokenId,
         _now: i64,
     ) -> impl Future<Output = Result<AccessState, StoreError>> + Send {
-        self.access_state_now(subject, access_id)
+        self.bounded("access_state", self.access_state_now(subject, access_id))
     }
 }
 
@@ -695,14 +746,75 @@ fn server_options(given: Option<&str>, timeout: Duration) -> String {
     // it back and releasing its locks, rather than after TCP keepalive.
     // The isolation level is the one the ledger's design rests on (see
     // `PostgresLedger`); the space is escaped as libpq's `options` wants.
+    // A statement waiting for a lock (a login for its user's, a rotation
+    // for its row) is given up by the server before the ledger gives up
+    // the call, so the server's error, not a dropped future, ends it and
+    // the connection is idle again (see "Timeouts" in `PostgresLedger`).
     let ours = format!(
-        "-c idle_in_transaction_session_timeout={} -c default_transaction_isolation=read\\ committed",
-        timeout.as_millis()
+        "-c idle_in_transaction_session_timeout={} -c lock_timeout={} \
+         -c default_transaction_isolation=read\\ committed",
+        timeout.as_millis(),
+        server_budget(timeout).as_millis()
     );
     match given {
         Some(given) if !given.trim().is_empty() => format!("{given} {ours}"),
         _ => ours,
     }
+}
+
+/// How much of a call's `timeout` the server may use: the timeout less a
+/// margin (a fifth of it, at most [`MAX_MARGIN`]). The server's clock may
+/// be behind the service's, and a commit takes a moment: a rotation the
+/// server lets commit within this budget is answered before the ledger
+/// gives up on it, so the caller learns of it.
+fn server_budget(timeout: Duration) -> Duration {
+    timeout.saturating_sub((timeout / 5).min(MAX_MARGIN))
+}
+
+/// The deadline a rotation carries to the server, in Unix milliseconds:
+/// now on the wall clock (not the request's `now`, which is the caller's
+/// to choose) plus [`server_budget`]. A clock before 1970 gives 0, which
+/// refuses the rotation: failing (a 500) is safe, committing late is not.
+fn not_after_ms(timeout: Duration) -> i64 {
+    SystemTime::now()
+        .checked_add(server_budget(timeout))
+        .and_then(|deadline| deadline.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |since| i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Whether the server gave a statement up for time: `lock_timeout`
+/// (`55P03`), or `statement_timeout`, a cancel or a rotation's deadline
+/// (`57014`). Either way the statement, and its transaction, rolled back.
+fn server_timed_out(error: &StoreError) -> bool {
+    error
+        .0
+        .downcast_ref::<tokio_postgres::Error>()
+        .and_then(tokio_postgres::Error::code)
+        .is_some_and(|code| *code == SqlState::LOCK_NOT_AVAILABLE || *code == SqlState::QUERY_CANCELED)
+}
+
+/// Logs (feature `tracing`) and counts (feature `metrics`) a call that
+/// timed out; `by` says who gave up: the `server` or the `client`.
+#[cfg_attr(not(feature = "tracing"), expect(unused_variables, reason = "logging is compiled out"))]
+fn timed_out(op: &'static str, timeout: Duration, by: &'static str) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(
+        target: "token_refresh",
+        op,
+        timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+        by,
+        "ledger call timed out: PostgreSQL is slow, stalled or a lock is held; the call failed (500) and a \
+         rotation it carried cannot commit later"
+    );
+    crate::recording::ledger_timeout(op);
+}
+
+/// A call the ledger gave up on at its deadline.
+#[derive(Debug, thiserror::Error)]
+#[error("the PostgreSQL ledger did not answer {op} within {timeout:?}")]
+struct TimedOut {
+    op: &'static str,
+    timeout: Duration,
 }
 
 /// Starts a transaction at `READ COMMITTED`, whatever the connection's
@@ -748,10 +860,12 @@ struct RotateParams<'a> {
     access_expires_at: i64,
     refresh_expires_at: i64,
     leeway: i64,
+    /// Unix milliseconds past which the rotation must not commit.
+    not_after_ms: i64,
 }
 
 impl<'a> RotateParams<'a> {
-    fn new(session: SessionId, request: &'a RotationRequest) -> Self {
+    fn new(session: SessionId, request: &'a RotationRequest, not_after_ms: i64) -> Self {
         let successor = &request.successor;
         Self {
             session: *session.as_uuid(),
@@ -765,10 +879,11 @@ impl<'a> RotateParams<'a> {
             access_expires_at: successor.access_expires_at,
             refresh_expires_at: successor.refresh_expires_at,
             leeway: request.leeway,
+            not_after_ms,
         }
     }
 
-    fn as_params(&self) -> [&(dyn ToSql + Sync); 11] {
+    fn as_params(&self) -> [&(dyn ToSql + Sync); 12] {
         [
             &self.session,
             self.presented,
@@ -781,6 +896,7 @@ impl<'a> RotateParams<'a> {
             &self.access_expires_at,
             &self.refresh_expires_at,
             &self.leeway,
+            &self.not_after_ms,
         ]
     }
 }
@@ -896,7 +1012,10 @@ impl Statements {
             // and the retention is `ledger::retain_until` of the capped
             // pair with the larger of the request's and the session's
             // leeway, never lowered. `SET` expressions read the row as it
-            // was.
+            // was. `RETURNING` runs once the row is locked and written,
+            // right before the commit: there `before_deadline($12)` rolls
+            // the rotation back if its caller has stopped waiting (see
+            // "Timeouts" in `PostgresLedger`'s docs).
             rotate: format!(
                 "UPDATE {s}.sessions SET
                     previous_refresh_id = refresh_id,
@@ -914,7 +1033,7 @@ impl Statements {
                     ends_at = LEAST(absolute_expires_at, LEAST($10, absolute_expires_at) + leeway)
                  WHERE session_id = $1 AND refresh_id = $2 AND subject = $3 AND NOT revoked
                     AND $4 < absolute_expires_at AND $4 < refresh_expires_at + leeway
-                 RETURNING generation, refresh_expires_at"
+                 RETURNING generation, refresh_expires_at, {s}.before_deadline($12)"
             ),
             select_for_update: format!(
                 "SELECT subject, account, role, access_id, access_expires_at, refresh_id, refresh_expires_at,
@@ -1095,8 +1214,19 @@ mod tests {
         assert_eq!(
             options,
             "-c default_transaction_isolation=serializable -c idle_in_transaction_session_timeout=5000 \
-             -c default_transaction_isolation=read\\ committed"
+             -c lock_timeout=4000 -c default_transaction_isolation=read\\ committed"
         );
         assert!(server_options(None, Duration::from_secs(1)).starts_with("-c idle"));
+    }
+
+    #[test]
+    fn the_server_gets_less_time_than_the_client() {
+        assert_eq!(server_budget(Duration::from_secs(5)), Duration::from_secs(4));
+        assert_eq!(server_budget(Duration::from_secs(30)), Duration::from_secs(29), "a margin of 1 s at most");
+        assert_eq!(server_budget(Duration::from_secs(1)), Duration::from_millis(800));
+        assert_eq!(server_budget(Duration::ZERO), Duration::ZERO);
+        let now_ms = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap();
+        let deadline = not_after_ms(Duration::from_secs(5));
+        assert!((now_ms + 3_900..=now_ms + 4_100).contains(&deadline), "{deadline} vs {now_ms}");
     }
 }
