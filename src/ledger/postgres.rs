@@ -224,40 +224,102 @@ pub struct Purged {
 /// - **Logins** run in one transaction that first takes a transaction-level
 ///   advisory lock on the subject (`pg_advisory_xact_lock`), so that two
 ///   logins of one user cannot both take the last place under the cap.
-///   The user's sessions are indexed by end of life (`ends_at`, a partial
-///   index over the `listed` rows) and counted (`session_counts`): a login
-///   unlists the sessions that ended more than 60 s ago (an index range),
-///   reads the count, at the cap unlists the first entries and revokes the
-///   live ones among them, and inserts the new row; a taken session id
-///   (`ON CONFLICT DO NOTHING` inserting nothing) rolls it all back. No
+///   The user's sessions are indexed by end of life, then login order
+///   (`(ends_at, login_seq)`, a partial index over the `listed` rows) and
+///   counted (`session_counts`): a login unlists the sessions that ended
+///   more than 60 s ago (an index range), reads the count, at the cap
+///   takes the first entries, **deletes** the live ones among them and
+///   unlists the others, and inserts the new row; a taken session id (`ON
+///   CONFLICT DO NOTHING` inserting nothing) rolls it all back. No
 ///   statement reads the user's other rows: at a cap of 10 000 a login
 ///   fetches 4 index entries (it scanned all 10 000 rows before). Logout,
 ///   a detected reuse and `revoke_user` take the same lock first (a reuse
 ///   is found on the slow path, which takes the user's lock before the
 ///   row's) and keep the count; every count change is relative, so
 ///   [`PostgresLedger::purge`] composes with them.
+/// - **Ties go to the earliest login.** `login_seq` is an identity column:
+///   one sequence for every instance, drawn by the login's `INSERT` while
+///   it holds its user's lock, so a user's sessions are numbered in the
+///   order their logins happened. Logins within one second end their
+///   lives at the same second; among them the cap evicts the lowest
+///   `login_seq`, and [`sessions`](SessionLedger::sessions) lists by it.
+///   Neither the login time (the caller's clock, one-second resolution)
+///   nor the random session id decides.
+/// - **Bounded rows.** The table follows the live sessions, not the
+///   logins. A session the cap evicts is deleted by the login that evicts
+///   it (its tokens become unknown: 401, as before), so replaying one
+///   login body leaves the cap's rows (10 000 logins at a cap of 100: 100
+///   rows; each used to stay for a day). A session ended by logout,
+///   reuse or `revoke_user` stays as a revoked tombstone (its tokens
+///   answer "revoked") with its retention cut to at most
+///   [`TOMBSTONE_SECONDS`] after the revocation.
 /// - **Retention.** A row carries `retain_until`: its current tokens'
-///   expiry plus leeway, never lowered. Decisions compare stored times with
-///   the `now` each call carries, never the server's clock, so a row kept
-///   longer changes nothing; [`PostgresLedger::purge`] deletes rows 60 s
-///   past their retention (slack for clock skew between instances).
-///   Purging bounds the table's size; correctness never needs it.
+///   expiry plus leeway, raised by rotations, lowered only by a
+///   revocation (see above). Decisions compare stored times with the `now`
+///   each call carries, never the server's clock, so a row kept longer
+///   changes nothing; [`PostgresLedger::purge`] (also
+///   [`SessionLedger::purge`], so what
+///   [`TokenService::purge_every`](crate::TokenService::purge_every) runs)
+///   deletes rows 60 s past their retention (slack for clock skew between
+///   instances). Purging bounds the table's size; correctness never needs
+///   it.
 /// - **No bearer material.** Ids are stored as `uuid`, times as unix
 ///   seconds, plus the claims needed to re-sign the current pair; never a
 ///   token.
 ///
+/// # Timeouts
+///
+/// Every call ([`create`](SessionLedger::create),
+/// [`rotate`](SessionLedger::rotate), the revocations, the reads) has a
+/// deadline, [`PostgresOptions::timeout`] (5 s by default; keep it below the
+/// service's request deadline, 10 s for the HTTP endpoint): past it the
+/// call fails with a [`StoreError`] (a 500), logged as a WARN (feature
+/// `tracing`) and counted in `token_refresh_ledger_timeouts_total`
+/// (feature `metrics`). So is a call the server gave up for time.
+///
+/// A timeout must not turn into a revocation. A rotation sent while its
+/// row is locked by another transaction, or while the server is stalled,
+/// would otherwise wait there after its caller gave up: it commits when the
+/// lock is released, consuming the token while the client, told 500,
+/// retries it, and the retry is then reuse and revokes the session (the
+/// security review's M1, measured on Redis; the same happened here: a row
+/// held locked past the request deadline, two attempts given up, then a
+/// retry answered `Reused`). Two things prevent it:
+///
+/// - **The rotation carries a deadline.** Its `UPDATE` returns
+///   `before_deadline(not_after)` (migration 5), evaluated once the row is
+///   locked and written, right before the commit: past `not_after` it
+///   raises `query_canceled` and the rotation rolls back. `not_after` is
+///   the wall clock when the call starts plus the timeout less a margin (a
+///   fifth of it, at most 1 s) for clock skew between the service's hosts
+///   and the database's and for the commit itself: the server stops
+///   accepting the rotation before the ledger stops waiting for its
+///   answer, so a rotation that commits is one whose caller hears of it.
+///   This needs nothing of the connections, so a pool from
+///   [`from_pool`](Self::from_pool) has it too.
+/// - **The server stops waiting first.** [`connect`](Self::connect)'s
+///   connections set `lock_timeout` to that same budget: a statement
+///   waiting for a row or a user's lock fails at the server before the
+///   call's deadline, so the ledger returns the server's error and the
+///   connection goes back to the pool idle.
+///
+/// What is left is the lost answer (the rotation committed, the reply never
+/// arrived), which no timeout can tell apart; a grace window turns its
+/// retry into a replay. A logout or `revoke_user` that commits after its
+/// caller gave up still revokes, as it was asked to; a login that does
+/// leaves one more session, within the cap.
+///
 /// # Schema
 ///
-/// `migrations/0001_sessions.sql`, `migrations/0002_one_row_per_session.sql`
-/// and `migrations/0003_end_of_life_index.sql` ([`MIGRATION_0001`],
-/// [`MIGRATION_0002`], [`MIGRATION_0003`]), shipped in the crate, create
-/// the tables in a configurable schema (default `token_refresh`): one row
-/// per session, one count per user. The index of listed sessions by end of
-/// life covers `ends_at`, which a rotation moves, so a rotation is not a
-/// HOT update (each writes an entry in each index; docs/ledgers.md gives
-/// the cost). The other indexes (the key, and `(subject, created_at,
-/// login_seq)` for listing and `revoke_user`) cover no column a rotation
-/// changes.
+/// `migrations/0001_sessions.sql` to `migrations/0005_rotation_deadline.sql`
+/// ([`MIGRATION_0001`] to [`MIGRATION_0005`]), shipped in the crate,
+/// create the tables in a configurable schema (default `token_refresh`):
+/// one row per session, one count per user, and the rotation's deadline
+/// check. The index of listed sessions by end of life covers `ends_at`,
+/// which a rotation moves, so a rotation is not a HOT update (each writes
+/// an entry in each index; docs/ledgers.md gives the cost). The other
+/// indexes (the key, and `(subject, login_seq)` for listing and
+/// `revoke_user`) cover no column a rotation changes.
 ///
 /// [`PostgresLedger::migrate`] applies those not yet recorded, in one
 /// transaction under an advisory lock, so several instances may call it at
@@ -420,12 +482,18 @@ impl PostgresLedger {
     }
 
     /// Deletes the sessions whose retention ended 60 s before `now` (unix
-    /// seconds): their current tokens expired, plus the session's leeway,
-    /// plus slack for clock skew between instances. Run it from a
-    /// scheduler (say hourly); the ledger is correct without it, it only
-    /// bounds the table's size. It scans the table: `retain_until` has no
-    /// index (every rotation would have to update it). Rows of a user that
-    /// are still listed leave the user's count with them.
+    /// seconds), the slack for clock skew between instances: expired ones
+    /// (their current tokens expired, plus the session's leeway) and
+    /// revoked tombstones ([`TOMBSTONE_SECONDS`] after their revocation).
+    /// [`SessionLedger::purge`] is this, so a ledger chosen by
+    /// [`LedgerUrl`](crate::ledger::LedgerUrl) is purged by
+    /// [`TokenService::purge_every`](crate::TokenService::purge_every) like
+    /// any other; run one such loop per deployment (every minute is
+    /// fine). The ledger is correct without it; it bounds the table to
+    /// the live sessions and those that ended within the last few
+    /// minutes. It scans the table: `retain_until` has no index (every
+    /// rotation would have to update it). Rows of a user that are still
+    /// listed leave the user's count with them.
     pub async fn purge(&self, now: i64) -> Result<Purged, StoreError> {
         let mut client = self.client().await?;
         let rows = query_pinned(&mut client, &self.sql.purge, &[&now.saturating_sub(LIST_SLACK)]).await?;
@@ -437,8 +505,11 @@ impl PostgresLedger {
     /// Purges every `every`, forever, on the wall clock: spawn it once per
     /// deployment (one instance is enough; several are harmless). A failed
     /// purge is retried at the next tick; with the `tracing` feature it is
-    /// logged. An hour is a good interval: rows past their retention are
-    /// harmless, purging only bounds the table.
+    /// logged. Rows past their retention are harmless, purging only bounds
+    /// the table: every few minutes keeps tombstones (a minute each) from
+    /// piling up, and each pass scans the table once.
+    /// [`TokenService::purge_every`](crate::TokenService::purge_every) does
+    /// the same for any ledger.
     ///
     /// ```no_run
     /// # async fn demo(ledger: token_refresh::PostgresLedger) {
