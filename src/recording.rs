@@ -13,7 +13,7 @@
 //! | `token_refresh_sessions_evicted_total` | counter | |
 //! | `token_refresh_sessions_revoked_total` | counter | |
 //! | `token_refresh_ledger_duration_seconds` | histogram | `op` (`create`, `rotate`, `revoke_session`, `sessions`, `access_state`) |
-//! | `token_refresh_ledger_timeouts_total` | counter | `op` (`create`, `rotate`, `revoke_session`, `revoke_user`, `sessions`, `access_state`, `ping`, `check_eviction_policy`): a shared ledger's call that got no answer within its response timeout (Redis) |
+//! | `token_refresh_ledger_timeouts_total` | counter | `op` (`create`, `rotate`, `revoke_session`, `revoke_user`, `sessions`, `access_state`, `ping`, `check_eviction_policy`): a shared ledger's call that got no answer within its response timeout (Redis, PostgreSQL) |
 //!
 //! Labels are fixed words only: no token, subject, session id or key ever
 //! becomes a label (or any other part of a metric).
@@ -45,7 +45,10 @@ pub(crate) fn count(name: &'static str) {
 
 /// Counts one ledger call of `op` that timed out.
 #[cfg_attr(not(feature = "metrics"), expect(unused_variables, reason = "recording is compiled out"))]
-#[cfg_attr(not(feature = "redis"), expect(dead_code, reason = "only the Redis ledger times its calls out itself"))]
+#[cfg_attr(
+    not(any(feature = "redis", feature = "postgres")),
+    expect(dead_code, reason = "only the shared ledgers time their calls out themselves")
+)]
 pub(crate) fn ledger_timeout(op: &'static str) {
     #[cfg(feature = "metrics")]
     metrics::counter!("token_refresh_ledger_timeouts_total", "op" => op).increment(1);

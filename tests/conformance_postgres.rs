@@ -232,7 +232,7 @@ async fn one_row_per_session(sessions: usize, users: usize) {
             total as f64 / sessions as f64,
         );
         let expected = [
-            ("migrations".to_owned(), 3),
+            ("migrations".to_owned(), 5),
             ("session_counts".to_owned(), users as i64),
             ("sessions".to_owned(), sessions as i64),
         ];
@@ -279,14 +279,12 @@ async fn only_the_end_of_life_index_covers_a_column_a_rotation_changes() {
         assert_eq!(
             indexes,
             [
-                index("sessions_listed_idx", "created_at", true),
-                index("sessions_listed_idx", "ends_at", true),
-                index("sessions_listed_idx", "login_seq", true),
-                index("sessions_listed_idx", "subject", true),
+                index("sessions_listed_seq_idx", "ends_at", true),
+                index("sessions_listed_seq_idx", "login_seq", true),
+                index("sessions_listed_seq_idx", "subject", true),
                 index("sessions_pkey", "session_id", false),
-                index("sessions_subject_created_idx", "created_at", false),
-                index("sessions_subject_created_idx", "login_seq", false),
-                index("sessions_subject_created_idx", "subject", false),
+                index("sessions_subject_seq_idx", "login_seq", false),
+                index("sessions_subject_seq_idx", "subject", false),
             ]
         );
     })
@@ -558,13 +556,36 @@ async fn the_101st_login_evicts_the_oldest() {
         assert_eq!(listed.len(), 100);
         assert_eq!(listed[0].session, first[1].session, "oldest first");
         let outcome = ledger.rotate(&rotation(first[0].pair.refresh_id, t + 1)).await.unwrap();
-        assert_eq!(outcome, Rotation::Revoked { session: first[0].session });
+        assert_eq!(outcome, Rotation::Unknown, "the evicted session's row went with its eviction");
         // A cap lowered to 10: the next login evicts the 91 oldest, oldest
         // first.
         let created = ledger.create(&new_session(SUBJECT, t + 2, 10)).await.unwrap();
         let expected: Vec<SessionId> = first[1..92].iter().map(|new| new.session).collect();
         assert_eq!(created.evicted, expected);
         assert_eq!(ledger.sessions(SUBJECT, t + 2).await.unwrap().len(), 10);
+    })
+    .await;
+}
+
+/// Ties in end of life go by the login sequence, not by the login time the
+/// caller gave: an instance whose clock is 5 s behind logs in after
+/// another, its session ending at the same second (a refresh lifetime 5 s
+/// longer). The cap evicts the earlier login, and the listing puts it
+/// first, although its `created_at` is the later one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ties_go_by_login_order_not_by_the_callers_clock() {
+    with_schema("ties", |_, ledger| async move {
+        let t = now();
+        let first = new_session(SUBJECT, t, 2);
+        let mut second = new_session(SUBJECT, t - 5, 2);
+        second.pair.refresh_expires_at = first.pair.refresh_expires_at;
+        ledger.create(&first).await.unwrap();
+        ledger.create(&second).await.unwrap();
+        let listed = ledger.sessions(SUBJECT, t).await.unwrap();
+        let order: Vec<SessionId> = listed.iter().map(|info| info.session).collect();
+        assert_eq!(order, vec![first.session, second.session], "listed in login order");
+        let created = ledger.create(&new_session(SUBJECT, t, 2)).await.unwrap();
+        assert_eq!(created.evicted, vec![first.session], "the earlier login goes, whatever its clock said");
     })
     .await;
 }
@@ -763,7 +784,7 @@ async fn migration_is_idempotent_and_purge_removes_only_expired_rows() {
         assert_eq!(ledger.purge(t + 1063).await.unwrap().sessions, 1, "the rotated session, at its retention");
         assert_eq!(
             table_rows(&schema).await,
-            [("migrations".to_owned(), 3), ("session_counts".to_owned(), 0), ("sessions".to_owned(), 0)],
+            [("migrations".to_owned(), 5), ("session_counts".to_owned(), 0), ("sessions".to_owned(), 0)],
             "the user's count went with the user's last row"
         );
     })
@@ -798,7 +819,7 @@ async fn version_1_upgrades_and_the_upgrade_runs_once() {
             ledger.migrate().await.unwrap();
             assert_eq!(
                 table_rows(&schema).await,
-                [("migrations".to_owned(), 3), ("session_counts".to_owned(), 0), ("sessions".to_owned(), 0)]
+                [("migrations".to_owned(), 5), ("session_counts".to_owned(), 0), ("sessions".to_owned(), 0)]
             );
             let indexes = client
                 .query("SELECT indexname::text FROM pg_indexes WHERE schemaname = $1 ORDER BY 1", &[&schema])
@@ -812,9 +833,9 @@ async fn version_1_upgrades_and_the_upgrade_runs_once() {
                 [
                     "migrations_pkey",
                     "session_counts_pkey",
-                    "sessions_listed_idx",
+                    "sessions_listed_seq_idx",
                     "sessions_pkey",
-                    "sessions_subject_created_idx"
+                    "sessions_subject_seq_idx"
                 ]
             );
 
@@ -824,7 +845,9 @@ async fn version_1_upgrades_and_the_upgrade_runs_once() {
             ledger.migrate().await.unwrap();
             let v2 = token_refresh::ledger::postgres::MIGRATION_0002.replace("{schema}", &schema);
             let v3 = token_refresh::ledger::postgres::MIGRATION_0003.replace("{schema}", &schema);
-            client.batch_execute(&format!("BEGIN; {v1} {v2} {v3} COMMIT;")).await.unwrap();
+            let v4 = token_refresh::ledger::postgres::MIGRATION_0004.replace("{schema}", &schema);
+            let v5 = token_refresh::ledger::postgres::MIGRATION_0005.replace("{schema}", &schema);
+            client.batch_execute(&format!("BEGIN; {v1} {v2} {v3} {v4} {v5} COMMIT;")).await.unwrap();
             assert_eq!(table_rows(&schema).await.last(), Some(&("sessions".to_owned(), 1)), "kept");
             ledger.migrate().await.unwrap();
             assert_eq!(table_rows(&schema).await.len(), 3, "no per-token table came back");
@@ -939,4 +962,292 @@ async fn from_pool_refuses_options_it_cannot_apply() {
     }
     let ledger = PostgresLedger::from_pool(pool(), PostgresOptions::new().schema("from_pool_schema")).unwrap();
     assert_eq!(ledger.schema(), "from_pool_schema");
+}
+
+// ---------------------------------------------------------------------------
+// Bounded rows (one login body replayed), purge through the trait
+
+/// The rows of `schema.sessions`, counted by the test's own connection.
+async fn session_rows(schema: &str) -> i64 {
+    admin().await.query_one(&format!("SELECT count(*) FROM {schema}.sessions"), &[]).await.unwrap().get(0)
+}
+
+/// One login body replayed 10 000 times at a cap of 100 (security review
+/// H1): the sessions the cap evicts are deleted by the login that evicts
+/// them, so the table holds the cap's rows, not one per login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_logins_leaves_the_caps_rows() {
+    const LOGINS: usize = 10_000;
+    const CAP: u32 = 100;
+    with_schema("flood", |schema, ledger| async move {
+        let t = now();
+        let started = Instant::now();
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut tasks = tokio::task::JoinSet::new();
+        // Logins of one subject queue on its lock: four connections keep it
+        // busy, as the review's four keep-alive clients did.
+        for _ in 0..4 {
+            let (ledger, next) = (ledger.clone(), Arc::clone(&next));
+            tasks.spawn(async move {
+                let mut evicted = 0;
+                while next.fetch_add(1, Ordering::Relaxed) < LOGINS {
+                    evicted += ledger.create(&new_session(SUBJECT, t, CAP)).await.unwrap().evicted.len();
+                }
+                evicted
+            });
+        }
+        let mut evicted = 0;
+        while let Some(done) = tasks.join_next().await {
+            evicted += done.unwrap();
+        }
+        let rows = session_rows(&schema).await;
+        println!(
+            "{LOGINS} logins of one subject at cap {CAP} in {:?}: {rows} session rows, {evicted} evicted",
+            started.elapsed()
+        );
+        assert_eq!(evicted, LOGINS - CAP as usize, "every login past the cap evicts one session");
+        assert!(rows <= i64::from(CAP) + 2, "{rows} rows: the cap's and no more");
+        assert_eq!(ledger.sessions(SUBJECT, t).await.unwrap().len(), CAP as usize);
+        let counted: i32 = admin()
+            .await
+            .query_one(&format!("SELECT listed FROM {schema}.session_counts WHERE subject = $1"), &[&SUBJECT])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(counted, CAP as i32, "the user's count follows the listed sessions");
+    })
+    .await;
+}
+
+/// A ledger chosen by URL is a `BoxLedger`: `SessionLedger::purge` (what
+/// `TokenService::purge_every` runs) reaches `PostgresLedger::purge`. An
+/// evicted session's row is gone at its eviction; a revoked one's (logout,
+/// reuse, `revoke_user`) is a tombstone answering `Revoked` for
+/// `TOMBSTONE_SECONDS`, which purge removes a minute (the clock slack)
+/// after that; an expired one's goes at its retention.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_chosen_by_url_purges_through_the_trait() {
+    use token_refresh::ledger::{LedgerOptions, LedgerUrl, Revocation, TOMBSTONE_SECONDS};
+    with_schema("url_purge", |schema, _| async move {
+        let url: LedgerUrl = url().parse().unwrap();
+        let connected = url.connect(&LedgerOptions::new().name(schema.as_str())).await.unwrap();
+        assert_eq!(connected.description, format!("postgres, schema {schema}"));
+        let ledger = connected.ledger;
+        let t = now();
+
+        // Five logins at a cap of two: three evicted, their rows deleted.
+        let mut kept = Vec::new();
+        for _ in 0..5 {
+            let new = new_session("eve@mail.com", t, 2);
+            ledger.create(&new).await.unwrap();
+            kept.push(new);
+        }
+        assert_eq!(session_rows(&schema).await, 2, "the evicted sessions' rows went with their eviction");
+        let evicted = ledger.rotate(&rotation_of("eve@mail.com", kept[0].pair.refresh_id, t)).await.unwrap();
+        assert_eq!(evicted, Rotation::Unknown, "an evicted session's token is unknown");
+
+        // A logout, a detected reuse, a revoke_user: tombstones.
+        let logout = &kept[4];
+        let revoked = ledger.revoke_session("eve@mail.com", logout.session, t).await.unwrap();
+        assert_eq!(revoked, Revocation::Revoked { session: logout.session });
+        let reused = new_session(SUBJECT, t, 100);
+        ledger.create(&reused).await.unwrap();
+        ledger.rotate(&rotation(reused.pair.refresh_id, t)).await.unwrap();
+        let outcome = ledger.rotate(&rotation(reused.pair.refresh_id, t)).await.unwrap();
+        assert!(matches!(outcome, Rotation::Reused { .. }), "{outcome:?}");
+        for _ in 0..2 {
+            ledger.create(&new_session("mallory@mail.com", t, 100)).await.unwrap();
+        }
+        assert_eq!(ledger.revoke_user("mallory@mail.com", t).await.unwrap(), 2);
+        // A session that ended long ago, and one that lives on.
+        let long_ago = t - 10 * 86_400;
+        let mut old = new_session("old@mail.com", long_ago, 100);
+        old.absolute_expires_at = long_ago + 1000;
+        ledger.create(&old).await.unwrap();
+        let live = new_session("alice@mail.com", t, 100);
+        ledger.create(&live).await.unwrap();
+        let before = session_rows(&schema).await;
+
+        // Now: only the long-ended session goes; the tombstones still answer.
+        let purged = SessionLedger::purge(&ledger, t).await.unwrap();
+        let tombstone = ledger.rotate(&rotation_of("eve@mail.com", logout.pair.refresh_id, t)).await.unwrap();
+        assert_eq!(tombstone, Rotation::Revoked { session: logout.session }, "a fresh tombstone");
+        // Past the tombstones' minute and the purge's slack.
+        let later = t + TOMBSTONE_SECONDS + 60;
+        let purged_later = SessionLedger::purge(&ledger, later).await.unwrap();
+        let after = session_rows(&schema).await;
+        println!(
+            "sessions rows: {before} before purge, {purged} purged at now, {purged_later} purged {} s later, {after} left",
+            later - t
+        );
+        assert_eq!((before, purged, purged_later, after), (7, 1, 4, 2), "eve's live session and alice's are left");
+        let gone = ledger.rotate(&rotation_of("eve@mail.com", logout.pair.refresh_id, later)).await.unwrap();
+        assert_eq!(gone, Rotation::Unknown, "the tombstone is gone");
+        let listed = ledger.sessions("eve@mail.com", later).await.unwrap();
+        assert_eq!(listed.iter().map(|info| info.session).collect::<Vec<_>>(), vec![kept[3].session]);
+        let outcome = ledger.rotate(&rotation_of("alice@mail.com", live.pair.refresh_id, later)).await.unwrap();
+        assert!(matches!(outcome, Rotation::Rotated { .. }), "the live session is untouched: {outcome:?}");
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// Stalls (security review M1): a rotation the caller gave up on never
+// commits later
+
+/// What the ledger recorded about its timeouts (features `metrics` and
+/// `tracing`): one recorder and one subscriber for the whole test binary,
+/// installed by the first test that asks.
+struct Observed {
+    #[cfg(feature = "metrics")]
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+    #[cfg(feature = "tracing")]
+    logs: Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+/// A `MakeWriter` keeping the log in memory.
+#[cfg(feature = "tracing")]
+#[derive(Clone)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+#[cfg(feature = "tracing")]
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn observed() -> &'static Observed {
+    static OBSERVED: std::sync::OnceLock<Observed> = std::sync::OnceLock::new();
+    OBSERVED.get_or_init(|| Observed {
+        #[cfg(feature = "metrics")]
+        metrics: metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().unwrap(),
+        #[cfg(feature = "tracing")]
+        logs: {
+            let logs = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let writer = Captured(Arc::clone(&logs));
+            let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+            tracing::subscriber::set_global_default(subscriber).unwrap();
+            logs
+        },
+    })
+}
+
+/// The ledger's timeouts counted so far (0 without the `metrics` feature).
+fn timeouts_counted() -> u64 {
+    #[cfg(feature = "metrics")]
+    {
+        let rendered = observed().metrics.render();
+        rendered
+            .lines()
+            .filter(|line| line.starts_with("token_refresh_ledger_timeouts_total"))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+    #[cfg(not(feature = "metrics"))]
+    0
+}
+
+/// Holds `session`'s row lock in a transaction of the test's own for
+/// `hold`, as a slow transaction of another process would; the lock is
+/// taken when this returns.
+async fn hold_row_lock(schema: &str, session: SessionId, hold: Duration) -> tokio::task::JoinHandle<()> {
+    let client = admin().await;
+    client.batch_execute("BEGIN").await.unwrap();
+    let lock = format!("SELECT 1 FROM {schema}.sessions WHERE session_id = $1 FOR UPDATE");
+    client.query_one(&lock, &[session.as_uuid()]).await.unwrap();
+    tokio::spawn(async move {
+        tokio::time::sleep(hold).await;
+        client.batch_execute("COMMIT").await.unwrap();
+    })
+}
+
+/// The review's M1 scenario on PostgreSQL. A session's row is locked by
+/// another transaction for longer than the ledger's timeout; a client's
+/// refresh and its retry after the 500 are attempted meanwhile, each given
+/// up by its caller (the request deadline, `ledger timeout + 500 ms`) if the
+/// ledger has not answered by then. The lock is released; then the client
+/// retries once more with the same token. No attempt may have committed
+/// behind the client's back: the last one rotates, and nothing is revoked.
+async fn abandoned_rotations_never_commit_later(
+    ledger: &PostgresLedger,
+    schema: &str,
+    ledger_timeout: Duration,
+    attempts: u32,
+) {
+    let timeouts_before = timeouts_counted();
+    let t = now();
+    let new = new_session(SUBJECT, t, 100);
+    ledger.create(&new).await.unwrap();
+    let caller_deadline = ledger_timeout + Duration::from_millis(500);
+    let lock = hold_row_lock(schema, new.session, caller_deadline * attempts + Duration::from_millis(500)).await;
+    let mut seen = Vec::new();
+    for _ in 0..attempts {
+        let started = Instant::now();
+        let attempt = tokio::time::timeout(caller_deadline, ledger.rotate(&rotation(new.pair.refresh_id, t + 1))).await;
+        let elapsed = started.elapsed().as_millis();
+        seen.push(match attempt {
+            Err(_) => format!("given up by the caller after {elapsed} ms"),
+            Ok(Err(error)) => format!("error after {elapsed} ms ({error})"),
+            Ok(Ok(outcome)) => format!("{outcome:?} after {elapsed} ms"),
+        });
+    }
+    lock.await.unwrap();
+    // Whatever was left waiting for the lock runs now.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let retry = ledger.rotate(&rotation(new.pair.refresh_id, t + 2)).await.unwrap();
+    let revoked: i64 = admin()
+        .await
+        .query_one(&format!("SELECT count(*) FROM {schema}.sessions WHERE revoked"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    let timeouts = timeouts_counted() - timeouts_before;
+    println!("attempts behind the lock: {seen:?}; the retry after it: {retry:?}; sessions revoked: {revoked}");
+    println!("timeouts counted: {timeouts}");
+    assert!(matches!(retry, Rotation::Rotated { generation: 1, .. }), "{retry:?}");
+    assert_eq!(revoked, 0, "no abandoned rotation committed later and made the retry reuse");
+    assert!(seen.iter().all(|attempt| attempt.starts_with("error")), "the ledger answers first: {seen:?}");
+    if cfg!(feature = "metrics") {
+        assert!(timeouts >= u64::from(attempts), "every timeout is counted: {timeouts}");
+    }
+    #[cfg(feature = "tracing")]
+    {
+        let logs = String::from_utf8(observed().logs.lock().unwrap().clone()).unwrap();
+        assert!(logs.contains("WARN") && logs.contains("ledger call timed out"), "{logs}");
+        assert!(!logs.contains(&new.pair.refresh_id.to_string()), "no token id is logged");
+    }
+}
+
+/// On a ledger from `connect`, the server's `lock_timeout` ends the waiting
+/// statement before the ledger's timeout: the client gets its 500 in time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_stalled_behind_a_lock_never_commits_after_the_timeout() {
+    observed();
+    with_schema("stall", |schema, _| async move {
+        let timeout = Duration::from_secs(1);
+        let ledger = PostgresLedger::connect(&url(), options(&schema).timeout(timeout)).await.unwrap();
+        abandoned_rotations_never_commit_later(&ledger, &schema, timeout, 2).await;
+    })
+    .await;
+}
+
+/// A pool from elsewhere has no server-side timeout of ours: the statement
+/// stays queued on the lock after the ledger gave up, and the deadline the
+/// rotation carries refuses it when it finally runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_stalled_on_a_pool_from_elsewhere_never_commits_after_the_timeout() {
+    observed();
+    with_schema("stall_pool", |schema, _| async move {
+        let config: tokio_postgres::Config = url().parse().unwrap();
+        let manager = deadpool_postgres::Manager::new(config, tokio_postgres::NoTls);
+        let pool = deadpool_postgres::Pool::builder(manager).max_size(4).build().unwrap();
+        let ledger = PostgresLedger::from_pool(pool, PostgresOptions::new().schema(&schema)).unwrap();
+        abandoned_rotations_never_commit_later(&ledger, &schema, Duration::from_secs(5), 1).await;
+    })
+    .await;
 }

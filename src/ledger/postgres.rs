@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::error::StoreError;
 use crate::ledger::{
     self, AccessState, Created, Decision, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionInfo,
-    SessionLedger, SessionView,
+    SessionLedger, SessionView, TOMBSTONE_SECONDS,
 };
 use crate::token::ids::{SessionId, TokenId};
 
@@ -36,8 +36,19 @@ pub const MIGRATION_0002: &str = include_str!("../../migrations/0002_one_row_per
 /// run after [`MIGRATION_0002`]. Keeps every session.
 pub const MIGRATION_0003: &str = include_str!("../../migrations/0003_end_of_life_index.sql");
 
+/// The SQL migration to version 4: the per-user cap's ties and the
+/// listing go by the login sequence alone (both indexes rebuilt without
+/// `created_at`); run after [`MIGRATION_0003`]. Keeps every session.
+pub const MIGRATION_0004: &str = include_str!("../../migrations/0004_login_order.sql");
+
+/// The SQL migration to version 5: the function a rotation calls to
+/// refuse committing past its caller's deadline; run after
+/// [`MIGRATION_0004`]. Keeps every session.
+pub const MIGRATION_0005: &str = include_str!("../../migrations/0005_rotation_deadline.sql");
+
 /// Every migration, by the version it records, in the order they apply.
-const MIGRATIONS: [(i32, &str); 3] = [(1, MIGRATION_0001), (2, MIGRATION_0002), (3, MIGRATION_0003)];
+const MIGRATIONS: [(i32, &str); 5] =
+    [(1, MIGRATION_0001), (2, MIGRATION_0002), (3, MIGRATION_0003), (4, MIGRATION_0004), (5, MIGRATION_0005)];
 
 /// The default schema name.
 pub const DEFAULT_SCHEMA: &str = "token_refresh";
@@ -85,6 +96,10 @@ impl fmt::Debug for PostgresOptions {
 const DEFAULT_POOL_SIZE: usize = 16;
 /// [`PostgresOptions::timeout`] by default.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most of a call's timeout kept back from the server (see
+/// [`server_budget`]): more than any clock skew between the service's hosts
+/// and the database's that NTP leaves, plus a commit.
+const MAX_MARGIN: Duration = Duration::from_secs(1);
 
 impl Default for PostgresOptions {
     fn default() -> Self {
@@ -118,7 +133,11 @@ impl PostgresOptions {
     /// How long to wait to connect, or for a free pooled connection; also
     /// the server's `idle_in_transaction_session_timeout` for the ledger's
     /// connections (a stalled transaction releases its locks after this
-    /// long).
+    /// long), and the deadline of every ledger call: a call not answered
+    /// within it fails (a 500), and the server is made to give it up
+    /// before then (see [`PostgresLedger`]'s "Timeouts"). Keep it below
+    /// the request deadline of the service (the HTTP endpoint's is 10 s),
+    /// so that the ledger, not the request, gives up first.
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
@@ -205,40 +224,102 @@ pub struct Purged {
 /// - **Logins** run in one transaction that first takes a transaction-level
 ///   advisory lock on the subject (`pg_advisory_xact_lock`), so that two
 ///   logins of one user cannot both take the last place under the cap.
-///   The user's sessions are indexed by end of life (`ends_at`, a partial
-///   index over the `listed` rows) and counted (`session_counts`): a login
-///   unlists the sessions that ended more than 60 s ago (an index range),
-///   reads the count, at the cap unlists the first entries and revokes the
-///   live ones among them, and inserts the new row; a taken session id
-///   (`ON CONFLICT DO NOTHING` inserting nothing) rolls it all back. No
+///   The user's sessions are indexed by end of life, then login order
+///   (`(ends_at, login_seq)`, a partial index over the `listed` rows) and
+///   counted (`session_counts`): a login unlists the sessions that ended
+///   more than 60 s ago (an index range), reads the count, at the cap
+///   takes the first entries, **deletes** the live ones among them and
+///   unlists the others, and inserts the new row; a taken session id (`ON
+///   CONFLICT DO NOTHING` inserting nothing) rolls it all back. No
 ///   statement reads the user's other rows: at a cap of 10 000 a login
 ///   fetches 4 index entries (it scanned all 10 000 rows before). Logout,
 ///   a detected reuse and `revoke_user` take the same lock first (a reuse
 ///   is found on the slow path, which takes the user's lock before the
 ///   row's) and keep the count; every count change is relative, so
 ///   [`PostgresLedger::purge`] composes with them.
+/// - **Ties go to the earliest login.** `login_seq` is an identity column:
+///   one sequence for every instance, drawn by the login's `INSERT` while
+///   it holds its user's lock, so a user's sessions are numbered in the
+///   order their logins happened. Logins within one second end their
+///   lives at the same second; among them the cap evicts the lowest
+///   `login_seq`, and [`sessions`](SessionLedger::sessions) lists by it.
+///   Neither the login time (the caller's clock, one-second resolution)
+///   nor the random session id decides.
+/// - **Bounded rows.** The table follows the live sessions, not the
+///   logins. A session the cap evicts is deleted by the login that evicts
+///   it (its tokens become unknown: 401, as before), so replaying one
+///   login body leaves the cap's rows (10 000 logins at a cap of 100: 100
+///   rows; each used to stay for a day). A session ended by logout,
+///   reuse or `revoke_user` stays as a revoked tombstone (its tokens
+///   answer "revoked") with its retention cut to at most
+///   [`TOMBSTONE_SECONDS`] after the revocation.
 /// - **Retention.** A row carries `retain_until`: its current tokens'
-///   expiry plus leeway, never lowered. Decisions compare stored times with
-///   the `now` each call carries, never the server's clock, so a row kept
-///   longer changes nothing; [`PostgresLedger::purge`] deletes rows 60 s
-///   past their retention (slack for clock skew between instances).
-///   Purging bounds the table's size; correctness never needs it.
+///   expiry plus leeway, raised by rotations, lowered only by a
+///   revocation (see above). Decisions compare stored times with the `now`
+///   each call carries, never the server's clock, so a row kept longer
+///   changes nothing; [`PostgresLedger::purge`] (also
+///   [`SessionLedger::purge`], so what
+///   [`TokenService::purge_every`](crate::TokenService::purge_every) runs)
+///   deletes rows 60 s past their retention (slack for clock skew between
+///   instances). Purging bounds the table's size; correctness never needs
+///   it.
 /// - **No bearer material.** Ids are stored as `uuid`, times as unix
 ///   seconds, plus the claims needed to re-sign the current pair; never a
 ///   token.
 ///
+/// # Timeouts
+///
+/// Every call ([`create`](SessionLedger::create),
+/// [`rotate`](SessionLedger::rotate), the revocations, the reads) has a
+/// deadline, [`PostgresOptions::timeout`] (5 s by default; keep it below the
+/// service's request deadline, 10 s for the HTTP endpoint): past it the
+/// call fails with a [`StoreError`] (a 500), logged as a WARN (feature
+/// `tracing`) and counted in `token_refresh_ledger_timeouts_total`
+/// (feature `metrics`). So is a call the server gave up for time.
+///
+/// A timeout must not turn into a revocation. A rotation sent while its
+/// row is locked by another transaction, or while the server is stalled,
+/// would otherwise wait there after its caller gave up: it commits when the
+/// lock is released, consuming the token while the client, told 500,
+/// retries it, and the retry is then reuse and revokes the session (the
+/// security review's M1, measured on Redis; the same happened here: a row
+/// held locked past the request deadline, two attempts given up, then a
+/// retry answered `Reused`). Two things prevent it:
+///
+/// - **The rotation carries a deadline.** Its `UPDATE` returns
+///   `before_deadline(not_after)` (migration 5), evaluated once the row is
+///   locked and written, right before the commit: past `not_after` it
+///   raises `query_canceled` and the rotation rolls back. `not_after` is
+///   the wall clock when the call starts plus the timeout less a margin (a
+///   fifth of it, at most 1 s) for clock skew between the service's hosts
+///   and the database's and for the commit itself: the server stops
+///   accepting the rotation before the ledger stops waiting for its
+///   answer, so a rotation that commits is one whose caller hears of it.
+///   This needs nothing of the connections, so a pool from
+///   [`from_pool`](Self::from_pool) has it too.
+/// - **The server stops waiting first.** [`connect`](Self::connect)'s
+///   connections set `lock_timeout` to that same budget: a statement
+///   waiting for a row or a user's lock fails at the server before the
+///   call's deadline, so the ledger returns the server's error and the
+///   connection goes back to the pool idle.
+///
+/// What is left is the lost answer (the rotation committed, the reply never
+/// arrived), which no timeout can tell apart; a grace window turns its
+/// retry into a replay. A logout or `revoke_user` that commits after its
+/// caller gave up still revokes, as it was asked to; a login that does
+/// leaves one more session, within the cap.
+///
 /// # Schema
 ///
-/// `migrations/0001_sessions.sql`, `migrations/0002_one_row_per_session.sql`
-/// and `migrations/0003_end_of_life_index.sql` ([`MIGRATION_0001`],
-/// [`MIGRATION_0002`], [`MIGRATION_0003`]), shipped in the crate, create
-/// the tables in a configurable schema (default `token_refresh`): one row
-/// per session, one count per user. The index of listed sessions by end of
-/// life covers `ends_at`, which a rotation moves, so a rotation is not a
-/// HOT update (each writes an entry in each index; docs/ledgers.md gives
-/// the cost). The other indexes (the key, and `(subject, created_at,
-/// login_seq)` for listing and `revoke_user`) cover no column a rotation
-/// changes.
+/// `migrations/0001_sessions.sql` to `migrations/0005_rotation_deadline.sql`
+/// ([`MIGRATION_0001`] to [`MIGRATION_0005`]), shipped in the crate,
+/// create the tables in a configurable schema (default `token_refresh`):
+/// one row per session, one count per user, and the rotation's deadline
+/// check. The index of listed sessions by end of life covers `ends_at`,
+/// which a rotation moves, so a rotation is not a HOT update (each writes
+/// an entry in each index; docs/ledgers.md gives the cost). The other
+/// indexes (the key, and `(subject, login_seq)` for listing and
+/// `revoke_user`) cover no column a rotation changes.
 ///
 /// [`PostgresLedger::migrate`] applies those not yet recorded, in one
 /// transaction under an advisory lock, so several instances may call it at
@@ -264,6 +345,8 @@ pub struct Purged {
 pub struct PostgresLedger {
     pool: Pool,
     sql: Arc<Statements>,
+    /// The deadline of each call ([`PostgresOptions::timeout`]).
+    timeout: Duration,
 }
 
 impl fmt::Debug for PostgresLedger {
@@ -290,7 +373,8 @@ impl PostgresLedger {
     /// The connections run at `READ COMMITTED` (`-c
     /// default_transaction_isolation`, after any `options` in `url`, so it
     /// wins over them), with `idle_in_transaction_session_timeout` set to
-    /// [`PostgresOptions::timeout`].
+    /// [`PostgresOptions::timeout`] and `lock_timeout` a little below it
+    /// (see "Timeouts" above).
     pub async fn connect(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
         let (url, mode) = tls::take_sslmode(url)?;
         let mut config: tokio_postgres::Config = url.parse().map_err(StoreError::new)?;
@@ -310,8 +394,9 @@ impl PostgresLedger {
             .recycle_timeout(Some(timeout))
             .build()
             .map_err(StoreError::new)?;
-        let ledger =
+        let mut ledger =
             Self::from_pool(pool, PostgresOptions { pool_size: None, timeout: None, trusted_roots: None, ..options })?;
+        ledger.timeout = timeout;
         ledger.ping().await?;
         Ok(ledger)
     }
@@ -326,7 +411,10 @@ impl PostgresLedger {
     /// among them), are the pool's own. Options that set a pool size or a
     /// timeout are refused rather than silently ignored: set those on the
     /// pool (and `-c idle_in_transaction_session_timeout=…` in its
-    /// connections' options).
+    /// connections' options). Each call's deadline is the default 5 s; a
+    /// rotation carries it to the server, which refuses to commit it later
+    /// (see "Timeouts" above), so no setting of the pool's connections is
+    /// needed for that.
     pub fn from_pool(pool: Pool, options: PostgresOptions) -> Result<Self, StoreError> {
         if options.pool_size.is_some() || options.timeout.is_some() || options.trusted_roots.is_some() {
             return Err(StoreError::new(
@@ -335,7 +423,7 @@ impl PostgresLedger {
             ));
         }
         let sql = Statements::new(&options.schema)?;
-        Ok(Self { pool, sql: Arc::new(sql) })
+        Ok(Self { pool, sql: Arc::new(sql), timeout: DEFAULT_TIMEOUT })
     }
 
     /// The connection pool.
@@ -356,7 +444,7 @@ impl PostgresLedger {
     }
 
     /// Creates or upgrades the schema: applies the migrations
-    /// ([`MIGRATION_0001`], [`MIGRATION_0002`]) not yet recorded in its
+    /// ([`MIGRATION_0001`] to [`MIGRATION_0005`]) not yet recorded in its
     /// `migrations` table, in order. Idempotent, and safe to run from
     /// several instances at once: it runs in one transaction under an
     /// advisory lock. Once the schema is current it changes nothing (and
@@ -365,7 +453,12 @@ impl PostgresLedger {
         let schema = &self.sql.schema;
         let mut client = self.client().await?;
         let transaction = read_committed(&mut client).await?;
-        let lock = format!("SELECT pg_advisory_xact_lock(hashtext('token_refresh.migrate.{schema}'))");
+        // Another instance may be migrating (building an index takes as
+        // long as the table is large): wait for it, whatever the
+        // connections' `lock_timeout`, which is meant for the calls.
+        let lock = format!(
+            "SET LOCAL lock_timeout = 0; SELECT pg_advisory_xact_lock(hashtext('token_refresh.migrate.{schema}'))"
+        );
         transaction.batch_execute(&lock).await.map_err(StoreError::new)?;
         // Read after the lock, so it sees what an instance that held it
         // before committed.
@@ -389,12 +482,18 @@ impl PostgresLedger {
     }
 
     /// Deletes the sessions whose retention ended 60 s before `now` (unix
-    /// seconds): their current tokens expired, plus the session's leeway,
-    /// plus slack for clock skew between instances. Run it from a
-    /// scheduler (say hourly); the ledger is correct without it, it only
-    /// bounds the table's size. It scans the table: `retain_until` has no
-    /// index (every rotation would have to update it). Rows of a user that
-    /// are still listed leave the user's count with them.
+    /// seconds), the slack for clock skew between instances: expired ones
+    /// (their current tokens expired, plus the session's leeway) and
+    /// revoked tombstones ([`TOMBSTONE_SECONDS`] after their revocation).
+    /// [`SessionLedger::purge`] is this, so a ledger chosen by
+    /// [`LedgerUrl`](crate::ledger::LedgerUrl) is purged by
+    /// [`TokenService::purge_every`](crate::TokenService::purge_every) like
+    /// any other; run one such loop per deployment (every minute is
+    /// fine). The ledger is correct without it; it bounds the table to
+    /// the live sessions and those that ended within the last few
+    /// minutes. It scans the table: `retain_until` has no index (every
+    /// rotation would have to update it). Rows of a user that are still
+    /// listed leave the user's count with them.
     pub async fn purge(&self, now: i64) -> Result<Purged, StoreError> {
         let mut client = self.client().await?;
         let rows = query_pinned(&mut client, &self.sql.purge, &[&now.saturating_sub(LIST_SLACK)]).await?;
@@ -406,8 +505,11 @@ impl PostgresLedger {
     /// Purges every `every`, forever, on the wall clock: spawn it once per
     /// deployment (one instance is enough; several are harmless). A failed
     /// purge is retried at the next tick; with the `tracing` feature it is
-    /// logged. An hour is a good interval: rows past their retention are
-    /// harmless, purging only bounds the table.
+    /// logged. Rows past their retention are harmless, purging only bounds
+    /// the table: every few minutes keeps tombstones (a minute each) from
+    /// piling up, and each pass scans the table once.
+    /// [`TokenService::purge_every`](crate::TokenService::purge_every) does
+    /// the same for any ledger.
     ///
     /// ```no_run
     /// # async fn demo(ledger: token_refresh::PostgresLedger) {
@@ -437,6 +539,32 @@ impl PostgresLedger {
 
     async fn client(&self) -> Result<Object, StoreError> {
         self.pool.get().await.map_err(StoreError::new)
+    }
+
+    /// Runs one call under the ledger's deadline: past it, the call is
+    /// dropped (a transaction it left open rolls back, and a rotation still
+    /// queued at the server is refused by the deadline it carries) and
+    /// fails. A timeout, the ledger's own or one the server reports, is
+    /// logged and counted: the client got a 500 while the server may have
+    /// been slow or stalled.
+    async fn bounded<T>(
+        &self,
+        op: &'static str,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => {
+                if server_timed_out(&error) {
+                    timed_out(op, self.timeout, "server");
+                }
+                Err(error)
+            }
+            Err(_) => {
+                timed_out(op, self.timeout, "client");
+                Err(StoreError::new(TimedOut { op, timeout: self.timeout }))
+            }
+        }
     }
 
     async fn create_now(&self, new: &NewSession) -> Result<Created, StoreError> {
@@ -499,7 +627,7 @@ impl PostgresLedger {
     async fn rotate_now(&self, request: &RotationRequest) -> Result<Rotation, StoreError> {
         ledger::check_successor(request)?;
         let session = request.presented.session();
-        let params = RotateParams::new(session, request);
+        let params = RotateParams::new(session, request, not_after_ms(self.timeout));
         let mut client = self.client().await?;
         let rotate = client.prepare_cached(&self.sql.rotate).await.map_err(StoreError::new)?;
         // The common case: the presented token is current. One statement,
@@ -559,8 +687,9 @@ impl PostgresLedger {
             }
             Decision::Reuse { presented_generation } => {
                 let write = transaction.prepare_cached(&self.sql.write_revoked).await.map_err(StoreError::new)?;
+                let tombstone_until = request.now.saturating_add(TOMBSTONE_SECONDS);
                 transaction
-                    .execute(&write, &[session.as_uuid(), &record.pair.subject])
+                    .execute(&write, &[session.as_uuid(), &record.pair.subject, &tombstone_until])
                     .await
                     .map_err(StoreError::new)?;
                 Rotation::Reused { session, presented_generation, current_generation: record.generation }
@@ -571,13 +700,17 @@ impl PostgresLedger {
         Ok(outcome)
     }
 
-    async fn revoke_session_now(&self, subject: &str, session: SessionId) -> Result<Revocation, StoreError> {
+    async fn revoke_session_now(&self, subject: &str, session: SessionId, now: i64) -> Result<Revocation, StoreError> {
+        let tombstone_until = now.saturating_add(TOMBSTONE_SECONDS);
         let mut client = self.client().await?;
         let lock = client.prepare_cached(&self.sql.lock_user).await.map_err(StoreError::new)?;
         let revoke = client.prepare_cached(&self.sql.revoke_session).await.map_err(StoreError::new)?;
         let transaction = read_committed(&mut client).await?;
         transaction.execute(&lock, &[&subject]).await.map_err(StoreError::new)?;
-        let row = transaction.query_one(&revoke, &[session.as_uuid(), &subject]).await.map_err(StoreError::new)?;
+        let row = transaction
+            .query_one(&revoke, &[session.as_uuid(), &subject, &tombstone_until])
+            .await
+            .map_err(StoreError::new)?;
         transaction.commit().await.map_err(StoreError::new)?;
         let (revoked_now, known): (bool, bool) = (get(&row, 0)?, get(&row, 1)?);
         Ok(match (revoked_now, known) {
@@ -595,7 +728,8 @@ impl PostgresLedger {
         // Ordered with the user's logins (each may evict some of the same
         // rows), so the two never deadlock.
         transaction.execute(&lock, &[&subject]).await.map_err(StoreError::new)?;
-        let row = transaction.query_one(&revoke, &[&subject, &now]).await.map_err(StoreError::new)?;
+        let tombstone_until = now.saturating_add(TOMBSTONE_SECONDS);
+        let row = transaction.query_one(&revoke, &[&subject, &now, &tombstone_until]).await.map_err(StoreError::new)?;
         transaction.commit().await.map_err(StoreError::new)?;
         u64::try_from(get::<i64>(&row, 0)?).map_err(StoreError::new)
     }
@@ -641,28 +775,28 @@ impl SessionLedger for PostgresLedger {
     }
 
     fn create(&self, session: &NewSession) -> impl Future<Output = Result<Created, StoreError>> + Send {
-        self.create_now(session)
+        self.bounded("create", self.create_now(session))
     }
 
     fn rotate(&self, request: &RotationRequest) -> impl Future<Output = Result<Rotation, StoreError>> + Send {
-        self.rotate_now(request)
+        self.bounded("rotate", self.rotate_now(request))
     }
 
     fn revoke_session(
         &self,
         subject: &str,
         session: SessionId,
-        _now: i64,
+        now: i64,
     ) -> impl Future<Output = Result<Revocation, StoreError>> + Send {
-        self.revoke_session_now(subject, session)
+        self.bounded("revoke_session", self.revoke_session_now(subject, session, now))
     }
 
     fn revoke_user(&self, subject: &str, now: i64) -> impl Future<Output = Result<u64, StoreError>> + Send {
-        self.revoke_user_now(subject, now)
+        self.bounded("revoke_user", self.revoke_user_now(subject, now))
     }
 
     fn sessions(&self, subject: &str, now: i64) -> impl Future<Output = Result<Vec<SessionInfo>, StoreError>> + Send {
-        self.sessions_now(subject, now)
+        self.bounded("sessions", self.sessions_now(subject, now))
     }
 
     fn access_state(
@@ -671,7 +805,7 @@ impl SessionLedger for PostgresLedger {
         access_id: TokenId,
         _now: i64,
     ) -> impl Future<Output = Result<AccessState, StoreError>> + Send {
-        self.access_state_now(subject, access_id)
+        self.bounded("access_state", self.access_state_now(subject, access_id))
     }
 }
 
@@ -683,14 +817,75 @@ fn server_options(given: Option<&str>, timeout: Duration) -> String {
     // it back and releasing its locks, rather than after TCP keepalive.
     // The isolation level is the one the ledger's design rests on (see
     // `PostgresLedger`); the space is escaped as libpq's `options` wants.
+    // A statement waiting for a lock (a login for its user's, a rotation
+    // for its row) is given up by the server before the ledger gives up
+    // the call, so the server's error, not a dropped future, ends it and
+    // the connection is idle again (see "Timeouts" in `PostgresLedger`).
     let ours = format!(
-        "-c idle_in_transaction_session_timeout={} -c default_transaction_isolation=read\\ committed",
-        timeout.as_millis()
+        "-c idle_in_transaction_session_timeout={} -c lock_timeout={} \
+         -c default_transaction_isolation=read\\ committed",
+        timeout.as_millis(),
+        server_budget(timeout).as_millis()
     );
     match given {
         Some(given) if !given.trim().is_empty() => format!("{given} {ours}"),
         _ => ours,
     }
+}
+
+/// How much of a call's `timeout` the server may use: the timeout less a
+/// margin (a fifth of it, at most [`MAX_MARGIN`]). The server's clock may
+/// be behind the service's, and a commit takes a moment: a rotation the
+/// server lets commit within this budget is answered before the ledger
+/// gives up on it, so the caller learns of it.
+fn server_budget(timeout: Duration) -> Duration {
+    timeout.saturating_sub((timeout / 5).min(MAX_MARGIN))
+}
+
+/// The deadline a rotation carries to the server, in Unix milliseconds:
+/// now on the wall clock (not the request's `now`, which is the caller's
+/// to choose) plus [`server_budget`]. A clock before 1970 gives 0, which
+/// refuses the rotation: failing (a 500) is safe, committing late is not.
+fn not_after_ms(timeout: Duration) -> i64 {
+    SystemTime::now()
+        .checked_add(server_budget(timeout))
+        .and_then(|deadline| deadline.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |since| i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Whether the server gave a statement up for time: `lock_timeout`
+/// (`55P03`), or `statement_timeout`, a cancel or a rotation's deadline
+/// (`57014`). Either way the statement, and its transaction, rolled back.
+fn server_timed_out(error: &StoreError) -> bool {
+    error
+        .0
+        .downcast_ref::<tokio_postgres::Error>()
+        .and_then(tokio_postgres::Error::code)
+        .is_some_and(|code| *code == SqlState::LOCK_NOT_AVAILABLE || *code == SqlState::QUERY_CANCELED)
+}
+
+/// Logs (feature `tracing`) and counts (feature `metrics`) a call that
+/// timed out; `by` says who gave up: the `server` or the `client`.
+#[cfg_attr(not(feature = "tracing"), expect(unused_variables, reason = "logging is compiled out"))]
+fn timed_out(op: &'static str, timeout: Duration, by: &'static str) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(
+        target: "token_refresh",
+        op,
+        timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+        by,
+        "ledger call timed out: PostgreSQL is slow, stalled or a lock is held; the call failed (500) and a \
+         rotation it carried cannot commit later"
+    );
+    crate::recording::ledger_timeout(op);
+}
+
+/// A call the ledger gave up on at its deadline.
+#[derive(Debug, thiserror::Error)]
+#[error("the PostgreSQL ledger did not answer {op} within {timeout:?}")]
+struct TimedOut {
+    op: &'static str,
+    timeout: Duration,
 }
 
 /// Starts a transaction at `READ COMMITTED`, whatever the connection's
@@ -736,10 +931,12 @@ struct RotateParams<'a> {
     access_expires_at: i64,
     refresh_expires_at: i64,
     leeway: i64,
+    /// Unix milliseconds past which the rotation must not commit.
+    not_after_ms: i64,
 }
 
 impl<'a> RotateParams<'a> {
-    fn new(session: SessionId, request: &'a RotationRequest) -> Self {
+    fn new(session: SessionId, request: &'a RotationRequest, not_after_ms: i64) -> Self {
         let successor = &request.successor;
         Self {
             session: *session.as_uuid(),
@@ -753,10 +950,11 @@ impl<'a> RotateParams<'a> {
             access_expires_at: successor.access_expires_at,
             refresh_expires_at: successor.refresh_expires_at,
             leeway: request.leeway,
+            not_after_ms,
         }
     }
 
-    fn as_params(&self) -> [&(dyn ToSql + Sync); 11] {
+    fn as_params(&self) -> [&(dyn ToSql + Sync); 12] {
         [
             &self.session,
             self.presented,
@@ -769,6 +967,7 @@ impl<'a> RotateParams<'a> {
             &self.access_expires_at,
             &self.refresh_expires_at,
             &self.leeway,
+            &self.not_after_ms,
         ]
     }
 }
@@ -831,26 +1030,35 @@ impl Statements {
                  RETURNING listed"
             ),
             // Under the user's lock, at the cap: the first `$3` listed
-            // sessions by end of life leave the index; the live ones among
-            // them (ending after `$2`) are revoked and answered, nearest
-            // their end first.
+            // sessions by end of life, then login order, leave the index.
+            // The live ones among them (ending after `$2`) are deleted, so
+            // that a flood of logins leaves the cap's rows and no more
+            // (their tokens become unknown: a 401, as revoked ones get),
+            // and answered, nearest their end first. A dead one only
+            // leaves the index: until its retention its tokens answer
+            // `Expired` (or `Reused`) as before. Each of the two writes
+            // counts the rows it changed, so a row `purge` deleted
+            // meanwhile (with its count) is not counted twice.
             evict: format!(
                 "WITH victims AS (
-                    SELECT session_id FROM {s}.sessions
+                    SELECT session_id, ends_at > $2 AS live FROM {s}.sessions
                     WHERE subject = $1 AND listed
-                    ORDER BY ends_at, created_at, login_seq
+                    ORDER BY ends_at, login_seq
                     LIMIT $3),
-                 gone AS (
-                    UPDATE {s}.sessions AS t SET listed = false, revoked = t.revoked OR t.ends_at > $2
-                    FROM victims WHERE t.session_id = victims.session_id
-                    RETURNING t.session_id, t.ends_at > $2 AS live, t.ends_at, t.created_at, t.login_seq),
+                 deleted AS (
+                    DELETE FROM {s}.sessions AS t USING victims
+                    WHERE t.session_id = victims.session_id AND victims.live AND t.listed
+                    RETURNING t.session_id, t.ends_at, t.login_seq),
+                 unlisted AS (
+                    UPDATE {s}.sessions AS t SET listed = false
+                    FROM victims WHERE t.session_id = victims.session_id AND NOT victims.live AND t.listed
+                    RETURNING 1),
                  counted AS (
-                    UPDATE {s}.session_counts SET listed = listed - (SELECT count(*) FROM gone)::int
+                    UPDATE {s}.session_counts
+                    SET listed = listed - ((SELECT count(*) FROM deleted) + (SELECT count(*) FROM unlisted))::int
                     WHERE subject = $1)
-                 SELECT COALESCE(
-                    array_agg(session_id ORDER BY ends_at, created_at, login_seq) FILTER (WHERE live),
-                    ARRAY[]::uuid[])
-                 FROM gone"
+                 SELECT COALESCE(array_agg(session_id ORDER BY ends_at, login_seq), ARRAY[]::uuid[])
+                 FROM deleted"
             ),
             // Under the user's lock: the new row, listed, and the user's
             // count. Answers whether it was inserted (not if the id is
@@ -875,7 +1083,10 @@ impl Statements {
             // and the retention is `ledger::retain_until` of the capped
             // pair with the larger of the request's and the session's
             // leeway, never lowered. `SET` expressions read the row as it
-            // was.
+            // was. `RETURNING` runs once the row is locked and written,
+            // right before the commit: there `before_deadline($12)` rolls
+            // the rotation back if its caller has stopped waiting (see
+            // "Timeouts" in `PostgresLedger`'s docs).
             rotate: format!(
                 "UPDATE {s}.sessions SET
                     previous_refresh_id = refresh_id,
@@ -893,7 +1104,7 @@ impl Statements {
                     ends_at = LEAST(absolute_expires_at, LEAST($10, absolute_expires_at) + leeway)
                  WHERE session_id = $1 AND refresh_id = $2 AND subject = $3 AND NOT revoked
                     AND $4 < absolute_expires_at AND $4 < refresh_expires_at + leeway
-                 RETURNING generation, refresh_expires_at"
+                 RETURNING generation, refresh_expires_at, {s}.before_deadline($12)"
             ),
             select_for_update: format!(
                 "SELECT subject, account, role, access_id, access_expires_at, refresh_id, refresh_expires_at,
@@ -903,20 +1114,23 @@ impl Statements {
             ),
             write_replays: format!("UPDATE {s}.sessions SET replays = $2 WHERE session_id = $1"),
             // A detected reuse, under the user's lock: revoked, out of the
-            // user's index and count.
+            // user's index and count, and a tombstone until `$3` at most.
             write_revoked: format!(
                 "WITH old AS (SELECT listed FROM {s}.sessions WHERE session_id = $1),
-                 revoked AS (UPDATE {s}.sessions SET revoked = true, listed = false WHERE session_id = $1)
+                 revoked AS (
+                    UPDATE {s}.sessions SET revoked = true, listed = false, retain_until = LEAST(retain_until, $3)
+                    WHERE session_id = $1)
                  UPDATE {s}.session_counts SET listed = listed - 1
                  WHERE subject = $2 AND (SELECT listed FROM old)"
             ),
-            // Under the user's lock: whether this call revoked the session,
-            // and whether the subject has it at all; a listed session
-            // leaves the user's index and count.
+            // Under the user's lock: whether this call revoked the session
+            // (then a tombstone until `$3` at most), and whether the
+            // subject has it at all; a listed session leaves the user's
+            // index and count.
             revoke_session: format!(
                 "WITH old AS (SELECT listed FROM {s}.sessions WHERE session_id = $1 AND subject = $2),
                  revoked AS (
-                    UPDATE {s}.sessions SET revoked = true, listed = false
+                    UPDATE {s}.sessions SET revoked = true, listed = false, retain_until = LEAST(retain_until, $3)
                     WHERE session_id = $1 AND subject = $2 AND NOT revoked
                     RETURNING 1),
                  counted AS (
@@ -924,14 +1138,16 @@ impl Statements {
                     WHERE subject = $2 AND EXISTS (SELECT 1 FROM revoked) AND (SELECT listed FROM old))
                  SELECT EXISTS (SELECT 1 FROM revoked), EXISTS (SELECT 1 FROM old)"
             ),
-            // Under the user's lock: every live session revoked, and the
-            // user's index emptied. Answers how many were live.
+            // Under the user's lock: every live session revoked (a
+            // tombstone until `$3` at most), and the user's index emptied.
+            // Answers how many were live.
             revoke_user: format!(
                 "WITH old AS (
                     SELECT session_id, {live} AS was_live FROM {s}.sessions
                     WHERE subject = $1 AND (listed OR {live})),
                  cleared AS (
-                    UPDATE {s}.sessions AS t SET listed = false, revoked = t.revoked OR old.was_live
+                    UPDATE {s}.sessions AS t SET listed = false, revoked = t.revoked OR old.was_live,
+                        retain_until = CASE WHEN old.was_live THEN LEAST(t.retain_until, $3) ELSE t.retain_until END
                     FROM old WHERE t.session_id = old.session_id
                     RETURNING old.was_live),
                  counted AS (UPDATE {s}.session_counts SET listed = 0 WHERE subject = $1)
@@ -941,7 +1157,7 @@ impl Statements {
             sessions: format!(
                 "SELECT session_id, created_at, rotated_at, generation, refresh_expires_at, absolute_expires_at
                  FROM {s}.sessions WHERE subject = $1 AND {}
-                 ORDER BY created_at, login_seq",
+                 ORDER BY login_seq",
                 live("$2")
             ),
             access_state: format!(
@@ -1049,7 +1265,7 @@ mod tests {
     #[test]
     fn the_migrations_name_only_the_placeholder_schema() {
         for (_, body) in MIGRATIONS {
-            assert!(body.contains("{schema}.sessions"));
+            assert!(body.contains("{schema}."));
             assert!(!body.contains("token_refresh."));
         }
     }
@@ -1069,8 +1285,19 @@ mod tests {
         assert_eq!(
             options,
             "-c default_transaction_isolation=serializable -c idle_in_transaction_session_timeout=5000 \
-             -c default_transaction_isolation=read\\ committed"
+             -c lock_timeout=4000 -c default_transaction_isolation=read\\ committed"
         );
         assert!(server_options(None, Duration::from_secs(1)).starts_with("-c idle"));
+    }
+
+    #[test]
+    fn the_server_gets_less_time_than_the_client() {
+        assert_eq!(server_budget(Duration::from_secs(5)), Duration::from_secs(4));
+        assert_eq!(server_budget(Duration::from_secs(30)), Duration::from_secs(29), "a margin of 1 s at most");
+        assert_eq!(server_budget(Duration::from_secs(1)), Duration::from_millis(800));
+        assert_eq!(server_budget(Duration::ZERO), Duration::ZERO);
+        let now_ms = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap();
+        let deadline = not_after_ms(Duration::from_secs(5));
+        assert!((now_ms + 3_900..=now_ms + 4_100).contains(&deadline), "{deadline} vs {now_ms}");
     }
 }
