@@ -62,7 +62,7 @@ echo "server RSS: $rss_before -> $rss_after kB ($(( (rss_after - rss_before) * 1
 case "$store" in
   postgres://*|postgresql://*)
     echo "PostgreSQL rows in $name.sessions: $(psql "$store" -tAc "SELECT count(*) FROM $name.sessions")"
-    psql "$store" -qc "DROP SCHEMA IF EXISTS $name CASCADE" ;;
+    psql "$store" -qc "SET client_min_messages = warning; DROP SCHEMA IF EXISTS $name CASCADE" ;;
   redis://*)
     hostport=${store#redis://}; hostport=${hostport%%/*}
     keys=$(redis-cli -h "${hostport%%:*}" -p "${hostport##*:}" --scan --pattern "$name:*" | wc -l)
