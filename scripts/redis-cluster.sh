@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# A local three-master Redis Cluster on loopback, for the Redis ledger's
-# Cluster tests (tests/conformance_redis.rs) and .ci/run.
+# A local three-master Redis Cluster on loopback, for trying the server
+# (README) and the throughput example against a cluster by hand. The tests
+# do not need it: they start a cluster of their own on spare ports
+# (test-support/src/redis_cluster.rs), or use the one
+# TOKEN_REFRESH_REDIS_CLUSTER_URL names, this one for instance.
 #
 #   bash scripts/redis-cluster.sh start    # start it unless it is up (idempotent)
 #   bash scripts/redis-cluster.sh status   # exit 0 when every node says cluster_state:ok
 #   bash scripts/redis-cluster.sh stop     # stop the nodes this script started, by PID
 #
 # Environment:
-#   TOKEN_REFRESH_CLUSTER_PORTS  the three ports (default "7101 7102 7103"; the
-#                                tests' default TOKEN_REFRESH_REDIS_CLUSTER_URL,
+#   TOKEN_REFRESH_CLUSTER_PORTS  the three ports (default "7101 7102 7103":
 #                                redis-cluster://127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103,
-#                                names the same)
+#                                what examples/ledger_throughput.rs uses when
+#                                TOKEN_REFRESH_REDIS_CLUSTER_URL is unset)
 #   TOKEN_REFRESH_CLUSTER_DIR    where the nodes keep their config, pid and log
 #                                files (default /tmp/token-refresh-redis-cluster)
 #

@@ -4,15 +4,16 @@
 //! large `revoke_user` measured from outside with `SLOWLOG`.
 //!
 //! Needs Redis at `TOKEN_REFRESH_REDIS_URL` (default
-//! `redis://127.0.0.1:6379/0`) and a Redis Cluster at
-//! `TOKEN_REFRESH_REDIS_CLUSTER_URL` (default
-//! `redis-cluster://127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103`, what
-//! `scripts/redis-cluster.sh start` runs); `.ci/run` starts both. An
-//! unreachable server fails these tests, it never skips them. Every test
-//! uses a key prefix of its own (random) and deletes its keys at the end.
-//! Two tests start a throwaway `redis-server` of their own on a spare
-//! loopback port (an evicting one, and one whose slow log they set) and
-//! stop it by PID.
+//! `redis://127.0.0.1:6379/0`; `.ci/run` starts it) and the `redis-server`
+//! program. The Cluster tests share a three-node Redis Cluster this test
+//! binary starts on spare loopback ports at first use and stops by PID when
+//! it exits (`token_refresh_test_support::redis_cluster`), or the cluster
+//! `TOKEN_REFRESH_REDIS_CLUSTER_URL` names when it is set. An unreachable
+//! server or a missing `redis-server` fails these tests, it never skips
+//! them. Every test uses a key prefix of its own (random) and deletes its
+//! keys at the end. Some tests start throwaway `redis-server`s of their own
+//! on spare loopback ports (an evicting one, one whose slow log they set,
+//! small clusters they reshard) and stop them by PID.
 
 // Test code: helpers outside #[test] functions may panic on a failed check.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
@@ -52,9 +53,10 @@ fn url() -> String {
     std::env::var("TOKEN_REFRESH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
 }
 
+/// The cluster of this test binary (started at first use), or the one
+/// `TOKEN_REFRESH_REDIS_CLUSTER_URL` names.
 fn cluster_url() -> String {
-    std::env::var("TOKEN_REFRESH_REDIS_CLUSTER_URL")
-        .unwrap_or_else(|_| "redis-cluster://127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103".into())
+    token_refresh_test_support::redis_cluster::url()
 }
 
 fn target(backend: Backend) -> String {
@@ -70,9 +72,9 @@ fn unique(name: &str) -> String {
 
 async fn connect(backend: Backend, prefix: &str) -> RedisLedger {
     let target = target(backend);
-    let ledger = RedisLedger::connect(&target, prefix).await.unwrap_or_else(|e| {
-        panic!("{backend:?} Redis must be reachable at {target} for these tests (scripts/redis-cluster.sh start): {e}")
-    });
+    let ledger = RedisLedger::connect(&target, prefix)
+        .await
+        .unwrap_or_else(|e| panic!("{backend:?} Redis must be reachable at {target} for these tests: {e}"));
     assert_eq!(ledger.is_cluster(), backend == Cluster);
     ledger
 }

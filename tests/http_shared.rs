@@ -13,7 +13,11 @@
 //! Needs PostgreSQL at `TOKEN_REFRESH_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/test`) and Redis at
 //! `TOKEN_REFRESH_REDIS_URL` (default `redis://127.0.0.1:6379/0`); `.ci/run`
-//! starts both. An unreachable backend fails these tests, it never skips
+//! starts both. The Redis Cluster tests use a three-node cluster this test
+//! binary starts on spare loopback ports (`redis-server` must be installed)
+//! and stops by PID when it exits, or the cluster
+//! `TOKEN_REFRESH_REDIS_CLUSTER_URL` names when it is set. An unreachable
+//! backend or a missing `redis-server` fails these tests, it never skips
 //! them. Every test works under a schema / key prefix of its own (random
 //! name) and removes it at the end.
 
@@ -56,14 +60,13 @@ impl Backend {
             Self::Redis => {
                 std::env::var("TOKEN_REFRESH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
             }
-            Self::RedisCluster => std::env::var("TOKEN_REFRESH_REDIS_CLUSTER_URL")
-                .unwrap_or_else(|_| "redis-cluster://127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103".into()),
+            Self::RedisCluster => token_refresh_test_support::redis_cluster::url(),
         }
     }
 
     /// One plain connection per server holding keys: the standalone server,
-    /// or each node the cluster URL names (all primaries in the local
-    /// cluster `scripts/redis-cluster.sh` starts).
+    /// or each node the cluster URL names (all primaries in the throwaway
+    /// cluster the tests start).
     async fn redis_nodes(self) -> TestResult<Vec<redis::aio::MultiplexedConnection>> {
         let urls: Vec<String> = match self {
             Self::RedisCluster => {

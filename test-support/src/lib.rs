@@ -18,6 +18,9 @@
 //!   built from the library's pieces, in process, on any clock.
 //! - [`process`] (feature `http-client`): the built example servers as
 //!   child processes, for their command lines and start-up.
+//! - [`redis_cluster`] (feature `redis-cluster`): a throwaway three-node
+//!   Redis Cluster on spare loopback ports, or the one
+//!   `TOKEN_REFRESH_REDIS_CLUSTER_URL` names.
 //! - [`raw`] (feature `http-client`): one HTTP/1.1 connection driven by
 //!   hand, for the serving loop's connection limits.
 //!
@@ -45,6 +48,8 @@ pub mod outcome;
 pub mod process;
 #[cfg(feature = "http-client")]
 pub mod raw;
+#[cfg(feature = "redis-cluster")]
+pub mod redis_cluster;
 #[cfg(feature = "http-client")]
 pub mod reference;
 pub mod tls;

@@ -116,7 +116,7 @@ pub fn spare_port() -> u16 {
 
 /// A spare port whose cluster bus port (10 000 above) is a valid, free port
 /// too.
-fn spare_cluster_port() -> u16 {
+pub fn spare_cluster_port() -> u16 {
     loop {
         let port = spare_port();
         if port < 55_000 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
