@@ -110,14 +110,15 @@ pub mod policy {
     pub use crate::events::EventSink;
     pub use crate::flows::authorization::MAX_HEADER_LEN;
     pub use crate::flows::policy::{
-        MAX_GRACE, MAX_GRACE_REPLAYS, MAX_LEEWAY, MAX_SESSIONS_PER_USER, PolicyBuilder, PolicyError,
+        DEFAULT_GRACE, DEFAULT_GRACE_REPLAYS, MAX_GRACE, MAX_GRACE_REPLAYS, MAX_LEEWAY, MAX_SESSIONS_PER_USER,
+        PolicyBuilder, PolicyError,
     };
 }
 
 // The crate root: what an application touches. Implementer types live under
 // `ledger`, the wire format under `token`, keys under `keys`.
 pub use clock::{Clock, SystemClock};
-pub use envelope::{Envelope, Reply, Status};
+pub use envelope::{Envelope, GRACE_HEADER, Reply, Status};
 pub use error::{Error, StoreError};
 pub use events::Event;
 pub use flows::policy::Policy;
