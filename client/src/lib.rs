@@ -46,6 +46,6 @@ pub use transport::{Call, Request, Response, Transport};
 pub use wire::{GRACE_HEADER, TokenPair};
 
 /// The README's example, compiled as a doctest.
-#[cfg(all(doctest, feature = "hyper"))]
+#[cfg(all(doctest, feature = "hyper", feature = "tower"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
