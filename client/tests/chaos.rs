@@ -17,7 +17,7 @@
 //!
 //! Not packaged (it needs the workspace's server crate and fixtures).
 #![cfg(feature = "hyper")]
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failure here is a failed test
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: a failure here is a failed test
 
 use std::net::SocketAddr;
 use std::sync::Arc;
