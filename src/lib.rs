@@ -30,7 +30,15 @@
 //! let second = token_refresh::refresh(Some(header.as_bytes()), &store, &signer, &clock).await?;
 //! assert_ne!(second.refresh_token, first.refresh_token);
 //!
-//! // The rotated token is spent: presenting it again revokes the session.
+//! // The rotated token again, as a client whose answer was lost retries it:
+//! // inside the grace window (10 s by default) the same pair, byte for byte.
+//! let retried = token_refresh::refresh(Some(header.as_bytes()), &store, &signer, &clock).await?;
+//! assert_eq!(retried, second);
+//!
+//! // Once the successor is rotated too, the first token is spent for good:
+//! // presenting it again is reuse, and revokes the session.
+//! let next = format!("Bearer {}", second.refresh_token);
+//! token_refresh::refresh(Some(next.as_bytes()), &store, &signer, &clock).await?;
 //! let reused = token_refresh::refresh(Some(header.as_bytes()), &store, &signer, &clock).await;
 //! let reply = Reply::from_result(&reused);
 //! assert_eq!(reply.status(), 401);
