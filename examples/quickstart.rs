@@ -1,6 +1,8 @@
-//! In process, no network: start a session, refresh once, then present the
-//! rotated token again. Prints each envelope as one JSON line, the exact
-//! bytes an HTTP adapter would send.
+//! In process, no network: start a session, refresh, retry that refresh
+//! (the grace window answers the same pair), refresh again, then present
+//! the first token once more: reuse, and the session is revoked. Prints
+//! each envelope as one JSON line, the exact bytes an HTTP adapter would
+//! send.
 //!
 //! ```text
 //! cargo run --example quickstart
@@ -18,20 +20,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let login = token_refresh::Policy::default().issue("bob@mail.com", &store, &signer, &clock).await;
     print_line("login", &Reply::from_result(&login));
-    let first = login?;
+    let first = format!("Bearer {}", login?.refresh_token);
 
-    let header = format!("Bearer {}", first.refresh_token);
-    let refreshed = token_refresh::refresh(Some(header.as_bytes()), &store, &signer, &clock).await;
+    let refreshed = token_refresh::refresh(Some(first.as_bytes()), &store, &signer, &clock).await;
     print_line("refresh", &Reply::from_result(&refreshed));
 
-    // The same (now rotated) token again: reuse, and the session is revoked.
-    let reused = token_refresh::refresh(Some(header.as_bytes()), &store, &signer, &clock).await;
+    // The same token again, as a client whose answer was lost retries it:
+    // inside the grace window (10 s by default) the same pair, byte for byte.
+    let retried = token_refresh::refresh(Some(first.as_bytes()), &store, &signer, &clock).await;
+    print_line("retry inside the grace window", &Reply::from_result(&retried));
+
+    let second = format!("Bearer {}", refreshed?.refresh_token);
+    let again = token_refresh::refresh(Some(second.as_bytes()), &store, &signer, &clock).await;
+    print_line("refresh again", &Reply::from_result(&again));
+
+    // The first token once more: no longer the immediate predecessor, so it
+    // is reuse, and the session is revoked.
+    let reused = token_refresh::refresh(Some(first.as_bytes()), &store, &signer, &clock).await;
     print_line("reuse", &Reply::from_result(&reused));
 
-    // The successor died with the session.
-    let successor = format!("Bearer {}", refreshed?.refresh_token);
-    let after = token_refresh::refresh(Some(successor.as_bytes()), &store, &signer, &clock).await;
-    print_line("successor after reuse", &Reply::from_result(&after));
+    // The newest pair died with the session.
+    let newest = format!("Bearer {}", again?.refresh_token);
+    let after = token_refresh::refresh(Some(newest.as_bytes()), &store, &signer, &clock).await;
+    print_line("newest after reuse", &Reply::from_result(&after));
     Ok(())
 }
 

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, StatusName};
 use crate::keys::jwk::Jwks;
+use crate::ledger::Grace;
 use crate::token::json;
 use crate::token::pair::TokenPair;
 
@@ -109,6 +110,21 @@ pub struct Reply {
     /// The one header a particular answer adds (`Allow` on a 405,
     /// `Connection: close` after an unread body).
     extra_header: Option<(&'static str, &'static str)>,
+    /// `Token-Refresh-Grace` on the 200 of a login or refresh.
+    grace: Option<String>,
+}
+
+/// The header a login's or refresh's 200 carries: the grace window the
+/// issuing policy keeps for the pair's rotation, so a client can size its
+/// refresh margin and know how long a lost answer may be retried
+/// ([spec §5](crate::spec#5-rotation-reuse-and-sessions)). Its value is an
+/// RFC 9651 integer with a parameter: `10;replays=20` (seconds, replays);
+/// `0` when the window is off (strict rotation).
+pub const GRACE_HEADER: &str = "token-refresh-grace";
+
+/// The value of [`GRACE_HEADER`] for `grace`.
+pub(crate) fn grace_header_value(grace: Grace) -> String {
+    if grace.window <= 0 { "0".to_owned() } else { format!("{};replays={}", grace.window, grace.max_replays) }
 }
 
 impl Reply {
@@ -134,11 +150,15 @@ impl Reply {
     /// A [`TokenPair`] (what login and refresh return) is written without a
     /// serializer: scanning its ~700 token bytes for escapes, byte by byte,
     /// was a visible share of a refresh's non-cryptographic work. The bytes
-    /// are the same as [`Reply::ok`]'s (a test compares them).
+    /// are the same as [`Reply::ok`]'s (a test compares them). Its headers
+    /// add [`GRACE_HEADER`] with the pair's grace window.
     pub fn from_result<T: Serialize + 'static>(result: &Result<T, Error>) -> Self {
         match result {
             Ok(data) => match (data as &dyn std::any::Any).downcast_ref::<TokenPair>() {
-                Some(pair) => Self::new(StatusName::Ok.code(), token_pair_body(pair), None),
+                Some(pair) => Self {
+                    grace: Some(grace_header_value(pair.grace)),
+                    ..Self::new(StatusName::Ok.code(), token_pair_body(pair), None)
+                },
                 None => Self::ok(data),
             },
             Err(error) => Self::from_error(error),
@@ -223,7 +243,7 @@ impl Reply {
     }
 
     fn new(status: u16, body: Vec<u8>, www_authenticate: Option<&'static str>) -> Self {
-        Self { status, body, www_authenticate, cache_control: NO_STORE, extra_header: None }
+        Self { status, body, www_authenticate, cache_control: NO_STORE, extra_header: None, grace: None }
     }
 
     fn encode<T: Serialize>(status: u16, envelope: &Envelope<T>, www_authenticate: Option<&'static str>) -> Self {
@@ -257,15 +277,17 @@ impl Reply {
     /// The headers to send, lower-case names: `content-type`,
     /// `cache-control: no-store` and `pragma: no-cache` (tokens must not be
     /// cached, RFC 6749 §5.1; the [JWKS document](Reply::jwks) is public
-    /// instead), `www-authenticate` on 400/401, and the answer's own
-    /// (`allow` on a 405, `connection: close` on a refused login body).
-    pub fn headers(&self) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
+    /// instead), `www-authenticate` on 400/401, the answer's own
+    /// (`allow` on a 405, `connection: close` on a refused login body), and
+    /// [`GRACE_HEADER`] on the 200 of a login or refresh.
+    pub fn headers(&self) -> impl Iterator<Item = (&'static str, &str)> + '_ {
         let pragma = (self.cache_control == NO_STORE).then_some(("pragma", "no-cache"));
         [("content-type", "application/json"), ("cache-control", self.cache_control)]
             .into_iter()
             .chain(pragma)
             .chain(self.www_authenticate.map(|value| ("www-authenticate", value)))
             .chain(self.extra_header)
+            .chain(self.grace.as_deref().map(|value| (GRACE_HEADER, value)))
     }
 }
 
@@ -297,7 +319,11 @@ impl From<Reply> for http::Response<Vec<u8>> {
             http::StatusCode::from_u16(reply.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
         let headers = response.headers_mut();
         for (name, value) in reply.headers() {
-            headers.insert(name, http::HeaderValue::from_static(value));
+            // Every value is ours and visible ASCII; one that were not
+            // would be left out rather than fail the answer.
+            if let Ok(value) = http::HeaderValue::from_str(value) {
+                headers.insert(name, value);
+            }
         }
         *response.body_mut() = reply.body;
         response
@@ -328,7 +354,7 @@ mod tests {
 
     #[test]
     fn success_bytes_match_the_seed_shape() {
-        let pair = TokenPair { access_token: "a".into(), refresh_token: "r".into(), expiration_time: 300 };
+        let pair = TokenPair::new("a".into(), "r".into(), 300);
         let body = serde_json::to_string(&Envelope::ok(pair)).unwrap_or_default();
         assert_eq!(
             body,
@@ -359,20 +385,31 @@ mod tests {
             ("ünïcode", "\u{7f}", 0),
         ];
         for (access, refresh, expiration_time) in pairs {
-            let pair = TokenPair { access_token: access.into(), refresh_token: refresh.into(), expiration_time };
+            let pair = TokenPair::new(access.into(), refresh.into(), expiration_time);
             let fast = Reply::from_result(&Ok::<_, Error>(pair.clone()));
             let serde = Reply::ok(&pair);
             assert_eq!(fast.body(), serde.body(), "{access:?} {refresh:?}");
             assert_eq!(fast.status(), 200);
-            assert!(fast.headers().eq(serde.headers()));
+            assert!(fast.headers().filter(|(name, _)| *name != GRACE_HEADER).eq(serde.headers()));
+            assert!(fast.headers().any(|header| header == (GRACE_HEADER, "0")));
             let parsed: Envelope<TokenPair> = serde_json::from_slice(fast.body()).unwrap_or_else(|_| unreachable!());
             assert_eq!(parsed.data, Some(pair));
         }
     }
 
     #[test]
+    fn a_pair_advertises_its_policys_grace_window() {
+        let mut pair = TokenPair::new("a".into(), "r".into(), 300);
+        pair.grace = Grace { window: 10, max_replays: 20 };
+        let reply = Reply::from_result(&Ok::<_, Error>(pair));
+        assert!(reply.headers().any(|header| header == ("token-refresh-grace", "10;replays=20")));
+        let failure = Reply::from_result(&Err::<TokenPair, _>(Error::from(Unauthorized::Expired)));
+        assert!(failure.headers().all(|(name, _)| name != GRACE_HEADER));
+    }
+
+    #[test]
     fn debug_never_prints_tokens() {
-        let pair = TokenPair { access_token: "SECRET-A".into(), refresh_token: "SECRET-R".into(), expiration_time: 1 };
+        let pair = TokenPair::new("SECRET-A".into(), "SECRET-R".into(), 1);
         let shown = format!("{pair:?} {:?}", Reply::ok(&pair));
         assert!(!shown.contains("SECRET"), "{shown}");
         let _ = Unauthorized::Expired;

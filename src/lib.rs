@@ -30,7 +30,15 @@
 //! let second = token_refresh::refresh(Some(header.as_bytes()), &store, &signer, &clock).await?;
 //! assert_ne!(second.refresh_token, first.refresh_token);
 //!
-//! // The rotated token is spent: presenting it again revokes the session.
+//! // The rotated token again, as a client whose answer was lost retries it:
+//! // inside the grace window (10 s by default) the same pair, byte for byte.
+//! let retried = token_refresh::refresh(Some(header.as_bytes()), &store, &signer, &clock).await?;
+//! assert_eq!(retried, second);
+//!
+//! // Once the successor is rotated too, the first token is spent for good:
+//! // presenting it again is reuse, and revokes the session.
+//! let next = format!("Bearer {}", second.refresh_token);
+//! token_refresh::refresh(Some(next.as_bytes()), &store, &signer, &clock).await?;
 //! let reused = token_refresh::refresh(Some(header.as_bytes()), &store, &signer, &clock).await;
 //! let reply = Reply::from_result(&reused);
 //! assert_eq!(reply.status(), 401);
@@ -110,14 +118,15 @@ pub mod policy {
     pub use crate::events::EventSink;
     pub use crate::flows::authorization::MAX_HEADER_LEN;
     pub use crate::flows::policy::{
-        MAX_GRACE, MAX_GRACE_REPLAYS, MAX_LEEWAY, MAX_SESSIONS_PER_USER, PolicyBuilder, PolicyError,
+        DEFAULT_GRACE, DEFAULT_GRACE_REPLAYS, MAX_GRACE, MAX_GRACE_REPLAYS, MAX_LEEWAY, MAX_SESSIONS_PER_USER,
+        PolicyBuilder, PolicyError,
     };
 }
 
 // The crate root: what an application touches. Implementer types live under
 // `ledger`, the wire format under `token`, keys under `keys`.
 pub use clock::{Clock, SystemClock};
-pub use envelope::{Envelope, Reply, Status};
+pub use envelope::{Envelope, GRACE_HEADER, Reply, Status};
 pub use error::{Error, StoreError};
 pub use events::Event;
 pub use flows::policy::Policy;

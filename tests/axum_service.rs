@@ -32,7 +32,9 @@ fn app() -> App {
         MemoryUserStore::new([User::new(BOB, "bob@admin", "ROLE_ADMIN").with_login_key(login_key.verifying_key())]);
     let signer = Ed25519Signer::from_seed(&[7u8; 32]).unwrap();
     let clock = Arc::new(ManualClock::at_unix(NOW));
-    let service = TokenService::new(Policy::default(), users, MemoryLedger::new(), signer, Arc::clone(&clock));
+    // Strict rotation: the reuse checks below present a rotated token at once.
+    let policy = Policy::builder().grace_window(time::Duration::ZERO).build().unwrap();
+    let service = TokenService::new(policy, users, MemoryLedger::new(), signer, Arc::clone(&clock));
     let router = Router::new()
         .route(SESSION, session_routes())
         .route("/.well-known/jwks.json", get(jwks))

@@ -36,9 +36,16 @@ const NO_STORE: [(&str, &str); 3] =
 const INVALID_REQUEST: (&str, &str) = ("www-authenticate", r#"Bearer error="invalid_request""#);
 const INVALID_TOKEN: (&str, &str) = ("www-authenticate", r#"Bearer error="invalid_token""#);
 
+/// The headers of a login's or refresh's 200: [`NO_STORE`] and the grace
+/// window the policy keeps (none: [`service`] rotates strictly).
+const PAIR: [(&str, &str); 4] = [NO_STORE[0], NO_STORE[1], NO_STORE[2], ("token-refresh-grace", "0")];
+
+/// The endpoint's service, with strict rotation: the reuse checks present a
+/// rotated token at once, inside what would be the default grace window.
 fn service() -> TokenService {
     let clock = Arc::new(token_refresh_test_support::clock());
-    TokenService::new(Policy::default(), MemoryUserStore::new(demo()), MemoryLedger::new(), signer(), clock)
+    let policy = token_refresh_test_support::flow::strict_policy();
+    TokenService::new(policy, MemoryUserStore::new(demo()), MemoryLedger::new(), signer(), clock)
 }
 
 /// An answer, read whole.
@@ -134,7 +141,7 @@ where
 
 async fn login(endpoint: &Endpoint) -> Answer {
     let answer = send(endpoint, request(Method::POST, SESSION, &[], login_body(BOB, &BOB_LOGIN_SEED))).await;
-    answer.assert(200, &pair_body(&answer), &NO_STORE);
+    answer.assert(200, &pair_body(&answer), &PAIR);
     answer
 }
 
@@ -151,11 +158,11 @@ async fn login_refresh_rotation_reuse_and_logout() {
     // Refresh: 200 and a new pair; bare and Bearer forms both work.
     let refresh = |token: String| request(Method::PATCH, SESSION, &[("authorization", &token)], Bytes::new());
     let second = send(&endpoint, refresh(first.data("refreshToken"))).await;
-    second.assert(200, &pair_body(&second), &NO_STORE);
+    second.assert(200, &pair_body(&second), &PAIR);
     assert_ne!(second.data("refreshToken"), first.data("refreshToken"));
     assert_ne!(second.data("accessToken"), first.data("accessToken"));
     let third = send(&endpoint, refresh(bearer(&second.data("refreshToken")))).await;
-    third.assert(200, &pair_body(&third), &NO_STORE);
+    third.assert(200, &pair_body(&third), &PAIR);
 
     // The rotated token is spent: presenting it again revokes the session.
     let reuse = send(&endpoint, refresh(bearer(&first.data("refreshToken")))).await;
@@ -276,7 +283,7 @@ async fn an_oversized_login_body_is_400_and_closes_the_connection() {
     // A chunked login within the limit logs in.
     let body = login_body(BOB, &BOB_LOGIN_SEED);
     let answer = send(&endpoint, Request::post(SESSION).body(Split(Some(body.into_bytes()))).unwrap()).await;
-    answer.assert(200, &pair_body(&answer), &NO_STORE);
+    answer.assert(200, &pair_body(&answer), &PAIR);
 }
 
 #[tokio::test]
@@ -398,7 +405,7 @@ async fn paths_and_deadline_are_configurable() {
         ("/session", "/keys", Duration::from_secs(3))
     );
     let answer = send(&endpoint, request(Method::POST, "/session", &[], login_body(BOB, &BOB_LOGIN_SEED))).await;
-    answer.assert(200, &pair_body(&answer), &NO_STORE);
+    answer.assert(200, &pair_body(&answer), &PAIR);
     assert_eq!(send(&endpoint, request(Method::GET, "/keys", &[], Bytes::new())).await.status, 200);
     for path in [SESSION, JWKS] {
         assert_eq!(send(&endpoint, request(Method::GET, path, &[], Bytes::new())).await.status, 404);

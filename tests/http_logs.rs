@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use token_refresh::{Clock, MemoryLedger, MemoryUserStore, Policy, TokenService};
+use token_refresh::{Clock, MemoryLedger, MemoryUserStore, TokenService};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -46,8 +46,10 @@ async fn logs_at(level: tracing::Level, deadline: Duration) -> TestResult<(Strin
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let clock: Arc<dyn Clock> = Arc::new(clock());
-    let service =
-        TokenService::new(Policy::default(), MemoryUserStore::new(demo()), MemoryLedger::new(), signer(), clock);
+    // Strict rotation: the reuse below is presented inside what would be the
+    // default grace window.
+    let policy = token_refresh_test_support::flow::strict_policy();
+    let service = TokenService::new(policy, MemoryUserStore::new(demo()), MemoryLedger::new(), signer(), clock);
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let listener_address = listener.local_addr()?;
     let http = &Http::new(listener_address);

@@ -269,6 +269,10 @@ fn args(backend: Backend, name: &str, files: &Files, extra: &[&str]) -> Vec<Stri
         &backend.url(),
         "--store-prefix",
         name,
+        // Strict rotation: these tests present rotated tokens at once, on
+        // the other instance, and expect reuse.
+        "--grace",
+        "0",
     ]
     .iter()
     .map(|s| (*s).to_owned())

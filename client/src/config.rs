@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::wire::ServerGrace;
+
 /// Timing of a [`Session`](crate::Session). The defaults suit the reference
 /// server's 300 s access lifetime; each setter says what it trades.
 #[derive(Debug, Clone)]
@@ -36,10 +38,16 @@ impl Default for Config {
 }
 
 impl Config {
-    /// The server's grace window (its `--grace`), 0 when unknown. The
-    /// refresh margin is never smaller, so the retries of a lost answer,
-    /// which the window makes safe, finish while the old access token is
-    /// still valid. Retries later than the window reload the store first.
+    /// The grace window to assume until the server states its own
+    /// (default 0: strict rotation). A server that sends
+    /// [`GRACE_HEADER`](crate::GRACE_HEADER) on its 200s, as the reference
+    /// server does, overrides it for every pair it issues.
+    ///
+    /// The refresh margin is never smaller than the window in force, so the
+    /// retries of a lost answer, which the window makes safe, finish while
+    /// the old access token is still valid. Retries later than the window
+    /// reload the store first, and a round sends at most one more attempt
+    /// than the server's stated replays.
     #[must_use]
     pub fn grace_window(mut self, window: Duration) -> Self {
         self.grace_window = window;
@@ -100,8 +108,10 @@ impl Config {
         self.lock_timeout
     }
 
-    pub(crate) fn grace_window_value(&self) -> Duration {
-        self.grace_window
+    /// The grace window of a pair whose answer stated `stated`: the
+    /// server's word, else the configured assumption.
+    pub(crate) fn grace_for(&self, stated: Option<ServerGrace>) -> ServerGrace {
+        stated.unwrap_or(ServerGrace { window: self.grace_window, replays: None })
     }
 
     pub(crate) fn max_attempts(&self) -> u32 {
@@ -113,11 +123,11 @@ impl Config {
     }
 
     /// When to refresh and when the access token ends, from the instant
-    /// the answer arrived and its `expirationTime`. Only the monotonic
-    /// clock is involved.
-    pub(crate) fn schedule(&self, received: Instant, lifetime: Duration) -> (Instant, Instant) {
+    /// the answer arrived, its `expirationTime` and the grace window in
+    /// force. Only the monotonic clock is involved.
+    pub(crate) fn schedule(&self, received: Instant, lifetime: Duration, grace: Duration) -> (Instant, Instant) {
         let expires_at = received + lifetime;
-        let base = self.refresh_margin.max(self.grace_window);
+        let base = self.refresh_margin.max(grace);
         let margin = jitter_up(base, 0.25).min(lifetime / 2);
         (expires_at - margin, expires_at)
     }
@@ -160,14 +170,15 @@ mod tests {
 
     #[test]
     fn the_margin_covers_the_grace_window_and_leaves_half_the_lifetime() {
-        let config = Config::default().refresh_margin(Duration::from_secs(5)).grace_window(Duration::from_secs(10));
+        let config = Config::default().refresh_margin(Duration::from_secs(5));
+        let grace = Duration::from_secs(10);
         let now = Instant::now();
         for _ in 0..100 {
-            let (refresh_at, expires_at) = config.schedule(now, Duration::from_secs(300));
+            let (refresh_at, expires_at) = config.schedule(now, Duration::from_secs(300), grace);
             assert_eq!(expires_at, now + Duration::from_secs(300));
             let margin = expires_at - refresh_at;
             assert!(margin >= Duration::from_secs(10) && margin <= Duration::from_millis(12_500), "{margin:?}");
-            let (refresh_at, _) = config.schedule(now, Duration::from_secs(3));
+            let (refresh_at, _) = config.schedule(now, Duration::from_secs(3), grace);
             assert!(refresh_at - now >= Duration::from_millis(1500));
         }
     }

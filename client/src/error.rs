@@ -231,8 +231,8 @@ impl StoreError {
 /// What a login or a refresh answer means.
 #[derive(Debug)]
 pub(crate) enum Outcome {
-    /// A new pair.
-    Pair(crate::TokenPair),
+    /// A new pair, and the grace window the server stated for its rotation.
+    Pair(crate::TokenPair, Option<wire::ServerGrace>),
     /// Keep the session, maybe retry.
     Transient(Transient),
     /// The server refused the token or the credentials for good.
@@ -253,7 +253,7 @@ pub(crate) fn classify(status: u16, retry_after_header: Option<&str>, body: &[u8
     let refusal = || Refusal { status, message: wire::failure_status(body).and_then(|s| s.message) };
     match status {
         200 => match wire::token_pair(body) {
-            Ok(pair) => Outcome::Pair(pair),
+            Ok(pair) => Outcome::Pair(pair, None),
             Err(_) => Outcome::Transient(Transient::new(TransientKind::GarbledAnswer, None)),
         },
         408 | 429 | 500..=599 => {

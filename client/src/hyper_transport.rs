@@ -71,8 +71,11 @@ impl<C: Connect + Clone + Send + Sync + 'static> Transport for HyperTransport<C>
         let (parts, body) = answer.into_parts();
         let body = Limited::new(body, MAX_BODY).collect().await.map_err(TransportError::maybe_sent)?.to_bytes();
         let mut response = Response::new(parts.status.as_u16(), body.to_vec());
-        if let Some(retry_after) = parts.headers.get(http::header::RETRY_AFTER).and_then(|v| v.to_str().ok()) {
-            response = response.with_header("retry-after", retry_after);
+        // The two headers the session reads.
+        for name in [http::header::RETRY_AFTER.as_str(), crate::wire::GRACE_HEADER] {
+            if let Some(value) = parts.headers.get(name).and_then(|v| v.to_str().ok()) {
+                response = response.with_header(name, value);
+            }
         }
         Ok(response)
     }

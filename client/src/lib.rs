@@ -43,9 +43,9 @@ pub use login::Credentials;
 pub use session::{AccessToken, Session, SessionState};
 pub use store::{FileTokenStore, MemoryTokenStore, StoredSession, TokenStore};
 pub use transport::{Call, Request, Response, Transport};
-pub use wire::TokenPair;
+pub use wire::{GRACE_HEADER, TokenPair};
 
 /// The README's example, compiled as a doctest.
-#[cfg(all(doctest, feature = "hyper"))]
+#[cfg(all(doctest, feature = "hyper", feature = "tower"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

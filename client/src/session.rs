@@ -32,7 +32,7 @@ use crate::error::{EndReason, Error, Outcome, Refusal, StoreError, Transient, Tr
 use crate::login::Credentials;
 use crate::store::{DynStore, StoreLock, StoredSession, Swap, TokenStore};
 use crate::transport::{Call, DynTransport, Request, Transport};
-use crate::wire::TokenPair;
+use crate::wire::{GRACE_HEADER, ServerGrace, TokenPair, server_grace};
 
 /// No access lifetime is taken to be longer than this (keeps instant
 /// arithmetic far from overflow).
@@ -108,12 +108,23 @@ struct Current {
     /// Whether the store holds (or held) this generation: a store emptied
     /// since then means another process ended the session.
     persisted: bool,
+    /// The grace window for this pair's rotation: what the server stated
+    /// with it, else the configured assumption.
+    grace: ServerGrace,
 }
 
 impl Current {
-    fn fresh(config: &Config, generation: u64, pair: TokenPair, received: Instant, round: u64) -> Self {
+    fn fresh(
+        config: &Config,
+        generation: u64,
+        pair: TokenPair,
+        received: Instant,
+        round: u64,
+        stated: Option<ServerGrace>,
+    ) -> Self {
         let lifetime = Duration::from_secs(pair.expiration_time()).min(MAX_LIFETIME);
-        let (refresh_at, expires_at) = config.schedule(received, lifetime);
+        let grace = config.grace_for(stated);
+        let (refresh_at, expires_at) = config.schedule(received, lifetime, grace.window);
         Self {
             generation,
             pair,
@@ -125,6 +136,7 @@ impl Current {
             cooldown_until: None,
             failures_in_a_row: 0,
             persisted: true,
+            grace,
         }
     }
 
@@ -133,15 +145,16 @@ impl Current {
     fn adopted(config: &Config, stored: StoredSession, round: u64) -> Self {
         let now = Instant::now();
         let generation = stored.generation();
+        let stated = stored.server_grace();
         match stored.age() {
             Some(age) => {
                 let received = now.checked_sub(age).unwrap_or(now);
-                Self::fresh(config, generation, stored.pair().clone(), received, round)
+                Self::fresh(config, generation, stored.pair().clone(), received, round, stated)
             }
             None => Self {
                 refresh_at: now,
                 expires_at: now,
-                ..Self::fresh(config, generation, stored.pair().clone(), now, round)
+                ..Self::fresh(config, generation, stored.pair().clone(), now, round, stated)
             },
         }
     }
@@ -159,6 +172,7 @@ impl Current {
             cooldown_until: None,
             failures_in_a_row: 0,
             persisted: self.persisted,
+            grace: self.grace,
         }
     }
 
@@ -176,6 +190,7 @@ impl Current {
             cooldown_until: Some(Instant::now() + cooldown),
             failures_in_a_row,
             persisted: self.persisted,
+            grace: self.grace,
         }
     }
 
@@ -357,7 +372,7 @@ impl Session {
         }
         let request = Request::with_token(Call::Logout, current.pair.refresh_token());
         match send(&*inner.transport, request, &inner.config).await {
-            Outcome::Pair(_) | Outcome::Refused(_) => {}
+            Outcome::Pair(..) | Outcome::Refused(_) => {}
             // 200 with `data: null` is logout's success.
             Outcome::Transient(transient) if matches!(transient.kind(), TransientKind::GarbledAnswer) => {}
             Outcome::Transient(transient) => return Err(Error::Transient(transient)),
@@ -366,6 +381,14 @@ impl Session {
         let removed = forget(&*inner.store, &lock, current.generation).await;
         inner.publish(current.ended(EndReason::LoggedOut));
         removed
+    }
+
+    /// The grace window in force for the current pair's rotation: the one
+    /// the server stated with it ([`GRACE_HEADER`](crate::GRACE_HEADER)),
+    /// else [`Config::grace_window`]. The refresh margin is at least this,
+    /// and a lost answer is retried with the same token only inside it.
+    pub fn grace_window(&self) -> Duration {
+        self.inner.current.load().grace.window
     }
 
     /// The session's state now.
@@ -482,33 +505,40 @@ impl Inner {
     ) -> Result<Current, Error> {
         let config = &self.config;
         let started = Instant::now();
+        // Each attempt after the first may be a replay of a rotated token:
+        // never more of them than the server said it tolerates.
+        let max_attempts = match current.grace.replays {
+            Some(replays) if !current.grace.window.is_zero() => config.max_attempts().min(replays.saturating_add(1)),
+            _ => config.max_attempts(),
+        };
         let mut attempt = 0;
         loop {
             attempt += 1;
             let request = Request::with_token(Call::Refresh, current.pair.refresh_token());
             let transient = match send(&*self.transport, request, config).await {
-                Outcome::Pair(pair) => {
+                Outcome::Pair(pair, stated) => {
                     let received = Instant::now();
                     let generation = current.generation.max(stored_generation.unwrap_or(0)) + 1;
-                    let stored = StoredSession::new(generation, pair.clone(), Duration::ZERO);
+                    let stored = StoredSession::new(generation, pair.clone(), Duration::ZERO).with_server_grace(stated);
                     // A failed write keeps the new pair in memory: it is the
                     // only valid one now. Other processes then find the
                     // older record, and their refresh is reuse unless it
                     // falls in the server's grace window.
                     let written = self.store.cas_boxed(lock, stored_generation, Some(stored)).await;
                     let persisted = matches!(written, Ok(Swap::Done));
-                    return Ok(Current { persisted, ..Current::fresh(config, generation, pair, received, next_round) });
+                    let fresh = Current::fresh(config, generation, pair, received, next_round, stated);
+                    return Ok(Current { persisted, ..fresh });
                 }
                 Outcome::Refused(refusal) => return self.refused(lock, current, refusal, next_round).await,
                 Outcome::Unexpected(refusal) => return Err(Error::Unexpected(refusal)),
                 Outcome::Transient(transient) => transient,
             };
             let delay = config.backoff_after(attempt, transient.retry_after());
-            if attempt >= config.max_attempts() || started.elapsed() + delay > config.round_budget() {
+            if attempt >= max_attempts || started.elapsed() + delay > config.round_budget() {
                 return Err(Error::Transient(transient));
             }
             tokio::time::sleep(delay).await;
-            if started.elapsed() > config.grace_window_value() {
+            if started.elapsed() > current.grace.window {
                 // Past the grace window a replay of a rotated token is reuse:
                 // look at the store before sending it again.
                 if let Some(stored) = self.store.load_boxed().await?
@@ -561,7 +591,10 @@ async fn send(transport: &dyn DynTransport, request: Request, config: &Config) -
     match timeout(config.request_timeout_value(), transport.send_boxed(request)).await {
         Err(_) => Outcome::Transient(Transient::new(TransientKind::Timeout, None)),
         Ok(Err(error)) => Outcome::Transient(Transient::new(TransientKind::Transport(error), None)),
-        Ok(Ok(response)) => classify(response.status(), response.header("retry-after"), response.body()),
+        Ok(Ok(response)) => match classify(response.status(), response.header("retry-after"), response.body()) {
+            Outcome::Pair(pair, _) => Outcome::Pair(pair, server_grace(response.header(GRACE_HEADER))),
+            outcome => outcome,
+        },
     }
 }
 
@@ -572,8 +605,8 @@ async fn login_locked(
     credentials: &Credentials,
     config: &Config,
 ) -> Result<Current, Error> {
-    let pair = match send(transport, Request::login(credentials.body()), config).await {
-        Outcome::Pair(pair) => pair,
+    let (pair, stated) = match send(transport, Request::login(credentials.body()), config).await {
+        Outcome::Pair(pair, stated) => (pair, stated),
         Outcome::Transient(transient) => return Err(Error::Transient(transient)),
         Outcome::Refused(refusal) => return Err(Error::LoginRefused(refusal)),
         Outcome::Unexpected(refusal) => return Err(Error::Unexpected(refusal)),
@@ -581,9 +614,9 @@ async fn login_locked(
     let received = Instant::now();
     let stored_generation = store.load_boxed().await?.map(|stored| stored.generation());
     let generation = stored_generation.unwrap_or(0) + 1;
-    let record = StoredSession::new(generation, pair.clone(), Duration::ZERO);
+    let record = StoredSession::new(generation, pair.clone(), Duration::ZERO).with_server_grace(stated);
     match store.cas_boxed(lock, stored_generation, Some(record)).await? {
-        Swap::Done => Ok(Current::fresh(config, generation, pair, received, 0)),
+        Swap::Done => Ok(Current::fresh(config, generation, pair, received, 0, stated)),
         // Only a writer that ignores the lock gets here.
         Swap::Conflict(_) => {
             Err(Error::Store(StoreError::new("store the new session", "the store changed under its lock")))

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::file::FileTokenStore;
 use crate::error::StoreError;
-use crate::wire::TokenPair;
+use crate::wire::{ServerGrace, TokenPair};
 
 /// One stored session: its token pair, its generation and when the pair
 /// arrived.
@@ -43,6 +43,13 @@ pub struct StoredSession {
     generation: u64,
     pair: TokenPair,
     received_at_ms: u64,
+    /// The grace window the server stated with this pair
+    /// (`Token-Refresh-Grace`), so a process that adopts the pair keeps
+    /// the promise too. Absent in records of older clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    grace_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    grace_replays: Option<u32>,
 }
 
 impl StoredSession {
@@ -50,7 +57,20 @@ impl StoredSession {
     pub fn new(generation: u64, pair: TokenPair, age: Duration) -> Self {
         let now = wall_clock_ms();
         let age_ms = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
-        Self { generation, pair, received_at_ms: now.saturating_sub(age_ms) }
+        Self { generation, pair, received_at_ms: now.saturating_sub(age_ms), grace_ms: None, grace_replays: None }
+    }
+
+    /// The record with the grace window the server stated for the pair.
+    pub(crate) fn with_server_grace(mut self, grace: Option<ServerGrace>) -> Self {
+        self.grace_ms = grace.map(|grace| u64::try_from(grace.window.as_millis()).unwrap_or(u64::MAX));
+        self.grace_replays = grace.and_then(|grace| grace.replays);
+        self
+    }
+
+    /// The grace window the server stated for the pair, if it did.
+    pub(crate) fn server_grace(&self) -> Option<ServerGrace> {
+        let window = Duration::from_millis(self.grace_ms?);
+        Some(ServerGrace { window, replays: self.grace_replays })
     }
 
     /// The generation: 1 for the first pair ever stored, +1 for every pair

@@ -118,7 +118,9 @@ impl Response {
         Self { status, headers: Vec::new(), body: Zeroizing::new(body.into()) }
     }
 
-    /// Adds a header (the session reads `Retry-After`).
+    /// Adds a header (the session reads `Retry-After` and
+    /// [`GRACE_HEADER`](crate::GRACE_HEADER); a transport may pass only
+    /// those).
     #[must_use]
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));

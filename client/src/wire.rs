@@ -8,6 +8,7 @@
 //! adds one (say, a grace-window hint) must not log every client out.
 
 use std::fmt;
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -65,6 +66,42 @@ impl fmt::Debug for TokenPair {
     }
 }
 
+/// The header of a login's or refresh's 200 that states the server's grace
+/// window for the new pair's rotation: `10;replays=20` (seconds and
+/// replays, an RFC 9651 integer with a parameter), `0` when rotation is
+/// strict. The reference server sends it since the grace window became its
+/// default.
+pub const GRACE_HEADER: &str = "token-refresh-grace";
+
+/// The longest grace window taken from a server (its own maximum is 60 s):
+/// a wrong or hostile value cannot stretch retries further.
+const MAX_ADVERTISED_GRACE: Duration = Duration::from_secs(600);
+
+/// What a server said about its grace window in [`GRACE_HEADER`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ServerGrace {
+    /// How long after a rotation the rotated token may be presented again.
+    pub(crate) window: Duration,
+    /// How many such presentations one rotation tolerates, when said.
+    pub(crate) replays: Option<u32>,
+}
+
+/// Reads [`GRACE_HEADER`]; `None` when absent or not understood (then the
+/// configured window stays in force).
+pub(crate) fn server_grace(value: Option<&str>) -> Option<ServerGrace> {
+    let mut parts = value?.split(';');
+    let seconds: u64 = parts.next()?.trim().parse().ok()?;
+    let mut replays = None;
+    for parameter in parts {
+        let (key, value) = parameter.split_once('=').unwrap_or((parameter, ""));
+        if key.trim() == "replays" {
+            replays = Some(value.trim().parse().ok()?);
+        }
+    }
+    let window = Duration::from_secs(seconds).min(MAX_ADVERTISED_GRACE);
+    Some(ServerGrace { window, replays: if window.is_zero() { Some(0) } else { replays } })
+}
+
 /// `{"status":…,"data":…}`.
 #[derive(Deserialize)]
 pub(crate) struct Envelope<T> {
@@ -103,6 +140,23 @@ mod tests {
         let pair = token_pair(body).unwrap();
         assert_eq!((pair.access_token(), pair.refresh_token(), pair.expiration_time()), ("a", "r", 300));
         assert!(!format!("{pair:?}").contains("\"a\""));
+    }
+
+    #[test]
+    fn reads_the_grace_header() {
+        let grace = |value| server_grace(Some(value));
+        assert_eq!(grace("10;replays=20"), Some(ServerGrace { window: Duration::from_secs(10), replays: Some(20) }));
+        assert_eq!(
+            grace(" 5 ; other=1;replays=3"),
+            Some(ServerGrace { window: Duration::from_secs(5), replays: Some(3) })
+        );
+        assert_eq!(grace("7"), Some(ServerGrace { window: Duration::from_secs(7), replays: None }));
+        assert_eq!(grace("0"), Some(ServerGrace { window: Duration::ZERO, replays: Some(0) }));
+        assert_eq!(grace("99999999").map(|g| g.window), Some(MAX_ADVERTISED_GRACE));
+        for bad in ["", "-1", "ten", "10;replays=many", "1.5"] {
+            assert_eq!(grace(bad), None, "{bad:?}");
+        }
+        assert_eq!(server_grace(None), None);
     }
 
     #[test]

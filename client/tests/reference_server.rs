@@ -111,6 +111,27 @@ async fn thirty_two_tasks_keep_one_session_alive() {
     server.stop().await;
 }
 
+/// The reference server states its grace window on every 200; the session
+/// takes it over its configured assumption.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_learns_the_servers_grace_window() {
+    let server = start(Policy::builder()).await;
+    let transport = HyperTransport::new(&server.base).unwrap();
+    let store = MemoryTokenStore::new();
+    let session = Session::login(transport.clone(), store.clone(), &bob(), Config::default()).await.unwrap();
+    assert_eq!(session.grace_window(), Duration::from_secs(10), "the server's default");
+    let resumed = Session::resume(transport, store, Config::default()).await.unwrap().unwrap();
+    assert_eq!(resumed.grace_window(), Duration::from_secs(10), "stored with the pair");
+    server.stop().await;
+
+    let strict = start(Policy::builder().grace_window(time::Duration::ZERO)).await;
+    let transport = HyperTransport::new(&strict.base).unwrap();
+    let config = Config::default().grace_window(Duration::from_secs(10));
+    let session = Session::login(transport, MemoryTokenStore::new(), &bob(), config).await.unwrap();
+    assert_eq!(session.grace_window(), Duration::ZERO, "strict rotation, stated");
+    strict.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_revokes_the_session_on_the_server() {
     let server = start(Policy::builder()).await;

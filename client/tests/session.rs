@@ -105,6 +105,50 @@ async fn a_lost_answer_is_retried_with_the_same_token_and_the_grace_window_retur
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_servers_stated_grace_window_overrides_the_configured_one() {
+    // Configured: none (margin 30 s plus jitter). Stated: 60 s, so the
+    // margin is at least 60 s and a 300 s token is due by 240 s.
+    let fake = Fake::new(300).stating_grace("60;replays=20");
+    let (session, store) = login(&fake, Config::default()).await;
+    assert_eq!(session.grace_window(), Duration::from_secs(60));
+    tokio::time::advance(Duration::from_secs(241)).await;
+    assert_eq!(session.access_token().await.unwrap().generation(), 2);
+    assert_eq!(fake.refreshes(), 1);
+    // Stored with the pair: a process that adopts it keeps the promise.
+    let resumed = Session::resume(fake.clone(), store, Config::default()).await.unwrap().unwrap();
+    assert_eq!(resumed.grace_window(), Duration::from_secs(60));
+
+    // Without the header the configured window stays.
+    let plain = Fake::new(300);
+    let (session, _) = login(&plain, Config::default().grace_window(Duration::from_secs(7))).await;
+    assert_eq!(session.grace_window(), Duration::from_secs(7));
+    tokio::time::advance(Duration::from_secs(241)).await;
+    session.access_token().await.unwrap();
+    assert_eq!(plain.refreshes(), 0, "a 30 s margin: not due at 241 s");
+
+    // A strict server's `0` overrides a configured window.
+    let strict = Fake::new(300).strict().stating_grace("0");
+    let (session, _) = login(&strict, Config::default().grace_window(Duration::from_secs(10))).await;
+    assert_eq!(session.grace_window(), Duration::ZERO);
+}
+
+#[tokio::test(start_paused = true)]
+async fn lost_answers_are_retried_no_more_often_than_the_server_tolerates_replays() {
+    let fake = Fake::new(300).stating_grace("10;replays=1");
+    let (session, _) = login(&fake, Config::default()).await;
+    tokio::time::advance(DUE).await;
+    fake.fault(Fault::LoseAnswer);
+    fake.fault(Fault::LoseAnswer);
+    fake.fault(Fault::LoseAnswer);
+    let error = session.access_token().await;
+    // The old token is still valid: the caller keeps it, the session cools down.
+    assert_eq!(error.unwrap().generation(), 1);
+    assert_eq!(fake.refreshes(), 2, "the request and one replay, not the configured four attempts");
+    assert!(matches!(session.state(), SessionState::CoolingDown { .. }));
+    assert_eq!(fake.count(|s| &s.reuse_detected), 0);
+}
+
+#[tokio::test(start_paused = true)]
 async fn without_a_grace_window_a_lost_answer_ends_the_session_with_the_reason() {
     let fake = Fake::new(300).strict();
     let (session, store) = login(&fake, Config::default()).await;

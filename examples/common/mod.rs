@@ -86,9 +86,14 @@ pub(crate) struct Config {
     /// Refresh token (idle session) lifetime in seconds.
     #[arg(long, value_name = "SECS", allow_hyphen_values = true, default_value_t = default_secs(Policy::refresh_lifetime))]
     pub(crate) refresh_ttl: u32,
-    /// Grace window for a retried refresh, 0 (off) to 60 seconds.
+    /// Grace window for a retried refresh, 0 (off: strict rotation) to 60
+    /// seconds.
     #[arg(long, value_name = "SECS", allow_hyphen_values = true, default_value_t = default_secs(Policy::grace_window))]
     pub(crate) grace: u32,
+    /// Replays of one rotation the grace window tolerates (1 to 100).
+    #[arg(long, value_name = "N", allow_hyphen_values = true, default_value_t = Policy::default().grace_max_replays(),
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(token_refresh::policy::MAX_GRACE_REPLAYS)))]
+    pub(crate) grace_replays: u32,
     /// Live sessions one user may hold; the login beyond it ends the user's
     /// session nearest its end of life.
     #[arg(long, value_name = "N", allow_hyphen_values = true, default_value_t = Policy::default().max_sessions_per_user(),
@@ -318,6 +323,7 @@ fn build_policy(config: &Config) -> Result<Policy, String> {
         .access_lifetime(seconds(config.access_ttl))
         .refresh_lifetime(seconds(config.refresh_ttl))
         .grace_window(seconds(config.grace))
+        .grace_max_replays(config.grace_replays)
         .max_sessions_per_user(config.max_sessions_per_user)
         .login_rate_limit(config.login_rate_limit)
         .leeway(seconds(config.leeway))
@@ -385,6 +391,7 @@ fn announce(bound: SocketAddr, admin: Option<SocketAddr>, setup: &Setup, stack: 
         access_ttl = policy.access_lifetime().whole_seconds(),
         refresh_ttl = policy.refresh_lifetime().whole_seconds(),
         grace = policy.grace_window().whole_seconds(),
+        grace_replays = policy.grace_max_replays(),
         store = %setup.store,
         "token-refresh listening"
     );

@@ -56,6 +56,7 @@ pub(crate) async fn sign_pair<S: Signer>(policy: &Policy, pair: &PairClaims, sig
         access_token: finish(access_input, &access_signature)?,
         refresh_token: finish(refresh_input, &refresh_signature)?,
         expiration_time: policy.access_ttl,
+        grace: policy.grace,
     })
 }
 

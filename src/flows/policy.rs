@@ -26,6 +26,17 @@ use crate::users::UserStore;
 
 /// Longest grace window ([spec §5](crate::spec#5-rotation-reuse-and-sessions)).
 pub const MAX_GRACE: Duration = Duration::seconds(60);
+/// The default grace window: long enough for racing presentations (one
+/// round trip apart) and a client's retries of a lost answer (its backoff
+/// starts at 100 ms), short enough that a stolen predecessor is only worth
+/// the pair its owner already holds, and only for seconds
+/// ([spec §5](crate::spec#5-rotation-reuse-and-sessions)).
+pub const DEFAULT_GRACE: Duration = Duration::seconds(10);
+/// The default number of replays one rotation tolerates: peers report 6 to
+/// 18 parallel presentations of one refresh token (tabs, workers, agents
+/// refreshing at once), so 17 replays beside the rotation, plus the three
+/// retries a client sends when answers are lost.
+pub const DEFAULT_GRACE_REPLAYS: u32 = 20;
 /// Most grace replays one rotation may be configured to tolerate.
 pub const MAX_GRACE_REPLAYS: u32 = 100;
 /// Highest per-user session cap a policy may set. A login costs O(log n)
@@ -63,7 +74,8 @@ pub struct Policy {
 
 impl Default for Policy {
     /// The reference API's defaults: access 300 s, refresh 86 400 s, session 30 days,
-    /// no leeway, no grace window (3 replays once enabled), `EdDSA`, at
+    /// no leeway, a 10 s grace window with 20 replays ([`DEFAULT_GRACE`],
+    /// [`DEFAULT_GRACE_REPLAYS`]), `EdDSA`, at
     /// most 100 live sessions per user, superseded access tokens valid
     /// until their own `exp`, at most 30 logins per user per minute.
     fn default() -> Self {
@@ -72,7 +84,7 @@ impl Default for Policy {
             refresh_ttl: 86_400,
             session_ttl: 30 * 86_400,
             leeway: 0,
-            grace: Grace { window: 0, max_replays: 3 },
+            grace: Grace { window: DEFAULT_GRACE.whole_seconds(), max_replays: DEFAULT_GRACE_REPLAYS },
             algorithm: Algorithm::EdDsa,
             max_sessions_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
             revoke_superseded_access: false,
@@ -393,7 +405,9 @@ impl PolicyBuilder {
         self
     }
 
-    /// Grace window, 0 (off) to 60 s; default 0.
+    /// Grace window, 0 (off: strict rotation, any replay is reuse) to 60 s;
+    /// default 10 s ([`DEFAULT_GRACE`]). Inside it a retry with the token
+    /// rotated last gets the same pair back, byte for byte.
     pub fn grace_window(mut self, window: Duration) -> Self {
         if let Some(s) = self.seconds(window, 0, MAX_GRACE.whole_seconds(), PolicyError::GraceWindow) {
             self.policy.grace.window = s;
@@ -402,8 +416,7 @@ impl PolicyBuilder {
     }
 
     /// Replays one rotation tolerates in the grace window, 1 to
-    /// [`MAX_GRACE_REPLAYS`];
-    /// default 3.
+    /// [`MAX_GRACE_REPLAYS`]; default 20 ([`DEFAULT_GRACE_REPLAYS`]).
     pub fn grace_max_replays(mut self, replays: u32) -> Self {
         if (1..=MAX_GRACE_REPLAYS).contains(&replays) {
             self.policy.grace.max_replays = replays;

@@ -7,6 +7,13 @@ use token_refresh::{
 };
 
 use crate::users::{ALICE, BOB, demo};
+
+/// The default policy with the grace window off (strict rotation), for
+/// tests about reuse detection: since the window became a default, a
+/// second presentation inside it is a replay.
+pub fn strict_policy() -> Policy {
+    Policy::builder().grace_window(time::Duration::ZERO).build().expect("a zero grace window is valid")
+}
 use crate::{clock, keys, ready};
 
 /// A deployment with a policy: the demo users in memory, the service's
@@ -28,6 +35,12 @@ impl Fixture {
     /// The default policy.
     pub fn new() -> Self {
         Self::with_policy(Policy::default())
+    }
+
+    /// The default policy with strict rotation (no grace window): any
+    /// second presentation of a rotated token is reuse.
+    pub fn strict() -> Self {
+        Self::with_policy(strict_policy())
     }
 
     /// A policy of the test's own.

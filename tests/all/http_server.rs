@@ -22,6 +22,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use token_refresh::http::ServeOptions;
+use token_refresh_test_support::flow::strict_policy;
 use token_refresh_test_support::http_client::{Http, SESSION, TestResult};
 use token_refresh_test_support::keys::{SEED, signer, signing_key};
 use token_refresh_test_support::raw::{HEALTHZ, RawConnection};
@@ -433,7 +434,7 @@ async fn session_past_its_absolute_lifetime_is_refused() -> TestResult {
 
 #[tokio::test]
 async fn twenty_four_concurrent_refreshes_of_one_token_give_exactly_one_200() -> TestResult {
-    let server = Running::start().await?;
+    let server = Running::start_with(strict_policy(), signer()).await?;
     let (_, refresh) = server.http.session(BOB, &BOB_LOGIN_SEED).await?;
     let authorization = bearer(&refresh);
     let mut tasks = tokio::task::JoinSet::new();

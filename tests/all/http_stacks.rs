@@ -212,18 +212,27 @@ async fn exchange(http: &Http) -> TestResult<Vec<String>> {
     let echoed = http.send("GET", "/.well-known/jwks.json", &[("x-request-id", "trace-7")], b"").await?;
     transcript.push(format!("request id: {:?}", echoed.header("x-request-id")));
 
-    // Concurrency holds on every stack: 24 refreshes of one token, one 200.
+    // Concurrency holds on every stack: 24 refreshes of one token under the
+    // default grace window (10 s, 20 replays) are one rotation and 20
+    // replays of the same pair; the 22nd presentation is reuse.
     let (_, shared) = http.session(BOB, &BOB_LOGIN_SEED).await?;
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..24 {
         let (http, authorization) = (http.clone(), bearer(&shared));
-        tasks.spawn(async move { http.refresh(Some(&authorization)).await.map(|r| r.status) });
+        tasks.spawn(async move {
+            let answer = http.refresh(Some(&authorization)).await?;
+            let pair = (answer.status == 200).then(|| answer.body.clone());
+            TestResult::Ok((answer.status, pair, answer.header("token-refresh-grace").map(str::to_owned)))
+        });
     }
-    let mut ok = 0;
-    while let Some(status) = tasks.join_next().await {
-        ok += usize::from(status?? == 200);
+    let (mut ok, mut pairs, mut graces) = (0, std::collections::BTreeSet::new(), std::collections::BTreeSet::new());
+    while let Some(answer) = tasks.join_next().await {
+        let (status, pair, grace) = answer??;
+        ok += usize::from(status == 200);
+        pairs.extend(pair);
+        graces.extend(grace);
     }
-    transcript.push(format!("concurrent 200s: {ok}"));
+    transcript.push(format!("concurrent 200s: {ok}, distinct pairs: {}, grace: {graces:?}", pairs.len()));
     Ok(transcript)
 }
 
@@ -266,7 +275,7 @@ async fn axum_actix_and_hyper_send_the_same_bytes() -> TestResult {
         ("unknown path: 404", "no such endpoint"),
         ("jwks: 200", r#"("cache-control", "public, max-age=300")"#),
         ("request id: Some(\"trace-7\")", ""),
-        ("concurrent 200s: 1", ""),
+        ("concurrent 200s: 21, distinct pairs: 1, grace: {\"10;replays=20\"}", ""),
     ];
     for (prefix, needle) in expect {
         let found = reference.iter().find(|l| l.starts_with(prefix));

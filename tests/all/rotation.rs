@@ -21,7 +21,7 @@ fn grace_policy(window: i64, replays: u32) -> Policy {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn of_64_concurrent_refreshes_exactly_one_succeeds() {
-    let fx = Arc::new(Fixture::new());
+    let fx = Arc::new(Fixture::strict());
     let token = Arc::new(fx.login(BOB).await.refresh_token);
     let tasks: Vec<_> = (0..64)
         .map(|_| {
@@ -97,7 +97,7 @@ async fn grace_window_is_bounded_three_ways() {
 
 #[tokio::test]
 async fn without_a_grace_window_an_immediate_retry_is_reuse() {
-    let fx = Fixture::new();
+    let fx = Fixture::strict();
     let first = fx.login(BOB).await.refresh_token;
     fx.refresh(&first).await.unwrap();
     assert_refused(fx.refresh(&first).await, Reused);

@@ -450,6 +450,7 @@ async fn command_line_flags() -> TestResult {
         "--access-ttl <SECS>",
         "--refresh-ttl <SECS>",
         "--grace <SECS>",
+        "--grace-replays <N>",
         "--max-sessions-per-user <N>",
         "--max-connections <N>",
         "--admin-listen <ADDR>",
@@ -465,10 +466,11 @@ async fn command_line_flags() -> TestResult {
     // No flags (and a bare `--`): the default policy on the in-memory ledger.
     let policy = Policy::default();
     let defaults = format!(
-        "access_ttl={} refresh_ttl={} grace={} store=memory",
+        "access_ttl={} refresh_ttl={} grace={} grace_replays={} store=memory",
         policy.access_lifetime().whole_seconds(),
         policy.refresh_lifetime().whole_seconds(),
-        policy.grace_window().whole_seconds()
+        policy.grace_window().whole_seconds(),
+        policy.grace_max_replays()
     );
     for args in [&["--listen", "127.0.0.1:0"][..], &["--listen", "127.0.0.1:0", "--"]] {
         let logs = running(args).await?.stop().await?;
@@ -499,6 +501,7 @@ async fn command_line_flags() -> TestResult {
         "--refresh-ttl=3600",
         "--grace",
         "5",
+        "--grace-replays=7",
         "--kid",
         "k1",
         "--verify-key",
@@ -536,6 +539,10 @@ async fn command_line_flags() -> TestResult {
     let retried = http.refresh(Some(&bearer(&refresh))).await?;
     assert_eq!(retried.status, 200, "a retry inside the grace window: {}", retried.message());
     assert_eq!(retried.data("refreshToken")?, rotated.data("refreshToken")?);
+    // The 200 tells the client the window it may rely on.
+    for answer in [&login, &rotated, &retried] {
+        assert_eq!(answer.header("token-refresh-grace"), Some("5;replays=7"));
+    }
     // --max-sessions-per-user 5: five more logins (six sessions) end one.
     let mut sessions = vec![rotated.data("refreshToken")?];
     for _ in 0..5 {
@@ -549,7 +556,10 @@ async fn command_line_flags() -> TestResult {
     assert_eq!(statuses, [200, 200, 200, 200, 200, 401]);
     let logs = server.stop().await?;
     let line = startup_line(&logs)?;
-    assert!(line.contains(r#" kid="k1" "#) && line.ends_with("access_ttl=60 refresh_ttl=3600 grace=5 store=memory"));
+    assert!(
+        line.contains(r#" kid="k1" "#)
+            && line.ends_with("access_ttl=60 refresh_ttl=3600 grace=5 grace_replays=7 store=memory")
+    );
 
     // Refused values: exit code 2, the message names the flag (clap names it
     // for a negative number too).
@@ -564,6 +574,8 @@ async fn command_line_flags() -> TestResult {
         (&["--listen", "127.0.0.1:0", "--nope", "1"], "'--nope'"),
         (&["--listen", "127.0.0.1:0", "positional"], "'positional'"),
         (&["--listen", "127.0.0.1:0", "--grace", "-1"], "'--grace <SECS>'"),
+        (&["--listen", "127.0.0.1:0", "--grace-replays", "0"], "'--grace-replays <N>'"),
+        (&["--listen", "127.0.0.1:0", "--grace-replays", "101"], "'--grace-replays <N>'"),
         (&["--listen", "127.0.0.1:0", "--access-ttl", "5m"], "'--access-ttl <SECS>'"),
         (&["--listen", "127.0.0.1:0", "--kid", "a", "--kid", "b"], "'--kid <ID>'"),
         (&["--listen", "127.0.0.1:0", "--max-connections", "0"], "'--max-connections <N>'"),

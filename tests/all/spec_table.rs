@@ -215,7 +215,9 @@ async fn step_9_unknown_revoked_or_expired_sessions_are_401() {
 
 #[tokio::test]
 async fn step_10_reuse_is_401_and_revokes_the_family() {
-    let (fx, first) = fixture_with_session().await;
+    // Strict rotation: inside the (default) grace window the same retry is a replay.
+    let fx = Fixture::strict();
+    let first = fx.login(BOB).await.refresh_token;
     let second = fx.refresh(&first).await.unwrap();
     let error = assert_refused(fx.refresh(&first).await, Reused);
     assert_eq!(

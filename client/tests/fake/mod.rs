@@ -58,6 +58,8 @@ pub struct Server {
     /// JWT-shaped access tokens whose `exp` is this (unix seconds), to show
     /// the client never reads it.
     pub exp_claim: AtomicUsize,
+    /// The `Token-Refresh-Grace` value every pair is sent with, if any.
+    pub grace_header: Mutex<Option<&'static str>>,
 }
 
 /// A transport to one fake server; cheap to clone.
@@ -74,6 +76,12 @@ impl Fake {
 
     pub fn strict(self) -> Self {
         self.0.grace.store(false, Ordering::SeqCst);
+        self
+    }
+
+    /// Every pair states `value` as its grace window.
+    pub fn stating_grace(self, value: &'static str) -> Self {
+        *self.0.grace_header.lock().unwrap() = Some(value);
         self
     }
 
@@ -115,7 +123,11 @@ impl Fake {
             state.current.as_deref().unwrap_or_default(),
             self.0.lifetime.load(Ordering::SeqCst)
         );
-        Response::new(200, body)
+        let response = Response::new(200, body);
+        match *self.0.grace_header.lock().unwrap() {
+            Some(value) => response.with_header("Token-Refresh-Grace", value),
+            None => response,
+        }
     }
 
     fn handle(&self, request: &Request) -> Result<Response, TransportError> {
