@@ -77,6 +77,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 
 use crate::keys::Algorithm;
 use crate::keys::Keyring;
+use crate::keys::ResigningKey;
 use crate::token::DecodeError;
 
 /// Largest accepted JOSE header segment, in base64url characters.
@@ -203,9 +204,54 @@ impl<'a> UntrustedToken<'a> {
     /// Verifies the signature ([spec §4](crate::spec#4-which-outcome-in-which-order) steps 3–4): `kid`, when present, must
     /// name a key of `keyring`; without it each key is tried, active first.
     pub fn verify(self, keyring: &Keyring) -> Result<VerifiedToken, DecodeError> {
+        self.verify_with(keyring, None)
+    }
+
+    /// [`UntrustedToken::verify`], except that under the key `own` signs
+    /// for, the signature is checked by re-signing the signing input with
+    /// `own` and comparing in constant time (see
+    /// [`Signer::resigning_key`](crate::Signer::resigning_key)). Every other
+    /// key of `keyring` is verified the normal way; the refusals and their
+    /// order are the same.
+    ///
+    /// ```
+    /// use base64::Engine as _;
+    /// use token_refresh::ed25519_dalek::{Signer as _, SigningKey};
+    /// use token_refresh::keys::Algorithm;
+    /// use token_refresh::token::jws::UntrustedToken;
+    /// use token_refresh::{Ed25519Signer, Signer as _};
+    ///
+    /// let signer = Ed25519Signer::from_seed(&[7; 32])?;
+    /// let own = signer.resigning_key().ok_or("an in-process signer re-signs")?;
+    /// let input = "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSJ9.e30";
+    /// let signature = SigningKey::from_bytes(&[7; 32]).sign(input.as_bytes());
+    /// let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signature.to_bytes());
+    /// let token = format!("{input}.{signature}");
+    /// assert!(UntrustedToken::parse(&token, Algorithm::EdDsa)?.verify_resigning(signer.keyring(), own).is_ok());
+    /// let tampered = token.replace(".e30.", ".e31.");
+    /// assert!(UntrustedToken::parse(&tampered, Algorithm::EdDsa)?.verify_resigning(signer.keyring(), own).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn verify_resigning(self, keyring: &Keyring, own: ResigningKey<'_>) -> Result<VerifiedToken, DecodeError> {
+        self.verify_with(keyring, Some(own))
+    }
+
+    pub(crate) fn verify_with(
+        self,
+        keyring: &Keyring,
+        own: Option<ResigningKey<'_>>,
+    ) -> Result<VerifiedToken, DecodeError> {
         let candidates = keyring.candidates(self.kid.as_deref()).ok_or(DecodeError::UnknownKey)?;
         let message = self.signing_input.as_bytes();
-        if !candidates.into_iter().any(|key| signature_verifies(key, message, &self.signature)) {
+        let authentic = |key: &ed25519_dalek::VerifyingKey| match own {
+            // Our own signing key: one signature instead of a verification.
+            // Where the answer is unknown (feature off, backend failure),
+            // fall through to the normal check, which decides the same
+            // for every token our key signed.
+            Some(own) if own.verifying_key() == key => resigned_signature_matches(own, message, &self.signature),
+            _ => signature_verifies(key, message, &self.signature),
+        };
+        if !candidates.into_iter().any(authentic) {
             return Err(DecodeError::Signature);
         }
         // Authentic from here on: the payload was written by a key we trust.
@@ -304,6 +350,37 @@ fn has_small_order_r(signature: &Signature) -> bool {
 /// ```
 pub fn verify_signature(key: &crate::VerificationKey, message: &[u8], signature: &Signature) -> bool {
     signature_verifies(key.verifying_key(), message, signature)
+}
+
+/// The signature check for a token under the key `own` signs for
+/// ([`UntrustedToken::verify_resigning`]): `signature` must be the one
+/// `own` makes over `message`, compared in constant time. Exposed so test
+/// vectors can run through exactly this path.
+///
+/// It accepts a subset of what [`verify_signature`] accepts: everything
+/// our key signed, and not a second signature under our key made with
+/// another nonce (only a holder of the secret key can make one; see
+/// `docs/security.md`). Where this build cannot re-sign (the `resigning`
+/// feature is off, or the backend failed), it is [`verify_signature`].
+///
+/// ```
+/// use token_refresh::ed25519_dalek::{Signer as _, SigningKey};
+/// use token_refresh::token::jws::verify_resigned_signature;
+/// use token_refresh::{Ed25519Signer, Signer as _};
+///
+/// let signer = Ed25519Signer::from_seed(&[7; 32])?;
+/// let own = signer.resigning_key().ok_or("in process")?;
+/// let signature = SigningKey::from_bytes(&[7; 32]).sign(b"message");
+/// assert!(verify_resigned_signature(own, b"message", &signature));
+/// assert!(!verify_resigned_signature(own, b"other", &signature));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn verify_resigned_signature(own: ResigningKey<'_>, message: &[u8], signature: &Signature) -> bool {
+    resigned_signature_matches(own, message, signature)
+}
+
+fn resigned_signature_matches(own: ResigningKey<'_>, message: &[u8], signature: &Signature) -> bool {
+    own.signed(message, signature).unwrap_or_else(|| signature_verifies(own.verifying_key(), message, signature))
 }
 
 fn signature_verifies(key: &ed25519_dalek::VerifyingKey, message: &[u8], signature: &Signature) -> bool {
