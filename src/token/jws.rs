@@ -49,6 +49,18 @@
 //! invalid one refused: `tests/all/vectors.rs`). Honest signers, ours included,
 //! always pass.
 //!
+//! # Verification by re-signing
+//!
+//! Under the key our own signer holds ([`crate::Signer::resigning_key`]),
+//! [`UntrustedToken::verify_resigning`] signs the signing input again and
+//! compares the signatures in constant time: one signature instead of one
+//! verification. It accepts a subset of the above (RFC 8032 signatures
+//! by our key) and refuses one thing `verify_strict` accepts, a second
+//! signature under our key with another nonce, which only a holder of the
+//! secret key can make. The argument is in `docs/security.md`
+//! (§ Verification by re-signing); `tests/all/resigning.rs` holds it to
+//! `verify_strict` on 100 000 tokens.
+//!
 //! Timing: verification handles only public values (the token, its
 //! signature, our public key). ed25519-dalek computes `[S]B - [k]A` with a
 //! variable-time double-scalar multiplication, which is safe precisely
@@ -63,7 +75,8 @@
 //! else); base64url decoding of a header segment of at most 256 characters
 //! into a stack buffer and one JSON parse of it (none for the exact header we
 //! issue); and at most [`crate::keys::MAX_KEYS`] signature checks over a signing
-//! input of at most 4 353 bytes (256 + 1 + 4096). The payload (at most 4096
+//! input of at most 4 353 bytes (256 + 1 + 4096), of which at most one is
+//! a re-signing. The payload (at most 4096
 //! characters) is decoded and parsed only after the signature verified.
 
 use std::borrow::Cow;
