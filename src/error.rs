@@ -31,7 +31,7 @@ pub enum Error {
     #[error("unprocessable: {0}")]
     Unprocessable(#[from] Unprocessable),
     /// 429: an authentic login of a user who already logged in more often
-    /// than the policy's [login rate limit](crate::PolicyBuilder::login_rate_limit)
+    /// than the policy's [login rate limit](crate::policy::PolicyBuilder::login_rate_limit)
     /// allows within the last minute. Answered with `Retry-After: 60`.
     #[error("too many logins for this user")]
     TooManyLogins,
