@@ -50,7 +50,9 @@ start() { # NAME BINARY PORT [FLAGS...]
   [ -s "$work/$1.login" ] || { cat "$work/$1.err" >&2; echo "$1 printed no login body" >&2; exit 1; }
 }
 # Rounds of logins from one body: the per-user login rate limit is off.
-start server "$bin/server" 18111 --login-rate-limit 0
+# SERVER_FLAGS adds flags to the server (e.g. --no-verify-by-resigning).
+# shellcheck disable=SC2086
+start server "$bin/server" 18111 --login-rate-limit 0 ${SERVER_FLAGS:-}
 start baseline "$bin/baseline" 18112
 
 load() { # NAME PORT -> refreshes/s

@@ -120,3 +120,35 @@ impl fmt::Debug for ResigningKey<'_> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::Signer as _;
+
+    #[test]
+    fn debug_shows_the_public_key_only() {
+        let seed = [0x42; 32];
+        let signer = crate::Ed25519Signer::from_seed(&seed).unwrap_or_else(|_| unreachable!());
+        let Some(own) = signer.resigning_key() else { unreachable!("an in-process signer re-signs") };
+        let shown = format!("{own:?}");
+        assert!(shown.contains(&crate::keys::hex::encode(own.verifying_key().as_bytes())), "{shown}");
+        assert!(!shown.contains(&crate::keys::hex::encode(&seed)), "{shown}");
+    }
+
+    /// Only our key's RFC 8032 signature matches: not another message's,
+    /// not a flipped bit.
+    #[cfg(feature = "resigning")]
+    #[test]
+    fn only_our_signature_of_this_message_matches() {
+        use ed25519_dalek::Signer as _;
+        let seed = [0x42; 32];
+        let signer = crate::Ed25519Signer::from_seed(&seed).unwrap_or_else(|_| unreachable!());
+        let Some(own) = signer.resigning_key() else { unreachable!("an in-process signer re-signs") };
+        let signature = ed25519_dalek::SigningKey::from_bytes(&seed).sign(b"header.payload");
+        assert_eq!(own.signed(b"header.payload", &signature), Some(true));
+        assert_eq!(own.signed(b"header.payloaD", &signature), Some(false));
+        let mut flipped = signature.to_bytes();
+        flipped[63] ^= 0x80;
+        assert_eq!(own.signed(b"header.payload", &ed25519_dalek::Signature::from_bytes(&flipped)), Some(false));
+    }
+}
