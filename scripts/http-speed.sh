@@ -3,9 +3,19 @@
 # team writes instead: axum + jsonwebtoken/aws-lc + a mutexed map,
 # examples/baseline.rs), in alternating rounds, with the load generator
 # (examples/loadgen.rs: SESSIONS chained refresh sessions for SECONDS each
-# round). Server and load generator share the machine's cores.
+# round).
 #
 #   scripts/http-speed.sh [ROUNDS] [SECONDS] [SESSIONS]
+#
+# PIN selects where the processes run:
+#   PIN=shared (default)  server and load generator share every core, as a
+#                         small deployment would; the load generator's and
+#                         the kernel's CPU time competes with the server's.
+#   PIN=split             the servers are pinned to core SERVER_CPU (0) and
+#                         the load generator to LOAD_CPU (1) with `taskset`,
+#                         so the ratio measures the servers' own cost per
+#                         refresh (each server gets one whole core). Needs
+#                         util-linux's taskset and at least two cores.
 #
 # BIN_DIR (default target/release/examples) holds `server`, `baseline` and
 # `loadgen`; build them first, with or without the aws-lc feature:
@@ -18,23 +28,35 @@ rounds=${1:-3}
 seconds=${2:-10}
 sessions=${3:-16}
 bin=${BIN_DIR:-target/release/examples}
+pin=${PIN:-shared}
+server_on=(); load_on=()
+case "$pin" in
+  shared) ;;
+  split)
+    command -v taskset >/dev/null || { echo "PIN=split needs taskset (util-linux)" >&2; exit 1; }
+    server_on=(taskset -c "${SERVER_CPU:-0}"); load_on=(taskset -c "${LOAD_CPU:-1}") ;;
+  *) echo "PIN must be shared or split, not $pin" >&2; exit 1 ;;
+esac
+echo "mode: PIN=$pin${server_on:+ (servers on CPU ${SERVER_CPU:-0}, load generator on CPU ${LOAD_CPU:-1})}"
 work=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
 
 start() { # NAME BINARY PORT [FLAGS...]
-  "$2" --listen "127.0.0.1:$3" "${@:4}" >"$work/$1.out" 2>"$work/$1.err" &
+  "${server_on[@]}" "$2" --listen "127.0.0.1:$3" "${@:4}" >"$work/$1.out" 2>"$work/$1.err" &
   pids+=($!)
   for _ in $(seq 1 100); do grep -q '^login body:' "$work/$1.out" 2>/dev/null && break; sleep 0.1; done
   sed -nE 's/^login body: (.*)$/\1/p' "$work/$1.out" | head -1 >"$work/$1.login"
   [ -s "$work/$1.login" ] || { cat "$work/$1.err" >&2; echo "$1 printed no login body" >&2; exit 1; }
 }
 # Rounds of logins from one body: the per-user login rate limit is off.
-start server "$bin/server" 18111 --login-rate-limit 0
+# SERVER_FLAGS adds flags to the server (e.g. --no-verify-by-resigning).
+# shellcheck disable=SC2086
+start server "$bin/server" 18111 --login-rate-limit 0 ${SERVER_FLAGS:-}
 start baseline "$bin/baseline" 18112
 
 load() { # NAME PORT -> refreshes/s
-  "$bin/loadgen" --url "http://127.0.0.1:$2/auth/api/v1/authentication-management/session" \
+  "${load_on[@]}" "$bin/loadgen" --url "http://127.0.0.1:$2/auth/api/v1/authentication-management/session" \
     --login-body "$work/$1.login" --sessions "$sessions" --duration "$seconds" >"$work/$1.load" 2>/dev/null
   sed -nE 's/^\| refreshes\/s \| ([0-9]+) \|$/\1/p' "$work/$1.load"
 }

@@ -107,7 +107,9 @@ impl TokenService {
     /// `exp`; [`TokenService::verify_access_unrevoked`] asks the ledger.
     pub fn verify_access(&self, authorization: Option<&[u8]>) -> Result<AccessClaims, Error> {
         let p = &self.0;
-        access::verify_access(&p.policy, authorization, p.signer.keyring(), &p.clock)
+        // Our own tokens: verified by re-signing where the signer allows.
+        let own = p.policy.resigning_key(&p.signer);
+        access::verify_access(&p.policy, authorization, p.signer.keyring(), own, &p.clock)
     }
 
     /// Checks an access token and its session in the ledger: an access token
@@ -115,7 +117,18 @@ impl TokenService {
     /// with 401; see [`Policy::verify_access_unrevoked`].
     pub async fn verify_access_unrevoked(&self, authorization: Option<&[u8]>) -> Result<AccessClaims, Error> {
         let p = &self.0;
-        p.policy.verify_access_unrevoked(authorization, p.signer.keyring(), p.store.ledger(), &p.clock).await
+        let own = p.policy.resigning_key(&p.signer);
+        let result = access::verify_access_unrevoked(
+            &p.policy,
+            authorization,
+            p.signer.keyring(),
+            own,
+            p.store.ledger(),
+            &p.clock,
+        )
+        .await;
+        crate::recording::request("verify_access", &result);
+        result
     }
 
     /// The public keys tokens verify under, as the JWKS document to serve.

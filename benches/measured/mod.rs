@@ -140,6 +140,40 @@ impl<S: token_refresh::Signer> Refresher for Crate<S> {
     }
 }
 
+/// The crate with verification by re-signing turned off
+/// (`PolicyBuilder::verify_by_resigning(false)`): every token takes the
+/// normal Ed25519 verification, as before re-signing existed.
+pub(crate) fn plain_verification<S: token_refresh::Signer>(mut ours: Crate<S>) -> Crate<S> {
+    ours.policy = Policy::builder().verify_by_resigning(false).build().expect("policy");
+    ours
+}
+
+/// `TokenService::verify_access` on the service that issued the token:
+/// the issuer's check, by re-signing where the signer allows it.
+pub(crate) struct Issuer {
+    service: token_refresh::TokenService,
+    header: String,
+}
+
+impl Issuer {
+    pub(crate) fn new<S: token_refresh::Signer + 'static>(signer: S) -> Self {
+        let long = Policy::builder().access_lifetime(time::Duration::days(1)).build().expect("policy");
+        let service = token_refresh::TokenService::new(
+            long,
+            token_refresh::MemoryUserStore::new([bob()]),
+            token_refresh::MemoryLedger::new(),
+            signer,
+            SystemClock,
+        );
+        let pair = ready(service.issue(BOB)).expect("issue");
+        Self { service, header: format!("Bearer {}", pair.access_token) }
+    }
+
+    pub(crate) fn verify_access(&self) -> AccessClaims {
+        self.service.verify_access(Some(black_box(self.header.as_bytes()))).expect("valid access token")
+    }
+}
+
 /// The crate through `TokenService`: the same flow with every part behind
 /// one type (`BoxUserStore`, `BoxLedger`, `BoxSigner`: a boxed future per
 /// store and signer call).
@@ -275,6 +309,13 @@ impl Floor {
     pub(crate) fn floor_strict(&self) -> bool {
         black_box(self.sign_pair());
         self.verify_strict()
+    }
+
+    /// 3 × sign: a refresh's floor when the presented token is verified
+    /// by re-signing it.
+    pub(crate) fn floor_resign(&self) -> (Signature, Signature, Signature) {
+        let (access, refresh) = self.sign_pair();
+        (access, refresh, self.key.sign(black_box(&self.refresh_input)))
     }
 
     /// 2 × sign + 1 × `verify`, for reference.

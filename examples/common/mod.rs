@@ -108,6 +108,12 @@ pub(crate) struct Config {
     /// that share a ledger, or a retry on a slower instance is reuse.
     #[arg(long, value_name = "SECS", allow_hyphen_values = true, default_value_t = default_secs(Policy::leeway))]
     pub(crate) leeway: u32,
+    /// Verify every token with an Ed25519 verification, never by
+    /// re-signing it with our own key (`PolicyBuilder::verify_by_resigning(false)`):
+    /// for measuring the difference, or a deployment whose key is also
+    /// used by a non-deterministic signer.
+    #[arg(long)]
+    pub(crate) no_verify_by_resigning: bool,
     /// Open connections served at once; beyond it new connections wait in
     /// the listen queue. The open-file limit is raised at start to fit it
     /// where the hard limit allows (otherwise the cap is lowered to fit).
@@ -327,6 +333,7 @@ fn build_policy(config: &Config) -> Result<Policy, String> {
         .max_sessions_per_user(config.max_sessions_per_user)
         .login_rate_limit(config.login_rate_limit)
         .leeway(seconds(config.leeway))
+        .verify_by_resigning(!config.no_verify_by_resigning)
         .build()
         .map_err(|e| e.to_string())
 }

@@ -16,6 +16,7 @@ use crate::flows::store::Store;
 use crate::flows::{access, refresh, session};
 use crate::keys::Algorithm;
 use crate::keys::Keyring;
+use crate::keys::ResigningKey;
 use crate::keys::signer::Signer;
 use crate::ledger::{DEFAULT_MAX_SESSIONS_PER_USER, Grace};
 use crate::ledger::{SessionInfo, SessionLedger};
@@ -68,6 +69,7 @@ pub struct Policy {
     pub(crate) algorithm: Algorithm,
     pub(crate) max_sessions_per_user: u32,
     pub(crate) revoke_superseded_access: bool,
+    pub(crate) verify_by_resigning: bool,
     pub(crate) events: Option<Arc<dyn EventSink>>,
     pub(crate) login_limiter: LoginLimiter,
 }
@@ -77,7 +79,8 @@ impl Default for Policy {
     /// no leeway, a 10 s grace window with 20 replays ([`DEFAULT_GRACE`],
     /// [`DEFAULT_GRACE_REPLAYS`]), `EdDSA`, at
     /// most 100 live sessions per user, superseded access tokens valid
-    /// until their own `exp`, at most 30 logins per user per minute.
+    /// until their own `exp`, at most 30 logins per user per minute, our
+    /// own tokens verified by re-signing where the signer allows it.
     fn default() -> Self {
         Self {
             access_ttl: 300,
@@ -88,6 +91,7 @@ impl Default for Policy {
             algorithm: Algorithm::EdDsa,
             max_sessions_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
             revoke_superseded_access: false,
+            verify_by_resigning: true,
             events: None,
             login_limiter: LoginLimiter::new(DEFAULT_LOGIN_RATE_LIMIT),
         }
@@ -105,6 +109,7 @@ impl fmt::Debug for Policy {
             .field("algorithm", &self.algorithm)
             .field("max_sessions_per_user", &self.max_sessions_per_user)
             .field("revoke_superseded_access", &self.revoke_superseded_access)
+            .field("verify_by_resigning", &self.verify_by_resigning)
             .field("events", &self.events.is_some())
             .field("login_rate_limit", &self.login_limiter.per_minute())
             .finish()
@@ -172,8 +177,21 @@ impl Policy {
         self.revoke_superseded_access
     }
 
+    /// Whether tokens under the signer's own key are verified by
+    /// re-signing them (the default); see
+    /// [`PolicyBuilder::verify_by_resigning`].
+    pub fn verifies_by_resigning(&self) -> bool {
+        self.verify_by_resigning
+    }
+
     pub(crate) fn events(&self) -> Option<&dyn EventSink> {
         self.events.as_deref()
+    }
+
+    /// The key tokens are verified by re-signing under, if the signer
+    /// offers one and the policy allows it.
+    pub(crate) fn resigning_key<'s, S: Signer + ?Sized>(&self, signer: &'s S) -> Option<ResigningKey<'s>> {
+        if self.verify_by_resigning { signer.resigning_key() } else { None }
     }
 }
 
@@ -214,7 +232,7 @@ impl Policy {
         keyring: &Keyring,
         clock: &C,
     ) -> Result<AccessClaims, Error> {
-        access::verify_access(self, authorization, keyring, clock)
+        access::verify_access(self, authorization, keyring, None, clock)
     }
 
     /// [`Policy::verify_access`], then the token's session in the ledger: an
@@ -229,7 +247,7 @@ impl Policy {
         ledger: &L,
         clock: &C,
     ) -> Result<AccessClaims, Error> {
-        let result = access::verify_access_unrevoked(self, authorization, keyring, ledger, clock).await;
+        let result = access::verify_access_unrevoked(self, authorization, keyring, None, ledger, clock).await;
         crate::recording::request("verify_access", &result);
         result
     }
@@ -462,6 +480,22 @@ impl PolicyBuilder {
     /// revoke every access token of the session either way.
     pub fn revoke_superseded_access(mut self, strict: bool) -> Self {
         self.policy.revoke_superseded_access = strict;
+        self
+    }
+
+    /// Verification by re-signing, on by default: refresh, logout and
+    /// [`TokenService`](crate::TokenService)'s access-token checks verify
+    /// a token under the signer's own key (when the signer is in process
+    /// and deterministic, see [`Signer::resigning_key`]) by signing its
+    /// signing input again and comparing in constant time, one signature
+    /// instead of one verification. `false` keeps the normal verification
+    /// for every token, for a security review that wants exactly
+    /// `verify_strict`'s rules: the answers differ only on a second
+    /// signature under our key with another nonce, which re-signing
+    /// refuses and only a holder of the secret key can make
+    /// (`docs/security.md`, § Verification by re-signing).
+    pub fn verify_by_resigning(mut self, enabled: bool) -> Self {
+        self.policy.verify_by_resigning = enabled;
         self
     }
 

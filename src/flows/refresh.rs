@@ -28,7 +28,8 @@ where
     C: Clock,
 {
     // Steps 1–6: header, shape, JOSE header, signature, claims, expiry.
-    let (claims, now): (RefreshClaims, i64) = verified_claims(policy, authorization, signer.keyring(), clock)?;
+    let own = policy.resigning_key(signer);
+    let (claims, now): (RefreshClaims, i64) = verified_claims(policy, authorization, signer.keyring(), own, clock)?;
 
     // Steps 7–8: the user.
     let user = store

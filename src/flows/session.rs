@@ -104,7 +104,8 @@ where
     S: Signer,
     C: Clock,
 {
-    let (claims, now): (RefreshClaims, i64) = verified_claims(policy, authorization, signer.keyring(), clock)?;
+    let own = policy.resigning_key(signer);
+    let (claims, now): (RefreshClaims, i64) = verified_claims(policy, authorization, signer.keyring(), own, clock)?;
     let revocation =
         crate::recording::ledger("revoke_session", ledger.revoke_session(&claims.subject, claims.id.session(), now))
             .await

@@ -11,15 +11,19 @@ use crate::flows::authorization::token_from_header;
 use crate::flows::mint::unix_now;
 use crate::flows::policy::Policy;
 use crate::keys::Keyring;
+use crate::keys::ResigningKey;
 use crate::token::claims::Validate;
 use crate::token::jws::UntrustedToken;
 
 /// The verified, unexpired claims of kind `C` in `authorization`, and the
 /// time they were checked at. The first failing step decides the error.
+/// Under the key `own` signs for (if any) the signature is checked by
+/// re-signing; the steps and their order are the same either way.
 pub(crate) fn verified_claims<C, K>(
     policy: &Policy,
     authorization: Option<&[u8]>,
     keyring: &Keyring,
+    own: Option<ResigningKey<'_>>,
     clock: &K,
 ) -> Result<(C, i64), Error>
 where
@@ -27,7 +31,7 @@ where
     K: Clock,
 {
     let token = token_from_header(authorization)?;
-    let claims: C = UntrustedToken::parse(token, policy.algorithm)?.verify(keyring)?.claims()?;
+    let claims: C = UntrustedToken::parse(token, policy.algorithm)?.verify_with(keyring, own)?.claims()?;
     let now = unix_now(clock)?;
     if now >= claims.expires_at().saturating_add(policy.leeway) {
         return Err(Unauthorized::Expired.into());

@@ -18,6 +18,7 @@ use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
 use ed25519_dalek::pkcs8::DecodePrivateKey as _;
 use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 
+use crate::keys::resigning::ResigningKey;
 use crate::keys::signer::{PublicKeys, Signer, SignerError, decode_seed_text};
 use crate::keys::{KeyError, KeyId, Keyring, VerificationKey};
 
@@ -112,6 +113,14 @@ impl Signer for AwsLcSigner {
                     .map_err(|_| SignerError("AWS-LC returned a signature that is not 64 bytes".into()))
             });
         std::future::ready(result)
+    }
+
+    /// In process and deterministic (AWS-LC implements RFC 8032 signing,
+    /// byte-identical to ed25519-dalek's): tokens under the active key are
+    /// verified by re-signing them, at the cost of one AWS-LC signature.
+    fn resigning_key(&self) -> Option<ResigningKey<'_>> {
+        // The active public key was read from `key` itself at load.
+        Some(ResigningKey::aws_lc(&self.key, self.public.active().verifying_key()))
     }
 }
 

@@ -11,6 +11,7 @@ mod algorithm;
 pub(crate) mod aws_lc;
 pub(crate) mod hex;
 pub(crate) mod jwk;
+pub(crate) mod resigning;
 pub(crate) mod signer;
 
 pub use algorithm::Algorithm;
@@ -18,6 +19,7 @@ pub use algorithm::Algorithm;
 #[cfg_attr(docsrs, doc(cfg(feature = "aws-lc")))]
 pub use aws_lc::AwsLcSigner;
 pub use jwk::{Jwk, Jwks};
+pub use resigning::ResigningKey;
 pub use signer::{BoxSigner, Ed25519Signer, Signer, SignerError};
 
 use std::fmt;

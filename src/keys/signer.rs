@@ -7,6 +7,7 @@ use ed25519_dalek::hazmat::{self, ExpandedSecretKey};
 use ed25519_dalek::pkcs8::DecodePrivateKey;
 use ed25519_dalek::{Sha512, Signature, SigningKey, VerifyingKey};
 
+use crate::keys::resigning::ResigningKey;
 use crate::keys::{KeyError, KeyId, Keyring, VerificationKey};
 
 /// Signs tokens with the active key and publishes the keys that verify them.
@@ -29,6 +30,30 @@ pub trait Signer: Send + Sync {
 
     /// Signs `message` (a JWS signing input) with the active key.
     fn sign(&self, message: &[u8]) -> impl Future<Output = Result<Signature, SignerError>> + Send;
+
+    /// Whether tokens under the active key can be verified by re-signing
+    /// them: `Some` when this signer holds that key in this process and
+    /// signs deterministically (RFC 8032), as [`Ed25519Signer`] and
+    /// `AwsLcSigner` do. The flows then check a token whose `kid` names
+    /// that key (or that has no `kid` and is tried against it) by signing
+    /// its signing input again and comparing the two signatures in
+    /// constant time: one signature instead of one verification, with
+    /// the same answer for every token except a second, differently
+    /// nonced signature that only a holder of our secret key can make
+    /// (`docs/security.md`, § Verification by re-signing).
+    ///
+    /// The default, `None`, keeps the normal verification, and is the
+    /// only right answer for a remote or non-deterministic signer (a KMS
+    /// or HSM). A [`ResigningKey`] can only be made by this crate's own
+    /// signers, so a signer of yours opts in only by forwarding one of
+    /// theirs (as `Arc<S>` and [`BoxSigner`] do). The decoder re-signs
+    /// only for the public key the `ResigningKey` carries; every other key
+    /// of the keyring (verify-only keys during a rotation) is verified the
+    /// normal way. [`PolicyBuilder::verify_by_resigning`](crate::policy::PolicyBuilder::verify_by_resigning)
+    /// turns it off.
+    fn resigning_key(&self) -> Option<ResigningKey<'_>> {
+        None
+    }
 }
 
 impl<S: Signer + ?Sized> Signer for std::sync::Arc<S> {
@@ -40,6 +65,9 @@ impl<S: Signer + ?Sized> Signer for std::sync::Arc<S> {
     }
     fn sign(&self, message: &[u8]) -> impl Future<Output = Result<Signature, SignerError>> + Send {
         (**self).sign(message)
+    }
+    fn resigning_key(&self) -> Option<ResigningKey<'_>> {
+        (**self).resigning_key()
     }
 }
 
@@ -69,6 +97,7 @@ trait DynSigner: Send + Sync {
     fn key_id(&self) -> Option<&KeyId>;
     fn keyring(&self) -> &Keyring;
     fn sign_boxed<'a>(&'a self, message: &'a [u8]) -> SignFuture<'a>;
+    fn resigning_key(&self) -> Option<ResigningKey<'_>>;
 }
 
 impl<S: Signer> DynSigner for S {
@@ -81,6 +110,9 @@ impl<S: Signer> DynSigner for S {
     fn sign_boxed<'a>(&'a self, message: &'a [u8]) -> SignFuture<'a> {
         Box::pin(Signer::sign(self, message))
     }
+    fn resigning_key(&self) -> Option<ResigningKey<'_>> {
+        Signer::resigning_key(self)
+    }
 }
 
 impl Signer for BoxSigner {
@@ -92,6 +124,9 @@ impl Signer for BoxSigner {
     }
     async fn sign(&self, message: &[u8]) -> Result<Signature, SignerError> {
         self.0.sign_boxed(message).await
+    }
+    fn resigning_key(&self) -> Option<ResigningKey<'_>> {
+        self.0.resigning_key()
     }
 }
 
@@ -304,6 +339,12 @@ impl Signer for Ed25519Signer {
 
     fn sign(&self, message: &[u8]) -> impl Future<Output = Result<Signature, SignerError>> + Send {
         std::future::ready(Ok(hazmat::raw_sign::<Sha512>(&self.expanded, message, &self.verifying_key)))
+    }
+
+    /// In process and deterministic: tokens under the active key are
+    /// verified by re-signing them.
+    fn resigning_key(&self) -> Option<ResigningKey<'_>> {
+        Some(ResigningKey::dalek(&self.expanded, &self.verifying_key))
     }
 }
 

@@ -49,6 +49,18 @@
 //! invalid one refused: `tests/all/vectors.rs`). Honest signers, ours included,
 //! always pass.
 //!
+//! # Verification by re-signing
+//!
+//! Under the key our own signer holds ([`crate::Signer::resigning_key`]),
+//! [`UntrustedToken::verify_resigning`] signs the signing input again and
+//! compares the signatures in constant time: one signature instead of one
+//! verification. It accepts a subset of the above (RFC 8032 signatures
+//! by our key) and refuses one thing `verify_strict` accepts, a second
+//! signature under our key with another nonce, which only a holder of the
+//! secret key can make. The argument is in `docs/security.md`
+//! (§ Verification by re-signing); `tests/all/resigning.rs` holds it to
+//! `verify_strict` on 100 000 tokens.
+//!
 //! Timing: verification handles only public values (the token, its
 //! signature, our public key). ed25519-dalek computes `[S]B - [k]A` with a
 //! variable-time double-scalar multiplication, which is safe precisely
@@ -63,7 +75,8 @@
 //! else); base64url decoding of a header segment of at most 256 characters
 //! into a stack buffer and one JSON parse of it (none for the exact header we
 //! issue); and at most [`crate::keys::MAX_KEYS`] signature checks over a signing
-//! input of at most 4 353 bytes (256 + 1 + 4096). The payload (at most 4096
+//! input of at most 4 353 bytes (256 + 1 + 4096), of which at most one is
+//! a re-signing. The payload (at most 4096
 //! characters) is decoded and parsed only after the signature verified.
 
 use std::borrow::Cow;
@@ -77,6 +90,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 
 use crate::keys::Algorithm;
 use crate::keys::Keyring;
+use crate::keys::ResigningKey;
 use crate::token::DecodeError;
 
 /// Largest accepted JOSE header segment, in base64url characters.
@@ -203,9 +217,54 @@ impl<'a> UntrustedToken<'a> {
     /// Verifies the signature ([spec §4](crate::spec#4-which-outcome-in-which-order) steps 3–4): `kid`, when present, must
     /// name a key of `keyring`; without it each key is tried, active first.
     pub fn verify(self, keyring: &Keyring) -> Result<VerifiedToken, DecodeError> {
+        self.verify_with(keyring, None)
+    }
+
+    /// [`UntrustedToken::verify`], except that under the key `own` signs
+    /// for, the signature is checked by re-signing the signing input with
+    /// `own` and comparing in constant time (see
+    /// [`Signer::resigning_key`](crate::Signer::resigning_key)). Every other
+    /// key of `keyring` is verified the normal way; the refusals and their
+    /// order are the same.
+    ///
+    /// ```
+    /// use base64::Engine as _;
+    /// use token_refresh::ed25519_dalek::{Signer as _, SigningKey};
+    /// use token_refresh::keys::Algorithm;
+    /// use token_refresh::token::jws::UntrustedToken;
+    /// use token_refresh::{Ed25519Signer, Signer as _};
+    ///
+    /// let signer = Ed25519Signer::from_seed(&[7; 32])?;
+    /// let own = signer.resigning_key().ok_or("an in-process signer re-signs")?;
+    /// let input = "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSJ9.e30";
+    /// let signature = SigningKey::from_bytes(&[7; 32]).sign(input.as_bytes());
+    /// let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signature.to_bytes());
+    /// let token = format!("{input}.{signature}");
+    /// assert!(UntrustedToken::parse(&token, Algorithm::EdDsa)?.verify_resigning(signer.keyring(), own).is_ok());
+    /// let tampered = token.replace(".e30.", ".e31.");
+    /// assert!(UntrustedToken::parse(&tampered, Algorithm::EdDsa)?.verify_resigning(signer.keyring(), own).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn verify_resigning(self, keyring: &Keyring, own: ResigningKey<'_>) -> Result<VerifiedToken, DecodeError> {
+        self.verify_with(keyring, Some(own))
+    }
+
+    pub(crate) fn verify_with(
+        self,
+        keyring: &Keyring,
+        own: Option<ResigningKey<'_>>,
+    ) -> Result<VerifiedToken, DecodeError> {
         let candidates = keyring.candidates(self.kid.as_deref()).ok_or(DecodeError::UnknownKey)?;
         let message = self.signing_input.as_bytes();
-        if !candidates.into_iter().any(|key| signature_verifies(key, message, &self.signature)) {
+        let authentic = |key: &ed25519_dalek::VerifyingKey| match own {
+            // Our own signing key: one signature instead of a verification.
+            // Where the answer is unknown (feature off, backend failure),
+            // fall through to the normal check, which decides the same
+            // for every token our key signed.
+            Some(own) if own.verifying_key() == key => resigned_signature_matches(own, message, &self.signature),
+            _ => signature_verifies(key, message, &self.signature),
+        };
+        if !candidates.into_iter().any(authentic) {
             return Err(DecodeError::Signature);
         }
         // Authentic from here on: the payload was written by a key we trust.
@@ -304,6 +363,37 @@ fn has_small_order_r(signature: &Signature) -> bool {
 /// ```
 pub fn verify_signature(key: &crate::VerificationKey, message: &[u8], signature: &Signature) -> bool {
     signature_verifies(key.verifying_key(), message, signature)
+}
+
+/// The signature check for a token under the key `own` signs for
+/// ([`UntrustedToken::verify_resigning`]): `signature` must be the one
+/// `own` makes over `message`, compared in constant time. Exposed so test
+/// vectors can run through exactly this path.
+///
+/// It accepts a subset of what [`verify_signature`] accepts: everything
+/// our key signed, and not a second signature under our key made with
+/// another nonce (only a holder of the secret key can make one; see
+/// `docs/security.md`). Where this build cannot re-sign (the `resigning`
+/// feature is off, or the backend failed), it is [`verify_signature`].
+///
+/// ```
+/// use token_refresh::ed25519_dalek::{Signer as _, SigningKey};
+/// use token_refresh::token::jws::verify_resigned_signature;
+/// use token_refresh::{Ed25519Signer, Signer as _};
+///
+/// let signer = Ed25519Signer::from_seed(&[7; 32])?;
+/// let own = signer.resigning_key().ok_or("in process")?;
+/// let signature = SigningKey::from_bytes(&[7; 32]).sign(b"message");
+/// assert!(verify_resigned_signature(own, b"message", &signature));
+/// assert!(!verify_resigned_signature(own, b"other", &signature));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn verify_resigned_signature(own: ResigningKey<'_>, message: &[u8], signature: &Signature) -> bool {
+    resigned_signature_matches(own, message, signature)
+}
+
+fn resigned_signature_matches(own: ResigningKey<'_>, message: &[u8], signature: &Signature) -> bool {
+    own.signed(message, signature).unwrap_or_else(|| signature_verifies(own.verifying_key(), message, signature))
 }
 
 fn signature_verifies(key: &ed25519_dalek::VerifyingKey, message: &[u8], signature: &Signature) -> bool {

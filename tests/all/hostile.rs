@@ -817,6 +817,49 @@ fn every_hostile_input_gets_its_spec_status_and_changes_nothing() {
     assert_eq!((after.sessions, after.revoked_sessions, after.rotations), (2, 0, 3));
 }
 
+/// The corpus again, on the other verification path of each door. The
+/// test above sends refresh rows through verification by re-signing (the
+/// default, since the service's `Ed25519Signer` holds its key) and access
+/// rows through `Policy::verify_access` with public keys only; here
+/// refresh rows take the plain verification (`verify_by_resigning(false)`)
+/// and access rows go through `TokenService::verify_access`, which
+/// re-signs. Every row gets the same answer, and the ledger is unchanged.
+#[test]
+fn every_hostile_input_gets_the_same_answer_on_the_other_verification_path() {
+    let fx = TwoSessions::new();
+    let before = fx.stats();
+    let plain = Policy::builder().verify_by_resigning(false).build().expect("valid policy");
+    let plain_ed25519 =
+        Policy::builder().verify_by_resigning(false).algorithm(Algorithm::Ed25519).build().expect("valid policy");
+    // Access tokens are stateless: a service with the same key and clock
+    // decides them as the issuer does.
+    let issuer = token_refresh::TokenService::new(
+        Policy::default(),
+        token_refresh::MemoryUserStore::new([]),
+        token_refresh::MemoryLedger::new(),
+        token_refresh_test_support::keys::signer(),
+        token_refresh_test_support::clock(),
+    );
+    let mut failures = Vec::new();
+    for case in corpus(&fx) {
+        let header = case.header.as_deref();
+        let result = match case.target {
+            Refresh => fx.refresh_with(&plain, header).map(drop),
+            RefreshEd25519 => fx.refresh_with(&plain_ed25519, header).map(drop),
+            Access => issuer.verify_access(header).map(drop),
+        };
+        match result {
+            Ok(()) => failures.push(format!("{}: ACCEPTED", case.attack)),
+            Err(error) if Want::of(&error) != Some(case.want) => {
+                failures.push(format!("{}: got {:?}, want {:?}", case.attack, Want::of(&error), case.want));
+            }
+            Err(_) => {}
+        }
+        assert_eq!(fx.stats(), before, "{} changed the ledger", case.attack);
+    }
+    assert!(failures.is_empty(), "{} rows failed:\n{}", failures.len(), failures.join("\n"));
+}
+
 /// The logout door (`DELETE`) shares the refresh token checks up to the
 /// ledger: every row decided before the ledger gets the same answer there
 /// and changes nothing. (Logout does not consult the user directory, so

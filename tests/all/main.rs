@@ -15,6 +15,7 @@ mod keys;
 mod login;
 mod properties;
 mod readme;
+mod resigning;
 mod rotation;
 mod server_cli;
 mod spec_table;
