@@ -655,7 +655,8 @@ async fn flows_work_across_two_instances() {
     with_schema("flows", |schema, ledger| async move {
         let one = Store::new(users(), ledger);
         let two = Store::new(users(), connect(&url(), &schema).await);
-        let policy = Policy::default();
+        // Reuse detection: the grace window (on by default) would replay.
+        let policy = token_refresh_test_support::flow::strict_policy();
         let first = policy.issue("bob@mail.com", &one, &signer(), &SystemClock).await.unwrap();
         let header = format!("Bearer {}", first.refresh_token);
         let second = policy.refresh(Some(header.as_bytes()), &two, &signer(), &SystemClock).await.unwrap();
@@ -671,7 +672,8 @@ async fn flows_work_across_two_instances() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_survive_a_service_restart() {
     with_schema("restart", |schema, _| async move {
-        let policy = Policy::default();
+        // Reuse detection: the grace window (on by default) would replay.
+        let policy = token_refresh_test_support::flow::strict_policy();
         let first = {
             let store = Store::new(users(), connect(&url(), &schema).await);
             policy.issue("bob@mail.com", &store, &signer(), &SystemClock).await.unwrap()

@@ -29,7 +29,7 @@ use token_refresh::ledger::conformance::{self, Harness};
 use token_refresh::redis::aio::MultiplexedConnection;
 use token_refresh::redis::{self, AsyncCommands, Value};
 use token_refresh::{
-    Ed25519Signer, MemoryUserStore, Policy, RedisLedger, Reply, SessionId, Store, StoreError, SystemClock, User,
+    Ed25519Signer, MemoryUserStore, RedisLedger, Reply, SessionId, Store, StoreError, SystemClock, User,
     ledger::AccessState, ledger::Grace, ledger::NewSession, ledger::Rotation, ledger::RotationRequest,
     ledger::SessionLedger,
 };
@@ -611,7 +611,8 @@ async fn flows(backend: Backend) {
         let users = || MemoryUserStore::new([User::new("bob@mail.com", "bob@admin", "ROLE_ADMIN")]);
         let one = Store::new(users(), ledger);
         let two = Store::new(users(), connect(backend, &prefix).await);
-        let policy = Policy::default();
+        // Reuse detection: the grace window (on by default) would replay.
+        let policy = token_refresh_test_support::flow::strict_policy();
         let first = policy.issue("bob@mail.com", &one, &signer(), &SystemClock).await.unwrap();
         let header = format!("Bearer {}", first.refresh_token);
         let second = policy.refresh(Some(header.as_bytes()), &two, &signer(), &SystemClock).await.unwrap();

@@ -136,20 +136,48 @@ pub struct TlsRedis {
 impl TlsRedis {
     /// Starts one with the server certificate of `certs`, its files in
     /// `dir`, and `extra` arguments.
+    ///
+    /// A spare port can be taken between the probe and the server's bind
+    /// (other tests start servers too): a server that exits at once is
+    /// started again on another port, up to five times.
     pub fn start(certs: &Certificates, extra: &[&str], dir: &Path) -> Self {
-        let port = if extra.contains(&"--cluster-enabled") { spare_cluster_port() } else { spare_port() };
-        let child = Command::new("redis-server")
-            .args(["--port", "0", "--tls-port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--tls-cert-file", &certs.path("server.crt"), "--tls-key-file", &certs.path("server.key")])
-            .args(["--tls-ca-cert-file", &certs.path("ca.crt"), "--tls-auth-clients", "no"])
-            .args(["--save", "", "--appendonly", "no", "--dir", &dir.to_string_lossy()])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed for these tests");
-        Self { child, port }
+        for _ in 0..5 {
+            let port = if extra.contains(&"--cluster-enabled") { spare_cluster_port() } else { spare_port() };
+            let mut child = Command::new("redis-server")
+                .args(["--port", "0", "--tls-port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--tls-cert-file", &certs.path("server.crt"), "--tls-key-file", &certs.path("server.key")])
+                .args(["--tls-ca-cert-file", &certs.path("ca.crt"), "--tls-auth-clients", "no"])
+                .args(["--save", "", "--appendonly", "no", "--dir", &dir.to_string_lossy()])
+                .args(extra)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server must be installed for these tests");
+            if listening(&mut child, port) {
+                return Self { child, port };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("redis-server did not start on any of five spare ports");
     }
+}
+
+/// Whether `child` listens on `port` within 10 s (false when it exited:
+/// the port was taken).
+fn listening(child: &mut Child, port: u16) -> bool {
+    for _ in 0..200 {
+        if child.try_wait().ok().flatten().is_some() {
+            return false;
+        }
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            // Another process may hold the port while ours fails to bind.
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            return child.try_wait().ok().flatten().is_none();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    false
 }
 
 impl Drop for TlsRedis {
