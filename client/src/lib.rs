@@ -23,6 +23,7 @@
 //! client.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod clock;
 mod config;
 mod error;
 #[cfg(feature = "hyper")]
@@ -37,6 +38,7 @@ pub mod store;
 mod transport;
 mod wire;
 
+pub use clock::{SystemWallClock, WallClock};
 pub use config::Config;
 pub use error::{EndReason, Error, Refusal, StoreError, Transient, TransientKind, TransportError};
 #[cfg(feature = "hyper")]

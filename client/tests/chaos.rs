@@ -6,7 +6,8 @@
 //! The figure: 3 processes × 16 tasks × 150 calls, a 3 s access
 //! lifetime, the server's default grace window. The session must survive
 //! with no reuse detected, no call failed, one login, and about one
-//! rotation per half lifetime. `naive_versus_client_rows` (ignored: it is a
+//! rotation per half lifetime; the same with the clients' wall clocks an
+//! hour ahead and an hour behind. `naive_versus_client_rows` (ignored: it is a
 //! measurement, its figures vary) runs the same scenario with `--naive`,
 //! and both clients against a server without a grace window.
 //!
@@ -208,6 +209,11 @@ struct Row {
 /// through the faulty proxy, against a server with the default grace
 /// window or, when `strict`, none.
 async fn scenario(naive: bool, strict: bool, processes: u32, tasks: u32, requests: u32) -> Row {
+    skewed_scenario(naive, strict, processes, tasks, requests, 0).await
+}
+
+/// [`scenario`] with every soak process's wall clock `skew` seconds off.
+async fn skewed_scenario(naive: bool, strict: bool, processes: u32, tasks: u32, requests: u32, skew: i64) -> Row {
     let counts = Arc::new(ServerCounts::default());
     let faults = Arc::new(Faults::default());
     let (upstream, server) = server(Arc::clone(&counts), strict).await;
@@ -227,6 +233,7 @@ async fn scenario(naive: bool, strict: bool, processes: u32, tasks: u32, request
         .arg(&store)
         .args(["--processes", &processes.to_string(), "--tasks", &tasks.to_string()])
         .args(["--requests", &requests.to_string(), "--interval-ms", "100"])
+        .arg(format!("--wall-clock-skew={skew}"))
         .kill_on_drop(true);
     if naive {
         command.arg("--naive");
@@ -281,8 +288,15 @@ fn print(label: &str, row: &Row) {
 async fn three_processes_keep_one_session_through_a_faulty_proxy() {
     let row = scenario(false, false, 3, 16, 150).await;
     print("client, grace 10 s (default)", &row);
+    assert_one_session(&row, 3 * 16 * 150);
+}
+
+/// What every run of the client through the faulty proxy must show: all
+/// `calls` made and none failed, no reuse, one login, rotations close to
+/// the minimum.
+fn assert_one_session(row: &Row, calls: u64) {
     assert!(row.exit_ok, "{row:?}");
-    assert_eq!((row.requests, row.failed), (3 * 16 * 150, 0), "{}", row.output);
+    assert_eq!((row.requests, row.failed), (calls, 0), "{}", row.output);
     assert_eq!(row.sessions_revoked, 0, "the server detected reuse: {row:?}");
     assert_eq!(row.logins, 1, "one login for three processes: {row:?}");
     // The proxy really did drop refresh answers and inject outages.
@@ -298,6 +312,21 @@ async fn three_processes_keep_one_session_through_a_faulty_proxy() {
     // Every refresh request beyond the rotations is the retry of a lost
     // answer, which the grace window turned into a replay.
     assert!(row.refreshes_sent as usize <= row.rotations + row.grace_replays + 1, "{row:?}");
+}
+
+/// The same scenario with every client process's wall clock an hour ahead,
+/// then an hour behind the server's (both at once, smaller: 3 × 8 × 100):
+/// the session schedules on the monotonic clock and stamps the shared
+/// store with the one clock its processes share, so the outcome is the
+/// unskewed one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wall_clocks_an_hour_off_change_nothing() {
+    let (ahead, behind) =
+        tokio::join!(skewed_scenario(false, false, 3, 8, 100, 3600), skewed_scenario(false, false, 3, 8, 100, -3600));
+    print("client, wall clock +1 h", &ahead);
+    print("client, wall clock −1 h", &behind);
+    assert_one_session(&ahead, 3 * 8 * 100);
+    assert_one_session(&behind, 3 * 8 * 100);
 }
 
 /// The same scenario with a naive client (every task that finds the shared

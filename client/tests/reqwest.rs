@@ -42,7 +42,9 @@ async fn resource(accepted: &'static str) -> (String, Seen) {
                     let body = request.into_body().collect().await?.to_bytes();
                     let status = if authorization == format!("Bearer {accepted}") { 200 } else { 401 };
                     seen.lock().unwrap().push((authorization, body));
-                    Ok::<_, hyper::Error>(http::Response::builder().status(status).body(Full::new(Bytes::new())).unwrap())
+                    Ok::<_, hyper::Error>(
+                        http::Response::builder().status(status).body(Full::new(Bytes::new())).unwrap(),
+                    )
                 }
             });
             tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service));
