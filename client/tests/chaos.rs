@@ -11,6 +11,16 @@
 //! measurement, its figures vary) runs the same scenario with `--naive`,
 //! and both clients against a server without a grace window.
 //!
+//! `a_server_restart_on_a_shared_ledger_keeps_the_session` runs the soak
+//! against the built reference server on Redis (`TOKEN_REFRESH_REDIS_URL`,
+//! default `redis://127.0.0.1:6379/0`, a key prefix of its own, removed at
+//! the end with `redis-cli`), stops the server mid-run and starts it again
+//! on the same port with the same signing key. The server must be built
+//! with the `redis` feature (`cargo build --all-features --example
+//! server`; `cargo test --workspace --all-features` builds it); an
+//! unreachable Redis, a missing `redis-cli` or a server without the feature
+//! fails the test, never skips it.
+//!
 //! ```text
 //! cargo build -p token-refresh-client --examples
 //! cargo test -p token-refresh-client --test chaos -- --include-ignored --nocapture
@@ -35,10 +45,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use token_refresh::{Event, MemoryLedger, MemoryUserStore, Policy, SystemClock, TokenService};
 use token_refresh_client::Credentials;
-use token_refresh_test_support::keys::signer;
-use token_refresh_test_support::process::example_binary;
+use token_refresh_test_support::keys::{SEED, private_pem, signer};
+use token_refresh_test_support::process::{self, example_binary};
 use token_refresh_test_support::reference;
-use token_refresh_test_support::users::{BOB, BOB_LOGIN_SEED, demo};
+use token_refresh_test_support::users::{BOB, BOB_LOGIN_SEED, demo, demo_users_json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -352,7 +362,7 @@ async fn naive_versus_client_rows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_soak_keeps_one_session_on_the_server_binary() {
     let args = ["--listen", "127.0.0.1:0", "--access-ttl", "3"].map(str::to_owned);
-    let server = token_refresh_test_support::process::running("server", &args).await.unwrap();
+    let server = process::running("server", &args).await.unwrap();
     let body = server.stdout_line("login body: ").await.unwrap();
     let directory = tempfile::tempdir().unwrap();
     let login = directory.path().join("login.json");
@@ -374,4 +384,123 @@ async fn the_soak_keeps_one_session_on_the_server_binary() {
     assert!(last.starts_with("requests=400 failed=0 refreshes="), "{last}");
     assert_eq!(logs.matches("session started").count(), 1, "{logs}");
     assert!(!logs.contains("reuse detected"), "{logs}");
+}
+
+/// Deletes the Redis keys under a prefix when dropped (the test passed or
+/// not).
+struct RedisPrefix {
+    url: String,
+    prefix: String,
+}
+
+impl RedisPrefix {
+    /// `redis-cli -u URL` with `args`: its stdout. Panics when it fails.
+    fn cli(&self, args: &[&str]) -> String {
+        let output = std::process::Command::new("redis-cli")
+            .args(["-u", &self.url])
+            .args(args)
+            .output()
+            .unwrap_or_else(|error| panic!("redis-cli is needed to clean up after this test: {error}"));
+        assert!(output.status.success(), "redis-cli {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    fn keys(&self) -> Vec<String> {
+        self.cli(&["--scan", "--pattern", &format!("{}:*", self.prefix)]).lines().map(str::to_owned).collect()
+    }
+}
+
+impl Drop for RedisPrefix {
+    fn drop(&mut self) {
+        for key in self.keys() {
+            self.cli(&["DEL", &key]);
+        }
+    }
+}
+
+/// The built server with `args`, rotations logged (debug level).
+async fn restartable_server(args: &[String]) -> process::Server {
+    match process::start_with("server", args, &[("RUST_LOG", "info,token_refresh=debug")]).await.unwrap() {
+        Ok(server) => server,
+        Err(failure) => panic!("the server did not start: built with the redis feature, Redis reachable? {failure:?}"),
+    }
+}
+
+/// The soak against the reference server on a shared ledger (Redis),
+/// stopped (SIGTERM) and started again mid-run on the same port with the
+/// same signing key: the session outlives the process. 3 processes × 8
+/// tasks × 100 calls, 3 s access lifetime; a call retries transient
+/// failures for up to ~10 s (`--attempts 10`), so the outage fails none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restart_on_a_shared_ledger_keeps_the_session() {
+    let url = std::env::var("TOKEN_REFRESH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
+    let ledger = RedisPrefix { url: url.clone(), prefix: format!("tr_client_restart_{:08x}", fastrand::u32(..)) };
+    let directory = tempfile::tempdir().unwrap();
+    let path = |name: &str| directory.path().join(name).display().to_string();
+    std::fs::write(path("key.pem"), private_pem(&SEED)).unwrap();
+    std::fs::write(path("users.json"), demo_users_json()).unwrap();
+    let key = ed25519_dalek::SigningKey::from_bytes(&BOB_LOGIN_SEED);
+    std::fs::write(path("login.json"), Credentials::sign(BOB, &key).body()).unwrap();
+    let args = |listen: &str| -> Vec<String> {
+        let (key, users) = (path("key.pem"), path("users.json"));
+        [
+            "--listen",
+            listen,
+            "--store",
+            &url,
+            "--store-prefix",
+            &ledger.prefix,
+            "--signing-key",
+            &key,
+            "--users",
+            &users,
+            "--access-ttl",
+            "3",
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    let first = restartable_server(&args("127.0.0.1:0")).await;
+    let address = first.address.clone();
+
+    let soak = tokio::process::Command::new(example_binary("soak").unwrap())
+        .args(["--base", &format!("http://{address}"), "--path", RESOURCE_PATH])
+        .args(["--login-body", &path("login.json"), "--store", &path("session.json")])
+        .args(["--processes", "3", "--tasks", "8", "--requests", "100", "--interval-ms", "100", "--attempts", "10"])
+        .kill_on_drop(true)
+        .output();
+    let soak = tokio::spawn(async move { tokio::time::timeout(Duration::from_secs(120), soak).await });
+
+    // Mid-run: past the first rotations, before the last third.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let before = first.stop().await.unwrap();
+    let down = Instant::now();
+    let second = restartable_server(&args(&address)).await;
+    let outage = down.elapsed();
+    let output = soak.await.unwrap().unwrap().unwrap();
+    let after = second.stop().await.unwrap();
+    let sessions_stored = ledger.keys().len();
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    let totals = stdout.lines().rev().nth(1).unwrap_or_default();
+    let rotations = |logs: &str| logs.matches("refresh token rotated").count();
+    println!(
+        "restart: outage {:.2} s; {totals}; {last}; rotations {} before, {} after; {sessions_stored} keys in the ledger",
+        outage.as_secs_f64(),
+        rotations(&before),
+        rotations(&after)
+    );
+    let logs = format!("{before}{after}");
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(last.starts_with("requests=2400 failed=0 refreshes="), "{last}");
+    assert_eq!(logs.matches("session started").count(), 1, "one login across the restart: {logs}");
+    assert!(!logs.contains("reuse detected"), "{logs}");
+    // The session the first process started kept rotating on the second.
+    assert!(rotations(&before) >= 1 && rotations(&after) >= 2, "{logs}");
+    assert!(sessions_stored >= 1, "the session was in Redis under {}", ledger.prefix);
+    // The outage did reach the clients: calls were refused and retried.
+    let retries: u64 =
+        totals.split_whitespace().find_map(|field| field.strip_prefix("retries=")?.parse().ok()).unwrap();
+    assert!(retries >= 1, "no call met the outage: {totals}");
 }
