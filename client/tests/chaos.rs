@@ -70,11 +70,13 @@ struct ServerCounts {
 #[derive(Default, Debug)]
 struct Faults {
     dropped_refresh_answers: AtomicUsize,
+    /// Refresh 200s the server sent through the proxy.
+    refresh_answers: AtomicUsize,
     injected_503: AtomicUsize,
     forwarded: AtomicUsize,
 }
 
-/// How the proxy misbehaves.
+/// How the proxy misbehaves (the first refresh answer is always dropped).
 #[derive(Clone, Copy)]
 struct Chaos {
     /// Share of the refresh 200s dropped after the server answered.
@@ -191,7 +193,13 @@ async fn forward(
     faults.forwarded.fetch_add(1, Ordering::SeqCst);
     let (answer, body) = answer.into_parts();
     let body = body.collect().await?.to_bytes();
-    if is_refresh && answer.status == StatusCode::OK && fastrand::f64() < chaos.drop_refresh {
+    // The first refresh answer is always dropped, so every run has a lost
+    // answer to survive (a run has only 8 to 12 refreshes: at a fifth each,
+    // one run in six or fourteen would drop none).
+    if is_refresh
+        && answer.status == StatusCode::OK
+        && (faults.refresh_answers.fetch_add(1, Ordering::SeqCst) == 0 || fastrand::f64() < chaos.drop_refresh)
+    {
         faults.dropped_refresh_answers.fetch_add(1, Ordering::SeqCst);
         return Err("refresh answer dropped".into());
     }
@@ -429,8 +437,9 @@ async fn restartable_server(args: &[String]) -> process::Server {
 /// The soak against the reference server on a shared ledger (Redis),
 /// stopped (SIGTERM) and started again mid-run on the same port with the
 /// same signing key: the session outlives the process. 3 processes × 8
-/// tasks × 100 calls, 3 s access lifetime; a call retries transient
-/// failures for up to ~10 s (`--attempts 10`), so the outage fails none.
+/// tasks × 100 calls, 3 s access lifetime; the server is down for at least
+/// a second; a call retries transient failures for up to ~10 s
+/// (`--attempts 10`), so the outage fails none.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_restart_on_a_shared_ledger_keeps_the_session() {
     let url = std::env::var("TOKEN_REFRESH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
@@ -473,10 +482,13 @@ async fn a_server_restart_on_a_shared_ledger_keeps_the_session() {
 
     // Mid-run: past the first rotations, before the last third.
     tokio::time::sleep(Duration::from_secs(5)).await;
+    let stopping = Instant::now();
     let before = first.stop().await.unwrap();
-    let down = Instant::now();
+    let drained = stopping.elapsed();
+    // Down for a second at least, so the clients surely meet the outage.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let second = restartable_server(&args(&address)).await;
-    let outage = down.elapsed();
+    let outage = stopping.elapsed() - drained;
     let output = soak.await.unwrap().unwrap().unwrap();
     let after = second.stop().await.unwrap();
     let sessions_stored = ledger.keys().len();
@@ -486,7 +498,8 @@ async fn a_server_restart_on_a_shared_ledger_keeps_the_session() {
     let totals = stdout.lines().rev().nth(1).unwrap_or_default();
     let rotations = |logs: &str| logs.matches("refresh token rotated").count();
     println!(
-        "restart: outage {:.2} s; {totals}; {last}; rotations {} before, {} after; {sessions_stored} keys in the ledger",
+        "restart: drain {:.2} s, outage {:.2} s; {totals}; {last}; rotations {} before, {} after; {sessions_stored} keys in the ledger",
+        drained.as_secs_f64(),
         outage.as_secs_f64(),
         rotations(&before),
         rotations(&after)
