@@ -21,6 +21,11 @@
 //! a 401) refreshes it itself and writes the result to the shared file
 //! without a lock; a refused refresh logs in again. It is here to compare.
 //!
+//! `--wall-clock-skew SECS` runs every process with its wall clock that
+//! many seconds off (negative: behind), through `Config::wall_clock`: the
+//! session never schedules by the wall clock, so the outcome must not
+//! change (`tests/chaos.rs` runs ±3600).
+//!
 //! The last line printed is `requests=N failed=F refreshes=K` (refresh
 //! requests sent, retries of lost answers included); the line before it
 //! adds `logins=` and `retries=`. Exit code 0 when every request succeeded,
@@ -30,7 +35,7 @@ use std::path::PathBuf;
 use std::process::{ExitCode, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use clap::Parser;
@@ -42,7 +47,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use token_refresh_client::{
     Config, Credentials, FileTokenStore, HyperTransport, Request, Response, SESSION_PATH, Session, StoredSession,
-    TokenPair, TokenStore, Transport, TransportError,
+    TokenPair, TokenStore, Transport, TransportError, WallClock,
 };
 use tokio::time::Instant;
 
@@ -83,6 +88,10 @@ struct Options {
     /// Timeout of one resource call, in milliseconds.
     #[arg(long, default_value_t = 5_000)]
     timeout_ms: u64,
+    /// Run with the wall clock this many seconds ahead (negative: behind);
+    /// the outcome must be the same.
+    #[arg(long, value_name = "SECS", default_value_t = 0, allow_hyphen_values = true)]
+    wall_clock_skew: i64,
     /// Refresh the naive way (every task on its own, no lock) to compare.
     #[arg(long)]
     naive: bool,
@@ -213,6 +222,19 @@ async fn child(options: Options) -> ExitCode {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The system clock moved by `--wall-clock-skew` seconds.
+#[derive(Debug, Clone, Copy)]
+struct SkewedClock(i64);
+
+impl WallClock for SkewedClock {
+    fn now(&self) -> SystemTime {
+        let now = SystemTime::now();
+        let skew = Duration::from_secs(self.0.unsigned_abs());
+        let skewed = if self.0 >= 0 { now.checked_add(skew) } else { now.checked_sub(skew) };
+        skewed.unwrap_or(now)
+    }
+}
+
 /// The session's transport, counting what it sends.
 #[derive(Clone)]
 struct Counting {
@@ -245,7 +267,8 @@ async fn run(options: &Options, counts: &Arc<Counts>) -> Result<(), BoxError> {
     let mut attempt = 0;
     let session = loop {
         attempt += 1;
-        match Session::resume_or_login(transport.clone(), store.clone(), &credentials, Config::default()).await {
+        let config = Config::default().wall_clock(SkewedClock(options.wall_clock_skew));
+        match Session::resume_or_login(transport.clone(), store.clone(), &credentials, config).await {
             Ok(session) => break session,
             Err(error) if error.is_transient() && attempt < 5 => {
                 tokio::time::sleep(
@@ -410,6 +433,7 @@ mod naive {
         resources: Resources,
         login_body: Bytes,
         counts: Arc<Counts>,
+        clock: SkewedClock,
     }
 
     #[derive(serde::Deserialize)]
@@ -421,6 +445,7 @@ mod naive {
         let resources = Resources::new(options)?;
         let store = FileTokenStore::new(&options.store);
         let login_body = Bytes::from(std::fs::read(&options.login_body)?);
+        let clock = SkewedClock(options.wall_clock_skew);
         // One login in all, as the client does it (under the store's lock),
         // so the comparison is about refreshing only.
         let lock = store.lock().await?;
@@ -431,14 +456,15 @@ mod naive {
                 let (status, _, body) =
                     resources.send(Method::POST, &resources.session, None, login_body.clone()).await?;
                 let pair = pair_of(status, &body).ok_or(format!("login answered {status}"))?;
-                let stored = StoredSession::new(1, pair, Duration::ZERO);
+                let stored = StoredSession::received_at(1, pair, clock.now());
                 store.compare_and_swap(&lock, None, Some(stored.clone())).await?;
                 stored
             }
         };
         drop(lock);
-        let shared = Mutex::new(Shared { due: due(stored.pair(), stored.age()), pair: stored.pair().clone() });
-        let naive = Arc::new(Naive { shared, store, resources, login_body, counts: Arc::clone(counts) });
+        let shared =
+            Mutex::new(Shared { due: due(stored.pair(), stored.age_at(clock.now())), pair: stored.pair().clone() });
+        let naive = Arc::new(Naive { shared, store, resources, login_body, counts: Arc::clone(counts), clock });
         let tasks: Vec<_> = (0..options.tasks)
             .map(|_| {
                 let (naive, options) = (Arc::clone(&naive), options.clone());
@@ -523,7 +549,9 @@ mod naive {
         async fn refresh(&self, held: &TokenPair) -> Option<TokenPair> {
             if let Ok(Some(stored)) = self.store.load().await
                 && stored.pair().refresh_token() != held.refresh_token()
-                && stored.age().is_some_and(|age| age < Duration::from_secs(stored.pair().expiration_time()) / 2)
+                && stored
+                    .age_at(self.clock.now())
+                    .is_some_and(|age| age < Duration::from_secs(stored.pair().expiration_time()) / 2)
             {
                 let pair = stored.pair().clone();
                 self.publish(pair.clone());
@@ -553,7 +581,7 @@ mod naive {
         async fn save(&self, pair: &TokenPair) {
             let Ok(lock) = self.store.lock().await else { return };
             let stored = self.store.load().await.ok().flatten().map(|stored| stored.generation());
-            let next = StoredSession::new(stored.unwrap_or(0) + 1, pair.clone(), Duration::ZERO);
+            let next = StoredSession::received_at(stored.unwrap_or(0) + 1, pair.clone(), self.clock.now());
             let _ = self.store.compare_and_swap(&lock, stored, Some(next)).await;
         }
     }

@@ -1,9 +1,11 @@
 //! A session's timing: refresh margin, timeouts, retries.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
+use crate::clock::{SystemWallClock, WallClock};
 use crate::wire::ServerGrace;
 
 /// Timing of a [`Session`](crate::Session). The defaults suit the reference
@@ -19,6 +21,7 @@ pub struct Config {
     max_backoff: Duration,
     round_budget: Duration,
     max_cooldown: Duration,
+    wall_clock: Arc<dyn WallClock>,
 }
 
 impl Default for Config {
@@ -33,6 +36,7 @@ impl Default for Config {
             max_backoff: Duration::from_secs(5),
             round_budget: Duration::from_secs(20),
             max_cooldown: Duration::from_secs(30),
+            wall_clock: Arc::new(SystemWallClock),
         }
     }
 }
@@ -98,6 +102,22 @@ impl Config {
         self.first_backoff = first;
         self.max_backoff = max.max(first);
         self
+    }
+
+    /// The wall clock that stamps stored pairs and ages adopted ones
+    /// (default: the system's). Scheduling never reads it: a clock off by
+    /// an hour, ahead or behind, changes nothing as long as every process
+    /// sharing the store reads the same clock (`tests/chaos.rs` runs the
+    /// soak both ways). A step between a write and a read moves one
+    /// refresh at most (an age outside `0..=expirationTime` counts as due).
+    #[must_use]
+    pub fn wall_clock(mut self, clock: impl WallClock) -> Self {
+        self.wall_clock = Arc::new(clock);
+        self
+    }
+
+    pub(crate) fn wall_now(&self) -> SystemTime {
+        self.wall_clock.now()
     }
 
     pub(crate) fn request_timeout_value(&self) -> Duration {

@@ -18,9 +18,12 @@
 //!
 //! The HTTP client is a small [`Transport`] trait; [`HyperTransport`]
 //! (feature `hyper`, on by default) is the ready-made one. The `layer`
-//! (feature `tower`) authorizes the requests of any tower HTTP client.
+//! (feature `tower`) authorizes the requests of any tower HTTP client,
+//! `BearerMiddleware` (feature `reqwest`) those of a `reqwest-middleware`
+//! client.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod clock;
 mod config;
 mod error;
 #[cfg(feature = "hyper")]
@@ -28,11 +31,14 @@ mod hyper_transport;
 #[cfg(feature = "tower")]
 pub mod layer;
 mod login;
+#[cfg(feature = "reqwest")]
+mod middleware;
 mod session;
 pub mod store;
 mod transport;
 mod wire;
 
+pub use clock::{SystemWallClock, WallClock};
 pub use config::Config;
 pub use error::{EndReason, Error, Refusal, StoreError, Transient, TransientKind, TransportError};
 #[cfg(feature = "hyper")]
@@ -40,6 +46,8 @@ pub use hyper_transport::{HyperTransport, SESSION_PATH};
 #[cfg(feature = "tower")]
 pub use layer::BearerLayer;
 pub use login::Credentials;
+#[cfg(feature = "reqwest")]
+pub use middleware::BearerMiddleware;
 pub use session::{AccessToken, Session, SessionState};
 pub use store::{FileTokenStore, MemoryTokenStore, StoredSession, TokenStore};
 pub use transport::{Call, Request, Response, Transport};

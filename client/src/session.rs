@@ -146,7 +146,7 @@ impl Current {
         let now = Instant::now();
         let generation = stored.generation();
         let stated = stored.server_grace();
-        match stored.age() {
+        match stored.age_at(config.wall_now()) {
             Some(age) => {
                 let received = now.checked_sub(age).unwrap_or(now);
                 Self::fresh(config, generation, stored.pair().clone(), received, round, stated)
@@ -519,7 +519,8 @@ impl Inner {
                 Outcome::Pair(pair, stated) => {
                     let received = Instant::now();
                     let generation = current.generation.max(stored_generation.unwrap_or(0)) + 1;
-                    let stored = StoredSession::new(generation, pair.clone(), Duration::ZERO).with_server_grace(stated);
+                    let stored = StoredSession::received_at(generation, pair.clone(), config.wall_now())
+                        .with_server_grace(stated);
                     // A failed write keeps the new pair in memory: it is the
                     // only valid one now. Other processes then find the
                     // older record, and their refresh is reuse unless it
@@ -614,7 +615,7 @@ async fn login_locked(
     let received = Instant::now();
     let stored_generation = store.load_boxed().await?.map(|stored| stored.generation());
     let generation = stored_generation.unwrap_or(0) + 1;
-    let record = StoredSession::new(generation, pair.clone(), Duration::ZERO).with_server_grace(stated);
+    let record = StoredSession::received_at(generation, pair.clone(), config.wall_now()).with_server_grace(stated);
     match store.cas_boxed(lock, stored_generation, Some(record)).await? {
         Swap::Done => Ok(Current::fresh(config, generation, pair, received, 0, stated)),
         // Only a writer that ignores the lock gets here.

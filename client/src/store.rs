@@ -53,11 +53,18 @@ pub struct StoredSession {
 }
 
 impl StoredSession {
-    /// A record for `pair`, generation `generation`, received `age` ago.
+    /// A record for `pair`, generation `generation`, received `age` ago by
+    /// the system clock. A session stamps its records with its
+    /// [`Config::wall_clock`](crate::Config::wall_clock) instead
+    /// ([`StoredSession::received_at`]).
     pub fn new(generation: u64, pair: TokenPair, age: Duration) -> Self {
-        let now = wall_clock_ms();
-        let age_ms = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
-        Self { generation, pair, received_at_ms: now.saturating_sub(age_ms), grace_ms: None, grace_replays: None }
+        Self::received_at(generation, pair, SystemTime::now().checked_sub(age).unwrap_or(UNIX_EPOCH))
+    }
+
+    /// A record for `pair`, generation `generation`, received at `received`
+    /// by the clock of the processes sharing the store.
+    pub fn received_at(generation: u64, pair: TokenPair, received: SystemTime) -> Self {
+        Self { generation, pair, received_at_ms: millis(received), grace_ms: None, grace_replays: None }
     }
 
     /// The record with the grace window the server stated for the pair.
@@ -84,17 +91,24 @@ impl StoredSession {
         &self.pair
     }
 
-    /// How long ago the pair arrived, by this machine's clock; `None` when
-    /// the clock says it arrived in the future or longer ago than
+    /// How long ago the pair arrived, by the system clock; `None` when the
+    /// clock says it arrived in the future or longer ago than
     /// `expirationTime` (treat as due for refresh).
     pub fn age(&self) -> Option<Duration> {
-        let age = Duration::from_millis(wall_clock_ms().checked_sub(self.received_at_ms)?);
+        self.age_at(SystemTime::now())
+    }
+
+    /// [`StoredSession::age`] with `now` read from another clock (a
+    /// session reads its [`Config::wall_clock`](crate::Config::wall_clock)).
+    pub fn age_at(&self, now: SystemTime) -> Option<Duration> {
+        let age = Duration::from_millis(millis(now).checked_sub(self.received_at_ms)?);
         (age <= Duration::from_secs(self.pair.expiration_time())).then_some(age)
     }
 }
 
-fn wall_clock_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+/// Milliseconds since the Unix epoch (0 before it).
+fn millis(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The result of [`TokenStore::compare_and_swap`].
@@ -257,7 +271,12 @@ mod tests {
         assert!(fresh.age().unwrap() >= Duration::from_secs(10));
         let old = StoredSession::new(1, TokenPair::new("a", "r", 300), Duration::from_secs(301));
         assert_eq!(old.age(), None);
-        let future = StoredSession { received_at_ms: wall_clock_ms() + 60_000, ..fresh };
+        let future = StoredSession { received_at_ms: millis(SystemTime::now()) + 60_000, ..fresh.clone() };
         assert_eq!(future.age(), None);
+        // Another clock: only the difference between stamp and reading counts.
+        let ahead = SystemTime::now() + Duration::from_secs(3600);
+        let stamped = StoredSession::received_at(1, TokenPair::new("a", "r", 300), ahead - Duration::from_secs(10));
+        assert_eq!(stamped.age_at(ahead), Some(Duration::from_secs(10)));
+        assert_eq!(stamped.age(), None, "by the system clock it arrived an hour from now");
     }
 }

@@ -308,6 +308,46 @@ async fn the_wall_clock_and_the_jwt_exp_do_not_matter() {
     }
 }
 
+/// A wall clock `.0` seconds off the system's.
+#[derive(Debug)]
+struct Skewed(i64);
+
+impl token_refresh_client::WallClock for Skewed {
+    fn now(&self) -> std::time::SystemTime {
+        let skew = Duration::from_secs(self.0.unsigned_abs());
+        let now = std::time::SystemTime::now();
+        if self.0 >= 0 { now + skew } else { now - skew }
+    }
+}
+
+/// Sessions whose wall clocks are an hour apart share one store: each
+/// adoption of the other's pair finds its age impossible and counts it as
+/// due, which costs one refresh under the store's lock, never a reuse.
+/// (Processes on one machine read one clock; this is the worst case, a
+/// store shared across machines or a clock stepped between write and read.)
+#[tokio::test(start_paused = true)]
+async fn clocks_an_hour_apart_cost_a_refresh_never_the_session() {
+    let fake = Fake::new(300);
+    let (ahead, store) = login(&fake, Config::default().wall_clock(Skewed(3600))).await;
+    let behind = Session::resume(fake.clone(), store.clone(), Config::default().wall_clock(Skewed(-3600)))
+        .await
+        .unwrap()
+        .unwrap();
+    // `behind` reads a pair stamped two hours in its future: due at once.
+    assert_eq!(behind.access_token().await.unwrap().generation(), 2);
+    assert_eq!(fake.refreshes(), 1);
+    // `ahead` keeps its own schedule until due, then adopts generation 2,
+    // finds it stamped two hours ago, and refreshes it under the lock.
+    assert_eq!(ahead.access_token().await.unwrap().generation(), 1);
+    tokio::time::advance(DUE).await;
+    assert_eq!(ahead.access_token().await.unwrap().generation(), 3);
+    // `behind` is due too: it adopts generation 3, stamped two hours in its
+    // future, and refreshes it. One refresh per adoption, serialised.
+    assert_eq!(behind.access_token().await.unwrap().generation(), 4);
+    assert_eq!(ahead.access_token().await.unwrap().generation(), 3, "not due again by its monotonic clock");
+    assert_eq!((fake.refreshes(), fake.rotations(), fake.count(|s| &s.reuse_detected)), (3, 3, 0));
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_caller_that_gives_up_does_not_cancel_the_refresh() {
     let fake = Fake::new(300);
