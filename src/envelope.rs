@@ -281,13 +281,18 @@ impl Reply {
     /// (`allow` on a 405, `connection: close` on a refused login body), and
     /// [`GRACE_HEADER`] on the 200 of a login or refresh.
     pub fn headers(&self) -> impl Iterator<Item = (&'static str, &str)> + '_ {
+        let fixed = self.fixed_headers().map(|(name, value): (&'static str, &'static str)| (name, value as &str));
+        fixed.chain(self.grace.as_deref().map(|value| (GRACE_HEADER, value)))
+    }
+
+    /// The headers whose values are fixed strings: all but [`GRACE_HEADER`].
+    fn fixed_headers(&self) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
         let pragma = (self.cache_control == NO_STORE).then_some(("pragma", "no-cache"));
         [("content-type", "application/json"), ("cache-control", self.cache_control)]
             .into_iter()
             .chain(pragma)
             .chain(self.www_authenticate.map(|value| ("www-authenticate", value)))
             .chain(self.extra_header)
-            .chain(self.grace.as_deref().map(|value| (GRACE_HEADER, value)))
     }
 }
 
@@ -318,12 +323,15 @@ impl From<Reply> for http::Response<Vec<u8>> {
         *response.status_mut() =
             http::StatusCode::from_u16(reply.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
         let headers = response.headers_mut();
-        for (name, value) in reply.headers() {
-            // Every value is ours and visible ASCII; one that were not
-            // would be left out rather than fail the answer.
-            if let Ok(value) = http::HeaderValue::from_str(value) {
-                headers.insert(name, value);
-            }
+        // Fixed values cost nothing to convert; only the grace value is
+        // built per answer, and it moves into the header without a copy.
+        for (name, value) in reply.fixed_headers() {
+            headers.insert(name, http::HeaderValue::from_static(value));
+        }
+        // Ours and visible ASCII; one that were not would be left out
+        // rather than fail the answer.
+        if let Some(Ok(value)) = reply.grace.map(http::HeaderValue::try_from) {
+            headers.insert(GRACE_HEADER, value);
         }
         *response.body_mut() = reply.body;
         response
