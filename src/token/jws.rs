@@ -261,7 +261,7 @@ impl<'a> UntrustedToken<'a> {
             // Where the answer is unknown (feature off, backend failure),
             // fall through to the normal check, which decides the same
             // for every token our key signed.
-            Some(own) if own.verifying_key() == key => resigned_signature_matches(own, message, &self.signature),
+            Some(own) if own.verifying_key() == key => verify_resigned_signature(own, message, &self.signature),
             _ => signature_verifies(key, message, &self.signature),
         };
         if !candidates.into_iter().any(authentic) {
@@ -389,10 +389,6 @@ pub fn verify_signature(key: &crate::VerificationKey, message: &[u8], signature:
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn verify_resigned_signature(own: ResigningKey<'_>, message: &[u8], signature: &Signature) -> bool {
-    resigned_signature_matches(own, message, signature)
-}
-
-fn resigned_signature_matches(own: ResigningKey<'_>, message: &[u8], signature: &Signature) -> bool {
     own.signed(message, signature).unwrap_or_else(|| signature_verifies(own.verifying_key(), message, signature))
 }
 
