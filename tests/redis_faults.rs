@@ -14,7 +14,6 @@
 // Test code: a failed set-up or check should stop the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -25,60 +24,29 @@ use token_refresh::{
     ledger::SessionLedger,
 };
 use token_refresh_test_support::ledger::{SUBJECT, new_session, now, rotation};
+use token_refresh_test_support::redis_server::RedisServer;
 
 // ---------------------------------------------------------------------------
 // Throwaway servers
 
-/// A `redis-server` this test started on a spare loopback port; stopped
-/// (by PID) when dropped, after a SIGCONT in case a test left it frozen.
-struct Throwaway {
-    child: Child,
-    port: u16,
-}
+/// A `redis-server` this test started on a spare loopback port (stopped
+/// by PID when dropped), with an async client connection.
+struct Throwaway(RedisServer);
 
 impl Throwaway {
     async fn start(extra: &[&str]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed for these tests");
-        let server = Self { child, port };
-        for _ in 0..100 {
-            if let Ok(client) = redis::Client::open(server.url())
-                && let Ok(mut connection) = client.get_multiplexed_async_connection().await
-                && redis::cmd("PING").query_async::<String>(&mut connection).await.is_ok()
-            {
-                return server;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the throwaway redis-server on port {port} did not come up");
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        Self(RedisServer::start(extra))
     }
 
     async fn connection(&self) -> MultiplexedConnection {
         redis::Client::open(self.url()).unwrap().get_multiplexed_async_connection().await.unwrap()
     }
-
-    /// Sends `signal` (`STOP`, `CONT`) to this server's process, by PID.
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status().unwrap();
-        assert!(status.success(), "kill -{signal} {}", self.child.id());
-    }
 }
 
-impl Drop for Throwaway {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-CONT").arg(self.child.id().to_string()).status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for Throwaway {
+    type Target = RedisServer;
+    fn deref(&self) -> &RedisServer {
+        &self.0
     }
 }
 

@@ -20,7 +20,8 @@
 //!   child processes, for their command lines and start-up.
 //! - [`redis_cluster`] (feature `redis-cluster`): a throwaway three-node
 //!   Redis Cluster on spare loopback ports, or the one
-//!   `TOKEN_REFRESH_REDIS_CLUSTER_URL` names.
+//!   `TOKEN_REFRESH_REDIS_CLUSTER_URL` names; [`redis_server`] (same
+//!   feature): one throwaway standalone `redis-server`.
 //! - [`raw`] (feature `http-client`): one HTTP/1.1 connection driven by
 //!   hand, for the serving loop's connection limits.
 //!
@@ -50,6 +51,8 @@ pub mod process;
 pub mod raw;
 #[cfg(feature = "redis-cluster")]
 pub mod redis_cluster;
+#[cfg(feature = "redis-cluster")]
+pub mod redis_server;
 #[cfg(feature = "http-client")]
 pub mod reference;
 pub mod tls;

@@ -280,7 +280,7 @@ fn start_reaper(dir: &Path, pids: impl Iterator<Item = u32>) -> (Child, ChildStd
 /// One command on a new connection to 127.0.0.1:`port`, in RESP: the reply
 /// (status, integer or bulk string) as text, or what went wrong. Enough for
 /// setting a cluster up without a client library.
-fn command(port: u16, args: &[&str]) -> Result<String, String> {
+pub(crate) fn command(port: u16, args: &[&str]) -> Result<String, String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
     stream.set_write_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
