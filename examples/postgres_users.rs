@@ -68,7 +68,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ledger = PostgresLedger::connect(&url, PostgresOptions::new()).await?;
     ledger.migrate().await?;
 
-    // Replace with your key: Ed25519Signer::from_key_text(&std::env::var("SIGNING_KEY")?)
+    // Replace with your key: Ed25519Signer::new(SecretKey::from_text(&std::env::var("SIGNING_KEY")?)?)
     let signer = Ed25519Signer::from_seed(&[7u8; 32])?;
     let service = TokenService::new(Policy::default(), PgUsers { pool }, ledger, signer, SystemClock);
 

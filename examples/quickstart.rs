@@ -14,7 +14,7 @@ use token_refresh::{Ed25519Signer, MemoryStore, Reply, SystemClock, User};
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = MemoryStore::in_memory([User::new("bob@mail.com", "bob@admin", "ROLE_ADMIN")]);
     // A fixed demo key: a real service loads its key from a secret store
-    // (see `Ed25519Signer::from_pkcs8_pem`).
+    // (see `token_refresh::keys::SecretKey`).
     let signer = Ed25519Signer::from_seed(&[0x5e; 32])?;
     let clock = SystemClock;
 

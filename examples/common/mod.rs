@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use serde::{Deserialize, Serialize};
 use token_refresh::ed25519_dalek::{Signer as _, SigningKey};
 use token_refresh::http::ServeOptions;
+use token_refresh::keys::SecretKey;
 use token_refresh::ledger::{Connected, LedgerKind, LedgerOptions, LedgerUrl};
 use token_refresh::{AccessClaims, KeyId, MemoryUserStore, Policy, Reply, Signer, SystemClock, TokenService, User};
 use token_refresh::{VerificationKey, time::Duration};
@@ -296,7 +297,7 @@ fn load_signer(config: &Config) -> Result<(ServerSigner, bool), String> {
         Some(path) => {
             let failed = |e: &dyn std::fmt::Display| format!("--signing-key {}: {e}", path.display());
             let pem = std::fs::read_to_string(path).map(Zeroizing::new).map_err(|e| failed(&e))?;
-            ServerSigner::from_pkcs8_pem(&pem).map_err(|e| failed(&e))?
+            ServerSigner::new(SecretKey::from_pkcs8_pem(&pem).map_err(|e| failed(&e))?).map_err(|e| failed(&e))?
         }
         None => ServerSigner::from_seed(&random_seed()?).map_err(|e| e.to_string())?,
     };

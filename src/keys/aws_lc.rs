@@ -15,11 +15,11 @@ use std::fmt;
 use std::future::Future;
 
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
-use ed25519_dalek::pkcs8::DecodePrivateKey as _;
-use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signature, VerifyingKey};
 
 use crate::keys::resigning::ResigningKey;
-use crate::keys::signer::{PublicKeys, Signer, SignerError, decode_seed_text};
+use crate::keys::secret::SecretKey;
+use crate::keys::signer::{PublicKeys, Signer, SignerError};
 use crate::keys::{KeyError, KeyId, Keyring, VerificationKey};
 
 /// An in-process Ed25519 signer backed by AWS-LC.
@@ -38,33 +38,18 @@ pub struct AwsLcSigner {
 }
 
 impl AwsLcSigner {
-    /// From the 32-byte secret seed (RFC 8032 private key).
-    pub fn from_seed(seed: &[u8; 32]) -> Result<Self, KeyError> {
-        let key = Ed25519KeyPair::from_seed_unchecked(seed).map_err(|_| KeyError::InvalidSecretKey)?;
-        let public: [u8; 32] = key.public_key().as_ref().try_into().map_err(|_| KeyError::InvalidSecretKey)?;
+    /// A signer for `key` (see [`SecretKey`] for the forms a key is read
+    /// from).
+    pub fn new(key: SecretKey) -> Result<Self, KeyError> {
+        let pair = Ed25519KeyPair::from_seed_unchecked(key.seed()).map_err(|_| KeyError::InvalidSecretKey)?;
+        let public: [u8; 32] = pair.public_key().as_ref().try_into().map_err(|_| KeyError::InvalidSecretKey)?;
         let public = VerifyingKey::from_bytes(&public).map_err(|_| KeyError::InvalidPublicKey)?;
-        Ok(Self { key, public: PublicKeys::new(public)? })
+        Ok(Self { key: pair, public: PublicKeys::new(public)? })
     }
 
-    /// From the seed as 64 hex digits or base64 / base64url text.
-    pub fn from_seed_text(text: &str) -> Result<Self, KeyError> {
-        let mut seed = decode_seed_text(text.trim()).ok_or(KeyError::InvalidSecretKey)?;
-        let signer = Self::from_seed(&seed);
-        seed.fill(0);
-        signer
-    }
-
-    /// From a PKCS#8 PEM document, as `openssl genpkey -algorithm ed25519`
-    /// writes it.
-    pub fn from_pkcs8_pem(pem: &str) -> Result<Self, KeyError> {
-        let key = SigningKey::from_pkcs8_pem(pem).map_err(|e| KeyError::Encoding(e.to_string()))?;
-        Self::from_seed(key.as_bytes())
-    }
-
-    /// From PKCS#8 DER.
-    pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, KeyError> {
-        let key = SigningKey::from_pkcs8_der(der).map_err(|e| KeyError::Encoding(e.to_string()))?;
-        Self::from_seed(key.as_bytes())
+    /// From the 32-byte secret seed: `AwsLcSigner::new(SecretKey::from_bytes(seed))`.
+    pub fn from_seed(seed: &[u8; 32]) -> Result<Self, KeyError> {
+        Self::new(SecretKey::from_bytes(seed))
     }
 
     /// Writes `kid` into new tokens and announces the active key under it.

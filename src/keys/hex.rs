@@ -1,7 +1,7 @@
 //! Lower-case hex, for login fields, key display and signing keys given as
 //! text.
 //!
-//! The decoder reads secrets too (a seed in hex, `Ed25519Signer::from_key_text`),
+//! The decoder reads secrets too (a seed in hex, `SecretKey::from_text`),
 //! so neither direction branches or indexes memory on a digit's value: each
 //! digit is mapped with range masks in integer arithmetic, the standard
 //! constant-time technique. A timing side channel on a decoder that runs once

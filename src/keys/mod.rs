@@ -12,6 +12,7 @@ pub(crate) mod aws_lc;
 pub(crate) mod hex;
 pub(crate) mod jwk;
 pub(crate) mod resigning;
+pub(crate) mod secret;
 pub(crate) mod signer;
 
 pub use algorithm::Algorithm;
@@ -20,6 +21,7 @@ pub use algorithm::Algorithm;
 pub use aws_lc::AwsLcSigner;
 pub use jwk::{Jwk, Jwks};
 pub use resigning::ResigningKey;
+pub use secret::SecretKey;
 pub use signer::{BoxSigner, Ed25519Signer, Signer, SignerError};
 
 use std::fmt;
@@ -178,16 +180,16 @@ impl VerificationKey {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn from_key_document(bytes: &[u8]) -> Result<Self, KeyError> {
-        let public_of = |signer: Ed25519Signer| signer.verification_key().clone();
+        let public_of = |key: SecretKey| key.verification_key();
         match std::str::from_utf8(bytes).map(str::trim_start) {
             Ok(pem) if pem.starts_with("-----BEGIN PUBLIC KEY-----") => Self::from_public_key_pem(pem),
             Ok(pem) if pem.starts_with("-----BEGIN PRIVATE KEY-----") => {
-                Ed25519Signer::from_pkcs8_pem(pem).map(public_of)
+                SecretKey::from_pkcs8_pem(pem).and_then(public_of)
             }
             Ok(pem) if pem.starts_with("-----BEGIN") => {
                 Err(KeyError::Encoding("expected a PEM PUBLIC KEY or PRIVATE KEY (PKCS#8) document".to_owned()))
             }
-            _ => Self::from_public_key_der(bytes).or_else(|_| Ed25519Signer::from_pkcs8_der(bytes).map(public_of)),
+            _ => Self::from_public_key_der(bytes).or_else(|_| SecretKey::from_pkcs8_der(bytes).and_then(public_of)),
         }
     }
 

@@ -4,10 +4,10 @@ use std::fmt;
 use std::future::Future;
 
 use ed25519_dalek::hazmat::{self, ExpandedSecretKey};
-use ed25519_dalek::pkcs8::DecodePrivateKey;
-use ed25519_dalek::{Sha512, Signature, SigningKey, VerifyingKey};
+use ed25519_dalek::{Sha512, Signature, VerifyingKey};
 
 use crate::keys::resigning::ResigningKey;
+use crate::keys::secret::SecretKey;
 use crate::keys::{KeyError, KeyId, Keyring, VerificationKey};
 
 /// Signs tokens with the active key and publishes the keys that verify them.
@@ -207,73 +207,19 @@ impl PublicKeys {
 }
 
 impl Ed25519Signer {
-    /// From the 32-byte secret seed (RFC 8032 private key).
-    pub fn from_seed(seed: &[u8; 32]) -> Result<Self, KeyError> {
-        Self::from_signing_key(SigningKey::from_bytes(seed))
-    }
-
-    /// From the 32-byte seed written as text, for secrets kept in environment
-    /// variables: 64 hex digits, or base64 / base64url (padding optional).
-    ///
-    /// ```
-    /// use token_refresh::Ed25519Signer;
-    ///
-    /// let hex = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
-    /// assert!(Ed25519Signer::from_seed_text(hex).is_ok());
-    /// assert!(Ed25519Signer::from_seed_text("nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A").is_ok());
-    /// assert!(Ed25519Signer::from_seed_text("too short").is_err());
-    /// ```
-    pub fn from_seed_text(text: &str) -> Result<Self, KeyError> {
-        let mut seed = decode_seed_text(text.trim()).ok_or(KeyError::InvalidSecretKey)?;
-        let signer = Self::from_seed(&seed);
-        // Best effort: the signing key zeroizes itself; clear our copy too.
-        seed.fill(0);
-        signer
-    }
-
-    /// From a PKCS#8 PEM document (`-----BEGIN PRIVATE KEY-----`), as
-    /// `openssl genpkey -algorithm ed25519` writes it.
-    pub fn from_pkcs8_pem(pem: &str) -> Result<Self, KeyError> {
-        let key = SigningKey::from_pkcs8_pem(pem).map_err(|e| KeyError::Encoding(e.to_string()))?;
-        Self::from_signing_key(key)
-    }
-
-    /// From a secret key as text, whatever its form: a PKCS#8 PEM document,
-    /// or the 32-byte seed as hex or base64 (see
-    /// [`Ed25519Signer::from_seed_text`]). One call for a key read from a
-    /// file or an environment variable.
-    ///
-    /// ```
-    /// use token_refresh::Ed25519Signer;
-    ///
-    /// let from_env = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
-    /// let signer = Ed25519Signer::from_key_text(from_env)?;
-    /// let pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIJ1hsZ3v/VpguoRK9JLsLMREScVpezJpGXA7rAMcrn9g\n-----END PRIVATE KEY-----\n";
-    /// assert_eq!(Ed25519Signer::from_key_text(pem)?.keyring(), signer.keyring());
-    /// # use token_refresh::Signer as _;
-    /// # Ok::<(), token_refresh::keys::KeyError>(())
-    /// ```
-    pub fn from_key_text(text: &str) -> Result<Self, KeyError> {
-        if text.trim_start().starts_with("-----BEGIN") {
-            Self::from_pkcs8_pem(text)
-        } else {
-            Self::from_seed_text(text)
-        }
-    }
-
-    /// From PKCS#8 DER.
-    pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, KeyError> {
-        let key = SigningKey::from_pkcs8_der(der).map_err(|e| KeyError::Encoding(e.to_string()))?;
-        Self::from_signing_key(key)
-    }
-
-    /// From an ed25519-dalek signing key.
-    pub fn from_signing_key(key: SigningKey) -> Result<Self, KeyError> {
-        let verifying_key = key.verifying_key();
+    /// A signer for `key` (see [`SecretKey`] for the forms a key is read
+    /// from).
+    pub fn new(key: SecretKey) -> Result<Self, KeyError> {
+        let verifying_key = key.signing_key().verifying_key();
         let public = PublicKeys::new(verifying_key)?;
+        let expanded = ExpandedSecretKey::from(key.seed());
         // `key` (and the seed it holds) is zeroized when it drops here.
-        let expanded = ExpandedSecretKey::from(key.as_bytes());
         Ok(Self { expanded, verifying_key, public })
+    }
+
+    /// From the 32-byte secret seed: `Ed25519Signer::new(SecretKey::from_bytes(seed))`.
+    pub fn from_seed(seed: &[u8; 32]) -> Result<Self, KeyError> {
+        Self::new(SecretKey::from_bytes(seed))
     }
 
     /// Writes `kid` into new tokens and announces the active key under it.
@@ -294,29 +240,6 @@ impl Ed25519Signer {
     pub fn verification_key(&self) -> &VerificationKey {
         self.public.active()
     }
-}
-
-/// A 32-byte seed from 64 hex digits or base64 / base64url text.
-pub(crate) fn decode_seed_text(text: &str) -> Option<[u8; 32]> {
-    use base64::Engine as _;
-    use base64::engine::DecodePaddingMode;
-    use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
-
-    if let Some(seed) = crate::keys::hex::decode_array::<32>(text) {
-        return Some(seed);
-    }
-    let indifferent = GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
-    let engines = [
-        GeneralPurpose::new(&base64::alphabet::STANDARD, indifferent),
-        GeneralPurpose::new(&base64::alphabet::URL_SAFE, indifferent),
-    ];
-    engines.iter().find_map(|engine| {
-        let mut seed = [0u8; 32];
-        match engine.decode_slice(text, &mut seed) {
-            Ok(32) => Some(seed),
-            _ => None,
-        }
-    })
 }
 
 impl fmt::Debug for Ed25519Signer {
@@ -368,7 +291,7 @@ mod tests {
             let Some(Ok(ours)) = futures_util::FutureExt::now_or_never(Signer::sign(&signer, message)) else {
                 unreachable!("the Ed25519 signer is ready at once")
             };
-            assert_eq!(ours, SigningKey::from_bytes(&seed).sign(message));
+            assert_eq!(ours, ed25519_dalek::SigningKey::from_bytes(&seed).sign(message));
         }
     }
 
@@ -376,8 +299,8 @@ mod tests {
     fn loads_openssl_pkcs8_pem() {
         // `openssl genpkey -algorithm ed25519` output (RFC 8410 §10.3 sample).
         let pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n-----END PRIVATE KEY-----\n";
-        let signer = Ed25519Signer::from_pkcs8_pem(pem);
+        let signer = SecretKey::from_pkcs8_pem(pem).and_then(Ed25519Signer::new);
         assert!(signer.is_ok(), "{signer:?}");
-        assert!(Ed25519Signer::from_pkcs8_pem("-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n").is_err());
+        assert!(SecretKey::from_pkcs8_pem("-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n").is_err());
     }
 }

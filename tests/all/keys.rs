@@ -4,7 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use token_refresh::error::Unauthorized::{self, UnknownKey};
-use token_refresh::{Ed25519Signer, KeyId, MemoryStore, Policy, VerificationKey, keys::Algorithm, keys::KeyError};
+use token_refresh::{
+    Ed25519Signer, KeyId, MemoryStore, Policy, VerificationKey, keys::Algorithm, keys::KeyError, keys::SecretKey,
+};
 use token_refresh_test_support::clock;
 use token_refresh_test_support::outcome::assert_refused;
 use token_refresh_test_support::tokens::{jose_header, payload};
@@ -81,18 +83,19 @@ async fn the_fully_specified_name_is_opt_in_and_exclusive() {
 #[test]
 fn keys_load_from_the_forms_deployments_keep() {
     // RFC 8037 A.1's key, as base64url seed, and its public half.
-    let signer = Ed25519Signer::from_seed_text("nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A").unwrap();
+    let signer =
+        Ed25519Signer::new(SecretKey::from_text("nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A").unwrap()).unwrap();
     let x =
         base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, signer.verification_key().to_bytes());
     assert_eq!(x, "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo");
     // The same seed as hex and as padded standard base64.
     let hex = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
     let b64 = "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=";
-    let public = |text: &str| Ed25519Signer::from_seed_text(text).unwrap().verification_key().to_bytes();
+    let public = |text: &str| SecretKey::from_text(text).unwrap().verification_key().unwrap().to_bytes();
     assert_eq!(public(hex), public(b64));
     assert_eq!(public(hex), signer.verification_key().to_bytes());
     for bad in ["", "00", &"0".repeat(66), "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2", "not a key at all, really"] {
-        assert!(matches!(Ed25519Signer::from_seed_text(bad), Err(KeyError::InvalidSecretKey)), "{bad}");
+        assert!(matches!(SecretKey::from_text(bad), Err(KeyError::InvalidSecretKey)), "{bad}");
     }
     // Debug never shows the secret.
     assert!(!format!("{signer:?}").contains("9d61b19d"));

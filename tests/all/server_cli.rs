@@ -670,7 +670,7 @@ async fn key_and_users_files_drive_a_login() -> TestResult {
     .await?;
     let http = &server.http;
     // The published key is the file's.
-    let expected = token_refresh::Ed25519Signer::from_pkcs8_pem(pem)?.verification_key().to_bytes();
+    let expected = token_refresh::keys::SecretKey::from_pkcs8_pem(pem)?.verification_key()?.to_bytes();
     assert_eq!(jwks(http).await?, [(URL_SAFE_NO_PAD.encode(expected), Some("ops-1".to_owned()))]);
 
     let login = http.login(&login_body("carol@mail.com", &carol_seed)).await?;
