@@ -55,7 +55,7 @@ use ::axum::response::{IntoResponse, Response};
 use ::axum::routing::{MethodRouter, get, post};
 
 use crate::envelope::Reply;
-use crate::error::Error;
+use crate::error::{Error, Forbidden};
 use crate::http::answers::{self, authorization};
 use crate::service::TokenService;
 use crate::token::claims::AccessClaims;
@@ -136,23 +136,49 @@ pub async fn readiness(State(service): State<TokenService>) -> Reply {
 
 /// The claims of a valid access token whose session the ledger still holds
 /// (not logged out, not revoked for reuse, not evicted), from the request's
-/// `Authorization: Bearer …` header. Any failure answers the crate's
-/// envelope: 400 for a missing or repeated header, 401 for a bad, expired
-/// or revoked token, 422 for a refresh token offered as an access token.
+/// `Authorization: Bearer …` header. A failure is the crate's [`Error`]
+/// (its rejection), which answers the crate's envelope: 400 for a missing or
+/// repeated header, 401 for a bad, expired or revoked token, 422 for a
+/// refresh token offered as an access token. A handler that wants the
+/// failure as a value takes `Result<AccessToken, Error>`.
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use token_refresh::axum::AccessToken;
+/// use token_refresh::{Error, TokenService};
+///
+/// async fn admin(token: AccessToken) -> Result<String, Error> {
+///     // 403 `FORBIDDEN` in the envelope for any other role.
+///     let claims = token.require_role(&["ROLE_ADMIN"])?;
+///     Ok(format!("hello, {}", claims.subject))
+/// }
+///
+/// let app: Router<TokenService> = Router::new().route("/admin", get(admin));
+/// ```
 #[derive(Debug, Clone)]
 pub struct AccessToken(pub AccessClaims);
+
+impl AccessToken {
+    /// The claims when the token's `role` is one of `allowed`; otherwise a
+    /// 403 ([`Forbidden::Role`](crate::error::Forbidden::Role)), answered
+    /// in the crate's envelope with `WWW-Authenticate: Bearer
+    /// error="insufficient_scope"` (RFC 6750 §3.1).
+    pub fn require_role(&self, allowed: &[&str]) -> Result<&AccessClaims, Error> {
+        if allowed.contains(&self.0.role.as_str()) { Ok(&self.0) } else { Err(Forbidden::Role.into()) }
+    }
+}
 
 impl<S> FromRequestParts<S> for AccessToken
 where
     S: Send + Sync,
     TokenService: FromRef<S>,
 {
-    type Rejection = Response;
+    type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let service = TokenService::from_ref(state);
-        let authorization = authorization(&parts.headers).map_err(IntoResponse::into_response)?;
-        service.verify_access_unrevoked(authorization).await.map(AccessToken).map_err(IntoResponse::into_response)
+        let authorization = authorization(&parts.headers)?;
+        service.verify_access_unrevoked(authorization).await.map(AccessToken)
     }
 }
 

@@ -154,6 +154,42 @@ fn push_decimal(out: &mut String, number: u64) {
     }
 }
 
+/// What a successful flow returns, written into its 200 [`Reply`]: how
+/// [`Reply::from_result`] answers an `Ok`. Implemented for what the
+/// crate's flows return; an application's own data goes through
+/// [`Reply::ok`].
+pub trait ReplyData {
+    /// The 200 reply carrying `self`.
+    fn reply(&self) -> Reply;
+}
+
+/// A token pair (what login and refresh return) is written without a
+/// serializer: scanning its ~700 token bytes for escapes, byte by byte,
+/// was a visible share of a refresh's non-cryptographic work. The bytes
+/// are the same as [`Reply::ok`]'s (a test compares them). Its headers add
+/// [`GRACE_HEADER`] with the pair's grace window.
+impl ReplyData for TokenPair {
+    fn reply(&self) -> Reply {
+        Reply {
+            grace: Some(grace_header_value(self.grace)),
+            ..Reply::new(StatusName::Ok.code(), token_pair_body(self), None)
+        }
+    }
+}
+
+/// Logout: `data: null`.
+impl ReplyData for () {
+    fn reply(&self) -> Reply {
+        Reply::empty()
+    }
+}
+
+impl ReplyData for crate::token::claims::AccessClaims {
+    fn reply(&self) -> Reply {
+        Reply::ok(self)
+    }
+}
+
 impl Reply {
     /// A 200 reply around `data`.
     pub fn ok<T: Serialize>(data: T) -> Self {
@@ -172,36 +208,50 @@ impl Reply {
         reply
     }
 
-    /// The reply for a flow's result.
-    ///
-    /// A [`TokenPair`] (what login and refresh return) is written without a
-    /// serializer: scanning its ~700 token bytes for escapes, byte by byte,
-    /// was a visible share of a refresh's non-cryptographic work. The bytes
-    /// are the same as [`Reply::ok`]'s (a test compares them). Its headers
-    /// add [`GRACE_HEADER`] with the pair's grace window.
-    pub fn from_result<T: Serialize + 'static>(result: &Result<T, Error>) -> Self {
+    /// The reply for a flow's result: [`ReplyData::reply`] for a success,
+    /// [`Reply::from_error`] for a failure.
+    pub fn from_result<T: ReplyData>(result: &Result<T, Error>) -> Self {
         match result {
-            Ok(data) => match (data as &dyn std::any::Any).downcast_ref::<TokenPair>() {
-                Some(pair) => Self {
-                    grace: Some(grace_header_value(pair.grace)),
-                    ..Self::new(StatusName::Ok.code(), token_pair_body(pair), None)
-                },
-                None => Self::ok(data),
-            },
+            Ok(data) => data.reply(),
             Err(error) => Self::from_error(error),
         }
     }
 
+    /// An answer with any status of [`StatusName`], `message` in the
+    /// envelope and `data: null`: for an application's own refusals in the
+    /// crate's envelope (a 403 from its own permission check, a 404 of its
+    /// own resource). For a failure with a cause to log, build an
+    /// [`Error`] instead ([`crate::error::Internal::new`]).
+    ///
+    /// ```
+    /// use token_refresh::Reply;
+    /// use token_refresh::error::StatusName;
+    ///
+    /// let reply = Reply::failure(StatusName::Forbidden, "orders are read-only on Sundays");
+    /// assert_eq!(reply.status(), 403);
+    /// assert_eq!(
+    ///     reply.body(),
+    ///     br#"{"status":{"code":403,"name":"FORBIDDEN","message":"orders are read-only on Sundays"},"data":null}"#
+    /// );
+    /// ```
+    pub fn failure(status: StatusName, message: impl Into<Cow<'static, str>>) -> Self {
+        let envelope = Envelope::<()> {
+            status: Status { code: status.code(), name: Cow::Borrowed(status.as_str()), message: Some(message.into()) },
+            data: None,
+        };
+        Self::encode(status.code(), &envelope, None)
+    }
+
     /// 404 `no such endpoint`: a path the service does not serve.
     pub fn not_found() -> Self {
-        Self::status_only(404, "NOT_FOUND", "no such endpoint")
+        Self::failure(StatusName::NotFound, "no such endpoint")
     }
 
     /// 405 `method not allowed` with `Allow: {allow}`, for a known path and
     /// another method (`allow` lists the path's methods, e.g.
     /// `"POST, PATCH, DELETE"`).
     pub fn method_not_allowed(allow: &'static str) -> Self {
-        let mut reply = Self::status_only(405, "METHOD_NOT_ALLOWED", "method not allowed");
+        let mut reply = Self::failure(StatusName::MethodNotAllowed, "method not allowed");
         reply.extra_header = Some(("allow", allow));
         reply
     }
@@ -225,6 +275,13 @@ impl Reply {
     /// answer in time ([spec §4](crate::spec#4-which-outcome-in-which-order) step 11),
     /// the same bytes as a store failure's.
     pub fn deadline_exceeded() -> Self {
+        Self::internal_error()
+    }
+
+    /// A 500 with the constant body every internal failure answers with
+    /// (`"internal server error"`, no cause): for an answer that could not
+    /// be built. Building it cannot fail in turn.
+    pub fn internal_error() -> Self {
         Self::new(StatusName::InternalServerError.code(), INTERNAL_ERROR_BODY.to_vec(), None)
     }
 
@@ -232,19 +289,19 @@ impl Reply {
     /// is all a liveness probe may ask (a ledger outage must not get the
     /// process restarted).
     pub fn live() -> Self {
-        Self::status_only(200, "OK", "serving")
+        Self::failure(StatusName::Ok, "serving")
     }
 
     /// Readiness when the session ledger answers: 200, `message: "ready"`.
     pub fn ready() -> Self {
-        Self::status_only(200, "OK", "ready")
+        Self::failure(StatusName::Ok, "ready")
     }
 
     /// Readiness when the session ledger does not answer: 503
     /// `SERVICE_UNAVAILABLE`, so a load balancer sends the traffic
     /// elsewhere. The cause is for the logs, never the body.
     pub fn not_ready() -> Self {
-        Self::status_only(503, "SERVICE_UNAVAILABLE", "the session ledger is not answering")
+        Self::failure(StatusName::ServiceUnavailable, "the session ledger is not answering")
     }
 
     /// The JWKS document of `jwks`: 200, JSON, `Cache-Control: public,
@@ -255,18 +312,8 @@ impl Reply {
         match serde_json::to_vec(jwks) {
             Ok(body) => Self { cache_control: JWKS_CACHE_CONTROL, ..Self::new(StatusName::Ok.code(), body, None) },
             // Our own types always encode; should one not, answer 500.
-            Err(_) => Self::deadline_exceeded(),
+            Err(_) => Self::internal_error(),
         }
-    }
-
-    /// An envelope with a status and a message, `data: null`, for an answer
-    /// the flows have no [`Error`] for.
-    fn status_only(code: u16, name: &'static str, message: &'static str) -> Self {
-        let envelope = Envelope::<()> {
-            status: Status { code, name: Cow::Borrowed(name), message: Some(Cow::Borrowed(message)) },
-            data: None,
-        };
-        Self::encode(code, &envelope, None)
     }
 
     fn new(status: u16, body: Vec<u8>, www_authenticate: Option<&'static str>) -> Self {
@@ -282,7 +329,7 @@ impl Reply {
             // Serializing our own types cannot fail; if a caller's `T` does,
             // answer 500 rather than a half-written body. The 500 body is a
             // constant, so this answer cannot fail in turn.
-            Err(_) => Self::deadline_exceeded(),
+            Err(_) => Self::internal_error(),
         }
     }
 

@@ -22,6 +22,12 @@ pub enum Error {
     /// 401: the token or credential is not acceptable.
     #[error("unauthorized: {0}")]
     Unauthorized(#[from] Unauthorized),
+    /// 403: an authentic, unrevoked access token whose holder may not do
+    /// what the request asks (an application's role check, e.g.
+    /// [`AccessClaims::require_role`](crate::AccessClaims::require_role)).
+    /// Never produced by the token flows themselves.
+    #[error("forbidden: {0}")]
+    Forbidden(#[from] Forbidden),
     /// 404: the token is authentic but names a user the directory does not
     /// know (or a login names an unknown user).
     #[error("user not found")]
@@ -129,6 +135,15 @@ pub enum Unauthorized {
     LoginSignature,
 }
 
+/// Detail of a 403 refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Forbidden {
+    /// The token's `role` is not one the resource allows.
+    #[error("role is not allowed")]
+    Role,
+}
+
 /// Detail of a 422 refusal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -160,6 +175,10 @@ pub enum InternalKind {
     Clock,
     /// Encoding a token or a response (cannot happen with the built-in types).
     Encoding,
+    /// The application's own code (its database, a downstream call): an
+    /// application answers its own failures in the crate's envelope with
+    /// `Error::Internal(Internal::new(InternalKind::Application, cause))`.
+    Application,
 }
 
 /// A 500: which component failed, and its cause for the logs.
@@ -172,7 +191,20 @@ pub struct Internal {
 }
 
 impl Internal {
-    /// An internal failure of `kind`, caused by `source`.
+    /// An internal failure of `kind`, caused by `source`. The cause is for
+    /// logs ([`std::error::Error::source`]); the client sees only
+    /// "internal server error".
+    ///
+    /// ```
+    /// use token_refresh::Reply;
+    /// use token_refresh::error::{Error, Internal, InternalKind};
+    ///
+    /// // An application's own failure, answered in the crate's envelope.
+    /// let failure = Error::Internal(Internal::new(InternalKind::Application, "orders database unreachable"));
+    /// let reply = Reply::from_error(&failure);
+    /// assert_eq!(reply.status(), 500);
+    /// assert!(!String::from_utf8_lossy(reply.body()).contains("orders"));
+    /// ```
     pub fn new(kind: InternalKind, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self { kind, source: source.into() }
     }
@@ -193,8 +225,12 @@ pub enum StatusName {
     BadRequest,
     /// 401
     Unauthorized,
+    /// 403
+    Forbidden,
     /// 404
     NotFound,
+    /// 405
+    MethodNotAllowed,
     /// 422
     UnprocessableEntity,
     /// 429
@@ -212,7 +248,9 @@ impl StatusName {
             Self::Ok => 200,
             Self::BadRequest => 400,
             Self::Unauthorized => 401,
+            Self::Forbidden => 403,
             Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
             Self::UnprocessableEntity => 422,
             Self::TooManyRequests => 429,
             Self::InternalServerError => 500,
@@ -220,15 +258,17 @@ impl StatusName {
         }
     }
 
-    /// The wire name: `OK`, `BAD_REQUEST`, `UNAUTHORIZED`, `NOT_FOUND`,
-    /// `UNPROCESSABLE_ENTITY`, `TOO_MANY_REQUESTS`, `INTERNAL_SERVER_ERROR`,
+    /// The wire name: `OK`, `BAD_REQUEST`, `UNAUTHORIZED`, `FORBIDDEN`,
+    /// `NOT_FOUND`, `METHOD_NOT_ALLOWED`, `UNPROCESSABLE_ENTITY`, `TOO_MANY_REQUESTS`, `INTERNAL_SERVER_ERROR`,
     /// `SERVICE_UNAVAILABLE`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Ok => "OK",
             Self::BadRequest => "BAD_REQUEST",
             Self::Unauthorized => "UNAUTHORIZED",
+            Self::Forbidden => "FORBIDDEN",
             Self::NotFound => "NOT_FOUND",
+            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Self::UnprocessableEntity => "UNPROCESSABLE_ENTITY",
             Self::TooManyRequests => "TOO_MANY_REQUESTS",
             Self::InternalServerError => "INTERNAL_SERVER_ERROR",
@@ -249,6 +289,7 @@ impl Error {
         match self {
             Self::BadRequest(_) => StatusName::BadRequest,
             Self::Unauthorized(_) => StatusName::Unauthorized,
+            Self::Forbidden(_) => StatusName::Forbidden,
             Self::UserNotFound => StatusName::NotFound,
             Self::Unprocessable(_) => StatusName::UnprocessableEntity,
             Self::TooManyLogins => StatusName::TooManyRequests,
@@ -257,7 +298,7 @@ impl Error {
         }
     }
 
-    /// The numeric HTTP status: 400, 401, 404, 422, 429, 500 or 503.
+    /// The numeric HTTP status: 400, 401, 403, 404, 422, 429, 500 or 503.
     pub const fn status_code(&self) -> u16 {
         self.status().code()
     }
@@ -297,6 +338,9 @@ impl Error {
                 Unauthorized::AccessRevoked => "access token has been revoked",
                 Unauthorized::LoginSignature => "signature is invalid",
             },
+            Self::Forbidden(detail) => match detail {
+                Forbidden::Role => "the token's role is not allowed here",
+            },
             Self::UserNotFound => "user not found",
             Self::Unprocessable(detail) => match detail {
                 Unprocessable::Claims => "token claims are malformed",
@@ -310,11 +354,13 @@ impl Error {
     }
 
     /// The `WWW-Authenticate` value an HTTP adapter should send (RFC 6750
-    /// §3): `invalid_token` for 401, `invalid_request` for 400.
+    /// §3): `invalid_token` for 401, `invalid_request` for 400,
+    /// `insufficient_scope` for 403.
     pub const fn www_authenticate(&self) -> Option<&'static str> {
         match self {
             Self::Unauthorized(_) => Some(r#"Bearer error="invalid_token""#),
             Self::BadRequest(_) => Some(r#"Bearer error="invalid_request""#),
+            Self::Forbidden(_) => Some(r#"Bearer error="insufficient_scope""#),
             Self::UserNotFound
             | Self::Unprocessable(_)
             | Self::TooManyLogins
@@ -360,7 +406,9 @@ impl StatusName {
             Self::Ok => http::StatusCode::OK,
             Self::BadRequest => http::StatusCode::BAD_REQUEST,
             Self::Unauthorized => http::StatusCode::UNAUTHORIZED,
+            Self::Forbidden => http::StatusCode::FORBIDDEN,
             Self::NotFound => http::StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => http::StatusCode::METHOD_NOT_ALLOWED,
             Self::UnprocessableEntity => http::StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests => http::StatusCode::TOO_MANY_REQUESTS,
             Self::InternalServerError => http::StatusCode::INTERNAL_SERVER_ERROR,

@@ -126,7 +126,7 @@ pub mod policy {
 // The crate root: what an application touches. Implementer types live under
 // `ledger`, the wire format under `token`, keys under `keys`.
 pub use clock::{Clock, SystemClock};
-pub use envelope::{Envelope, GRACE_HEADER, Reply, Status};
+pub use envelope::{Envelope, GRACE_HEADER, Reply, ReplyData, Status};
 pub use error::{Error, StoreError};
 pub use events::Event;
 pub use flows::policy::Policy;

@@ -216,3 +216,60 @@ async fn jwks_serves_the_signing_key_cacheably() {
     assert_eq!(keys[0]["kty"], "OKP");
     assert_eq!(keys[0]["crv"], "Ed25519");
 }
+
+async fn admin(token: AccessToken) -> Result<String, token_refresh::Error> {
+    Ok(token.require_role(&["ROLE_ADMIN"])?.subject.clone())
+}
+
+async fn auditors(token: AccessToken) -> Result<String, token_refresh::Error> {
+    Ok(token.require_role(&["ROLE_AUDITOR"])?.subject.clone())
+}
+
+/// The rejection as a value: the handler answers its own 401 body.
+async fn lenient(token: Result<AccessToken, token_refresh::Error>) -> String {
+    match token {
+        Ok(AccessToken(claims)) => claims.subject,
+        Err(error) => format!("anonymous ({})", error.status_code()),
+    }
+}
+
+#[tokio::test]
+async fn applications_answer_403_and_their_own_refusals_in_the_envelope() {
+    let mut app = app();
+    app.router = Router::new()
+        .route("/admin", get(admin))
+        .route("/audit", get(auditors))
+        .route("/lenient", get(lenient))
+        .with_state(app.service.clone());
+    let pair = app.service.issue(BOB).await.unwrap();
+    let access = bearer(&pair.access_token);
+
+    let allowed = send(&app, Method::GET, "/admin", &[&access], Vec::new()).await;
+    assert_eq!((allowed.status, allowed.body.as_slice()), (StatusCode::OK, BOB.as_bytes()));
+
+    let refused = send(&app, Method::GET, "/audit", &[&access], Vec::new()).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        refused.body,
+        br#"{"status":{"code":403,"name":"FORBIDDEN","message":"the token's role is not allowed here"},"data":null}"#
+    );
+    assert_eq!(refused.header("www-authenticate"), Some(r#"Bearer error="insufficient_scope""#));
+    assert_eq!(refused.header("cache-control"), Some("no-store"));
+
+    let anonymous = send(&app, Method::GET, "/lenient", &[], Vec::new()).await;
+    assert_eq!((anonymous.status, anonymous.body.as_slice()), (StatusCode::OK, &b"anonymous (400)"[..]));
+    let known = send(&app, Method::GET, "/lenient", &[&access], Vec::new()).await;
+    assert_eq!(known.body, BOB.as_bytes());
+
+    // The application's own refusal, any status, same envelope and headers.
+    let own = axum::response::IntoResponse::into_response(Reply::failure(
+        token_refresh::error::StatusName::MethodNotAllowed,
+        "orders are read-only",
+    ));
+    assert_eq!(own.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let body = to_bytes(own.into_body(), 1 << 20).await.unwrap();
+    assert_eq!(
+        &body[..],
+        br#"{"status":{"code":405,"name":"METHOD_NOT_ALLOWED","message":"orders are read-only"},"data":null}"#
+    );
+}

@@ -11,9 +11,8 @@ use ::http::{HeaderMap, HeaderValue, Response};
 use bytes::Bytes;
 use http_body::Body;
 use http_body_util::{BodyExt as _, Limited};
-use serde::Serialize;
 
-use crate::envelope::{JWKS_CACHE_CONTROL, Reply};
+use crate::envelope::{JWKS_CACHE_CONTROL, Reply, ReplyData};
 use crate::error::{BadRequest, Error, InternalKind};
 use crate::flows::session::MAX_LOGIN_BODY;
 use crate::keys::jwk::Jwks;
@@ -32,7 +31,7 @@ pub(crate) fn reply(reply: Reply) -> Response<Vec<u8>> {
 }
 
 /// The answer for a flow's result.
-pub(crate) fn result<T: Serialize + 'static>(result: &Result<T, Error>) -> Response<Vec<u8>> {
+pub(crate) fn result<T: ReplyData>(result: &Result<T, Error>) -> Response<Vec<u8>> {
     reply(Reply::from_result(result))
 }
 

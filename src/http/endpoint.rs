@@ -17,7 +17,7 @@ use tower_service::Service;
 
 use super::answers;
 use super::scope::scoped;
-use crate::envelope::Reply;
+use crate::envelope::{Reply, ReplyData};
 use crate::error::{Error, InternalKind};
 use crate::service::TokenService;
 
@@ -411,9 +411,9 @@ impl Shared {
 
 /// The answer for a flow's result; a refusal keeps its [`Error`] in the
 /// extensions ([`FlowError`]).
-fn flow<T: serde::Serialize + 'static>(result: Result<T, Error>) -> Response<Vec<u8>> {
+fn flow<T: ReplyData>(result: Result<T, Error>) -> Response<Vec<u8>> {
     match result {
-        Ok(_) => answers::result(&result),
+        Ok(data) => answers::reply(data.reply()),
         Err(error) => refused(error),
     }
 }
