@@ -15,8 +15,8 @@ use serde::Serialize;
 
 use crate::envelope::{JWKS_CACHE_CONTROL, Reply};
 use crate::error::{BadRequest, Error, InternalKind};
-use crate::flows::session::MAX_LOGIN_BODY;
 use crate::keys::jwk::Jwks;
+use crate::policy::MAX_LOGIN_BODY;
 
 /// The methods the session endpoint answers, for `Allow` on its 405.
 pub(crate) const SESSION_METHODS: &str = "POST, PATCH, DELETE";

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use token_refresh::error::Unauthorized::{Reused, SessionRevoked};
 use token_refresh::error::Unprocessable::Claims;
-use token_refresh::{Event, Policy, Signer as _};
+use token_refresh::{Event, Policy};
 use token_refresh_test_support::NOW;
 use token_refresh_test_support::flow::Fixture;
 use token_refresh_test_support::outcome::{Refusal, assert_refused};
@@ -138,14 +138,11 @@ async fn a_consumed_token_is_remembered_until_its_own_expiry() {
 #[tokio::test]
 async fn logout_revokes_every_access_token_of_the_session_until_its_exp() {
     let fx = Fixture::new();
-    let keyring = fx.signer.keyring();
     let first = fx.login(BOB).await;
     let check = |token: String| {
         let header = format!("Bearer {token}");
         let fx = &fx;
-        async move {
-            fx.policy.verify_access_unrevoked(Some(header.as_bytes()), keyring, fx.store.ledger(), &fx.clock).await
-        }
+        async move { fx.service.verify_access_unrevoked(Some(header.as_bytes())).await }
     };
     let claims = check(first.access_token.clone()).await.unwrap();
     assert_eq!(
@@ -160,14 +157,14 @@ async fn logout_revokes_every_access_token_of_the_session_until_its_exp() {
     assert!(check(second.access_token.clone()).await.is_ok());
 
     // Logout revokes the session and every access token of it; idempotent.
-    let logout = || fx.policy.revoke(Some(second.refresh_token.as_bytes()), fx.store.ledger(), &fx.signer, &fx.clock);
+    let logout = || fx.service.logout(Some(second.refresh_token.as_bytes()));
     logout().await.unwrap();
     logout().await.unwrap();
     for token in [&first.access_token, &second.access_token] {
         assert_eq!(check(token.clone()).await.unwrap_err().public_message(), "access token has been revoked");
     }
     // Stateless verification still accepts it until exp (documented).
-    assert!(fx.policy.verify_access(Some(first.access_token.as_bytes()), keyring, &fx.clock).is_ok());
+    assert!(fx.service.verify_access(Some(first.access_token.as_bytes())).is_ok());
     assert_eq!(fx.refresh(&second.refresh_token).await.unwrap_err().public_message(), "session has been revoked");
 
     // After its exp the access token is simply expired.
@@ -178,13 +175,10 @@ async fn logout_revokes_every_access_token_of_the_session_until_its_exp() {
 #[tokio::test]
 async fn a_strict_policy_refuses_superseded_access_tokens() {
     let fx = Fixture::with_policy(Policy::builder().revoke_superseded_access(true).build().unwrap());
-    let keyring = fx.signer.keyring();
     let check = |token: &str| {
         let header = format!("Bearer {token}");
         let fx = &fx;
-        async move {
-            fx.policy.verify_access_unrevoked(Some(header.as_bytes()), keyring, fx.store.ledger(), &fx.clock).await
-        }
+        async move { fx.service.verify_access_unrevoked(Some(header.as_bytes())).await }
     };
     let first = fx.login(BOB).await;
     let second = fx.refresh(&first.refresh_token).await.unwrap();
@@ -203,12 +197,9 @@ async fn a_strict_policy_refuses_superseded_access_tokens() {
 async fn the_login_past_the_cap_ends_the_oldest_session_with_an_event() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&seen);
-    let policy = Policy::builder()
-        .max_sessions_per_user(2)
-        .on_event(move |event: &Event| sink.lock().unwrap().push(event.clone()))
-        .build()
-        .unwrap();
-    let fx = Fixture::with_policy(policy);
+    let policy = Policy::builder().max_sessions_per_user(2).build().unwrap();
+    let fx =
+        Fixture::with_policy(policy).with_event_sink(move |event: &Event| sink.lock().unwrap().push(event.clone()));
     let oldest = fx.login(BOB).await;
     fx.advance(1);
     let middle = fx.login(BOB).await;
@@ -230,14 +221,14 @@ async fn the_login_past_the_cap_ends_the_oldest_session_with_an_event() {
     assert!(events.contains(&Event::SessionEvicted { session: started[0] }), "{events:?}");
 
     // The library lists the user's sessions and revokes one by id.
-    let listed = fx.policy.sessions(BOB, fx.store.ledger(), &fx.clock).await.unwrap();
+    let listed = fx.service.sessions(BOB).await.unwrap();
     assert_eq!(listed.iter().map(|info| info.session).collect::<Vec<_>>(), started[1..]);
     assert!(listed.iter().all(|info| info.generation == 1));
-    let revoked = fx.policy.revoke_session(BOB, started[1], fx.store.ledger(), &fx.clock).await.unwrap();
+    let revoked = fx.service.revoke_session(BOB, started[1]).await.unwrap();
     assert!(revoked);
-    assert!(!fx.policy.revoke_session(BOB, started[1], fx.store.ledger(), &fx.clock).await.unwrap());
-    assert!(!fx.policy.revoke_session("alice@mail.com", started[2], fx.store.ledger(), &fx.clock).await.unwrap());
-    assert_eq!(fx.policy.sessions(BOB, fx.store.ledger(), &fx.clock).await.unwrap().len(), 1);
+    assert!(!fx.service.revoke_session(BOB, started[1]).await.unwrap());
+    assert!(!fx.service.revoke_session("alice@mail.com", started[2]).await.unwrap());
+    assert_eq!(fx.service.sessions(BOB).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -250,7 +241,7 @@ async fn the_101st_login_of_one_user_ends_the_oldest_session_by_default() {
     }
     assert_eq!(fx.refresh(&pairs[0].refresh_token).await.unwrap_err().public_message(), "refresh token is not valid");
     assert!(fx.refresh(&pairs[1].refresh_token).await.is_ok());
-    assert_eq!(fx.policy.sessions(BOB, fx.store.ledger(), &fx.clock).await.unwrap().len(), 100);
+    assert_eq!(fx.service.sessions(BOB).await.unwrap().len(), 100);
 }
 
 /// Login times have one-second resolution: 101 logins inside one second
@@ -272,7 +263,7 @@ async fn the_101st_login_within_one_second_ends_the_first() {
 async fn a_refresh_token_is_not_an_access_token() {
     let fx = Fixture::new();
     let pair = fx.login(BOB).await;
-    let error = fx.policy.verify_access(Some(pair.refresh_token.as_bytes()), fx.signer.keyring(), &fx.clock);
+    let error = fx.service.verify_access(Some(pair.refresh_token.as_bytes()));
     assert_refused(error, Claims);
 }
 
@@ -294,12 +285,9 @@ async fn revoke_user_ends_every_session_of_that_user_only() {
 async fn events_report_rotation_grace_and_reuse_without_tokens() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&seen);
-    let policy = Policy::builder()
-        .grace_window(time::Duration::seconds(5))
-        .on_event(move |event: &Event| sink.lock().unwrap().push(event.clone()))
-        .build()
-        .unwrap();
-    let fx = Fixture::with_policy(policy);
+    let policy = Policy::builder().grace_window(time::Duration::seconds(5)).build().unwrap();
+    let fx =
+        Fixture::with_policy(policy).with_event_sink(move |event: &Event| sink.lock().unwrap().push(event.clone()));
     let first = fx.login(BOB).await;
     let second = fx.refresh(&first.refresh_token).await.unwrap();
     fx.refresh(&first.refresh_token).await.unwrap();
@@ -339,10 +327,13 @@ async fn the_successor_names_its_access_token() {
 #[allow(dead_code)]
 fn flow_futures_are_send(fx: &'static Fixture) {
     fn is_send<T: Send>(_: T) {}
-    is_send(fx.policy.refresh(None, &fx.store, &fx.signer, &fx.clock));
-    is_send(fx.policy.issue(BOB, &fx.store, &fx.signer, &fx.clock));
-    is_send(fx.policy.login(b"", &fx.store, &fx.signer, &fx.clock));
-    is_send(fx.policy.revoke(None, fx.store.ledger(), &fx.signer, &fx.clock));
-    is_send(fx.policy.verify_access_unrevoked(None, fx.signer.keyring(), fx.store.ledger(), &fx.clock));
+    is_send(fx.service.refresh(None));
+    is_send(fx.service.issue(BOB));
+    is_send(fx.service.login(b""));
+    is_send(fx.service.logout(None));
+    is_send(fx.service.verify_access_unrevoked(None));
+    is_send(fx.service.sessions(BOB));
+    is_send(fx.service.revoke_session(BOB, token_refresh::SessionId::random()));
+    is_send(fx.service.purge());
     is_send(token_refresh::refresh(None, &fx.store, &fx.signer, &fx.clock));
 }
