@@ -1,5 +1,5 @@
 //! Refresh throughput through each ledger: N concurrent tasks, each with a
-//! session of its own, refresh in a loop through `Policy::refresh` (verify,
+//! session of its own, refresh in a loop through `TokenService::refresh` (verify,
 //! rotate in the ledger, sign). Prints ops/s and p50/p99 latency per
 //! backend. Bounded: a fixed number of refreshes per backend.
 //!
