@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use token_refresh::error::Unauthorized::{Reused, SessionRevoked};
 use token_refresh::error::Unprocessable::Claims;
-use token_refresh::{Event, Policy};
+use token_refresh::{AccessVerifier, Event, Policy, Signer as _};
 use token_refresh_test_support::NOW;
 use token_refresh_test_support::flow::Fixture;
 use token_refresh_test_support::outcome::{Refusal, assert_refused};
@@ -336,4 +336,80 @@ fn flow_futures_are_send(fx: &'static Fixture) {
     is_send(fx.service.revoke_session(BOB, token_refresh::SessionId::random()));
     is_send(fx.service.purge());
     is_send(token_refresh::refresh(None, &fx.store, &fx.signer, &fx.clock));
+}
+
+/// The three doors answer an access token alike: the service's own check,
+/// the verifier it hands out (both re-sign our tokens), and a resource
+/// server's verifier with the public keys only; a refresh token is 422 at
+/// each, and a forged signature 401.
+#[tokio::test]
+async fn the_verifier_doors_agree_with_the_service() {
+    let fx = Fixture::new();
+    let pair = fx.login(BOB).await;
+    let public = AccessVerifier::new(Policy::default(), fx.signer.keyring().clone(), Arc::clone(&fx.clock));
+    let handed_out = fx.service.verifier();
+    let access = format!("Bearer {}", pair.access_token);
+    let mut forged = pair.access_token.clone();
+    forged.pop();
+    forged.push(if pair.access_token.ends_with('A') { 'B' } else { 'A' });
+    for header in [access.as_str(), pair.refresh_token.as_str(), forged.as_str(), "Basic x"] {
+        let want = fx.service.verify_access(Some(header.as_bytes())).map_err(|e| Refusal::of(&e));
+        assert_eq!(handed_out.verify(Some(header.as_bytes())).map_err(|e| Refusal::of(&e)), want, "{header}");
+        assert_eq!(public.verify(Some(header.as_bytes())).map_err(|e| Refusal::of(&e)), want, "{header}");
+    }
+    assert_eq!(fx.service.verify_access(Some(access.as_bytes())).unwrap().subject, BOB);
+    assert_eq!(handed_out.keyring(), fx.signer.keyring());
+}
+
+/// A sink set on a service sees its events; a service built without one,
+/// over the same ledger, reports to nobody.
+#[tokio::test]
+async fn the_event_sink_is_wired_on_the_service() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    let fx = Fixture::new().with_event_sink(move |event: &Event| sink.lock().unwrap().push(event.clone()));
+    let quiet = token_refresh_test_support::flow::service_over(&fx.policy, &fx.store, &fx.signer, &fx.clock);
+    quiet.issue(BOB).await.unwrap();
+    assert!(seen.lock().unwrap().is_empty(), "the quiet service has no sink");
+    fx.login(BOB).await;
+    assert!(matches!(seen.lock().unwrap()[..], [Event::SessionStarted { .. }]));
+}
+
+/// Every operation is counted once under its label, whatever the door:
+/// before the core's entry did it, the stateless access check was never
+/// counted and `sessions` neither.
+#[cfg(feature = "metrics")]
+#[test]
+fn every_operation_is_counted_once_whatever_the_door() {
+    use token_refresh_test_support::flow::TwoSessions;
+    use token_refresh_test_support::ready;
+
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || {
+        let fx = TwoSessions::new(); // two `issue`s
+        let access = format!("Bearer {}", fx.bob.access_token);
+        fx.service.verify_access(Some(access.as_bytes())).unwrap();
+        fx.service.verifier().verify(Some(access.as_bytes())).unwrap();
+        ready(fx.service.verify_access_unrevoked(Some(access.as_bytes()))).unwrap();
+        ready(fx.service.sessions(BOB)).unwrap();
+        let refresh = format!("Bearer {}", fx.bob.refresh_token);
+        ready(token_refresh::refresh(Some(refresh.as_bytes()), &fx.store, &fx.signer, &fx.clock)).unwrap();
+        fx.refresh(None).unwrap_err();
+        ready(fx.service.logout(Some(fx.alice.refresh_token.as_bytes()))).unwrap();
+    });
+    let text = handle.render();
+    let value = |series: &str| -> f64 {
+        text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok()).unwrap_or(0.0)
+    };
+    for (series, expected) in [
+        (r#"token_refresh_requests_total{endpoint="issue",status="OK"}"#, 2.0),
+        (r#"token_refresh_requests_total{endpoint="verify_access",status="OK"}"#, 3.0),
+        (r#"token_refresh_requests_total{endpoint="sessions",status="OK"}"#, 1.0),
+        (r#"token_refresh_requests_total{endpoint="refresh",status="OK"}"#, 1.0),
+        (r#"token_refresh_requests_total{endpoint="refresh",status="BAD_REQUEST"}"#, 1.0),
+        (r#"token_refresh_requests_total{endpoint="logout",status="OK"}"#, 1.0),
+    ] {
+        assert!((value(series) - expected).abs() < f64::EPSILON, "{series}: want {expected}\n{text}");
+    }
 }
