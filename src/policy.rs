@@ -303,7 +303,8 @@ impl PolicyBuilder {
         self
     }
 
-    /// Most authentic logins per user per minute, in this process; 0 turns
+    /// Most authentic logins per user per minute, per
+    /// [`TokenService`](crate::TokenService) (its clones share the count); 0 turns
     /// the limit off (load tests); default 30. A user may log in that many
     /// times at once, then once every `60 / n` seconds; beyond it a login
     /// answers 429 [`Error::TooManyLogins`](crate::Error::TooManyLogins)
