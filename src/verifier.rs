@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::error::Error;
-use crate::flows::access;
-use crate::flows::entry::settle;
+use crate::flows::entry;
 use crate::keys::Keyring;
 use crate::keys::signer::{BoxSigner, Signer};
 use crate::policy::Policy;
@@ -70,14 +69,13 @@ impl AccessVerifier {
     /// check's [`Error`]. Counted under the metric label `verify_access`.
     pub fn verify(&self, authorization: Option<&[u8]>) -> Result<AccessClaims, Error> {
         let Inner { policy, keys, clock } = &*self.0;
-        let result = match keys {
-            Keys::Public(keyring) => access::verify_access(policy, authorization, keyring, None, &**clock),
+        match keys {
+            Keys::Public(keyring) => entry::verify_access(policy, authorization, keyring, None, &**clock),
             Keys::Issuer(signer) => {
                 let own = policy.resigning_key(signer.resigning_key());
-                access::verify_access(policy, authorization, signer.keyring(), own, &**clock)
+                entry::verify_access(policy, authorization, signer.keyring(), own, &**clock)
             }
-        };
-        settle("verify_access", result)
+        }
     }
 
     /// The keys tokens are checked against.

@@ -5,11 +5,14 @@
 //! cause happen here and nowhere else, so whether a call is counted no
 //! longer depends on the route it took.
 
+use crate::clock::Clock;
 use crate::error::Error;
 use crate::flows::login_limit::LoginLimiter;
 use crate::flows::parts::Parts;
 use crate::flows::{access, login, logout, refresh, sessions};
+use crate::keys::{Keyring, ResigningKey};
 use crate::ledger::SessionInfo;
+use crate::policy::Policy;
 use crate::token::claims::AccessClaims;
 use crate::token::ids::SessionId;
 use crate::token::pair::TokenPair;
@@ -48,11 +51,24 @@ impl Parts<'_> {
     }
 }
 
+/// The stateless access-token check of an
+/// [`AccessVerifier`](crate::AccessVerifier), which holds no [`Parts`]: the
+/// keys and, for the issuer's own verifier, the key it re-signs under.
+pub(crate) fn verify_access(
+    policy: &Policy,
+    authorization: Option<&[u8]>,
+    keyring: &Keyring,
+    own: Option<ResigningKey<'_>>,
+    clock: &dyn Clock,
+) -> Result<AccessClaims, Error> {
+    settle("verify_access", access::verify_access(policy, authorization, keyring, own, clock))
+}
+
 /// Records the outcome of operation `op` (the metric label) and, for a
 /// 500, logs its cause (feature `tracing`, `error` level, target
 /// `token_refresh`). The cause never reaches the HTTP body; it comes from
 /// the stores, the signer and the clock, which never see a token or a key.
-pub(crate) fn settle<T>(op: &'static str, result: Result<T, Error>) -> Result<T, Error> {
+fn settle<T>(op: &'static str, result: Result<T, Error>) -> Result<T, Error> {
     crate::recording::request(op, &result);
     #[cfg(feature = "tracing")]
     if let Err(Error::Internal(internal)) = &result {

@@ -6,8 +6,10 @@
 //! - **Called only by** `service.rs` ([`TokenService`](crate::TokenService)),
 //!   `verifier.rs` ([`AccessVerifier`](crate::AccessVerifier)) and the
 //!   card's [`refresh`](crate::refresh) in `lib.rs`, always through
-//!   [`entry`] (the access-token check of a verifier through
-//!   [`entry::settle`]), so metrics and 500 logging happen once per call.
+//!   [`entry`], so metrics and 500 logging happen once per call. The flow
+//!   files are private to this module, so the compiler keeps the rule; only
+//!   the entry, the context ([`parts`]), the login limiter's state (held by
+//!   the service) and the card's [`Store`](crate::Store) are visible above.
 //! - **Calls down into** `token/`, `keys/`, `ledger/`, `users`, `events`,
 //!   `clock`, `error` and the [`Policy`](crate::Policy) value.
 //! - **Nothing calls up**: no flow imports the service, the verifier or the
@@ -17,15 +19,15 @@
 //! `login`, `logout`, `sessions`, `access`) → `verify`, `mint`,
 //! `authorization`, `login_limit` → `parts`.
 
-pub(crate) mod access;
-pub(crate) mod authorization;
+mod access;
+mod authorization;
 pub(crate) mod entry;
-pub(crate) mod login;
+mod login;
 pub(crate) mod login_limit;
-pub(crate) mod logout;
-pub(crate) mod mint;
+mod logout;
+mod mint;
 pub(crate) mod parts;
-pub(crate) mod refresh;
-pub(crate) mod sessions;
+mod refresh;
+mod sessions;
 pub(crate) mod store;
-pub(crate) mod verify;
+mod verify;

@@ -285,12 +285,12 @@ pub struct VerifiedToken {
 }
 
 impl VerifiedToken {
-    /// The claims, parsed strictly as `C` ([spec §4](crate::spec#4-which-outcome-in-which-order) step 5).
+    /// The claims, parsed strictly as `T` ([spec §4](crate::spec#4-which-outcome-in-which-order) step 5).
     ///
     /// A payload that is not JSON is 401 (it cannot be ours); JSON that is
-    /// not exactly a `C` is 422.
-    pub fn claims<'a, C: serde::Deserialize<'a> + crate::token::claims::Validate>(&'a self) -> Result<C, DecodeError> {
-        match from_json_object::<C>(&self.payload) {
+    /// not exactly a `T` is 422.
+    pub fn claims<'a, T: serde::Deserialize<'a> + crate::token::claims::Validate>(&'a self) -> Result<T, DecodeError> {
+        match from_json_object::<T>(&self.payload) {
             Ok(claims) if claims.is_valid() => Ok(claims),
             Ok(_) => Err(DecodeError::Claims),
             // JSON that is not our claims: wrong shape or types, or a number
