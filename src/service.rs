@@ -8,15 +8,15 @@ use crate::clock::Clock;
 use crate::error::Error;
 use crate::events::EventSink;
 use crate::flows::login_limit::LoginLimiter;
-use crate::flows::parts::Parts;
+use crate::flows::parts::{LedgerCalls, Parts};
 use crate::keys::jwk::Jwks;
-use crate::keys::signer::{BoxSigner, Signer};
+use crate::keys::signer::{BoxSigner, DynSigner, Signer};
 use crate::ledger::{BoxLedger, SessionInfo, SessionLedger};
 use crate::policy::Policy;
 use crate::token::claims::AccessClaims;
 use crate::token::ids::SessionId;
 use crate::token::pair::TokenPair;
-use crate::users::{BoxUserStore, UserStore};
+use crate::users::{BoxUserStore, DynUserStore, UserStore};
 use crate::verifier::AccessVerifier;
 
 /// Everything a deployment's token endpoints need, in one cheap-to-clone
@@ -65,6 +65,13 @@ pub struct TokenService(Arc<Inner>);
 #[derive(Clone)]
 struct Inner {
     policy: Policy,
+    /// The parts as the core calls them: one boxed future per call.
+    core_users: Arc<dyn DynUserStore>,
+    core_ledger: Arc<dyn LedgerCalls>,
+    core_signer: Arc<dyn DynSigner>,
+    /// The same parts as the accessors hand them out. Lending these to the
+    /// core instead would box each future twice (the `Box*` type's own
+    /// box, then the core's).
     users: BoxUserStore,
     ledger: BoxLedger,
     signer: BoxSigner,
@@ -87,15 +94,19 @@ impl TokenService {
         C: Clock + 'static,
     {
         let jwks = signer.keyring().to_jwks(policy.algorithm());
-        let signer = BoxSigner::new(signer);
+        let (users, ledger, signer) = (Arc::new(users), Arc::new(ledger), Arc::new(signer));
         let clock: Arc<dyn Clock> = Arc::new(clock);
+        let boxed_signer = BoxSigner::new(Arc::clone(&signer));
         Self(Arc::new(Inner {
             login_limiter: LoginLimiter::new(policy.login_rate_limit()),
-            verifier: AccessVerifier::issuer(policy.clone(), signer.clone(), Arc::clone(&clock)),
+            verifier: AccessVerifier::issuer(policy.clone(), boxed_signer.clone(), Arc::clone(&clock)),
             policy,
+            core_users: Arc::clone(&users) as Arc<dyn DynUserStore>,
+            core_ledger: Arc::clone(&ledger) as Arc<dyn LedgerCalls>,
+            core_signer: signer,
             users: BoxUserStore::new(users),
             ledger: BoxLedger::new(ledger),
-            signer,
+            signer: boxed_signer,
             clock,
             events: None,
             jwks,
@@ -118,9 +129,9 @@ impl TokenService {
         let p = &*self.0;
         Parts {
             policy: &p.policy,
-            users: &p.users,
-            ledger: &p.ledger,
-            signer: &p.signer,
+            users: &*p.core_users,
+            ledger: &*p.core_ledger,
+            signer: &*p.core_signer,
             clock: &*p.clock,
             events: p.events.as_deref(),
         }

@@ -37,8 +37,8 @@ type LedgerFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + 
 ///
 /// This repeats part of the private `DynLedger` of `ledger/boxed.rs`; it
 /// goes once that trait is `pub(crate)` (the flows may not edit `ledger/`).
-/// A [`BoxLedger`](crate::ledger::BoxLedger) behind it boxes twice, one
-/// small allocation per ledger call beside a round trip or a lock.
+/// [`TokenService`](crate::TokenService) lends the ledger itself here, not
+/// its [`BoxLedger`](crate::ledger::BoxLedger), so each call boxes once.
 pub(crate) trait LedgerCalls: Send + Sync {
     fn create<'a>(&'a self, session: &'a NewSession) -> LedgerFuture<'a, Created>;
     fn rotate<'a>(&'a self, request: &'a RotationRequest) -> LedgerFuture<'a, Rotation>;
