@@ -1,5 +1,5 @@
 //! Refresh throughput through each ledger: N concurrent tasks, each with a
-//! session of its own, refresh in a loop through `Policy::refresh` (verify,
+//! session of its own, refresh in a loop through `TokenService::refresh` (verify,
 //! rotate in the ledger, sign). Prints ops/s and p50/p99 latency per
 //! backend. Bounded: a fixed number of refreshes per backend.
 //!
@@ -15,13 +15,12 @@
 //! `scripts/redis-cluster.sh start` runs it). The run uses a schema and key
 //! prefix of its own and removes them afterwards.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use token_refresh::redis::AsyncCommands;
 use token_refresh::{
     Ed25519Signer, MemoryLedger, MemoryUserStore, Policy, PostgresLedger, PostgresOptions, RedisLedger, SessionId,
-    Store, SystemClock, User, ledger::SessionLedger,
+    SystemClock, TokenService, User, ledger::SessionLedger,
 };
 
 /// Refresh throughput through each ledger (memory, PostgreSQL, Redis, Redis
@@ -106,21 +105,20 @@ async fn bench<L: SessionLedger + 'static>(
     refreshes: usize,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let users: Vec<User> = (0..tasks).map(|i| User::new(format!("user{i}@bench"), "acc", "ROLE_USER")).collect();
-    let store = Arc::new(Store::new(MemoryUserStore::new(users), ledger));
-    let signer = Arc::new(Ed25519Signer::from_seed(&[0x5e; 32])?);
-    let policy = Arc::new(Policy::default());
+    let signer = Ed25519Signer::from_seed(&[0x5e; 32])?;
+    let service = TokenService::new(Policy::default(), MemoryUserStore::new(users), ledger, signer, SystemClock);
     let per_task = refreshes.div_ceil(tasks.max(1));
     let started = Instant::now();
     let mut handles = Vec::new();
     for i in 0..tasks {
-        let (store, signer, policy) = (Arc::clone(&store), Arc::clone(&signer), Arc::clone(&policy));
+        let service = service.clone();
         handles.push(tokio::spawn(async move {
-            let mut pair = policy.issue(&format!("user{i}@bench"), &*store, &*signer, &SystemClock).await?;
+            let mut pair = service.issue(&format!("user{i}@bench")).await?;
             let mut latencies = Vec::with_capacity(per_task);
             for _ in 0..per_task {
                 let header = format!("Bearer {}", pair.refresh_token);
                 let start = Instant::now();
-                pair = policy.refresh(Some(header.as_bytes()), &*store, &*signer, &SystemClock).await?;
+                pair = service.refresh(Some(header.as_bytes())).await?;
                 latencies.push(start.elapsed());
             }
             Ok::<_, token_refresh::Error>(latencies)

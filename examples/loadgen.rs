@@ -39,7 +39,9 @@ use hyper::{Method, Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use token_refresh::{Ed25519Signer, Envelope, MemoryStore, Reply, SystemClock, TokenPair, User};
+use token_refresh::{
+    Ed25519Signer, Envelope, MemoryLedger, MemoryUserStore, Policy, Reply, SystemClock, TokenPair, TokenService, User,
+};
 
 const PATH: &str = "/auth/api/v1/authentication-management/session";
 const MAX_DURATION: Duration = Duration::from_secs(300);
@@ -220,8 +222,7 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 // ---------------------------------------------------------------- the stub server
 
 struct Stub {
-    store: MemoryStore,
-    signer: Ed25519Signer,
+    service: TokenService,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -241,9 +242,15 @@ async fn start_stub() -> (String, String) {
     })
     .to_string();
     let user = User::new(email, "bob@admin", "ROLE_ADMIN").with_login_key(user_key.verifying_key());
+    let signer = Ed25519Signer::from_seed(&[0x5e; 32]).expect("server key");
     let stub = Arc::new(Stub {
-        store: MemoryStore::in_memory([user]),
-        signer: Ed25519Signer::from_seed(&[0x5e; 32]).expect("server key"),
+        service: TokenService::new(
+            Policy::default(),
+            MemoryUserStore::new([user]),
+            MemoryLedger::new(),
+            signer,
+            SystemClock,
+        ),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
@@ -265,12 +272,12 @@ async fn handle(request: Request<Incoming>, stub: Arc<Stub>) -> Result<Response<
         None
     } else if request.method() == Method::PATCH {
         let header = request.headers().get(AUTHORIZATION).map(|v| v.as_bytes().to_vec());
-        let result = token_refresh::refresh(header.as_deref(), &stub.store, &stub.signer, &SystemClock).await;
+        let result = stub.service.refresh(header.as_deref()).await;
         Some(Reply::from_result(&result))
     } else if request.method() == Method::POST {
         let body = Limited::new(request.into_body(), token_refresh::MAX_LOGIN_BODY + 1).collect().await;
         let body = body.map(|b| b.to_bytes()).unwrap_or_default();
-        let result = token_refresh::Policy::default().login(&body, &stub.store, &stub.signer, &SystemClock).await;
+        let result = stub.service.login(&body).await;
         Some(Reply::from_result(&result))
     } else {
         None

@@ -8,40 +8,40 @@
 //! cargo run --example quickstart
 //! ```
 
-use token_refresh::{Ed25519Signer, MemoryStore, Reply, SystemClock, User};
+use token_refresh::{Ed25519Signer, MemoryLedger, MemoryUserStore, Policy, Reply, SystemClock, TokenService, User};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let store = MemoryStore::in_memory([User::new("bob@mail.com", "bob@admin", "ROLE_ADMIN")]);
+    let users = MemoryUserStore::new([User::new("bob@mail.com", "bob@admin", "ROLE_ADMIN")]);
     // A fixed demo key: a real service loads its key from a secret store
     // (see `token_refresh::keys::SecretKey`).
     let signer = Ed25519Signer::from_seed(&[0x5e; 32])?;
-    let clock = SystemClock;
+    let service = TokenService::new(Policy::default(), users, MemoryLedger::new(), signer, SystemClock);
 
-    let login = token_refresh::Policy::default().issue("bob@mail.com", &store, &signer, &clock).await;
+    let login = service.issue("bob@mail.com").await;
     print_line("login", &Reply::from_result(&login));
     let first = format!("Bearer {}", login?.refresh_token);
 
-    let refreshed = token_refresh::refresh(Some(first.as_bytes()), &store, &signer, &clock).await;
+    let refreshed = service.refresh(Some(first.as_bytes())).await;
     print_line("refresh", &Reply::from_result(&refreshed));
 
     // The same token again, as a client whose answer was lost retries it:
     // inside the grace window (10 s by default) the same pair, byte for byte.
-    let retried = token_refresh::refresh(Some(first.as_bytes()), &store, &signer, &clock).await;
+    let retried = service.refresh(Some(first.as_bytes())).await;
     print_line("retry inside the grace window", &Reply::from_result(&retried));
 
     let second = format!("Bearer {}", refreshed?.refresh_token);
-    let again = token_refresh::refresh(Some(second.as_bytes()), &store, &signer, &clock).await;
+    let again = service.refresh(Some(second.as_bytes())).await;
     print_line("refresh again", &Reply::from_result(&again));
 
     // The first token once more: no longer the immediate predecessor, so it
     // is reuse, and the session is revoked.
-    let reused = token_refresh::refresh(Some(first.as_bytes()), &store, &signer, &clock).await;
+    let reused = service.refresh(Some(first.as_bytes())).await;
     print_line("reuse", &Reply::from_result(&reused));
 
     // The newest pair died with the session.
     let newest = format!("Bearer {}", again?.refresh_token);
-    let after = token_refresh::refresh(Some(newest.as_bytes()), &store, &signer, &clock).await;
+    let after = service.refresh(Some(newest.as_bytes())).await;
     print_line("newest after reuse", &Reply::from_result(&after));
     Ok(())
 }

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use time::OffsetDateTime;
 
+use crate::error::{Error, InternalKind};
+
 /// A source of the current time.
 pub trait Clock: Send + Sync {
     /// The current time. An error becomes a 500: a flow never guesses the
@@ -84,4 +86,9 @@ impl Clock for ManualClock {
         OffsetDateTime::from_unix_timestamp(self.unix_seconds.load(Ordering::SeqCst))
             .map_err(|e| ClockError(Box::new(e)))
     }
+}
+
+/// Now, in unix seconds, from the injected clock; a clock failure is a 500.
+pub(crate) fn unix_now(clock: &dyn Clock) -> Result<i64, Error> {
+    clock.now().map(|t| t.unix_timestamp()).map_err(|e| Error::internal(InternalKind::Clock, e))
 }

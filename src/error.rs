@@ -378,15 +378,12 @@ impl Error {
         }
     }
 
-    /// A 500. Its cause is logged here (feature `tracing`, `error` level,
-    /// target `token_refresh`) and never reaches the HTTP body. Causes
-    /// come from the stores, the signer and the clock, which never see a
-    /// token or a key.
+    /// A 500 of `kind`, caused by `source`. A value only: nothing is
+    /// logged here. The flows' entry logs the cause once per request
+    /// (feature `tracing`), so an error built and then discarded or
+    /// retried leaves no line; the cause never reaches the HTTP body.
     pub(crate) fn internal(kind: InternalKind, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        let internal = Internal::new(kind, source);
-        #[cfg(feature = "tracing")]
-        tracing::error!(target: "token_refresh", component = ?internal.kind, cause = %internal.source, "request failed with 500");
-        Self::Internal(internal)
+        Self::Internal(Internal::new(kind, source))
     }
 }
 

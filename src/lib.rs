@@ -14,32 +14,34 @@
 //!
 //! # Getting started
 //!
+//! One [`TokenService`] per deployment is the door to every flow:
+//!
 //! ```
-//! use token_refresh::{Ed25519Signer, MemoryStore, SystemClock, User, Reply};
+//! use token_refresh::{Ed25519Signer, MemoryLedger, MemoryUserStore, Policy, Reply, SystemClock, TokenService, User};
 //!
 //! # tokio_test_block_on(async {
-//! let store = MemoryStore::in_memory([User::new("bob@mail.com", "bob@admin", "ROLE_ADMIN")]);
+//! let users = MemoryUserStore::new([User::new("bob@mail.com", "bob@admin", "ROLE_ADMIN")]);
 //! let signer = Ed25519Signer::from_seed(&[0x5e; 32])?;
-//! let clock = SystemClock;
+//! let service = TokenService::new(Policy::default(), users, MemoryLedger::new(), signer, SystemClock);
 //!
 //! // At login, after your own authentication:
-//! let first = token_refresh::Policy::default().issue("bob@mail.com", &store, &signer, &clock).await?;
+//! let first = service.issue("bob@mail.com").await?;
 //!
 //! // PATCH /auth/api/v1/authentication-management/session
 //! let header = format!("Bearer {}", first.refresh_token);
-//! let second = token_refresh::refresh(Some(header.as_bytes()), &store, &signer, &clock).await?;
+//! let second = service.refresh(Some(header.as_bytes())).await?;
 //! assert_ne!(second.refresh_token, first.refresh_token);
 //!
 //! // The rotated token again, as a client whose answer was lost retries it:
 //! // inside the grace window (10 s by default) the same pair, byte for byte.
-//! let retried = token_refresh::refresh(Some(header.as_bytes()), &store, &signer, &clock).await?;
+//! let retried = service.refresh(Some(header.as_bytes())).await?;
 //! assert_eq!(retried, second);
 //!
 //! // Once the successor is rotated too, the first token is spent for good:
 //! // presenting it again is reuse, and revokes the session.
 //! let next = format!("Bearer {}", second.refresh_token);
-//! token_refresh::refresh(Some(next.as_bytes()), &store, &signer, &clock).await?;
-//! let reused = token_refresh::refresh(Some(header.as_bytes()), &store, &signer, &clock).await;
+//! service.refresh(Some(next.as_bytes())).await?;
+//! let reused = service.refresh(Some(header.as_bytes())).await;
 //! let reply = Reply::from_result(&reused);
 //! assert_eq!(reply.status(), 401);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -50,15 +52,20 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! The design card's framework-agnostic function, [`refresh`]`(header,
+//! store, signer, clock)`, is kept as the card names it: a thin wrapper
+//! over the same core, with the reference API's defaults.
+//!
 //! # Shape
 //!
 //! The crate root holds what an application touches; the rest lives in
 //! modules by role.
 //!
-//! - One service: [`TokenService`] (login, refresh, logout, access-token
-//!   checks, the JWKS) over a [`Policy`], a user directory, a ledger, a
-//!   [`Signer`] and a [`Clock`]. The design card's framework-agnostic
-//!   [`refresh`] and the [`Policy`] methods run the same flows.
+//! - Two doors: [`TokenService`] (login, refresh, logout, access-token
+//!   checks, sessions, the JWKS) over a [`Policy`], a user directory, a
+//!   ledger, a [`Signer`] and a [`Clock`]; and [`AccessVerifier`], for a
+//!   resource server that holds only the issuer's public keys. The design
+//!   card's framework-agnostic [`refresh`] runs the same core.
 //! - Extension points: [`UserStore`], [`ledger::SessionLedger`], [`Signer`],
 //!   [`Clock`]. Store traits return `Send` futures, so any async runtime
 //!   (or none) drives them.
@@ -66,7 +73,8 @@
 //! - Shared by many instances (features `postgres`, `redis`):
 //!   `PostgresLedger`, `RedisLedger`, with the same semantics; the
 //!   `conformance` feature's suite checks any ledger against the contract.
-//! - Modules: [`policy`] (builder, limits, event sink), [`error`] (the
+//! - Modules: [`policy`] (the configuration, its builder and the input
+//!   limits), [`error`] (the
 //!   refusal details behind [`Error`]), [`clock`], [`users`], [`ledger`]
 //!   (the contract and the backends), [`keys`] (key rings, JWK,
 //!   [`keys::Keyring::to_jwks`], RFC 7638 thumbprints), [`token`] (the wire
@@ -107,30 +115,19 @@ mod flows;
 pub mod http;
 pub mod keys;
 pub mod ledger;
+pub mod policy;
 mod recording;
 mod service;
 pub mod token;
 pub mod users;
-
-/// The policy's parts beyond [`Policy`] itself: its builder, its
-/// configuration error, its limits, and the event sink it reports to.
-pub mod policy {
-    pub use crate::events::EventSink;
-    pub use crate::flows::authorization::MAX_HEADER_LEN;
-    pub use crate::flows::policy::{
-        DEFAULT_GRACE, DEFAULT_GRACE_REPLAYS, MAX_GRACE, MAX_GRACE_REPLAYS, MAX_LEEWAY, MAX_SESSIONS_PER_USER,
-        PolicyBuilder, PolicyError,
-    };
-}
+mod verifier;
 
 // The crate root: what an application touches. Implementer types live under
 // `ledger`, the wire format under `token`, keys under `keys`.
 pub use clock::{Clock, SystemClock};
 pub use envelope::{Envelope, GRACE_HEADER, Reply, ReplyData, Status};
 pub use error::{Error, StoreError};
-pub use events::Event;
-pub use flows::policy::Policy;
-pub use flows::session::MAX_LOGIN_BODY;
+pub use events::{Event, EventSink};
 pub use flows::store::{MemoryStore, Store};
 #[cfg(feature = "aws-lc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "aws-lc")))]
@@ -146,11 +143,13 @@ pub use ledger::postgres::{PostgresLedger, PostgresOptions};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use ledger::redis::RedisLedger;
+pub use policy::{MAX_LOGIN_BODY, Policy};
 pub use service::TokenService;
 pub use token::claims::AccessClaims;
 pub use token::ids::SessionId;
 pub use token::pair::TokenPair;
 pub use users::{MemoryUserStore, User, UserStore};
+pub use verifier::AccessVerifier;
 
 /// The behaviour contract this crate implements (`docs/spec.md`): token
 /// bytes, envelope, statuses, rotation and reuse detection. The code cites
@@ -188,8 +187,18 @@ pub use deadpool_postgres;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis;
 
-/// [`Policy::refresh`] with the reference API's defaults (300 s access, 86 400 s
-/// refresh, no grace window).
+/// The design card's refresh, exactly as the card names it: verifies the
+/// refresh token in `authorization` (the raw `Authorization` header value,
+/// `None` when absent, bare or `Bearer`), rotates it in `store`'s ledger and
+/// signs the new pair with `signer`, with the reference API's defaults
+/// ([`Policy::default`]: 300 s access, 86 400 s refresh, a 10 s grace
+/// window) and no event sink.
+///
+/// A thin wrapper: it lends its arguments to the same non-generic core
+/// [`TokenService::refresh`] runs on (each `&T` coerces to a trait object),
+/// so the two answer byte for byte alike and are counted alike. A service
+/// with its own policy, an event sink, login or logout uses
+/// [`TokenService`].
 pub async fn refresh<U, L, S, C>(
     authorization: Option<&[u8]>,
     store: &Store<U, L>,
@@ -202,5 +211,14 @@ where
     S: Signer,
     C: Clock,
 {
-    Policy::default().refresh(authorization, store, signer, clock).await
+    let policy = Policy::default();
+    let parts = flows::parts::Parts {
+        policy: &policy,
+        users: store.users(),
+        ledger: store.ledger(),
+        signer,
+        clock,
+        events: None,
+    };
+    parts.refresh(authorization).await
 }

@@ -5,7 +5,7 @@
 //!
 //! | name | kind | labels |
 //! |---|---|---|
-//! | `token_refresh_requests_total` | counter | `endpoint` (`login`, `issue`, `refresh`, `logout`, `verify_access`), `status` (the envelope's name: `OK`, `UNAUTHORIZED`, …) |
+//! | `token_refresh_requests_total` | counter | `endpoint` (`login`, `issue`, `refresh`, `logout`, `verify_access`, `sessions`, `revoke_session`, `purge`), `status` (the envelope's name: `OK`, `UNAUTHORIZED`, …) |
 //! | `token_refresh_sessions_started_total` | counter | |
 //! | `token_refresh_rotations_total` | counter | |
 //! | `token_refresh_reuse_detected_total` | counter | |
@@ -14,6 +14,12 @@
 //! | `token_refresh_sessions_revoked_total` | counter | |
 //! | `token_refresh_ledger_duration_seconds` | histogram | `op` (`create`, `rotate`, `revoke_session`, `sessions`, `access_state`) |
 //! | `token_refresh_ledger_timeouts_total` | counter | `op` (`create`, `rotate`, `revoke_session`, `revoke_user`, `sessions`, `access_state`, `ping`, `check_eviction_policy`): a shared ledger's call that got no answer within its response timeout (Redis, PostgreSQL) |
+//!
+//! Every operation is counted once, at the flows' entry (`flows/entry.rs`),
+//! whichever door it came through ([`TokenService`](crate::TokenService),
+//! [`AccessVerifier`](crate::AccessVerifier) or the card's
+//! [`refresh`](crate::refresh)); `verify_access` counts both access-token
+//! checks, with and without the ledger.
 //!
 //! Labels are fixed words only: no token, subject, session id or key ever
 //! becomes a label (or any other part of a metric).

@@ -114,7 +114,7 @@ impl fmt::Debug for BoxUserStore {
 type UserFuture<'a> = std::pin::Pin<Box<dyn Future<Output = Result<Option<Arc<User>>, StoreError>> + Send + 'a>>;
 
 /// [`UserStore`] with a boxed future: object safe.
-trait DynUserStore: Send + Sync {
+pub(crate) trait DynUserStore: Send + Sync {
     fn find_boxed<'a>(&'a self, subject: &'a str) -> UserFuture<'a>;
 }
 

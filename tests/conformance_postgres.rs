@@ -20,11 +20,12 @@ use token_refresh::deadpool_postgres::{self, tokio_postgres};
 use token_refresh::ledger::conformance::model::{check_sequence, op};
 use token_refresh::ledger::conformance::{self, CONCURRENT_ROTATIONS, Harness};
 use token_refresh::{
-    Ed25519Signer, MemoryUserStore, Policy, PostgresLedger, PostgresOptions, Reply, SessionId, Store, StoreError,
-    SystemClock, User, ledger::AccessState, ledger::Grace, ledger::NewSession, ledger::Rotation,
+    Ed25519Signer, MemoryUserStore, Policy, PostgresLedger, PostgresOptions, Reply, SessionId, StoreError, SystemClock,
+    TokenService, User, ledger::AccessState, ledger::Grace, ledger::NewSession, ledger::Rotation,
     ledger::RotationRequest, ledger::SessionLedger, ledger::postgres::MIGRATION_0001, token::TokenId,
 };
 
+use token_refresh_test_support::flow::strict_policy;
 use token_refresh_test_support::ledger::{SUBJECT, new_session, now, pair_of};
 
 // ---------------------------------------------------------------------------
@@ -639,8 +640,8 @@ async fn a_down_backend_is_a_500_never_a_401() {
     let manager = deadpool_postgres::Manager::new(config, tokio_postgres::NoTls);
     let pool = deadpool_postgres::Pool::builder(manager).max_size(1).build().unwrap();
     let ledger = PostgresLedger::from_pool(pool, PostgresOptions::new()).unwrap();
-    let store = Store::new(users(), ledger);
-    let issued = Policy::default().issue("bob@mail.com", &store, &signer(), &SystemClock).await;
+    let service = TokenService::new(Policy::default(), users(), ledger, signer(), SystemClock);
+    let issued = service.issue("bob@mail.com").await;
     let reply = Reply::from_result(&issued);
     assert_eq!(reply.status(), 500);
     let body = String::from_utf8_lossy(reply.body()).into_owned();
@@ -653,17 +654,15 @@ async fn a_down_backend_is_a_500_never_a_401() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flows_work_across_two_instances() {
     with_schema("flows", |schema, ledger| async move {
-        let one = Store::new(users(), ledger);
-        let two = Store::new(users(), connect(&url(), &schema).await);
-        // Reuse detection: the grace window (on by default) would replay.
-        let policy = token_refresh_test_support::flow::strict_policy();
-        let first = policy.issue("bob@mail.com", &one, &signer(), &SystemClock).await.unwrap();
+        let one = TokenService::new(strict_policy(), users(), ledger, signer(), SystemClock);
+        let two = TokenService::new(strict_policy(), users(), connect(&url(), &schema).await, signer(), SystemClock);
+        let first = one.issue("bob@mail.com").await.unwrap();
         let header = format!("Bearer {}", first.refresh_token);
-        let second = policy.refresh(Some(header.as_bytes()), &two, &signer(), &SystemClock).await.unwrap();
-        let reuse = policy.refresh(Some(header.as_bytes()), &one, &signer(), &SystemClock).await;
+        let second = two.refresh(Some(header.as_bytes())).await.unwrap();
+        let reuse = one.refresh(Some(header.as_bytes())).await;
         assert_eq!(Reply::from_result(&reuse).status(), 401);
         let header = format!("Bearer {}", second.refresh_token);
-        let after = policy.refresh(Some(header.as_bytes()), &two, &signer(), &SystemClock).await;
+        let after = two.refresh(Some(header.as_bytes())).await;
         assert_eq!(Reply::from_result(&after).status(), 401, "reuse on one instance revoked the session on both");
     })
     .await;
@@ -672,21 +671,21 @@ async fn flows_work_across_two_instances() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_survive_a_service_restart() {
     with_schema("restart", |schema, _| async move {
-        // Reuse detection: the grace window (on by default) would replay.
-        let policy = token_refresh_test_support::flow::strict_policy();
         let first = {
-            let store = Store::new(users(), connect(&url(), &schema).await);
-            policy.issue("bob@mail.com", &store, &signer(), &SystemClock).await.unwrap()
+            let service =
+                TokenService::new(strict_policy(), users(), connect(&url(), &schema).await, signer(), SystemClock);
+            service.issue("bob@mail.com").await.unwrap()
             // The store, its pool and every connection are dropped here.
         };
-        let store = Store::new(users(), connect(&url(), &schema).await);
+        let service =
+            TokenService::new(strict_policy(), users(), connect(&url(), &schema).await, signer(), SystemClock);
         let header = format!("Bearer {}", first.refresh_token);
-        let second = policy.refresh(Some(header.as_bytes()), &store, &signer(), &SystemClock).await;
+        let second = service.refresh(Some(header.as_bytes())).await;
         let second = second.expect("the session outlived the restart");
-        let reuse = policy.refresh(Some(header.as_bytes()), &store, &signer(), &SystemClock).await;
+        let reuse = service.refresh(Some(header.as_bytes())).await;
         assert_eq!(Reply::from_result(&reuse).status(), 401, "the consumed token was remembered too");
         let header = format!("Bearer {}", second.refresh_token);
-        let after = policy.refresh(Some(header.as_bytes()), &store, &signer(), &SystemClock).await;
+        let after = service.refresh(Some(header.as_bytes())).await;
         assert_eq!(Reply::from_result(&after).status(), 401, "reuse revoked the session");
     })
     .await;

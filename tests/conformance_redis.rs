@@ -28,10 +28,11 @@ use token_refresh::ledger::conformance::{self, Harness};
 use token_refresh::redis::aio::MultiplexedConnection;
 use token_refresh::redis::{self, AsyncCommands, Value};
 use token_refresh::{
-    Ed25519Signer, MemoryUserStore, RedisLedger, Reply, SessionId, Store, StoreError, SystemClock, User,
+    Ed25519Signer, MemoryUserStore, RedisLedger, Reply, SessionId, StoreError, SystemClock, TokenService, User,
     ledger::AccessState, ledger::Grace, ledger::NewSession, ledger::Rotation, ledger::RotationRequest,
     ledger::SessionLedger,
 };
+use token_refresh_test_support::flow::strict_policy;
 use token_refresh_test_support::ledger::{
     SUBJECT, generation_of, new_session, now, pair_of, recovers, rotate_through_faults, rotate_through_faults_probed,
     rotation,
@@ -584,17 +585,15 @@ fn signer() -> Ed25519Signer {
 async fn flows(backend: Backend) {
     with_prefix(backend, "flows", move |prefix, ledger| async move {
         let users = || MemoryUserStore::new([User::new("bob@mail.com", "bob@admin", "ROLE_ADMIN")]);
-        let one = Store::new(users(), ledger);
-        let two = Store::new(users(), connect(backend, &prefix).await);
-        // Reuse detection: the grace window (on by default) would replay.
-        let policy = token_refresh_test_support::flow::strict_policy();
-        let first = policy.issue("bob@mail.com", &one, &signer(), &SystemClock).await.unwrap();
+        let one = TokenService::new(strict_policy(), users(), ledger, signer(), SystemClock);
+        let two = TokenService::new(strict_policy(), users(), connect(backend, &prefix).await, signer(), SystemClock);
+        let first = one.issue("bob@mail.com").await.unwrap();
         let header = format!("Bearer {}", first.refresh_token);
-        let second = policy.refresh(Some(header.as_bytes()), &two, &signer(), &SystemClock).await.unwrap();
-        let reuse = policy.refresh(Some(header.as_bytes()), &one, &signer(), &SystemClock).await;
+        let second = two.refresh(Some(header.as_bytes())).await.unwrap();
+        let reuse = one.refresh(Some(header.as_bytes())).await;
         assert_eq!(Reply::from_result(&reuse).status(), 401);
         let header = format!("Bearer {}", second.refresh_token);
-        let after = policy.refresh(Some(header.as_bytes()), &two, &signer(), &SystemClock).await;
+        let after = two.refresh(Some(header.as_bytes())).await;
         assert_eq!(Reply::from_result(&after).status(), 401, "reuse on one instance revoked the session on both");
     })
     .await;

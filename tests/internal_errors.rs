@@ -54,7 +54,7 @@ async fn a_500_logs_its_cause_and_sends_none() {
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("ERROR"), "{logs}");
-    assert!(logs.contains("request failed with 500"), "{logs}");
+    assert_eq!(logs.matches("request failed with 500").count(), 1, "logged once, at the core's entry: {logs}");
     assert!(logs.contains("component=Users"), "{logs}");
     assert!(logs.contains("connection refused by users-db.internal:5432"), "the cause is logged: {logs}");
 }

@@ -20,9 +20,9 @@ use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, Verifying
 use serde::{Deserialize, Serialize};
 use token_refresh::token::jws::UntrustedToken;
 use token_refresh::{
-    AccessClaims, Ed25519Signer, MemoryStore, Policy, Reply, SystemClock, TokenPair, keys::Algorithm,
-    token::RefreshClaims,
+    AccessClaims, Ed25519Signer, Policy, Reply, SystemClock, TokenPair, keys::Algorithm, token::RefreshClaims,
 };
+use token_refresh_test_support::flow::{SharedStore, service_over, shared_store};
 use token_refresh_test_support::keys::{SEED, private_der};
 use token_refresh_test_support::ready;
 use token_refresh_test_support::users::{BOB, BOB_ACCOUNT, BOB_ROLE, bob};
@@ -68,12 +68,17 @@ impl<'a, R: Refresher> Chain<'a, R> {
 
 // ---------------------------------------------------------------- the crate
 
-/// token-refresh with its in-memory stores and the seed defaults.
+/// token-refresh with its in-memory stores and the seed defaults, through
+/// [`TokenService`](token_refresh::TokenService) over parts the bench
+/// keeps a hand on (the flows' one door since the `Policy` methods went).
 pub(crate) struct Crate<S = Ed25519Signer> {
     pub policy: Policy,
-    pub store: MemoryStore,
-    pub signer: S,
-    pub clock: SystemClock,
+    pub service: token_refresh::TokenService,
+    pub store: SharedStore,
+    pub signer: Arc<S>,
+    /// The stateless access-token check with the public keys only, as a
+    /// resource server makes it (no re-signing).
+    pub verifier: token_refresh::AccessVerifier,
     /// An access token and a refresh token that stay valid for a day, for
     /// the stateless cases (`verify_access`, `decode`).
     pub long_lived: TokenPair,
@@ -90,22 +95,31 @@ pub(crate) fn with_aws_lc() -> Crate<token_refresh::AwsLcSigner> {
     Crate::with_signer(token_refresh::AwsLcSigner::from_seed(&SEED).expect("seed key"))
 }
 
-impl<S: token_refresh::Signer> Crate<S> {
+impl<S: token_refresh::Signer + 'static> Crate<S> {
     pub(crate) fn with_signer(signer: S) -> Self {
-        let store = MemoryStore::in_memory([bob()]);
+        let store = shared_store([bob()]);
+        let (signer, clock) = (Arc::new(signer), Arc::new(SystemClock));
         let long = Policy::builder().access_lifetime(time::Duration::days(1)).build().expect("policy");
-        let long_lived = ready(long.issue(BOB, &store, &signer, &SystemClock)).expect("issue");
-        Self { policy: Policy::default(), store, signer, clock: SystemClock, long_lived }
+        let long_lived = ready(service_over(&long, &store, &signer, &clock).issue(BOB)).expect("issue");
+        Self::with_policy(Policy::default(), store, signer, long_lived)
     }
 
-    /// `Policy::issue`: a new session and its first pair.
+    fn with_policy(policy: Policy, store: SharedStore, signer: Arc<S>, long_lived: TokenPair) -> Self {
+        let clock = Arc::new(SystemClock);
+        let service = service_over(&policy, &store, &signer, &clock);
+        let verifier = token_refresh::AccessVerifier::new(policy.clone(), signer.keyring().clone(), SystemClock);
+        Self { policy, service, store, signer, verifier, long_lived }
+    }
+
+    /// `TokenService::issue`: a new session and its first pair.
     pub(crate) fn issue(&self) -> TokenPair {
-        ready(self.policy.issue(BOB, &self.store, &self.signer, &self.clock)).expect("issue")
+        ready(self.service.issue(BOB)).expect("issue")
     }
 
-    /// `Policy::verify_access` on `Authorization` header bytes.
+    /// `AccessVerifier::verify` (public keys only) on `Authorization`
+    /// header bytes.
     pub(crate) fn verify_access(&self, authorization: &[u8]) -> AccessClaims {
-        self.policy.verify_access(Some(authorization), self.signer.keyring(), &self.clock).expect("valid access token")
+        self.verifier.verify(Some(authorization)).expect("valid access token")
     }
 
     /// Decoding only: `UntrustedToken::parse` + `verify` + `claims`.
@@ -125,13 +139,13 @@ impl Default for Crate {
     }
 }
 
-impl<S: token_refresh::Signer> Refresher for Crate<S> {
+impl<S: token_refresh::Signer + 'static> Refresher for Crate<S> {
     fn login(&self) -> String {
         self.issue().refresh_token
     }
 
     fn refresh(&self, authorization: &[u8]) -> (Vec<u8>, String) {
-        let result = ready(self.policy.refresh(Some(authorization), &self.store, &self.signer, &self.clock));
+        let result = ready(self.service.refresh(Some(authorization)));
         let body = Reply::from_result(&result).into_body();
         match result {
             Ok(pair) => (body, pair.refresh_token),
@@ -143,9 +157,9 @@ impl<S: token_refresh::Signer> Refresher for Crate<S> {
 /// The crate with verification by re-signing turned off
 /// (`PolicyBuilder::verify_by_resigning(false)`): every token takes the
 /// normal Ed25519 verification, as before re-signing existed.
-pub(crate) fn plain_verification<S: token_refresh::Signer>(mut ours: Crate<S>) -> Crate<S> {
-    ours.policy = Policy::builder().verify_by_resigning(false).build().expect("policy");
-    ours
+pub(crate) fn plain_verification<S: token_refresh::Signer + 'static>(ours: Crate<S>) -> Crate<S> {
+    let policy = Policy::builder().verify_by_resigning(false).build().expect("policy");
+    Crate::with_policy(policy, ours.store, ours.signer, ours.long_lived)
 }
 
 /// `TokenService::verify_access` on the service that issued the token:

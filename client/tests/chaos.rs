@@ -109,16 +109,16 @@ async fn server(counts: Arc<ServerCounts>, strict: bool) -> (SocketAddr, Running
     let policy = Policy::builder()
         .access_lifetime(time::Duration::seconds(ACCESS_SECONDS as i64))
         .grace_window(grace)
-        .on_event(move |event: &Event| match event {
+        .build()
+        .unwrap();
+    let service = TokenService::new(policy, MemoryUserStore::new(demo()), MemoryLedger::new(), signer(), SystemClock)
+        .with_event_sink(move |event: &Event| match event {
             Event::SessionStarted { .. } => _ = counts.logins.fetch_add(1, Ordering::SeqCst),
             Event::Rotated { .. } => _ = counts.rotations.fetch_add(1, Ordering::SeqCst),
             Event::GraceReplay { .. } => _ = counts.grace_replays.fetch_add(1, Ordering::SeqCst),
             Event::ReuseDetected { .. } => _ = counts.reuse.fetch_add(1, Ordering::SeqCst),
             _ => {}
-        })
-        .build()
-        .unwrap();
-    let service = TokenService::new(policy, MemoryUserStore::new(demo()), MemoryLedger::new(), signer(), SystemClock);
+        });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();

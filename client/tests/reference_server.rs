@@ -38,16 +38,14 @@ struct Server {
 async fn start(policy: token_refresh::policy::PolicyBuilder) -> Server {
     let counts = Arc::new(Counts::default());
     let sink = Arc::clone(&counts);
-    let policy = policy
-        .on_event(move |event: &Event| match event {
+    let policy = policy.build().unwrap();
+    let service = TokenService::new(policy, MemoryUserStore::new(demo()), MemoryLedger::new(), signer(), SystemClock)
+        .with_event_sink(move |event: &Event| match event {
             Event::Rotated { .. } => _ = sink.rotations.fetch_add(1, Ordering::SeqCst),
             Event::GraceReplay { .. } => _ = sink.grace_replays.fetch_add(1, Ordering::SeqCst),
             Event::ReuseDetected { .. } => _ = sink.reuse.fetch_add(1, Ordering::SeqCst),
             _ => {}
-        })
-        .build()
-        .unwrap();
-    let service = TokenService::new(policy, MemoryUserStore::new(demo()), MemoryLedger::new(), signer(), SystemClock);
+        });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();

@@ -5,10 +5,7 @@
 //! case-insensitively and may be followed by one or more spaces.
 
 use crate::error::{BadRequest, Error, Unauthorized};
-
-/// The longest `Authorization` value looked at (8 KiB). Longer values are
-/// refused with 400 before any other work.
-pub const MAX_HEADER_LEN: usize = 8 * 1024;
+use crate::policy::MAX_HEADER_LEN;
 
 /// Extracts the compact token from an `Authorization` header value.
 ///

@@ -12,10 +12,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// Default of the policy's login rate limit.
-pub(crate) const DEFAULT_LOGIN_RATE_LIMIT: u32 = 30;
-
-/// The limiter of one policy (shared by its clones).
+/// The limiter of one service (shared by its clones): run-time state, so it
+/// lives in [`TokenService`](crate::TokenService), not in the
+/// [`Policy`](crate::Policy) value that configures its rate.
 #[derive(Clone)]
 pub(crate) struct LoginLimiter {
     per_minute: u32,
@@ -40,10 +39,6 @@ impl LoginLimiter {
     /// `per_minute` logins per subject; 0 turns the limit off.
     pub(crate) fn new(per_minute: u32) -> Self {
         Self { per_minute, state: Arc::default() }
-    }
-
-    pub(crate) fn per_minute(&self) -> u32 {
-        self.per_minute
     }
 
     /// Whether `subject` may log in at `now` (unix seconds); counts the

@@ -1,11 +1,10 @@
 //! Making and signing a pair of tokens from its claims.
 
-use crate::clock::Clock;
 use crate::error::{Error, InternalKind};
-use crate::flows::policy::Policy;
 use crate::keys::KeyId;
-use crate::keys::signer::Signer;
+use crate::keys::signer::DynSigner;
 use crate::ledger::PairClaims;
+use crate::policy::Policy;
 use crate::token::claims::{AccessClaimsRef, RefreshClaimsRef};
 use crate::token::ids::SessionId;
 use crate::token::jws;
@@ -29,7 +28,7 @@ pub(crate) fn new_pair(policy: &Policy, user: &User, session: SessionId, now: i6
 
 /// Signs both tokens of `pair`. Deterministic: the same claims and key
 /// give the same bytes (the grace window relies on it).
-pub(crate) async fn sign_pair<S: Signer>(policy: &Policy, pair: &PairClaims, signer: &S) -> Result<TokenPair, Error> {
+pub(crate) async fn sign_pair(policy: &Policy, pair: &PairClaims, signer: &dyn DynSigner) -> Result<TokenPair, Error> {
     let header = jws::encode_header(policy.algorithm, signer.key_id().map(KeyId::as_str));
     let access = AccessClaimsRef {
         acc: &pair.account,
@@ -60,15 +59,10 @@ pub(crate) async fn sign_pair<S: Signer>(policy: &Policy, pair: &PairClaims, sig
     })
 }
 
-async fn sign<S: Signer>(signer: &S, input: &[u8]) -> Result<Signature, Error> {
-    signer.sign(input).await.map_err(|e| Error::internal(InternalKind::Signer, e))
+async fn sign(signer: &dyn DynSigner, input: &[u8]) -> Result<Signature, Error> {
+    signer.sign_boxed(input).await.map_err(|e| Error::internal(InternalKind::Signer, e))
 }
 
 fn finish(input: Vec<u8>, signature: &Signature) -> Result<String, Error> {
     jws::finish(input, signature).map_err(|e| Error::internal(InternalKind::Encoding, e))
-}
-
-/// Now, in unix seconds, from the injected clock.
-pub(crate) fn unix_now<C: Clock>(clock: &C) -> Result<i64, Error> {
-    clock.now().map(|t| t.unix_timestamp()).map_err(|e| Error::internal(InternalKind::Clock, e))
 }

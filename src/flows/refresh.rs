@@ -1,40 +1,26 @@
 //! The refresh flow ([spec §4](crate::spec#4-which-outcome-in-which-order)), top to bottom.
 
-use crate::clock::Clock;
 use crate::error::{Error, InternalKind, Unauthorized};
 use crate::events::{Event, emit};
 use crate::flows::mint::{new_pair, sign_pair};
-use crate::flows::policy::Policy;
-use crate::flows::store::Store;
+use crate::flows::parts::Parts;
 use crate::flows::verify::verified_claims;
-use crate::keys::signer::Signer;
-use crate::ledger::{Rotation, RotationRequest, SessionLedger};
+use crate::ledger::{Rotation, RotationRequest};
 use crate::token::claims::RefreshClaims;
 use crate::token::pair::TokenPair;
-use crate::users::UserStore;
 
-/// The flow of [`Policy::refresh`].
-pub(crate) async fn refresh<U, L, S, C>(
-    policy: &Policy,
-    authorization: Option<&[u8]>,
-    store: &Store<U, L>,
-    signer: &S,
-    clock: &C,
-) -> Result<TokenPair, Error>
-where
-    U: UserStore,
-    L: SessionLedger,
-    S: Signer,
-    C: Clock,
-{
+/// The flow of [`TokenService::refresh`](crate::TokenService::refresh) and
+/// the card's [`refresh`](crate::refresh).
+pub(crate) async fn refresh(parts: Parts<'_>, authorization: Option<&[u8]>) -> Result<TokenPair, Error> {
+    let Parts { policy, users, ledger, signer, clock, events } = parts;
+
     // Steps 1–6: header, shape, JOSE header, signature, claims, expiry.
-    let own = policy.resigning_key(signer);
+    let own = policy.resigning_key(signer.resigning_key());
     let (claims, now): (RefreshClaims, i64) = verified_claims(policy, authorization, signer.keyring(), own, clock)?;
 
     // Steps 7–8: the user.
-    let user = store
-        .users()
-        .find(&claims.subject)
+    let user = users
+        .find_boxed(&claims.subject)
         .await
         .map_err(|e| Error::internal(InternalKind::Users, e))?
         .ok_or(Error::UserNotFound)?;
@@ -51,20 +37,20 @@ where
         grace: policy.grace,
         leeway: policy.leeway,
     };
-    let rotation = crate::recording::ledger("rotate", store.ledger().rotate(&request))
+    let rotation = crate::recording::ledger("rotate", ledger.rotate(&request))
         .await
         .map_err(|e| Error::internal(InternalKind::Ledger, e))?;
     let pair = match rotation {
         Rotation::Rotated { session, generation, pair } => {
-            emit(policy.events(), &Event::Rotated { session, generation });
+            emit(events, &Event::Rotated { session, generation });
             pair
         }
         Rotation::Replayed { session, generation, pair, replay } => {
-            emit(policy.events(), &Event::GraceReplay { session, generation, replay });
+            emit(events, &Event::GraceReplay { session, generation, replay });
             pair
         }
         Rotation::Reused { session, presented_generation, current_generation } => {
-            emit(policy.events(), &Event::ReuseDetected { session, presented_generation, current_generation });
+            emit(events, &Event::ReuseDetected { session, presented_generation, current_generation });
             return Err(Unauthorized::Reused.into());
         }
         Rotation::Unknown => return Err(Unauthorized::UnknownToken.into()),

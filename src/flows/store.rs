@@ -1,12 +1,13 @@
-//! The pair of stores a flow reads and writes: the user directory and the
-//! session ledger.
+//! The card's `store` argument: the user directory and the session ledger
+//! as one value, for [`refresh`](crate::refresh).
 
 use crate::ledger::SessionLedger;
 use crate::ledger::memory::MemoryLedger;
 use crate::users::{MemoryUserStore, User, UserStore};
 
-/// The user directory and the session ledger, passed to every flow as the
-/// card's `store`.
+/// The user directory and the session ledger, the design card's `store`
+/// argument of [`refresh`](crate::refresh). A service passes them to
+/// [`TokenService::new`](crate::TokenService::new) instead.
 #[derive(Debug, Default)]
 pub struct Store<U, L> {
     users: U,

@@ -5,33 +5,31 @@
 
 use serde::de::DeserializeOwned;
 
-use crate::clock::Clock;
+use crate::clock::{Clock, unix_now};
 use crate::error::{Error, Unauthorized};
 use crate::flows::authorization::token_from_header;
-use crate::flows::mint::unix_now;
-use crate::flows::policy::Policy;
 use crate::keys::Keyring;
 use crate::keys::ResigningKey;
+use crate::policy::Policy;
 use crate::token::claims::Validate;
 use crate::token::jws::UntrustedToken;
 
-/// The verified, unexpired claims of kind `C` in `authorization`, and the
+/// The verified, unexpired claims of kind `T` in `authorization`, and the
 /// time they were checked at. The first failing step decides the error.
 /// Under the key `own` signs for (if any) the signature is checked by
 /// re-signing; the steps and their order are the same either way.
-pub(crate) fn verified_claims<C, K>(
+pub(crate) fn verified_claims<T>(
     policy: &Policy,
     authorization: Option<&[u8]>,
     keyring: &Keyring,
     own: Option<ResigningKey<'_>>,
-    clock: &K,
-) -> Result<(C, i64), Error>
+    clock: &dyn Clock,
+) -> Result<(T, i64), Error>
 where
-    C: DeserializeOwned + Validate,
-    K: Clock,
+    T: DeserializeOwned + Validate,
 {
     let token = token_from_header(authorization)?;
-    let claims: C = UntrustedToken::parse(token, policy.algorithm)?.verify_with(keyring, own)?.claims()?;
+    let claims: T = UntrustedToken::parse(token, policy.algorithm)?.verify_with(keyring, own)?.claims()?;
     let now = unix_now(clock)?;
     if now >= claims.expires_at().saturating_add(policy.leeway) {
         return Err(Unauthorized::Expired.into());

@@ -14,8 +14,8 @@ use http_body_util::{BodyExt as _, Limited};
 
 use crate::envelope::{JWKS_CACHE_CONTROL, Reply, ReplyData};
 use crate::error::{BadRequest, Error, InternalKind};
-use crate::flows::session::MAX_LOGIN_BODY;
 use crate::keys::jwk::Jwks;
+use crate::policy::MAX_LOGIN_BODY;
 
 /// The methods the session endpoint answers, for `Allow` on its 405.
 pub(crate) const SESSION_METHODS: &str = "POST, PATCH, DELETE";

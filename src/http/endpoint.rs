@@ -16,7 +16,7 @@ use http_body_util::{BodyExt as _, Full};
 use tower_service::Service;
 
 use super::answers;
-use super::scope::scoped;
+use super::scope::{DEFAULT_DEADLINE, scoped};
 use crate::envelope::{Reply, ReplyData};
 use crate::error::{Error, InternalKind};
 use crate::service::TokenService;
@@ -26,9 +26,6 @@ pub const DEFAULT_SESSION_PATH: &str = "/auth/api/v1/authentication-management/s
 
 /// Where the JWKS document is served by default.
 pub const DEFAULT_JWKS_PATH: &str = "/.well-known/jwks.json";
-
-/// How long one request may take by default, body included.
-pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 
 /// An error a body or a fallback service may fail with.
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -277,25 +274,6 @@ impl FlowError {
     /// The flow's error.
     pub fn error(&self) -> &Error {
         &self.0
-    }
-}
-
-/// In the extensions of an [`Endpoint`]'s answer when the request ran past
-/// the deadline (the answer is then the 500 envelope), for the
-/// application's logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DeadlineExceeded {
-    deadline: Duration,
-}
-
-impl DeadlineExceeded {
-    pub(crate) fn new(deadline: Duration) -> Self {
-        Self { deadline }
-    }
-
-    /// The deadline the request ran past.
-    pub fn deadline(&self) -> Duration {
-        self.deadline
     }
 }
 

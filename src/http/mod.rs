@@ -121,10 +121,12 @@ mod scope;
 mod serve;
 
 pub use endpoint::{
-    DEFAULT_DEADLINE, DEFAULT_JWKS_PATH, DEFAULT_SESSION_PATH, DeadlineExceeded, Endpoint, EndpointConfig,
-    EndpointConfigError, FlowError, NotFound, ResponseBody, ResponseFuture,
+    DEFAULT_JWKS_PATH, DEFAULT_SESSION_PATH, Endpoint, EndpointConfig, EndpointConfigError, FlowError, NotFound,
+    ResponseBody, ResponseFuture,
 };
 pub use probes::{READY_TIMEOUT, readiness};
-pub use scope::{RequestScope, RequestScopeLayer, ScopedFuture, is_plain_request_id};
+pub use scope::{
+    DEFAULT_DEADLINE, DeadlineExceeded, RequestScope, RequestScopeLayer, ScopedFuture, is_plain_request_id,
+};
 #[cfg(feature = "server")]
 pub use serve::{ServeOptions, serve};

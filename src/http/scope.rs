@@ -14,7 +14,28 @@ use bytes::Bytes;
 use tower_service::Service;
 
 use super::answers;
-use super::endpoint::{DEFAULT_DEADLINE, DeadlineExceeded};
+
+/// How long one request may take by default, body included.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
+
+/// In the extensions of an [`Endpoint`](super::Endpoint)'s answer (or a [`RequestScopeLayer`]'s) when the request ran past
+/// the deadline (the answer is then the 500 envelope), for the
+/// application's logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeadlineExceeded {
+    deadline: Duration,
+}
+
+impl DeadlineExceeded {
+    pub(crate) fn new(deadline: Duration) -> Self {
+        Self { deadline }
+    }
+
+    /// The deadline the request ran past.
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+}
 
 /// The request id header, echoed or generated on every answer.
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

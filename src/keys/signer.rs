@@ -93,7 +93,7 @@ impl fmt::Debug for BoxSigner {
 type SignFuture<'a> = std::pin::Pin<Box<dyn Future<Output = Result<Signature, SignerError>> + Send + 'a>>;
 
 /// [`Signer`] with a boxed future: object safe.
-trait DynSigner: Send + Sync {
+pub(crate) trait DynSigner: Send + Sync {
     fn key_id(&self) -> Option<&KeyId>;
     fn keyring(&self) -> &Keyring;
     fn sign_boxed<'a>(&'a self, message: &'a [u8]) -> SignFuture<'a>;

@@ -14,8 +14,8 @@ use super::memory::MemoryLedger;
 /// | URL | ledger | feature |
 /// | --- | --- | --- |
 /// | `memory` | [`MemoryLedger`]: one process | |
-/// | `redis://…`, `rediss://…` (TLS), `redis-cluster://HOST:PORT[,HOST:PORT…]`, `rediss-cluster://…` | [`RedisLedger`](crate::RedisLedger) | `redis` |
-/// | `postgres://…`, `postgresql://…` (libpq's `sslmode`) | [`PostgresLedger`](crate::PostgresLedger) | `postgres` |
+/// | `redis://…`, `rediss://…` (TLS), `redis-cluster://HOST:PORT[,HOST:PORT…]`, `rediss-cluster://…` | [`RedisLedger`](crate::ledger::redis::RedisLedger) | `redis` |
+/// | `postgres://…`, `postgresql://…` (libpq's `sslmode`) | [`PostgresLedger`](crate::ledger::postgres::PostgresLedger) | `postgres` |
 ///
 /// A URL naming a ledger this build was compiled without parses, and
 /// [`connect`](Self::connect) refuses it naming the feature, so a
@@ -225,7 +225,7 @@ impl LedgerUrl {
     async fn connect_redis(&self, options: &LedgerOptions) -> Result<Connected, ConnectError> {
         let prefix =
             options.name.as_ref().map_or_else(|| super::redis::DEFAULT_PREFIX.to_owned(), |name| format!("{name}:"));
-        let mut builder = crate::RedisLedger::builder(&self.url).prefix(prefix.as_str());
+        let mut builder = crate::ledger::redis::RedisLedger::builder(&self.url).prefix(prefix.as_str());
         if let Some(pem) = &options.trust_pem {
             builder = builder.trust_pem(pem.clone());
         }
@@ -241,14 +241,14 @@ impl LedgerUrl {
 
     #[cfg(feature = "postgres")]
     async fn connect_postgres(&self, options: &LedgerOptions) -> Result<Connected, ConnectError> {
-        let mut postgres = crate::PostgresOptions::new();
+        let mut postgres = crate::ledger::postgres::PostgresOptions::new();
         if let Some(name) = &options.name {
             postgres = postgres.schema(name.as_str());
         }
         if let Some(pem) = &options.trust_pem {
             postgres = postgres.trust_pem(pem.clone());
         }
-        let ledger = crate::PostgresLedger::connect(&self.url, postgres)
+        let ledger = crate::ledger::postgres::PostgresLedger::connect(&self.url, postgres)
             .await
             .map_err(|error| self.unreachable("PostgreSQL", &error))?;
         ledger.migrate().await.map_err(|error| ConnectError::Migration {
@@ -265,14 +265,14 @@ impl LedgerUrl {
     }
 
     #[cfg(any(feature = "redis", feature = "postgres"))]
-    fn unreachable(&self, backend: &'static str, error: &crate::StoreError) -> ConnectError {
+    fn unreachable(&self, backend: &'static str, error: &crate::error::StoreError) -> ConnectError {
         ConnectError::Unreachable { backend, cause: self.redact(&one_line(error)) }
     }
 }
 
 /// An error and its causes on one line, each cause once.
 #[cfg(any(feature = "redis", feature = "postgres"))]
-fn one_line(error: &crate::StoreError) -> String {
+fn one_line(error: &crate::error::StoreError) -> String {
     let mut text = error.0.to_string();
     let mut source = error.0.source();
     while let Some(next) = source {

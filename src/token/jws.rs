@@ -32,7 +32,7 @@
 //! - The public key must not be a small-order point. Under a small-order key
 //!   the cofactorless equation holds for forged signatures (`R` = identity,
 //!   `S` = 0 verifies *every* message under the identity key). We refuse such
-//!   keys once, when they are loaded ([`crate::VerificationKey::new`]), so a
+//!   keys once, when they are loaded ([`crate::keys::VerificationKey::new`]), so a
 //!   keyring never holds one.
 //! - `R` must not be a small-order point: we compare its bytes with the
 //!   eight small-order encodings before anything else.
@@ -51,7 +51,7 @@
 //!
 //! # Verification by re-signing
 //!
-//! Under the key our own signer holds ([`crate::Signer::resigning_key`]),
+//! Under the key our own signer holds ([`crate::keys::Signer::resigning_key`]),
 //! [`UntrustedToken::verify_resigning`] signs the signing input again and
 //! compares the signatures in constant time: one signature instead of one
 //! verification. It accepts a subset of the above (RFC 8032 signatures
@@ -223,7 +223,7 @@ impl<'a> UntrustedToken<'a> {
     /// [`UntrustedToken::verify`], except that under the key `own` signs
     /// for, the signature is checked by re-signing the signing input with
     /// `own` and comparing in constant time (see
-    /// [`Signer::resigning_key`](crate::Signer::resigning_key)). Every other
+    /// [`Signer::resigning_key`](crate::keys::Signer::resigning_key)). Every other
     /// key of `keyring` is verified the normal way; the refusals and their
     /// order are the same.
     ///
@@ -285,12 +285,12 @@ pub struct VerifiedToken {
 }
 
 impl VerifiedToken {
-    /// The claims, parsed strictly as `C` ([spec §4](crate::spec#4-which-outcome-in-which-order) step 5).
+    /// The claims, parsed strictly as `T` ([spec §4](crate::spec#4-which-outcome-in-which-order) step 5).
     ///
     /// A payload that is not JSON is 401 (it cannot be ours); JSON that is
-    /// not exactly a `C` is 422.
-    pub fn claims<'a, C: serde::Deserialize<'a> + crate::token::claims::Validate>(&'a self) -> Result<C, DecodeError> {
-        match from_json_object::<C>(&self.payload) {
+    /// not exactly a `T` is 422.
+    pub fn claims<'a, T: serde::Deserialize<'a> + crate::token::claims::Validate>(&'a self) -> Result<T, DecodeError> {
+        match from_json_object::<T>(&self.payload) {
             Ok(claims) if claims.is_valid() => Ok(claims),
             Ok(_) => Err(DecodeError::Claims),
             // JSON that is not our claims: wrong shape or types, or a number
@@ -361,7 +361,7 @@ fn has_small_order_r(signature: &Signature) -> bool {
 /// assert!(!verify_signature(&key, b"other", &signing.sign(b"message")));
 /// # Ok::<(), token_refresh::keys::KeyError>(())
 /// ```
-pub fn verify_signature(key: &crate::VerificationKey, message: &[u8], signature: &Signature) -> bool {
+pub fn verify_signature(key: &crate::keys::VerificationKey, message: &[u8], signature: &Signature) -> bool {
     signature_verifies(key.verifying_key(), message, signature)
 }
 
@@ -508,7 +508,7 @@ mod tests {
 
         let key = SigningKey::from_bytes(&[0x42; 32]);
         let keyring =
-            Keyring::new([crate::VerificationKey::new(key.verifying_key()).unwrap_or_else(|_| unreachable!())])
+            Keyring::new([crate::keys::VerificationKey::new(key.verifying_key()).unwrap_or_else(|_| unreachable!())])
                 .unwrap_or_else(|_| unreachable!());
         let header = encode_header(Algorithm::EdDsa, None);
         let input = format!("{header}.e30");
@@ -604,7 +604,9 @@ mod tests {
     }
 
     fn claims_status(payload: &str) -> Result<crate::token::RefreshClaims, u16> {
-        VerifiedToken { payload: payload.as_bytes().to_vec() }.claims().map_err(|e| crate::Error::from(e).status_code())
+        VerifiedToken { payload: payload.as_bytes().to_vec() }
+            .claims()
+            .map_err(|e| crate::error::Error::from(e).status_code())
     }
 
     #[test]
@@ -638,7 +640,7 @@ mod tests {
         bytes[8] = 0xff;
         let invalid = VerifiedToken { payload: bytes }
             .claims::<crate::token::RefreshClaims>()
-            .map_err(|e| crate::Error::from(e).status_code());
+            .map_err(|e| crate::error::Error::from(e).status_code());
         assert_eq!(invalid.err(), Some(401), "invalid UTF-8 is not JSON");
     }
 }

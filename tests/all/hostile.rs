@@ -820,7 +820,7 @@ fn every_hostile_input_gets_its_spec_status_and_changes_nothing() {
 /// The corpus again, on the other verification path of each door. The
 /// test above sends refresh rows through verification by re-signing (the
 /// default, since the service's `Ed25519Signer` holds its key) and access
-/// rows through `Policy::verify_access` with public keys only; here
+/// rows through `AccessVerifier` with public keys only; here
 /// refresh rows take the plain verification (`verify_by_resigning(false)`)
 /// and access rows go through `TokenService::verify_access`, which
 /// re-signs. Every row gets the same answer, and the ledger is unchanged.
@@ -875,7 +875,7 @@ fn the_logout_door_refuses_the_same_rows_the_same_way() {
         if !matches!(case.target, Refresh) || reaches_ledger {
             continue;
         }
-        let result = ready(Policy::default().revoke(case.header.as_deref(), fx.store.ledger(), &fx.signer, &fx.clock));
+        let result = ready(fx.service.logout(case.header.as_deref()));
         let error = result.expect_err(&case.attack);
         assert_eq!(Want::of(&error), Some(case.want), "{}", case.attack);
         assert_eq!(fx.stats(), before, "{} changed the ledger through logout", case.attack);
@@ -1079,27 +1079,31 @@ fn login_corpus() -> (Vec<(&'static str, Vec<u8>, Want)>, Vec<u8>) {
 /// that plain `verify` would accept.
 #[test]
 fn the_login_door_refuses_hostile_bodies_and_creates_nothing() {
+    use std::sync::Arc;
     use token_refresh::ed25519_dalek::VerifyingKey;
-    use token_refresh::{MemoryStore, User};
+
+    use token_refresh::User;
+    use token_refresh_test_support::flow::{service_over, shared_store};
 
     let carol_key = SigningKey::from_bytes(&[0x11; 32]);
     let mut identity = [0u8; 32];
     identity[0] = 1;
     let weak = VerifyingKey::from_bytes(&identity).expect("the identity decompresses");
-    let store = MemoryStore::in_memory([
+    let store = shared_store([
         User::new("carol@mail.com", "carol@acc", "ROLE_USER").with_login_key(carol_key.verifying_key()),
         User::new("weak@mail.com", "weak@acc", "ROLE_USER").with_login_key(weak),
     ]);
-    let signer = token_refresh::Ed25519Signer::from_seed(&SEED).expect("seed");
-    let clock = token_refresh::clock::ManualClock::at_unix(NOW);
+    let signer = Arc::new(token_refresh::Ed25519Signer::from_seed(&SEED).expect("seed"));
+    let clock = Arc::new(token_refresh::clock::ManualClock::at_unix(NOW));
+    let service = service_over(&Policy::default(), &store, &signer, &clock);
     let (rows, genuine) = login_corpus();
     let before = store.ledger().stats();
     for (attack, request, want) in rows {
-        let error = ready(Policy::default().login(&request, &store, &signer, &clock)).expect_err(attack);
+        let error = ready(service.login(&request)).expect_err(attack);
         assert_eq!(Want::of(&error), Some(want), "{attack}");
         assert_eq!(store.ledger().stats(), before, "{attack} created a session");
     }
     // Control: the genuine body logs in.
-    ready(Policy::default().login(&genuine, &store, &signer, &clock)).expect("genuine login");
+    ready(service.login(&genuine)).expect("genuine login");
     assert_eq!(store.ledger().stats().sessions, 1);
 }

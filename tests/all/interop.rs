@@ -15,12 +15,13 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::{Value, json};
 use token_refresh::ed25519_dalek::SigningKey;
 use token_refresh::error::{Unauthorized, Unprocessable::Claims};
-use token_refresh::{Ed25519Signer, KeyId, MemoryStore, Policy, Signer as _, clock::ManualClock, keys::Algorithm};
+use token_refresh::{AccessVerifier, Ed25519Signer, KeyId, Policy, Signer as _, clock::ManualClock, keys::Algorithm};
+use token_refresh_test_support::flow::{SharedStore, service_over, shared_store};
 use token_refresh_test_support::keys::{SEED, private_pem, signer};
 use token_refresh_test_support::outcome::assert_refused;
 use token_refresh_test_support::tokens::{mint_with, payload, uuid};
@@ -98,10 +99,18 @@ impl Peer {
 }
 
 struct Deployment {
-    store: MemoryStore,
-    signer: Ed25519Signer,
-    clock: ManualClock,
+    store: SharedStore,
+    signer: Arc<Ed25519Signer>,
+    clock: Arc<ManualClock>,
     pem: String,
+}
+
+impl Deployment {
+    /// A resource server's check of access tokens under `policy`, with
+    /// only the public keys.
+    fn verifier(&self, policy: &Policy) -> AccessVerifier {
+        AccessVerifier::new(policy.clone(), self.signer.keyring().clone(), Arc::clone(&self.clock))
+    }
 }
 
 fn deployment(kid: Option<&str>) -> Deployment {
@@ -115,14 +124,19 @@ fn deployment(kid: Option<&str>) -> Deployment {
     let pem = private_pem(&SEED);
     // The peers check `exp` against the real clock, so issue at real time.
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    Deployment { store: MemoryStore::in_memory([bob()]), signer, clock: ManualClock::at_unix(now), pem }
+    Deployment {
+        store: shared_store([bob()]),
+        signer: Arc::new(signer),
+        clock: Arc::new(ManualClock::at_unix(now)),
+        pem,
+    }
 }
 
 #[tokio::test]
 async fn peers_verify_our_tokens_with_only_the_jwks() {
     for kid in [None, Some("2026-11-a")] {
         let d = deployment(kid);
-        let first = Policy::default().issue(BOB, &d.store, &d.signer, &d.clock).await.unwrap();
+        let first = service_over(&Policy::default(), &d.store, &d.signer, &d.clock).issue(BOB).await.unwrap();
         let second =
             token_refresh::refresh(Some(first.refresh_token.as_bytes()), &d.store, &d.signer, &d.clock).await.unwrap();
         let jwks = serde_json::to_value(d.signer.keyring().to_jwks(Algorithm::EdDsa)).unwrap();
@@ -150,7 +164,7 @@ async fn refresh(
     token: &str,
 ) -> Result<token_refresh::TokenPair, token_refresh::Error> {
     let header = format!("Bearer {token}");
-    policy.refresh(Some(header.as_bytes()), &d.store, &d.signer, &d.clock).await
+    service_over(policy, &d.store, &d.signer, &d.clock).refresh(Some(header.as_bytes())).await
 }
 
 #[tokio::test]
@@ -158,7 +172,7 @@ async fn tokens_the_peers_mint_with_our_key_get_the_status_their_claims_deserve(
     let policy = Policy::default();
     for peer in [Peer::PyJwt, Peer::Jose] {
         let d = deployment(None);
-        let first = policy.issue(BOB, &d.store, &d.signer, &d.clock).await.unwrap();
+        let first = service_over(&policy, &d.store, &d.signer, &d.clock).issue(BOB).await.unwrap();
         let now = d.clock.now_unix();
         let current = payload(&first.refresh_token);
         let unknown_session = json!({"sub": BOB, "acjti": uuid(), "exp": now + 600, "jti": uuid()});
@@ -180,7 +194,7 @@ async fn tokens_the_peers_mint_with_our_key_get_the_status_their_claims_deserve(
         // Authentic with a claim we never write: 422.
         assert_refused(refresh(&d, &policy, &minted[2]).await, Claims);
         // Their access token verifies as an access token, not as a refresh one.
-        assert!(policy.verify_access(Some(minted[3].as_bytes()), d.signer.keyring(), &d.clock).is_ok(), "{peer:?}");
+        assert!(d.verifier(&policy).verify(Some(minted[3].as_bytes())).is_ok(), "{peer:?}");
         assert_refused(refresh(&d, &policy, &minted[3]).await, Claims);
     }
 }
@@ -188,12 +202,12 @@ async fn tokens_the_peers_mint_with_our_key_get_the_status_their_claims_deserve(
 #[tokio::test]
 async fn the_rfc_9864_name_is_refused_unless_opted_in() {
     let d = deployment(None);
-    let first = Policy::default().issue(BOB, &d.store, &d.signer, &d.clock).await.unwrap();
+    let first = service_over(&Policy::default(), &d.store, &d.signer, &d.clock).issue(BOB).await.unwrap();
     let minted =
         Peer::Jose.call("mint", &json!({"pem": d.pem, "alg": "Ed25519", "claims": [payload(&first.access_token)]}));
     let token = minted[0].as_str().unwrap();
-    let error = Policy::default().verify_access(Some(token.as_bytes()), d.signer.keyring(), &d.clock);
+    let error = d.verifier(&Policy::default()).verify(Some(token.as_bytes()));
     assert_refused(error, Unauthorized::Algorithm);
     let ed25519 = Policy::builder().algorithm(Algorithm::Ed25519).build().unwrap();
-    assert!(ed25519.verify_access(Some(token.as_bytes()), d.signer.keyring(), &d.clock).is_ok());
+    assert!(d.verifier(&ed25519).verify(Some(token.as_bytes())).is_ok());
 }

@@ -3,29 +3,31 @@
 // A panic in a test is a failed assertion: the no-panic lints guard src/ only.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+use std::sync::Arc;
 use token_refresh::error::Unauthorized::{self, UnknownKey};
-use token_refresh::{
-    Ed25519Signer, KeyId, MemoryStore, Policy, VerificationKey, keys::Algorithm, keys::KeyError, keys::SecretKey,
-};
+
+use token_refresh::{Ed25519Signer, KeyId, Policy, VerificationKey, keys::Algorithm, keys::KeyError, keys::SecretKey};
 use token_refresh_test_support::clock;
+use token_refresh_test_support::flow::{SharedStore, service_over, shared_store};
 use token_refresh_test_support::outcome::assert_refused;
 use token_refresh_test_support::tokens::{jose_header, payload};
 use token_refresh_test_support::users::{BOB, bob};
 
-fn store() -> MemoryStore {
-    MemoryStore::in_memory([bob()])
+fn store() -> SharedStore {
+    shared_store([bob()])
 }
 
 #[tokio::test]
 async fn kid_appears_only_when_configured_and_must_be_known() {
-    let clock = clock();
+    let clock = Arc::new(clock());
     let store = store();
-    let plain = Ed25519Signer::from_seed(&[1; 32]).unwrap();
-    let pair = Policy::default().issue(BOB, &store, &plain, &clock).await.unwrap();
+    let plain = Arc::new(Ed25519Signer::from_seed(&[1; 32]).unwrap());
+    let pair = service_over(&Policy::default(), &store, &plain, &clock).issue(BOB).await.unwrap();
     assert_eq!(jose_header(&pair.access_token), serde_json::json!({"typ": "JWT", "alg": "EdDSA"}));
 
-    let with_kid = Ed25519Signer::from_seed(&[1; 32]).unwrap().with_key_id(KeyId::new("2026-11").unwrap()).unwrap();
-    let pair = Policy::default().issue(BOB, &store, &with_kid, &clock).await.unwrap();
+    let with_kid =
+        Arc::new(Ed25519Signer::from_seed(&[1; 32]).unwrap().with_key_id(KeyId::new("2026-11").unwrap()).unwrap());
+    let pair = service_over(&Policy::default(), &store, &with_kid, &clock).issue(BOB).await.unwrap();
     assert_eq!(jose_header(&pair.refresh_token), serde_json::json!({"typ": "JWT", "alg": "EdDSA", "kid": "2026-11"}));
     // The member order is the seed's, kid last.
     let raw = base64::Engine::decode(
@@ -37,25 +39,28 @@ async fn kid_appears_only_when_configured_and_must_be_known() {
     assert!(token_refresh::refresh(Some(pair.refresh_token.as_bytes()), &store, &with_kid, &clock).await.is_ok());
 
     // Same key, other kid: the token names a key this deployment does not know.
-    let other_kid = Ed25519Signer::from_seed(&[1; 32]).unwrap().with_key_id(KeyId::new("old").unwrap()).unwrap();
+    let other_kid =
+        Arc::new(Ed25519Signer::from_seed(&[1; 32]).unwrap().with_key_id(KeyId::new("old").unwrap()).unwrap());
     let error = token_refresh::refresh(Some(pair.access_token.as_bytes()), &store, &other_kid, &clock).await;
     assert_refused(error, UnknownKey);
 }
 
 #[tokio::test]
 async fn a_rotated_signing_key_keeps_old_sessions_alive_through_a_verify_only_key() {
-    let clock = clock();
+    let clock = Arc::new(clock());
     let store = store();
-    let old = Ed25519Signer::from_seed(&[1; 32]).unwrap();
-    let first = Policy::default().issue(BOB, &store, &old, &clock).await.unwrap();
+    let old = Arc::new(Ed25519Signer::from_seed(&[1; 32]).unwrap());
+    let first = service_over(&Policy::default(), &store, &old, &clock).issue(BOB).await.unwrap();
 
-    let new = Ed25519Signer::from_seed(&[2; 32]).unwrap().with_verify_only_key(old.verification_key().clone()).unwrap();
+    let new = Arc::new(
+        Ed25519Signer::from_seed(&[2; 32]).unwrap().with_verify_only_key(old.verification_key().clone()).unwrap(),
+    );
     let second = token_refresh::refresh(Some(first.refresh_token.as_bytes()), &store, &new, &clock).await.unwrap();
     // New tokens are signed by the new key only.
-    let only_new = Ed25519Signer::from_seed(&[2; 32]).unwrap();
+    let only_new = Arc::new(Ed25519Signer::from_seed(&[2; 32]).unwrap());
     assert!(token_refresh::refresh(Some(second.refresh_token.as_bytes()), &store, &only_new, &clock).await.is_ok());
     // Without the verify-only key, the old key's tokens are refused.
-    let fresh = Policy::default().issue(BOB, &store, &old, &clock).await.unwrap();
+    let fresh = service_over(&Policy::default(), &store, &old, &clock).issue(BOB).await.unwrap();
     let error =
         token_refresh::refresh(Some(fresh.refresh_token.as_bytes()), &store, &only_new, &clock).await.unwrap_err();
     assert_eq!((error.status_code(), error.public_message()), (401, "token signature is invalid"));
@@ -63,19 +68,21 @@ async fn a_rotated_signing_key_keeps_old_sessions_alive_through_a_verify_only_ke
 
 #[tokio::test]
 async fn the_fully_specified_name_is_opt_in_and_exclusive() {
-    let clock = clock();
+    let clock = Arc::new(clock());
     let store = store();
-    let signer = Ed25519Signer::from_seed(&[1; 32]).unwrap();
+    let signer = Arc::new(Ed25519Signer::from_seed(&[1; 32]).unwrap());
     let ed25519 = Policy::builder().algorithm(Algorithm::Ed25519).build().unwrap();
-    let pair = ed25519.issue(BOB, &store, &signer, &clock).await.unwrap();
+    let pair = service_over(&ed25519, &store, &signer, &clock).issue(BOB).await.unwrap();
     assert_eq!(jose_header(&pair.access_token)["alg"], "Ed25519");
-    assert!(ed25519.refresh(Some(pair.refresh_token.as_bytes()), &store, &signer, &clock).await.is_ok());
+    assert!(service_over(&ed25519, &store, &signer, &clock).refresh(Some(pair.refresh_token.as_bytes())).await.is_ok());
 
     // An EdDSA deployment refuses Ed25519 tokens, and the reverse.
-    let eddsa_pair = Policy::default().issue(BOB, &store, &signer, &clock).await.unwrap();
-    let error = Policy::default().refresh(Some(pair.refresh_token.as_bytes()), &store, &signer, &clock).await;
+    let eddsa_pair = service_over(&Policy::default(), &store, &signer, &clock).issue(BOB).await.unwrap();
+    let error =
+        service_over(&Policy::default(), &store, &signer, &clock).refresh(Some(pair.refresh_token.as_bytes())).await;
     assert_refused(error, Unauthorized::Algorithm);
-    let error = ed25519.refresh(Some(eddsa_pair.refresh_token.as_bytes()), &store, &signer, &clock).await;
+    let error =
+        service_over(&ed25519, &store, &signer, &clock).refresh(Some(eddsa_pair.refresh_token.as_bytes())).await;
     assert_refused(error, Unauthorized::Algorithm);
     assert_eq!(payload(&eddsa_pair.refresh_token)["sub"], BOB);
 }

@@ -4,33 +4,34 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use ed25519_dalek::{Signer as _, SigningKey};
+use std::sync::Arc;
 use token_refresh::error::BadRequest::MalformedBody;
 use token_refresh::error::Unauthorized::{LoginSignature, UserDisabled};
 use token_refresh::error::Unprocessable::{LoginEncoding, LoginKey};
-use token_refresh::{Ed25519Signer, MemoryStore, Policy, User, clock::ManualClock};
+
+use token_refresh::{Ed25519Signer, Policy, TokenService, User, clock::ManualClock};
 use token_refresh_test_support::encoding::hex;
+use token_refresh_test_support::flow::{SharedStore, service_over, shared_store};
 use token_refresh_test_support::outcome::Refusal;
 
 struct Setup {
-    store: MemoryStore,
-    signer: Ed25519Signer,
-    clock: ManualClock,
+    service: TokenService,
+    store: SharedStore,
+    signer: Arc<Ed25519Signer>,
+    clock: Arc<ManualClock>,
     user_key: SigningKey,
 }
 
 fn setup() -> Setup {
     let user_key = SigningKey::from_bytes(&[0x33; 32]);
-    let store = MemoryStore::in_memory([
+    let store = shared_store([
         User::new("bob@mail.com", "bob@admin", "ROLE_ADMIN").with_login_key(user_key.verifying_key()),
         User::new("nokey@mail.com", "n", "ROLE_USER"),
         User::new("off@mail.com", "o", "ROLE_USER").with_login_key(user_key.verifying_key()).disabled(),
     ]);
-    Setup {
-        store,
-        signer: Ed25519Signer::from_seed(&[9; 32]).unwrap(),
-        clock: ManualClock::at_unix(1_800_000_000),
-        user_key,
-    }
+    let signer = Arc::new(Ed25519Signer::from_seed(&[9; 32]).unwrap());
+    let clock = Arc::new(ManualClock::at_unix(1_800_000_000));
+    Setup { service: service_over(&Policy::default(), &store, &signer, &clock), store, signer, clock, user_key }
 }
 
 fn body(email: &str, signature: &str, public_key: &str) -> Vec<u8> {
@@ -43,22 +44,17 @@ fn signed(key: &SigningKey, email: &str) -> Vec<u8> {
 
 /// The exact outcome of a login.
 async fn outcome(s: &Setup, body: &[u8]) -> Result<(), Refusal> {
-    Policy::default().login(body, &s.store, &s.signer, &s.clock).await.map(drop).map_err(|e| Refusal::of(&e))
+    s.service.login(body).await.map(drop).map_err(|e| Refusal::of(&e))
 }
 
 async fn status(s: &Setup, body: &[u8]) -> Result<(), (u16, &'static str)> {
-    Policy::default()
-        .login(body, &s.store, &s.signer, &s.clock)
-        .await
-        .map(drop)
-        .map_err(|e| (e.status_code(), e.public_message()))
+    s.service.login(body).await.map(drop).map_err(|e| (e.status_code(), e.public_message()))
 }
 
 #[tokio::test]
 async fn a_signed_email_logs_in_and_the_pair_refreshes() {
     let s = setup();
-    let pair =
-        Policy::default().login(&signed(&s.user_key, "bob@mail.com"), &s.store, &s.signer, &s.clock).await.unwrap();
+    let pair = s.service.login(&signed(&s.user_key, "bob@mail.com")).await.unwrap();
     assert_eq!(pair.expiration_time, 300);
     let refreshed = token_refresh::refresh(Some(pair.refresh_token.as_bytes()), &s.store, &s.signer, &s.clock).await;
     assert_ne!(refreshed.unwrap().refresh_token, pair.refresh_token);
@@ -134,16 +130,17 @@ async fn logins_beyond_the_rate_limit_are_429_and_start_no_session() {
     let s = setup();
     let policy = Policy::default();
     assert_eq!(policy.login_rate_limit(), 30);
+    let limited = service_over(&policy, &s.store, &s.signer, &s.clock);
     let login = signed(&s.user_key, "bob@mail.com");
     let forged = body("bob@mail.com", &hex(&[7; 64]), &hex(s.user_key.verifying_key().as_bytes()));
     for _ in 0..100 {
-        let refused = policy.login(&forged, &s.store, &s.signer, &s.clock).await.unwrap_err();
+        let refused = limited.login(&forged).await.unwrap_err();
         assert_eq!(refused.status_code(), 401);
     }
     for _ in 0..30 {
-        policy.login(&login, &s.store, &s.signer, &s.clock).await.unwrap();
+        limited.login(&login).await.unwrap();
     }
-    let refused = policy.login(&login, &s.store, &s.signer, &s.clock).await.unwrap_err();
+    let refused = limited.login(&login).await.unwrap_err();
     assert_eq!((refused.status_code(), refused.name()), (429, "TOO_MANY_REQUESTS"));
     let reply = token_refresh::Reply::from_error(&refused);
     assert_eq!(
@@ -153,12 +150,13 @@ async fn logins_beyond_the_rate_limit_are_429_and_start_no_session() {
     assert!(reply.headers().any(|header| header == ("retry-after", "60")));
     assert_eq!(s.store.ledger().stats().sessions, 30, "the refused login started no session");
     s.clock.advance(time::Duration::seconds(2));
-    policy.login(&login, &s.store, &s.signer, &s.clock).await.unwrap();
-    assert!(policy.login(&login, &s.store, &s.signer, &s.clock).await.is_err());
+    limited.login(&login).await.unwrap();
+    assert!(limited.login(&login).await.is_err());
 
     let unlimited = Policy::builder().login_rate_limit(0).build().unwrap();
+    let unlimited = service_over(&unlimited, &s.store, &s.signer, &s.clock);
     for _ in 0..1_000 {
-        unlimited.login(&login, &s.store, &s.signer, &s.clock).await.unwrap();
+        unlimited.login(&login).await.unwrap();
     }
     assert_eq!(s.store.ledger().stats().sessions, 100, "the cap bounds the records with the limit off");
 }

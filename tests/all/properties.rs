@@ -9,17 +9,17 @@
 //!   the ledger untouched.
 #![allow(clippy::expect_used, clippy::panic, clippy::indexing_slicing, reason = "test code: a panic is a test failure")]
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use proptest::prelude::*;
 use token_refresh::token::claims::MAX_EXP;
 use token_refresh::token::jws::UntrustedToken;
 use token_refresh::{
-    AccessClaims, Ed25519Signer, MemoryStore, Signer as _, User, clock::ManualClock, keys::Algorithm,
+    AccessClaims, AccessVerifier, Ed25519Signer, Policy, Signer as _, User, clock::ManualClock, keys::Algorithm,
     token::RefreshClaims, token::TokenId,
 };
 use token_refresh_test_support::encoding::b64;
-use token_refresh_test_support::flow::TwoSessions;
+use token_refresh_test_support::flow::{TwoSessions, service_over, shared_store};
 use token_refresh_test_support::keys::SEED;
 use token_refresh_test_support::tokens::{mint, segments, sign_input};
 use token_refresh_test_support::{NOW, ready};
@@ -92,12 +92,14 @@ proptest! {
         account in clean_text(0, 60),
         role in clean_text(0, 60),
     ) {
-        let store = MemoryStore::in_memory([User::new(subject.clone(), account.clone(), role.clone())]);
-        let signer = Ed25519Signer::from_seed(&SEED).expect("seed");
-        let clock = ManualClock::at_unix(NOW);
-        let pair = ready(token_refresh::Policy::default().issue(&subject, &store, &signer, &clock)).expect("issue");
+        let store = shared_store([User::new(subject.clone(), account.clone(), role.clone())]);
+        let signer = Arc::new(Ed25519Signer::from_seed(&SEED).expect("seed"));
+        let clock = Arc::new(ManualClock::at_unix(NOW));
+        let service = service_over(&Policy::default(), &store, &signer, &clock);
+        let pair = ready(service.issue(&subject)).expect("issue");
         let header = format!("Bearer {}", pair.access_token);
-        let access = token_refresh::Policy::default().verify_access(Some(header.as_bytes()), signer.keyring(), &clock).expect("verify");
+        let verifier = AccessVerifier::new(Policy::default(), signer.keyring().clone(), Arc::clone(&clock));
+        let access = verifier.verify(Some(header.as_bytes())).expect("verify");
         prop_assert_eq!((&access.subject, &access.account, &access.role), (&subject, &account, &role));
         prop_assert_eq!(access.expires_at, NOW + 300);
         let refresh = decode::<RefreshClaims>(&pair.refresh_token);

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use token_refresh::error::Unauthorized::{Reused, SessionRevoked};
 use token_refresh::error::Unprocessable::Claims;
-use token_refresh::{Event, Policy, Signer as _};
+use token_refresh::{AccessVerifier, Event, Policy, Signer as _};
 use token_refresh_test_support::NOW;
 use token_refresh_test_support::flow::Fixture;
 use token_refresh_test_support::outcome::{Refusal, assert_refused};
@@ -138,14 +138,11 @@ async fn a_consumed_token_is_remembered_until_its_own_expiry() {
 #[tokio::test]
 async fn logout_revokes_every_access_token_of_the_session_until_its_exp() {
     let fx = Fixture::new();
-    let keyring = fx.signer.keyring();
     let first = fx.login(BOB).await;
     let check = |token: String| {
         let header = format!("Bearer {token}");
         let fx = &fx;
-        async move {
-            fx.policy.verify_access_unrevoked(Some(header.as_bytes()), keyring, fx.store.ledger(), &fx.clock).await
-        }
+        async move { fx.service.verify_access_unrevoked(Some(header.as_bytes())).await }
     };
     let claims = check(first.access_token.clone()).await.unwrap();
     assert_eq!(
@@ -160,14 +157,14 @@ async fn logout_revokes_every_access_token_of_the_session_until_its_exp() {
     assert!(check(second.access_token.clone()).await.is_ok());
 
     // Logout revokes the session and every access token of it; idempotent.
-    let logout = || fx.policy.revoke(Some(second.refresh_token.as_bytes()), fx.store.ledger(), &fx.signer, &fx.clock);
+    let logout = || fx.service.logout(Some(second.refresh_token.as_bytes()));
     logout().await.unwrap();
     logout().await.unwrap();
     for token in [&first.access_token, &second.access_token] {
         assert_eq!(check(token.clone()).await.unwrap_err().public_message(), "access token has been revoked");
     }
     // Stateless verification still accepts it until exp (documented).
-    assert!(fx.policy.verify_access(Some(first.access_token.as_bytes()), keyring, &fx.clock).is_ok());
+    assert!(fx.service.verify_access(Some(first.access_token.as_bytes())).is_ok());
     assert_eq!(fx.refresh(&second.refresh_token).await.unwrap_err().public_message(), "session has been revoked");
 
     // After its exp the access token is simply expired.
@@ -178,13 +175,10 @@ async fn logout_revokes_every_access_token_of_the_session_until_its_exp() {
 #[tokio::test]
 async fn a_strict_policy_refuses_superseded_access_tokens() {
     let fx = Fixture::with_policy(Policy::builder().revoke_superseded_access(true).build().unwrap());
-    let keyring = fx.signer.keyring();
     let check = |token: &str| {
         let header = format!("Bearer {token}");
         let fx = &fx;
-        async move {
-            fx.policy.verify_access_unrevoked(Some(header.as_bytes()), keyring, fx.store.ledger(), &fx.clock).await
-        }
+        async move { fx.service.verify_access_unrevoked(Some(header.as_bytes())).await }
     };
     let first = fx.login(BOB).await;
     let second = fx.refresh(&first.refresh_token).await.unwrap();
@@ -203,12 +197,9 @@ async fn a_strict_policy_refuses_superseded_access_tokens() {
 async fn the_login_past_the_cap_ends_the_oldest_session_with_an_event() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&seen);
-    let policy = Policy::builder()
-        .max_sessions_per_user(2)
-        .on_event(move |event: &Event| sink.lock().unwrap().push(event.clone()))
-        .build()
-        .unwrap();
-    let fx = Fixture::with_policy(policy);
+    let policy = Policy::builder().max_sessions_per_user(2).build().unwrap();
+    let fx =
+        Fixture::with_policy(policy).with_event_sink(move |event: &Event| sink.lock().unwrap().push(event.clone()));
     let oldest = fx.login(BOB).await;
     fx.advance(1);
     let middle = fx.login(BOB).await;
@@ -230,14 +221,14 @@ async fn the_login_past_the_cap_ends_the_oldest_session_with_an_event() {
     assert!(events.contains(&Event::SessionEvicted { session: started[0] }), "{events:?}");
 
     // The library lists the user's sessions and revokes one by id.
-    let listed = fx.policy.sessions(BOB, fx.store.ledger(), &fx.clock).await.unwrap();
+    let listed = fx.service.sessions(BOB).await.unwrap();
     assert_eq!(listed.iter().map(|info| info.session).collect::<Vec<_>>(), started[1..]);
     assert!(listed.iter().all(|info| info.generation == 1));
-    let revoked = fx.policy.revoke_session(BOB, started[1], fx.store.ledger(), &fx.clock).await.unwrap();
+    let revoked = fx.service.revoke_session(BOB, started[1]).await.unwrap();
     assert!(revoked);
-    assert!(!fx.policy.revoke_session(BOB, started[1], fx.store.ledger(), &fx.clock).await.unwrap());
-    assert!(!fx.policy.revoke_session("alice@mail.com", started[2], fx.store.ledger(), &fx.clock).await.unwrap());
-    assert_eq!(fx.policy.sessions(BOB, fx.store.ledger(), &fx.clock).await.unwrap().len(), 1);
+    assert!(!fx.service.revoke_session(BOB, started[1]).await.unwrap());
+    assert!(!fx.service.revoke_session("alice@mail.com", started[2]).await.unwrap());
+    assert_eq!(fx.service.sessions(BOB).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -250,7 +241,7 @@ async fn the_101st_login_of_one_user_ends_the_oldest_session_by_default() {
     }
     assert_eq!(fx.refresh(&pairs[0].refresh_token).await.unwrap_err().public_message(), "refresh token is not valid");
     assert!(fx.refresh(&pairs[1].refresh_token).await.is_ok());
-    assert_eq!(fx.policy.sessions(BOB, fx.store.ledger(), &fx.clock).await.unwrap().len(), 100);
+    assert_eq!(fx.service.sessions(BOB).await.unwrap().len(), 100);
 }
 
 /// Login times have one-second resolution: 101 logins inside one second
@@ -272,7 +263,7 @@ async fn the_101st_login_within_one_second_ends_the_first() {
 async fn a_refresh_token_is_not_an_access_token() {
     let fx = Fixture::new();
     let pair = fx.login(BOB).await;
-    let error = fx.policy.verify_access(Some(pair.refresh_token.as_bytes()), fx.signer.keyring(), &fx.clock);
+    let error = fx.service.verify_access(Some(pair.refresh_token.as_bytes()));
     assert_refused(error, Claims);
 }
 
@@ -294,12 +285,9 @@ async fn revoke_user_ends_every_session_of_that_user_only() {
 async fn events_report_rotation_grace_and_reuse_without_tokens() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&seen);
-    let policy = Policy::builder()
-        .grace_window(time::Duration::seconds(5))
-        .on_event(move |event: &Event| sink.lock().unwrap().push(event.clone()))
-        .build()
-        .unwrap();
-    let fx = Fixture::with_policy(policy);
+    let policy = Policy::builder().grace_window(time::Duration::seconds(5)).build().unwrap();
+    let fx =
+        Fixture::with_policy(policy).with_event_sink(move |event: &Event| sink.lock().unwrap().push(event.clone()));
     let first = fx.login(BOB).await;
     let second = fx.refresh(&first.refresh_token).await.unwrap();
     fx.refresh(&first.refresh_token).await.unwrap();
@@ -339,10 +327,89 @@ async fn the_successor_names_its_access_token() {
 #[allow(dead_code)]
 fn flow_futures_are_send(fx: &'static Fixture) {
     fn is_send<T: Send>(_: T) {}
-    is_send(fx.policy.refresh(None, &fx.store, &fx.signer, &fx.clock));
-    is_send(fx.policy.issue(BOB, &fx.store, &fx.signer, &fx.clock));
-    is_send(fx.policy.login(b"", &fx.store, &fx.signer, &fx.clock));
-    is_send(fx.policy.revoke(None, fx.store.ledger(), &fx.signer, &fx.clock));
-    is_send(fx.policy.verify_access_unrevoked(None, fx.signer.keyring(), fx.store.ledger(), &fx.clock));
+    is_send(fx.service.refresh(None));
+    is_send(fx.service.issue(BOB));
+    is_send(fx.service.login(b""));
+    is_send(fx.service.logout(None));
+    is_send(fx.service.verify_access_unrevoked(None));
+    is_send(fx.service.sessions(BOB));
+    is_send(fx.service.revoke_session(BOB, token_refresh::SessionId::random()));
+    is_send(fx.service.purge());
     is_send(token_refresh::refresh(None, &fx.store, &fx.signer, &fx.clock));
+}
+
+/// The three doors answer an access token alike: the service's own check,
+/// the verifier it hands out (both re-sign our tokens), and a resource
+/// server's verifier with the public keys only; a refresh token is 422 at
+/// each, and a forged signature 401.
+#[tokio::test]
+async fn the_verifier_doors_agree_with_the_service() {
+    let fx = Fixture::new();
+    let pair = fx.login(BOB).await;
+    let public = AccessVerifier::new(Policy::default(), fx.signer.keyring().clone(), Arc::clone(&fx.clock));
+    let handed_out = fx.service.verifier();
+    let access = format!("Bearer {}", pair.access_token);
+    let mut forged = pair.access_token.clone();
+    forged.pop();
+    forged.push(if pair.access_token.ends_with('A') { 'B' } else { 'A' });
+    for header in [access.as_str(), pair.refresh_token.as_str(), forged.as_str(), "Basic x"] {
+        let want = fx.service.verify_access(Some(header.as_bytes())).map_err(|e| Refusal::of(&e));
+        assert_eq!(handed_out.verify(Some(header.as_bytes())).map_err(|e| Refusal::of(&e)), want, "{header}");
+        assert_eq!(public.verify(Some(header.as_bytes())).map_err(|e| Refusal::of(&e)), want, "{header}");
+    }
+    assert_eq!(fx.service.verify_access(Some(access.as_bytes())).unwrap().subject, BOB);
+    assert_eq!(handed_out.keyring(), fx.signer.keyring());
+}
+
+/// A sink set on a service sees its events; a service built without one,
+/// over the same ledger, reports to nobody.
+#[tokio::test]
+async fn the_event_sink_is_wired_on_the_service() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    let fx = Fixture::new().with_event_sink(move |event: &Event| sink.lock().unwrap().push(event.clone()));
+    let quiet = token_refresh_test_support::flow::service_over(&fx.policy, &fx.store, &fx.signer, &fx.clock);
+    quiet.issue(BOB).await.unwrap();
+    assert!(seen.lock().unwrap().is_empty(), "the quiet service has no sink");
+    fx.login(BOB).await;
+    assert!(matches!(seen.lock().unwrap()[..], [Event::SessionStarted { .. }]));
+}
+
+/// Every operation is counted once under its label, whatever the door:
+/// before the core's entry did it, the stateless access check was never
+/// counted and `sessions` neither.
+#[cfg(feature = "metrics")]
+#[test]
+fn every_operation_is_counted_once_whatever_the_door() {
+    use token_refresh_test_support::flow::TwoSessions;
+    use token_refresh_test_support::ready;
+
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || {
+        let fx = TwoSessions::new(); // two `issue`s
+        let access = format!("Bearer {}", fx.bob.access_token);
+        fx.service.verify_access(Some(access.as_bytes())).unwrap();
+        fx.service.verifier().verify(Some(access.as_bytes())).unwrap();
+        ready(fx.service.verify_access_unrevoked(Some(access.as_bytes()))).unwrap();
+        ready(fx.service.sessions(BOB)).unwrap();
+        let refresh = format!("Bearer {}", fx.bob.refresh_token);
+        ready(token_refresh::refresh(Some(refresh.as_bytes()), &fx.store, &fx.signer, &fx.clock)).unwrap();
+        fx.refresh(None).unwrap_err();
+        ready(fx.service.logout(Some(fx.alice.refresh_token.as_bytes()))).unwrap();
+    });
+    let text = handle.render();
+    let value = |series: &str| -> f64 {
+        text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok()).unwrap_or(0.0)
+    };
+    for (series, expected) in [
+        (r#"token_refresh_requests_total{endpoint="issue",status="OK"}"#, 2.0),
+        (r#"token_refresh_requests_total{endpoint="verify_access",status="OK"}"#, 3.0),
+        (r#"token_refresh_requests_total{endpoint="sessions",status="OK"}"#, 1.0),
+        (r#"token_refresh_requests_total{endpoint="refresh",status="OK"}"#, 1.0),
+        (r#"token_refresh_requests_total{endpoint="refresh",status="BAD_REQUEST"}"#, 1.0),
+        (r#"token_refresh_requests_total{endpoint="logout",status="OK"}"#, 1.0),
+    ] {
+        assert!((value(series) - expected).abs() < f64::EPSILON, "{series}: want {expected}\n{text}");
+    }
 }

@@ -4,19 +4,21 @@
 // A panic in a test is a failed assertion: the no-panic lints guard src/ only.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+use std::sync::Arc;
 use token_refresh::ed25519_dalek::SigningKey;
 use token_refresh::error::BadRequest::{EmptyHeader, HeaderNotAscii, HeaderTooLong, MissingHeader};
 use token_refresh::error::Unauthorized::{
     Expired, Malformed, NotJson, Reused, SessionRevoked, Signature, UnknownToken, UserDisabled, WrongScheme,
 };
 use token_refresh::error::Unprocessable::Claims;
-use token_refresh::{Error, Reply};
+
+use token_refresh::{Error, Reply, TokenService};
 use token_refresh_test_support::NOW;
 use token_refresh_test_support::flow::Fixture;
 use token_refresh_test_support::keys::{signer, signing_key};
 use token_refresh_test_support::outcome::{Refusal, assert_refused};
 use token_refresh_test_support::tokens::{mint, mint_with, payload, refresh_claims, uuid};
-use token_refresh_test_support::users::{BOB, bob};
+use token_refresh_test_support::users::BOB;
 
 const SEED_ACCESS: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSJ9.eyJhY2MiOiJib2JAYWRtaW4iLCJzdWIiOiJib2JAbWFpbC5jb20iLCJyb2xlIjoiUk9MRV9BRE1JTiIsImV4cCI6MTcwMzI2MTU3NCwianRpIjoiOGUxNzgzZDgtNGE1Yi00ZGQ0LWI3OGQtYjUwNTY1NDAwNTAzIn0.BUqeWAnkqtE6oKc-ztDwaQ36om9trZTNKR8vwelMqr4m67y3td-cVu9lOY7WTY09tTMoVQQ-rbuEFcmxCY17BA";
 const SEED_REFRESH: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSJ9.eyJzdWIiOiJib2JAbWFpbC5jb20iLCJhY2p0aSI6IjhlMTc4M2Q4LTRhNWItNGRkNC1iNzhkLWI1MDU2NTQwMDUwMyIsImV4cCI6MTcwMzM0NzY3NCwianRpIjoiYTZmYmQ5ZjktZThkZC00YzBmLWJhNDYtNDlkMDE5MDg2MjZhIn0.LUBHyyqMMRpQ81jsd08Ip5Yft7IeWtwYWO-PSffhhVHEsWDgtZykbsE-RLRh8Xi9KUljkqibdCc7qJlMZLeHBg";
@@ -25,7 +27,7 @@ const SEED_REFRESH: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSJ9.eyJzdWIiOiJib2J
 /// ledger is untouched.
 async fn refused(fx: &Fixture, header: Option<&[u8]>, code: u16, name: &str, want: impl Into<Refusal>) -> Error {
     let before = fx.store.ledger().stats();
-    let result = fx.policy.refresh(header, &fx.store, &fx.signer, &fx.clock).await;
+    let result = fx.service.refresh(header).await;
     let error = assert_refused(result, want);
     assert_eq!((error.status_code(), error.name()), (code, name), "{error:?}");
     assert_eq!(fx.store.ledger().stats(), before, "a refusal changed the ledger: {error:?}");
@@ -182,7 +184,7 @@ async fn step_8_disabled_user_is_401() {
     let error = refused(&fx, Some(pair.refresh_token.as_bytes()), 401, "UNAUTHORIZED", UserDisabled).await;
     assert_eq!(error.public_message(), "user is disabled");
     // Login of a disabled user is refused too.
-    assert_refused(fx.policy.issue("eve@mail.com", &fx.store, &fx.signer, &fx.clock).await, UserDisabled);
+    assert_refused(fx.service.issue("eve@mail.com").await, UserDisabled);
 }
 
 #[tokio::test]
@@ -191,7 +193,7 @@ async fn step_9_unknown_revoked_or_expired_sessions_are_401() {
     // Authentic, but never recorded by the ledger.
     refused(&fx, Some(mint(refresh_claims(BOB, NOW + 60)).as_bytes()), 401, "UNAUTHORIZED", UnknownToken).await;
     // Revoked by logout.
-    fx.policy.revoke(Some(token.as_bytes()), fx.store.ledger(), &fx.signer, &fx.clock).await.unwrap();
+    fx.service.logout(Some(token.as_bytes())).await.unwrap();
     let error = refused(&fx, Some(token.as_bytes()), 401, "UNAUTHORIZED", SessionRevoked).await;
     assert_eq!(error.public_message(), "session has been revoked");
 
@@ -229,15 +231,7 @@ async fn step_10_reuse_is_401_and_revokes_the_family() {
     // The victim's (attacker's) successor is dead too, and so is its access token.
     let error = assert_refused(fx.refresh(&second.refresh_token).await, SessionRevoked);
     assert_eq!(error.public_message(), "session has been revoked");
-    let access = fx
-        .policy
-        .verify_access_unrevoked(
-            Some(format!("Bearer {}", second.access_token).as_bytes()),
-            token_refresh::Signer::keyring(&fx.signer),
-            fx.store.ledger(),
-            &fx.clock,
-        )
-        .await;
+    let access = fx.service.verify_access_unrevoked(Some(format!("Bearer {}", second.access_token).as_bytes())).await;
     assert_eq!(access.unwrap_err().public_message(), "access token has been revoked");
 }
 
@@ -348,11 +342,16 @@ mod failing {
 async fn step_11_store_signer_and_clock_failures_are_500_without_internals() {
     let (fx, token) = fixture_with_session().await;
     let header = Some(token.as_bytes());
-    let broken_store = token_refresh::Store::new(token_refresh::MemoryUserStore::new([bob()]), failing::Ledger);
+    let (users, ledger) = (|| Arc::clone(fx.store.users()), || Arc::clone(fx.store.ledger()));
+    let (shared_signer, clock) = (|| Arc::clone(&fx.signer), || Arc::clone(&fx.clock));
+    let policy = || fx.policy.clone();
+    let broken_ledger = TokenService::new(policy(), users(), failing::Ledger, shared_signer(), clock());
+    let broken_signer = TokenService::new(policy(), users(), ledger(), failing::BrokenSigner(signer()), clock());
+    let broken_clock = TokenService::new(policy(), users(), ledger(), shared_signer(), failing::BrokenClock);
     let errors = [
-        fx.policy.refresh(header, &broken_store, &fx.signer, &fx.clock).await.unwrap_err(),
-        fx.policy.refresh(header, &fx.store, &failing::BrokenSigner(signer()), &fx.clock).await.unwrap_err(),
-        fx.policy.refresh(header, &fx.store, &fx.signer, &failing::BrokenClock).await.unwrap_err(),
+        broken_ledger.refresh(header).await.unwrap_err(),
+        broken_signer.refresh(header).await.unwrap_err(),
+        broken_clock.refresh(header).await.unwrap_err(),
     ];
     for error in errors {
         assert_eq!((error.status_code(), error.name()), (500, "INTERNAL_SERVER_ERROR"));

@@ -1,29 +1,31 @@
-//! The knobs of the token flows, with the reference API's defaults.
+//! The configuration of the token flows, with the reference API's
+//! defaults, and the crate's two input limits.
 //!
-//! A [`Policy`] is built once and validated when built: fields are private,
-//! so an out-of-range lifetime or grace window cannot exist at run time.
+//! A [`Policy`] is a value, as rustls's `ClientConfig` and governor's
+//! `Quota` are: built once, validated when built (fields are private, so an
+//! out-of-range lifetime or grace window cannot exist at run time), and
+//! holding no run-time state and no wiring. The flows themselves run on
+//! [`TokenService`](crate::TokenService); the event sink is wired there too
+//! ([`TokenService::with_event_sink`](crate::TokenService::with_event_sink)).
 
 use std::fmt;
-use std::sync::Arc;
 
 use time::Duration;
 
-use crate::clock::Clock;
-use crate::error::Error;
-use crate::events::EventSink;
-use crate::flows::login_limit::{DEFAULT_LOGIN_RATE_LIMIT, LoginLimiter};
-use crate::flows::store::Store;
-use crate::flows::{access, refresh, session};
 use crate::keys::Algorithm;
-use crate::keys::Keyring;
 use crate::keys::ResigningKey;
-use crate::keys::signer::Signer;
 use crate::ledger::{DEFAULT_MAX_SESSIONS_PER_USER, Grace};
-use crate::ledger::{SessionInfo, SessionLedger};
-use crate::token::claims::AccessClaims;
-use crate::token::ids::SessionId;
-use crate::token::pair::TokenPair;
-use crate::users::UserStore;
+
+/// The longest `Authorization` value looked at (8 KiB). Longer values are
+/// refused with 400 before any other work.
+pub const MAX_HEADER_LEN: usize = 8 * 1024;
+
+/// The largest login body looked at (4 KiB); a longer one is refused with
+/// 400.
+pub const MAX_LOGIN_BODY: usize = 4 * 1024;
+
+/// Default of [`PolicyBuilder::login_rate_limit`].
+pub(crate) const DEFAULT_LOGIN_RATE_LIMIT: u32 = 30;
 
 /// Longest grace window ([spec §5](crate::spec#5-rotation-reuse-and-sessions)).
 pub const MAX_GRACE: Duration = Duration::seconds(60);
@@ -70,8 +72,7 @@ pub struct Policy {
     pub(crate) max_sessions_per_user: u32,
     pub(crate) revoke_superseded_access: bool,
     pub(crate) verify_by_resigning: bool,
-    pub(crate) events: Option<Arc<dyn EventSink>>,
-    pub(crate) login_limiter: LoginLimiter,
+    pub(crate) login_rate_limit: u32,
 }
 
 impl Default for Policy {
@@ -92,8 +93,7 @@ impl Default for Policy {
             max_sessions_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
             revoke_superseded_access: false,
             verify_by_resigning: true,
-            events: None,
-            login_limiter: LoginLimiter::new(DEFAULT_LOGIN_RATE_LIMIT),
+            login_rate_limit: DEFAULT_LOGIN_RATE_LIMIT,
         }
     }
 }
@@ -110,8 +110,7 @@ impl fmt::Debug for Policy {
             .field("max_sessions_per_user", &self.max_sessions_per_user)
             .field("revoke_superseded_access", &self.revoke_superseded_access)
             .field("verify_by_resigning", &self.verify_by_resigning)
-            .field("events", &self.events.is_some())
-            .field("login_rate_limit", &self.login_limiter.per_minute())
+            .field("login_rate_limit", &self.login_rate_limit)
             .finish()
     }
 }
@@ -167,11 +166,11 @@ impl Policy {
     /// Most authentic logins per user per minute (0: no limit); see
     /// [`PolicyBuilder::login_rate_limit`].
     pub fn login_rate_limit(&self) -> u32 {
-        self.login_limiter.per_minute()
+        self.login_rate_limit
     }
 
     /// Whether an access token superseded by a rotation is refused by
-    /// [`Policy::verify_access_unrevoked`] (strict), or stays valid until
+    /// [`TokenService::verify_access_unrevoked`](crate::TokenService::verify_access_unrevoked) (strict), or stays valid until
     /// its own `exp` (the default).
     pub fn revokes_superseded_access(&self) -> bool {
         self.revoke_superseded_access
@@ -184,163 +183,10 @@ impl Policy {
         self.verify_by_resigning
     }
 
-    pub(crate) fn events(&self) -> Option<&dyn EventSink> {
-        self.events.as_deref()
-    }
-
-    /// The key tokens are verified by re-signing under, if the signer
-    /// offers one and the policy allows it.
-    pub(crate) fn resigning_key<'s, S: Signer + ?Sized>(&self, signer: &'s S) -> Option<ResigningKey<'s>> {
-        if self.verify_by_resigning { signer.resigning_key() } else { None }
-    }
-}
-
-impl Policy {
-    /// Refreshes: verifies the presented refresh token, rotates it in the
-    /// ledger, and signs the new pair.
-    ///
-    /// `authorization` is the raw `Authorization` header value (`None` when
-    /// absent), bare or `Bearer`. The checks run in [spec §4](crate::spec#4-which-outcome-in-which-order) order; the first
-    /// that fails decides the [`Error`].
-    pub async fn refresh<U, L, S, C>(
-        &self,
-        authorization: Option<&[u8]>,
-        store: &Store<U, L>,
-        signer: &S,
-        clock: &C,
-    ) -> Result<TokenPair, Error>
-    where
-        U: UserStore,
-        L: SessionLedger,
-        S: Signer,
-        C: Clock,
-    {
-        let result = refresh::refresh(self, authorization, store, signer, clock).await;
-        crate::recording::request("refresh", &result);
-        result
-    }
-
-    /// Verifies an access token from an `Authorization` header: signature
-    /// under `keyring`, access-token claims (a refresh token is 422), `exp`.
-    ///
-    /// Stateless: a token of a session revoked by logout, reuse or eviction
-    /// still passes until its `exp`. Use [`Policy::verify_access_unrevoked`]
-    /// where that matters.
-    pub fn verify_access<C: Clock>(
-        &self,
-        authorization: Option<&[u8]>,
-        keyring: &Keyring,
-        clock: &C,
-    ) -> Result<AccessClaims, Error> {
-        access::verify_access(self, authorization, keyring, None, clock)
-    }
-
-    /// [`Policy::verify_access`], then the token's session in the ledger: an
-    /// access token of a session that was logged out, caught in a reuse,
-    /// evicted or forgotten is refused with 401. An access token superseded
-    /// by a rotation is refused too when the policy says so
-    /// ([`PolicyBuilder::revoke_superseded_access`](crate::policy::PolicyBuilder::revoke_superseded_access)).
-    pub async fn verify_access_unrevoked<L: SessionLedger, C: Clock>(
-        &self,
-        authorization: Option<&[u8]>,
-        keyring: &Keyring,
-        ledger: &L,
-        clock: &C,
-    ) -> Result<AccessClaims, Error> {
-        let result = access::verify_access_unrevoked(self, authorization, keyring, None, ledger, clock).await;
-        crate::recording::request("verify_access", &result);
-        result
-    }
-
-    /// Starts a session for `subject` without checking a credential: call it
-    /// after your own authentication. 404 for an unknown user, 401 for a
-    /// disabled one.
-    pub async fn issue<U, L, S, C>(
-        &self,
-        subject: &str,
-        store: &Store<U, L>,
-        signer: &S,
-        clock: &C,
-    ) -> Result<TokenPair, Error>
-    where
-        U: UserStore,
-        L: SessionLedger,
-        S: Signer,
-        C: Clock,
-    {
-        let result = session::issue(self, subject, store, signer, clock).await;
-        crate::recording::request("issue", &result);
-        result
-    }
-
-    /// The FIB login (`POST`): `body` is `{email, signature, publicKey}`
-    /// where `signature` is the hex Ed25519 signature of the e-mail's UTF-8
-    /// bytes and `publicKey` the hex of the user's registered key.
-    ///
-    /// 400 malformed body; 422 bad hex or lengths; 404 unknown user; 422 a
-    /// key that is not the user's; 401 bad signature or disabled user.
-    pub async fn login<U, L, S, C>(
-        &self,
-        body: &[u8],
-        store: &Store<U, L>,
-        signer: &S,
-        clock: &C,
-    ) -> Result<TokenPair, Error>
-    where
-        U: UserStore,
-        L: SessionLedger,
-        S: Signer,
-        C: Clock,
-    {
-        let result = session::login(self, body, store, signer, clock).await;
-        crate::recording::request("login", &result);
-        result
-    }
-
-    /// Logout (`DELETE`): revokes the whole session of the presented
-    /// refresh token, and with it every access token of the session.
-    /// Idempotent: logging out of a revoked session succeeds. Works for any
-    /// token of the session, and without consulting the user directory (a
-    /// deleted user can still be logged out).
-    pub async fn revoke<L, S, C>(
-        &self,
-        authorization: Option<&[u8]>,
-        ledger: &L,
-        signer: &S,
-        clock: &C,
-    ) -> Result<(), Error>
-    where
-        L: SessionLedger,
-        S: Signer,
-        C: Clock,
-    {
-        let result = session::revoke(self, authorization, ledger, signer, clock).await;
-        crate::recording::request("logout", &result);
-        result
-    }
-
-    /// The live sessions of `subject`, oldest first: for a "your devices"
-    /// page or an administrator. Pair it with [`Policy::revoke_session`].
-    pub async fn sessions<L: SessionLedger, C: Clock>(
-        &self,
-        subject: &str,
-        ledger: &L,
-        clock: &C,
-    ) -> Result<Vec<SessionInfo>, Error> {
-        session::sessions(subject, ledger, clock).await
-    }
-
-    /// Revokes one session of `subject` by its id (from
-    /// [`Policy::sessions`]), with every token of it. `Ok(false)` when the
-    /// subject has no such session or it was already revoked.
-    pub async fn revoke_session<L: SessionLedger, C: Clock>(
-        &self,
-        subject: &str,
-        session: SessionId,
-        ledger: &L,
-        clock: &C,
-    ) -> Result<bool, Error> {
-        session::revoke_session(self, subject, session, ledger, clock).await
+    /// The key tokens are verified by re-signing under: the one the
+    /// signer `offered`, if the policy allows it.
+    pub(crate) fn resigning_key<'s>(&self, offered: Option<ResigningKey<'s>>) -> Option<ResigningKey<'s>> {
+        offered.filter(|_| self.verify_by_resigning)
     }
 }
 
@@ -457,7 +303,8 @@ impl PolicyBuilder {
         self
     }
 
-    /// Most authentic logins per user per minute, in this process; 0 turns
+    /// Most authentic logins per user per minute, per
+    /// [`TokenService`](crate::TokenService) (its clones share the count); 0 turns
     /// the limit off (load tests); default 30. A user may log in that many
     /// times at once, then once every `60 / n` seconds; beyond it a login
     /// answers 429 [`Error::TooManyLogins`](crate::Error::TooManyLogins)
@@ -468,11 +315,11 @@ impl PolicyBuilder {
     /// bounds the ledger with the limit off too; the limit keeps a leaked
     /// login body from being replayed thousands of times a second.
     pub fn login_rate_limit(mut self, per_minute: u32) -> Self {
-        self.policy.login_limiter = LoginLimiter::new(per_minute);
+        self.policy.login_rate_limit = per_minute;
         self
     }
 
-    /// Strict access revocation: [`Policy::verify_access_unrevoked`] refuses
+    /// Strict access revocation: [`TokenService::verify_access_unrevoked`](crate::TokenService::verify_access_unrevoked) refuses
     /// an access token as soon as a rotation supersedes it. Off by default:
     /// a refresh in one tab would otherwise fail the in-flight calls of
     /// every other tab holding the previous access token, which lives at
@@ -486,7 +333,7 @@ impl PolicyBuilder {
     /// Verification by re-signing, on by default: refresh, logout and
     /// [`TokenService`](crate::TokenService)'s access-token checks verify
     /// a token under the signer's own key (when the signer is in process
-    /// and deterministic, see [`Signer::resigning_key`]) by signing its
+    /// and deterministic, see [`Signer::resigning_key`](crate::Signer::resigning_key)) by signing its
     /// signing input again and comparing in constant time, one signature
     /// instead of one verification. `false` keeps the normal verification
     /// for every token, for a security review that wants exactly
@@ -502,12 +349,6 @@ impl PolicyBuilder {
     /// Issue and accept `alg` = `algorithm`; default `EdDSA`.
     pub fn algorithm(mut self, algorithm: Algorithm) -> Self {
         self.policy.algorithm = algorithm;
-        self
-    }
-
-    /// Reports every [`crate::Event`] to `sink`.
-    pub fn on_event(mut self, sink: impl EventSink) -> Self {
-        self.policy.events = Some(Arc::new(sink));
         self
     }
 
