@@ -31,8 +31,8 @@ pub(crate) async fn verify_access_unrevoked<L: SessionLedger, C: Clock>(
     ledger: &L,
     clock: &C,
 ) -> Result<AccessClaims, Error> {
-    let (claims, now): (AccessClaims, i64) = verified_claims(policy, authorization, keyring, own, clock)?;
-    let state = crate::recording::ledger("access_state", ledger.access_state(&claims.subject, claims.id, now))
+    let (claims, _): (AccessClaims, i64) = verified_claims(policy, authorization, keyring, own, clock)?;
+    let state = crate::recording::ledger("access_state", ledger.access_state(&claims.subject, claims.id))
         .await
         .map_err(|e| Error::internal(InternalKind::Ledger, e))?;
     match state {

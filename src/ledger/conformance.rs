@@ -341,13 +341,8 @@ fn reused(session: &Session, presented: Option<u64>, current: u64) -> Rotation {
     Rotation::Reused { session: session.id, presented_generation: presented, current_generation: current }
 }
 
-async fn access<L: SessionLedger>(
-    ledger: &L,
-    session: &Session,
-    access_id: TokenId,
-    now: i64,
-) -> Result<AccessState, Failure> {
-    Ok(ledger.access_state(&session.subject, access_id, now).await?)
+async fn access<L: SessionLedger>(ledger: &L, session: &Session, access_id: TokenId) -> Result<AccessState, Failure> {
+    Ok(ledger.access_state(&session.subject, access_id).await?)
 }
 
 /// The generation the ledger lists for `session`, `None` if not listed.
@@ -395,10 +390,10 @@ pub async fn rotation_supersedes_access<H: Harness>(harness: &H) -> CheckResult 
     let ledger = handle(harness).await?;
     let t = real_now();
     let s = start(&ledger, t).await?;
-    ensure_eq!(access(&ledger, &s, s.first.access_id, t).await?, AccessState::Current, "a fresh access token");
+    ensure_eq!(access(&ledger, &s, s.first.access_id).await?, AccessState::Current, "a fresh access token");
     let second = rotated(&ledger, &s, s.first.refresh_id, t + 1, 1).await?;
-    ensure_eq!(access(&ledger, &s, s.first.access_id, t + 1).await?, AccessState::Superseded, "the consumed pair's");
-    ensure_eq!(access(&ledger, &s, second.access_id, t + 1).await?, AccessState::Current, "the new access token");
+    ensure_eq!(access(&ledger, &s, s.first.access_id).await?, AccessState::Superseded, "the consumed pair's");
+    ensure_eq!(access(&ledger, &s, second.access_id).await?, AccessState::Current, "the new access token");
     Ok(())
 }
 
@@ -412,7 +407,7 @@ pub async fn reuse_revokes_family_and_access<H: Harness>(harness: &H) -> CheckRe
     let reuse = rotate(&ledger, &s, s.first.refresh_id, t + 2, NO_GRACE).await?;
     ensure_eq!(reuse, reused(&s, Some(0), 1), "presenting the consumed token");
     for (name, id) in [("current", second.access_id), ("superseded", s.first.access_id)] {
-        let state = access(&ledger, &s, id, t + 2).await?;
+        let state = access(&ledger, &s, id).await?;
         ensure!(state == AccessState::Revoked, "{name} access token after reuse: got {state:?}");
     }
     let victim = rotate(&ledger, &s, second.refresh_id, t + 3, NO_GRACE).await?;
@@ -631,10 +626,10 @@ pub async fn revoke_session_by_id<H: Harness>(harness: &H) -> CheckResult {
     let second = rotated(&ledger, &s, s.first.refresh_id, t + 1, 1).await?;
     let intruder = ledger.revoke_session(&new_subject(), s.id, t + 2).await?;
     ensure_eq!(intruder, Revocation::Unknown, "revocation under another subject");
-    ensure_eq!(access(&ledger, &s, second.access_id, t + 2).await?, AccessState::Current, "untouched by it");
+    ensure_eq!(access(&ledger, &s, second.access_id).await?, AccessState::Current, "untouched by it");
     let first = ledger.revoke_session(&s.subject, s.id, t + 2).await?;
     ensure_eq!(first, Revocation::Revoked { session: s.id }, "revocation by id");
-    ensure_eq!(access(&ledger, &s, second.access_id, t + 2).await?, AccessState::Revoked, "its access token");
+    ensure_eq!(access(&ledger, &s, second.access_id).await?, AccessState::Revoked, "its access token");
     let after = rotate(&ledger, &s, second.refresh_id, t + 3, NO_GRACE).await?;
     ensure_eq!(after, Rotation::Revoked { session: s.id }, "rotation after logout");
     let again = ledger.revoke_session(&s.subject, s.id, t + 4).await?;
@@ -661,11 +656,11 @@ pub async fn revoke_user_revokes_every_session<H: Harness>(harness: &H) -> Check
     for (session, current) in [(&one, &one.first), (&two, &two_current)] {
         let outcome = rotate(&ledger, session, current.refresh_id, t + 3, NO_GRACE).await?;
         ensure_eq!(outcome, Rotation::Revoked { session: session.id }, "rotation after revoke_user");
-        let state = access(&ledger, session, current.access_id, t + 3).await?;
+        let state = access(&ledger, session, current.access_id).await?;
         ensure_eq!(state, AccessState::Revoked, "revoke_user revokes access tokens");
     }
     ensure!(ledger.sessions(&alice, t + 3).await?.is_empty(), "no session of alice is listed");
-    let state = access(&ledger, &bystander, bystander.first.access_id, t + 3).await?;
+    let state = access(&ledger, &bystander, bystander.first.access_id).await?;
     ensure_eq!(state, AccessState::Current, "another user's access token");
     rotated(&ledger, &bystander, bystander.first.refresh_id, t + 3, 1).await?;
     ensure_eq!(ledger.revoke_user(&alice, t + 4).await?, 0, "revoke_user again");
@@ -716,7 +711,7 @@ pub async fn per_user_cap_evicts_oldest<H: Harness>(harness: &H) -> CheckResult 
     ensure_eq!(created.evicted, vec![oldest.id], "the fourth login evicts the oldest");
     let outcome = rotate(&ledger, &oldest, oldest.first.refresh_id, t + 4, NO_GRACE).await?;
     ensure_eq!(outcome, Rotation::Unknown, "the evicted session's refresh token: its record is gone");
-    ensure_eq!(access(&ledger, &oldest, oldest.first.access_id, t + 4).await?, AccessState::Revoked, "its access");
+    ensure_eq!(access(&ledger, &oldest, oldest.first.access_id).await?, AccessState::Revoked, "its access");
     ensure_eq!(ledger.sessions(&subject, t + 4).await?.len(), 3, "three live sessions");
 
     ledger.revoke_session(&subject, middle.id, t + 5).await?;
@@ -844,7 +839,7 @@ pub async fn taken_session_id_refused<H: Harness>(harness: &H) -> CheckResult {
     again.session = s.id;
     again.pair = pair_with(s.id, &again.pair.subject, t, REFRESH_TTL);
     ensure!(ledger.create(&again).await.is_err(), "creating a session whose id is taken must fail");
-    ensure_eq!(access(&ledger, &s, s.first.access_id, t).await?, AccessState::Current, "the first session");
+    ensure_eq!(access(&ledger, &s, s.first.access_id).await?, AccessState::Current, "the first session");
     rotated(&ledger, &s, s.first.refresh_id, t + 1, 1).await?;
     Ok(())
 }
@@ -862,7 +857,7 @@ pub async fn subject_mismatch_is_unknown<H: Harness>(harness: &H) -> CheckResult
     ensure_eq!(ledger.rotate(&wrong).await?, Rotation::Unknown, "current token, other subject");
     let second = rotated(&ledger, &s, s.first.refresh_id, t + 2, 1).await?;
     ensure_eq!(ledger.rotate(&wrong).await?, Rotation::Unknown, "consumed token, other subject");
-    let state = ledger.access_state(&other, second.access_id, t + 2).await?;
+    let state = ledger.access_state(&other, second.access_id).await?;
     ensure_eq!(state, AccessState::Revoked, "access token, other subject");
     rotated(&ledger, &s, second.refresh_id, t + 3, 2).await?;
     Ok(())
@@ -878,7 +873,7 @@ pub async fn unknown_session<H: Harness>(harness: &H) -> CheckResult {
     let s = Session { id, subject: subject.clone(), first: pair_with(id, &subject, t, REFRESH_TTL) };
     ensure_eq!(rotate(&ledger, &s, s.first.refresh_id, t, NO_GRACE).await?, Rotation::Unknown, "rotation");
     ensure_eq!(ledger.revoke_session(&subject, id, t).await?, Revocation::Unknown, "logout");
-    ensure_eq!(access(&ledger, &s, s.first.access_id, t).await?, AccessState::Revoked, "its access token");
+    ensure_eq!(access(&ledger, &s, s.first.access_id).await?, AccessState::Revoked, "its access token");
     Ok(())
 }
 
@@ -1001,10 +996,10 @@ pub async fn two_handles_one_ledger<H: Harness>(harness: &H) -> CheckResult {
     let t = real_now();
     let s = start(&*a, t).await?;
     let second = rotated(&*b, &s, s.first.refresh_id, t + 1, 1).await?;
-    ensure_eq!(access(&*a, &s, second.access_id, t + 1).await?, AccessState::Current, "the other handle's view");
+    ensure_eq!(access(&*a, &s, second.access_id).await?, AccessState::Current, "the other handle's view");
     let reuse = rotate(&*a, &s, s.first.refresh_id, t + 2, NO_GRACE).await?;
     ensure_eq!(reuse, reused(&s, Some(0), 1), "reuse through the other handle");
-    ensure_eq!(access(&*b, &s, second.access_id, t + 2).await?, AccessState::Revoked, "reuse seen across handles");
+    ensure_eq!(access(&*b, &s, second.access_id).await?, AccessState::Revoked, "reuse seen across handles");
     let logout = b.revoke_session(&s.subject, s.id, t + 3).await?;
     ensure_eq!(logout, Revocation::AlreadyRevoked { session: s.id }, "logout");
 

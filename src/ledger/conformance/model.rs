@@ -495,7 +495,7 @@ pub async fn check_sequence<L: SessionLedger>(ledger: &L, ops: &[Op]) -> Result<
                     .find(|(s, _, _)| *s == id.session())
                     .map_or_else(|| subjects[0].clone(), |(_, subject, _)| subject.clone());
                 let subject = if wrong_subject { mallory.clone() } else { subject };
-                let got = ledger.access_state(&subject, id, now).await.map_err(fail)?;
+                let got = ledger.access_state(&subject, id).await.map_err(fail)?;
                 let expected = model.access_state(&subject, id);
                 let stale = model.past_retention(id.session(), now);
                 prop_assert!(
