@@ -57,7 +57,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::error::StoreError;
 use crate::ledger::{
     AccessState, Created, Grace, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionInfo,
-    SessionLedger, TOMBSTONE_SECONDS,
+    SessionLedger, SessionTimes, TOMBSTONE_SECONDS, UnixTime,
 };
 use crate::token::ids::{SessionId, TokenId};
 
@@ -400,6 +400,18 @@ async fn access<L: SessionLedger>(ledger: &L, session: &Session, access_id: Toke
     Ok(ledger.access_state(&session.subject, access_id).await?)
 }
 
+/// A listing entry: created, rotated, refresh expiry, absolute expiry.
+fn listing(session: SessionId, generation: u64, [created, rotated, refresh, absolute]: [i64; 4]) -> SessionInfo {
+    let at = UnixTime::from_seconds;
+    let times = SessionTimes {
+        created_at: at(created),
+        rotated_at: at(rotated),
+        refresh_expires_at: at(refresh),
+        absolute_expires_at: at(absolute),
+    };
+    SessionInfo::new(session, generation, times)
+}
+
 /// The generation the ledger lists for `session`, `None` if not listed.
 async fn listed_generation<L: SessionLedger>(ledger: &L, session: &Session, now: i64) -> Result<Option<u64>, Failure> {
     let listed = ledger.sessions(&session.subject, now).await?;
@@ -740,9 +752,9 @@ pub async fn sessions_lists_live_oldest_first<H: Harness>(harness: &H) -> CheckR
 
     let listed = ledger.sessions(&subject, t + 7).await?;
     let expected = vec![
-        SessionInfo::new(first.id, t, t, 0, t + REFRESH_TTL, t + SESSION_TTL),
-        SessionInfo::new(second.id, t + 1, t + 5, 1, t + 5 + REFRESH_TTL, t + 1 + SESSION_TTL),
-        SessionInfo::new(short.id, t + 3, t + 3, 0, t + 13, t + 3 + SESSION_TTL),
+        listing(first.id, 0, [t, t, t + REFRESH_TTL, t + SESSION_TTL]),
+        listing(second.id, 1, [t + 1, t + 5, t + 5 + REFRESH_TTL, t + 1 + SESSION_TTL]),
+        listing(short.id, 0, [t + 3, t + 3, t + 13, t + 3 + SESSION_TTL]),
     ];
     ensure_eq!(listed, expected, "the live sessions, oldest first");
     let later = ledger.sessions(&subject, t + 13).await?;

@@ -65,7 +65,7 @@ use crate::error::StoreError;
 use crate::ledger::rules::{self, Decision, SessionView};
 use crate::ledger::{
     AccessState, Created, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionInfo, SessionLedger,
-    TOMBSTONE_SECONDS,
+    SessionTimes, TOMBSTONE_SECONDS, UnixTime,
 };
 use crate::token::ids::{SessionId, TokenId};
 
@@ -369,13 +369,16 @@ impl SessionRecord {
     }
 
     fn info(&self, session: SessionId) -> SessionInfo {
+        let at = UnixTime::from_seconds;
         SessionInfo::new(
             session,
-            self.created_at,
-            self.time(self.rotated_at),
             self.generation(),
-            self.refresh_expires_at(),
-            self.absolute_expires_at(),
+            SessionTimes {
+                created_at: at(self.created_at),
+                rotated_at: at(self.time(self.rotated_at)),
+                refresh_expires_at: at(self.refresh_expires_at()),
+                absolute_expires_at: at(self.absolute_expires_at()),
+            },
         )
     }
 }

@@ -128,6 +128,7 @@ pub use boxed::BoxLedger;
 pub use memory::{LedgerStats, MemoryLedger};
 pub use records::{
     AccessState, Created, Grace, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionInfo,
+    SessionTimes, UnixTime,
 };
 pub use url::{ConnectError, Connected, LedgerKind, LedgerOptions, LedgerUrl, LedgerUrlError};
 

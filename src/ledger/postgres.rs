@@ -15,7 +15,7 @@ use crate::error::StoreError;
 use crate::ledger::rules::{self, Decision, SessionView};
 use crate::ledger::{
     AccessState, Created, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionInfo, SessionLedger,
-    TOMBSTONE_SECONDS,
+    SessionTimes, TOMBSTONE_SECONDS, UnixTime,
 };
 use crate::token::ids::{SessionId, TokenId};
 
@@ -765,14 +765,15 @@ impl SessionLedger for PostgresLedger {
             let rows = client.query(&list, &[&subject, &now]).await.map_err(StoreError::new)?;
             rows.iter()
                 .map(|row| {
-                    Ok(SessionInfo::new(
-                        SessionId::from_bytes(*get::<Uuid>(row, 0)?.as_bytes()),
-                        get(row, 1)?,
-                        get(row, 2)?,
-                        from_db_generation(get(row, 3)?)?,
-                        get(row, 4)?,
-                        get(row, 5)?,
-                    ))
+                    let at = |column| get(row, column).map(UnixTime::from_seconds);
+                    let times = SessionTimes {
+                        created_at: at(1)?,
+                        rotated_at: at(2)?,
+                        refresh_expires_at: at(4)?,
+                        absolute_expires_at: at(5)?,
+                    };
+                    let session = SessionId::from_bytes(*get::<Uuid>(row, 0)?.as_bytes());
+                    Ok(SessionInfo::new(session, from_db_generation(get(row, 3)?)?, times))
                 })
                 .collect()
         })

@@ -1,6 +1,8 @@
 //! The records a ledger takes and gives: what a login and a rotation
 //! record, and what each call answers.
 
+use std::fmt;
+
 use crate::token::ids::{SessionId, TokenId};
 
 /// The claims of one access/refresh pair: all a ledger stores about it, and
@@ -181,34 +183,67 @@ pub enum AccessState {
     Revoked,
 }
 
+/// An instant in whole seconds since the Unix epoch (UTC), as a listing
+/// gives it: a type of its own, so that an instant is never taken for a
+/// duration, a generation or another count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UnixTime(i64);
+
+impl UnixTime {
+    /// The instant `seconds` after the epoch.
+    pub const fn from_seconds(seconds: i64) -> Self {
+        Self(seconds)
+    }
+
+    /// Seconds since the epoch.
+    pub const fn seconds(self) -> i64 {
+        self.0
+    }
+}
+
+impl fmt::Display for UnixTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The instants of a listed session, by name: [`SessionInfo::new`] takes
+/// them in one value, so that none can be passed in another's place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionTimes {
+    /// When it started.
+    pub created_at: UnixTime,
+    /// When it was last rotated (its start, before the first rotation).
+    pub rotated_at: UnixTime,
+    /// When its current refresh token expires (idle expiry, before the
+    /// session's leeway).
+    pub refresh_expires_at: UnixTime,
+    /// When it ends whatever happens (absolute expiry).
+    pub absolute_expires_at: UnixTime,
+}
+
 /// A live session of a user, as [`SessionLedger::sessions`](crate::ledger::SessionLedger::sessions) lists it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SessionInfo {
     /// The session's id.
     pub session: SessionId,
-    /// When it started (unix seconds).
-    pub created_at: i64,
+    /// When it started.
+    pub created_at: UnixTime,
     /// When it was last rotated (its start, before the first rotation).
-    pub rotated_at: i64,
+    pub rotated_at: UnixTime,
     /// Generation of its current pair (the login pair is 0).
     pub generation: u64,
     /// When its current refresh token expires (idle expiry).
-    pub refresh_expires_at: i64,
+    pub refresh_expires_at: UnixTime,
     /// When it ends whatever happens (absolute expiry).
-    pub absolute_expires_at: i64,
+    pub absolute_expires_at: UnixTime,
 }
 
 impl SessionInfo {
     /// A listing entry; for ledger implementations.
-    pub fn new(
-        session: SessionId,
-        created_at: i64,
-        rotated_at: i64,
-        generation: u64,
-        refresh_expires_at: i64,
-        absolute_expires_at: i64,
-    ) -> Self {
+    pub fn new(session: SessionId, generation: u64, times: SessionTimes) -> Self {
+        let SessionTimes { created_at, rotated_at, refresh_expires_at, absolute_expires_at } = times;
         Self { session, created_at, rotated_at, generation, refresh_expires_at, absolute_expires_at }
     }
 }

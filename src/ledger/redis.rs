@@ -22,7 +22,7 @@ use crate::error::StoreError;
 use crate::ledger::rules;
 use crate::ledger::{
     AccessState, Created, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionInfo, SessionLedger,
-    TOMBSTONE_SECONDS,
+    SessionTimes, TOMBSTONE_SECONDS, UnixTime,
 };
 use crate::token::ids::{SessionId, TokenId};
 
@@ -1158,11 +1158,13 @@ fn push_listed(reply: &Reply, sessions: &mut Vec<(u64, SessionInfo)>) -> Result<
             sequence_of(member)?,
             SessionInfo::new(
                 session_of(member)?,
-                reply.int(at + 1)?,
-                reply.int(at + 2)?,
                 reply.unsigned(at + 3)?,
-                reply.int(at + 4)?,
-                reply.int(at + 5)?,
+                SessionTimes {
+                    created_at: UnixTime::from_seconds(reply.int(at + 1)?),
+                    rotated_at: UnixTime::from_seconds(reply.int(at + 2)?),
+                    refresh_expires_at: UnixTime::from_seconds(reply.int(at + 4)?),
+                    absolute_expires_at: UnixTime::from_seconds(reply.int(at + 5)?),
+                },
             ),
         ));
         at += 6;

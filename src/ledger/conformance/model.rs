@@ -70,7 +70,7 @@ use proptest::prelude::*;
 
 use crate::ledger::{
     AccessState, Grace, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionInfo, SessionLedger,
-    TOMBSTONE_SECONDS,
+    SessionTimes, TOMBSTONE_SECONDS, UnixTime,
 };
 use crate::token::ids::{SessionId, TokenId};
 
@@ -240,7 +240,14 @@ impl Model {
             .into_iter()
             .map(|id| {
                 let s = &self.sessions[&id];
-                SessionInfo::new(id, s.created_at, s.rotated_at, s.generation, s.pair.refresh_expires_at, s.absolute)
+                let at = UnixTime::from_seconds;
+                let times = SessionTimes {
+                    created_at: at(s.created_at),
+                    rotated_at: at(s.rotated_at),
+                    refresh_expires_at: at(s.pair.refresh_expires_at),
+                    absolute_expires_at: at(s.absolute),
+                };
+                SessionInfo::new(id, s.generation, times)
             })
             .collect()
     }

@@ -18,7 +18,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use token_refresh::ledger::rules::{self, Decision, SessionView, decide};
 use token_refresh::ledger::{
     AccessState, Created, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionInfo, SessionLedger,
-    TOMBSTONE_SECONDS,
+    SessionTimes, TOMBSTONE_SECONDS, UnixTime,
 };
 use token_refresh::token::TokenId;
 use token_refresh::{SessionId, StoreError};
@@ -226,14 +226,14 @@ impl SessionLedger for ScratchLedger {
                 .iter()
                 .filter(|(_, r)| r.pair.subject == subject && r.is_live(now))
                 .map(|(id, r)| {
-                    let info = SessionInfo::new(
-                        *id,
-                        r.created_at,
-                        r.rotated_at,
-                        r.generation,
-                        r.pair.refresh_expires_at,
-                        r.absolute_expires_at,
-                    );
+                    let at = UnixTime::from_seconds;
+                    let times = SessionTimes {
+                        created_at: at(r.created_at),
+                        rotated_at: at(r.rotated_at),
+                        refresh_expires_at: at(r.pair.refresh_expires_at),
+                        absolute_expires_at: at(r.absolute_expires_at),
+                    };
+                    let info = SessionInfo::new(*id, r.generation, times);
                     (r.login, info)
                 })
                 .collect();
