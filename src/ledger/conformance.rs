@@ -38,7 +38,17 @@
 //! - Every `now` is near the real clock and moves only forward, so a
 //!   backend that expires keys on the server's clock keeps every record the
 //!   checks need; expiry decisions are driven by the `now` values alone
-//!   (no sleeping).
+//!   (no sleeping). The one exception: [`purge_removes_what_has_ended`]
+//!   purges an hour ahead, which removes only what ended before then.
+//! - [`Harness::disrupt`] cuts the connections of the handles the harness
+//!   gave, and nothing else (other tests may share the server); without
+//!   it, [`lost_connections_never_leave_half_a_rotation`] is skipped.
+//!   [`Report::skipped`] lists what did not run and why, and
+//!   [`Report::is_complete`] holds only when everything ran.
+//!
+//! `tests/scratch-ledger/` in the repository is a ledger written outside
+//! the crate, on the public API and [`rules`](crate::ledger::rules) only,
+//! that passes every check.
 //!
 //! Beside the checks, the [`model`] test runs long random operation
 //! sequences through the ledger and a plain-`HashMap` model of the
@@ -892,7 +902,7 @@ pub async fn cap_ties_go_to_the_earliest_login<H: Harness>(harness: &H) -> Check
 
 /// `purge` removes only what has ended: a live session still rotates, and
 /// a session revoked a moment ago still answers `Revoked` (its tombstone
-/// lasts [`TOMBSTONE_SECONDS`](crate::ledger::TOMBSTONE_SECONDS)).
+/// lasts [`TOMBSTONE_SECONDS`]).
 pub async fn purge_keeps_what_the_contract_needs<H: Harness>(harness: &H) -> CheckResult {
     let ledger = handle(harness).await?;
     let t = real_now();
@@ -1256,15 +1266,15 @@ async fn join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
     let (mut a, mut b) = (Box::pin(a), Box::pin(b));
     let (mut left, mut right) = (None, None);
     std::future::poll_fn(|cx| {
-        if left.is_none() {
-            if let Poll::Ready(output) = a.as_mut().poll(cx) {
-                left = Some(output);
-            }
+        if left.is_none()
+            && let Poll::Ready(output) = a.as_mut().poll(cx)
+        {
+            left = Some(output);
         }
-        if right.is_none() {
-            if let Poll::Ready(output) = b.as_mut().poll(cx) {
-                right = Some(output);
-            }
+        if right.is_none()
+            && let Poll::Ready(output) = b.as_mut().poll(cx)
+        {
+            right = Some(output);
         }
         match (left.take(), right.take()) {
             (Some(l), Some(r)) => Poll::Ready((l, r)),

@@ -1073,11 +1073,11 @@ impl SessionLedger for RedisLedger {
         }
     }
 
-    /// The live sessions, oldest login first. Up to [`BATCH`] candidates
+    /// The live sessions, oldest login first. Up to `BATCH` candidates
     /// (index members that end after `now`) take one script, an atomic
     /// snapshot. Beyond that, one `ZRANGE … BYSCORE` reads every candidate
     /// (a snapshot too, so no session is skipped while the index changes),
-    /// then their records are read [`BATCH`] per script.
+    /// then their records are read `BATCH` per script.
     async fn sessions(&self, subject: &str, now: i64) -> Result<Vec<SessionInfo>, StoreError> {
         let (index, base) = self.user_keys(subject);
         let mut sessions = Vec::new();
