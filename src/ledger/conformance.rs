@@ -947,12 +947,14 @@ pub async fn purge_removes_what_has_ended<H: Harness>(harness: &H) -> CheckResul
 }
 
 /// A session id already recorded is refused, and the recorded session is
-/// untouched: two logins are never merged into one family.
+/// untouched: two logins are never merged into one family. The refused
+/// login comes at a cap of one, so a ledger that evicted before it found
+/// the id taken would end the recorded session.
 pub async fn taken_session_id_refused<H: Harness>(harness: &H) -> CheckResult {
     let ledger = handle(harness).await?;
     let t = real_now();
     let s = start(&ledger, t).await?;
-    let mut again = Start::at(t).new_session(&s.subject);
+    let mut again = Start { cap: 1, ..Start::at(t) }.new_session(&s.subject);
     again.session = s.id;
     again.pair = pair_with(s.id, &again.pair.subject, t, REFRESH_TTL);
     ensure!(ledger.create(&again).await.is_err(), "creating a session whose id is taken must fail");

@@ -656,7 +656,7 @@ impl SessionLedger for PostgresLedger {
             let excess = i64::from(listed).saturating_sub(cap).saturating_add(1);
             if excess > 0 {
                 let row = transaction
-                    .query_one(&evict, &[&pair.subject, &new.created_at, &excess])
+                    .query_one(&evict, &[&pair.subject, &new.created_at, &excess, new.session.as_uuid()])
                     .await
                     .map_err(StoreError::new)?;
                 evicted = get::<Vec<Uuid>>(&row, 0)?;
@@ -1018,6 +1018,9 @@ impl Statements {
             ),
             // Under the user's lock, at the cap: the first `$3` listed
             // sessions by end of life, then login order, leave the index.
+            // Never the new session's own id `$4`: a login whose id is
+            // taken must fail changing nothing, not evict the holder of
+            // the id and take its place.
             // The live ones among them (ending after `$2`) are deleted, so
             // that a flood of logins leaves the cap's rows and no more
             // (their tokens become unknown: a 401, as revoked ones get),
@@ -1029,7 +1032,7 @@ impl Statements {
             evict: format!(
                 "WITH victims AS (
                     SELECT session_id, ends_at > $2 AS live FROM {s}.sessions
-                    WHERE subject = $1 AND listed
+                    WHERE subject = $1 AND listed AND session_id <> $4
                     ORDER BY ends_at, login_seq
                     LIMIT $3),
                  deleted AS (
