@@ -91,7 +91,7 @@
 //!   its connection died: a rotation that errs has either happened fully
 //!   or not at all, and is never sent again on its own (a second send
 //!   would look like reuse). The suite checks it through
-//!   [`Harness::disrupt`](conformance::Harness::disrupt).
+//!   `conformance::Harness::disrupt` (feature `conformance`).
 //! - **Retention.** [`purge`](SessionLedger::purge) deletes what has
 //!   ended. The ledger never calls it itself: the service does, once per
 //!   deployment, every few minutes
@@ -99,9 +99,10 @@
 //!   that loop, whatever ledger the service holds, one chosen by
 //!   [`LedgerUrl`] included). A store that expires records by itself
 //!   (Redis TTLs) answers 0.
-//! - **`now`.** Every time comes from the caller, never from the
+//! - **`now`.** The rules decide on the caller's `now`, never on the
 //!   backend's clock: instances of a service may disagree by a few
-//!   seconds, and the rules must answer the same on each.
+//!   seconds, and the answers must not. (A store may still expire records
+//!   on its own clock, later than their retention by a slack.)
 //! - **Readiness.** [`ping`](SessionLedger::ping) has no default: a
 //!   networked ledger does one cheap round trip, an in-process one answers
 //!   `Ok` and says why.
