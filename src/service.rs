@@ -8,10 +8,10 @@ use crate::clock::Clock;
 use crate::error::Error;
 use crate::events::EventSink;
 use crate::flows::login_limit::LoginLimiter;
-use crate::flows::parts::{LedgerCalls, Parts};
+use crate::flows::parts::Parts;
 use crate::keys::jwk::Jwks;
 use crate::keys::signer::{BoxSigner, DynSigner, Signer};
-use crate::ledger::{BoxLedger, SessionInfo, SessionLedger};
+use crate::ledger::{BoxLedger, DynLedger, SessionInfo, SessionLedger};
 use crate::policy::Policy;
 use crate::token::claims::AccessClaims;
 use crate::token::ids::SessionId;
@@ -67,7 +67,7 @@ struct Inner {
     policy: Policy,
     /// The parts as the core calls them: one boxed future per call.
     core_users: Arc<dyn DynUserStore>,
-    core_ledger: Arc<dyn LedgerCalls>,
+    core_ledger: Arc<dyn DynLedger>,
     core_signer: Arc<dyn DynSigner>,
     /// The same parts as the accessors hand them out. Lending these to the
     /// core instead would box each future twice (the `Box*` type's own
@@ -102,7 +102,7 @@ impl TokenService {
             verifier: AccessVerifier::issuer(policy.clone(), boxed_signer.clone(), Arc::clone(&clock)),
             policy,
             core_users: Arc::clone(&users) as Arc<dyn DynUserStore>,
-            core_ledger: Arc::clone(&ledger) as Arc<dyn LedgerCalls>,
+            core_ledger: Arc::clone(&ledger) as Arc<dyn DynLedger>,
             core_signer: signer,
             users: BoxUserStore::new(users),
             ledger: BoxLedger::new(ledger),

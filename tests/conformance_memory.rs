@@ -28,7 +28,10 @@ async fn memory_ledger_passes_the_conformance_suite() {
     let report = conformance::run(&Memory(Arc::new(MemoryLedger::new()))).await;
     println!("{report}");
     assert!(report.is_success(), "{report}");
-    assert_eq!(report.passed.len(), conformance::CHECKS.len());
+    // In process: no connection to cut. Everything else runs.
+    let skipped: Vec<_> = report.skipped.iter().map(|(check, _)| *check).collect();
+    assert_eq!(skipped, ["lost_connections_never_leave_half_a_rotation"], "{report}");
+    assert_eq!(report.passed.len(), conformance::CHECKS.len() - 1);
 }
 
 proptest! {

@@ -13,7 +13,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use token_refresh::deadpool_postgres::{self, tokio_postgres};
@@ -97,7 +97,7 @@ fn rotation_of(subject: &str, presented: TokenId, now: i64) -> RotationRequest {
     }
 }
 
-use token_refresh_test_support::ledger::{rotate_through_faults_probed, rotation};
+use token_refresh_test_support::ledger::rotation;
 
 /// Every table of `schema` with its row count, by name.
 async fn table_rows(schema: &str) -> Vec<(String, i64)> {
@@ -118,30 +118,17 @@ async fn table_rows(schema: &str) -> Vec<(String, i64)> {
     counts
 }
 
-/// The session's generation, read by the test's own connection.
-async fn generation_of(schema: &str, session: SessionId) -> u64 {
-    let sql = format!("SELECT generation FROM {schema}.sessions WHERE session_id = $1");
-    let generation: i64 = admin().await.query_one(&sql, &[session.as_uuid()]).await.unwrap().get(0);
-    u64::try_from(generation).unwrap()
-}
-
-/// The shared fault loop, reading the generation on the test's own
-/// connection rather than through the ledger whose connections die.
-async fn rotate_through_faults(
-    ledger: &PostgresLedger,
-    schema: &str,
-    current: TokenId,
-    rounds: usize,
-) -> (usize, usize, TokenId) {
-    rotate_through_faults_probed(ledger, |session| generation_of(schema, session), current, rounds).await
-}
-
 // ---------------------------------------------------------------------------
 // The suite and the model
 
+/// The suite's view of the server: every handle's pool connects under one
+/// `application_name`, so that `disrupt` terminates exactly their
+/// backends (never another test's).
 struct Postgres {
     url: String,
     schema: String,
+    app: String,
+    admin: tokio_postgres::Client,
 }
 
 impl Harness for Postgres {
@@ -150,14 +137,26 @@ impl Harness for Postgres {
     async fn handle(&self) -> Result<PostgresLedger, StoreError> {
         PostgresLedger::connect(&self.url, options(&self.schema)).await
     }
+
+    /// `pg_terminate_backend` of every backend the handles' pools hold.
+    async fn disrupt(&self) -> Result<Option<u64>, StoreError> {
+        let rows = self
+            .admin
+            .query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", &[&self.app])
+            .await
+            .map_err(StoreError::new)?;
+        Ok(Some(rows.len() as u64))
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_ledger_passes_the_conformance_suite() {
     with_schema("suite", |schema, _| async move {
-        let report = conformance::run(&Postgres { url: url(), schema }).await;
+        let app = format!("{schema}_app");
+        let url = url_with(&format!("application_name={app}"));
+        let report = conformance::run(&Postgres { url, schema, app, admin: admin().await }).await;
         println!("{report}");
-        assert!(report.is_success(), "{report}");
+        assert!(report.is_complete(), "every check runs, faults and purge included: {report}");
     })
     .await;
 }
@@ -322,17 +321,6 @@ async fn rotate_concurrently(a: &PostgresLedger, b: &PostgresLedger) {
         }] += 1;
     }
     assert_eq!(counts, [1, 1, CONCURRENT_ROTATIONS - 2, 0, 0], "rotated, reused, revoked, other, errors");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_refreshes_rotate_once() {
-    with_schema("race", |schema, a| async move {
-        let b = connect(&url(), &schema).await;
-        for _ in 0..5 {
-            rotate_concurrently(&a, &b).await;
-        }
-    })
-    .await;
 }
 
 /// A TCP proxy to the server that counts the round trips its clients
@@ -536,38 +524,6 @@ async fn a_strict_pool_from_elsewhere_still_rotates_once() {
     .await;
 }
 
-/// The 101st login of a user (default cap 100) evicts the oldest session.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_101st_login_evicts_the_oldest() {
-    with_schema("cap", |_, ledger| async move {
-        let t = now();
-        let mut first = Vec::new();
-        // All in the same second: the login order decides which is oldest.
-        for i in 0..100 {
-            let new = new_session(SUBJECT, t, 100);
-            let created = ledger.create(&new).await.unwrap();
-            assert!(created.evicted.is_empty(), "login {i} is under the cap");
-            first.push(new);
-        }
-        let created = ledger.create(&new_session(SUBJECT, t, 100)).await.unwrap();
-        assert_eq!(created.evicted, vec![first[0].session], "the 101st login evicts the oldest");
-        let state = ledger.access_state(SUBJECT, first[0].pair.access_id, t).await.unwrap();
-        assert_eq!(state, AccessState::Revoked);
-        let listed = ledger.sessions(SUBJECT, t).await.unwrap();
-        assert_eq!(listed.len(), 100);
-        assert_eq!(listed[0].session, first[1].session, "oldest first");
-        let outcome = ledger.rotate(&rotation(first[0].pair.refresh_id, t + 1)).await.unwrap();
-        assert_eq!(outcome, Rotation::Unknown, "the evicted session's row went with its eviction");
-        // A cap lowered to 10: the next login evicts the 91 oldest, oldest
-        // first.
-        let created = ledger.create(&new_session(SUBJECT, t + 2, 10)).await.unwrap();
-        let expected: Vec<SessionId> = first[1..92].iter().map(|new| new.session).collect();
-        assert_eq!(created.evicted, expected);
-        assert_eq!(ledger.sessions(SUBJECT, t + 2).await.unwrap().len(), 10);
-    })
-    .await;
-}
-
 /// Ties in end of life go by the login sequence, not by the login time the
 /// caller gave: an instance whose clock is 5 s behind logs in after
 /// another, its session ending at the same second (a refresh lifetime 5 s
@@ -607,7 +563,7 @@ async fn a_taken_session_id_is_refused_and_changes_nothing() {
         assert!(ledger.create(&taken).await.is_err());
         let listed = ledger.sessions("carol@mail.com", t).await.unwrap();
         assert_eq!(listed.iter().map(|info| info.session).collect::<Vec<_>>(), vec![carol.session]);
-        assert_eq!(ledger.access_state(SUBJECT, bob.pair.access_id, t).await.unwrap(), AccessState::Current);
+        assert_eq!(ledger.access_state(SUBJECT, bob.pair.access_id).await.unwrap(), AccessState::Current);
     })
     .await;
 }
@@ -687,55 +643,6 @@ async fn sessions_survive_a_service_restart() {
         let header = format!("Bearer {}", second.refresh_token);
         let after = service.refresh(Some(header.as_bytes())).await;
         assert_eq!(Reply::from_result(&after).status(), 401, "reuse revoked the session");
-    })
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_connections_never_leave_a_half_rotation() {
-    with_schema("faults", |schema, _| async move {
-        let app = format!("{schema}_app");
-        let ledger = connect(&url_with(&format!("application_name={app}")), &schema).await;
-        let t = now();
-        let new = new_session(SUBJECT, t, 100);
-        let first = new.pair.clone();
-        ledger.create(&new).await.unwrap();
-
-        let killer = admin().await;
-        let stop = Arc::new(AtomicBool::new(false));
-        let kills = tokio::spawn({
-            let stop = Arc::clone(&stop);
-            async move {
-                let mut killed = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let rows = killer
-                        .query(
-                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
-                            &[&app],
-                        )
-                        .await
-                        .unwrap();
-                    killed += rows.len() as u64;
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                killed
-            }
-        });
-        let started = Instant::now();
-        let (errors, committed, current) = rotate_through_faults(&ledger, &schema, first.refresh_id, 300).await;
-        stop.store(true, Ordering::Relaxed);
-        let killed = kills.await.unwrap();
-        // Connections that died in the pool fail once each (at most 8),
-        // then the chain's current token rotates.
-        let (_, _, current) = rotate_through_faults(&ledger, &schema, current, 9).await;
-        let last = ledger.rotate(&rotation(current, now())).await.expect("the ledger recovered");
-        assert!(matches!(last, Rotation::Rotated { .. }), "the chain is intact after the faults: {last:?}");
-        println!("fault loop took {:?}", started.elapsed());
-        println!("backends killed: {killed}, failed rotations: {errors}, of which committed: {committed}");
-        assert!(killed > 0 && errors > 0, "the test cut connections for real ({killed} kills, {errors} errors)");
-        // The presented token of the first rotation is consumed: reuse.
-        let reuse = ledger.rotate(&rotation(first.refresh_id, now())).await.unwrap();
-        assert!(matches!(reuse, Rotation::Reused { .. }), "{reuse:?}");
     })
     .await;
 }

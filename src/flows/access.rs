@@ -32,8 +32,8 @@ pub(crate) async fn verify_access_unrevoked(
 ) -> Result<AccessClaims, Error> {
     let Parts { policy, ledger, signer, clock, .. } = parts;
     let own = policy.resigning_key(signer.resigning_key());
-    let (claims, now): (AccessClaims, i64) = verified_claims(policy, authorization, signer.keyring(), own, clock)?;
-    let state = crate::recording::ledger("access_state", ledger.access_state(&claims.subject, claims.id, now))
+    let (claims, _): (AccessClaims, i64) = verified_claims(policy, authorization, signer.keyring(), own, clock)?;
+    let state = crate::recording::ledger("access_state", ledger.access_state(&claims.subject, claims.id))
         .await
         .map_err(|e| Error::internal(InternalKind::Ledger, e))?;
     match state {

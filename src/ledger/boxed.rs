@@ -45,13 +45,13 @@ impl fmt::Debug for BoxLedger {
 }
 
 /// [`SessionLedger`] with boxed futures: object safe.
-trait DynLedger: Send + Sync {
+pub(crate) trait DynLedger: Send + Sync {
     fn create<'a>(&'a self, session: &'a NewSession) -> BoxFuture<'a, Created>;
     fn rotate<'a>(&'a self, request: &'a RotationRequest) -> BoxFuture<'a, Rotation>;
     fn revoke_session<'a>(&'a self, subject: &'a str, session: SessionId, now: i64) -> BoxFuture<'a, Revocation>;
     fn revoke_user<'a>(&'a self, subject: &'a str, now: i64) -> BoxFuture<'a, u64>;
     fn sessions<'a>(&'a self, subject: &'a str, now: i64) -> BoxFuture<'a, Vec<SessionInfo>>;
-    fn access_state<'a>(&'a self, subject: &'a str, access_id: TokenId, now: i64) -> BoxFuture<'a, AccessState>;
+    fn access_state<'a>(&'a self, subject: &'a str, access_id: TokenId) -> BoxFuture<'a, AccessState>;
     fn ping(&self) -> BoxFuture<'_, ()>;
     fn purge(&self, now: i64) -> BoxFuture<'_, u64>;
 }
@@ -72,8 +72,8 @@ impl<L: SessionLedger> DynLedger for L {
     fn sessions<'a>(&'a self, subject: &'a str, now: i64) -> BoxFuture<'a, Vec<SessionInfo>> {
         Box::pin(SessionLedger::sessions(self, subject, now))
     }
-    fn access_state<'a>(&'a self, subject: &'a str, access_id: TokenId, now: i64) -> BoxFuture<'a, AccessState> {
-        Box::pin(SessionLedger::access_state(self, subject, access_id, now))
+    fn access_state<'a>(&'a self, subject: &'a str, access_id: TokenId) -> BoxFuture<'a, AccessState> {
+        Box::pin(SessionLedger::access_state(self, subject, access_id))
     }
     fn ping(&self) -> BoxFuture<'_, ()> {
         Box::pin(SessionLedger::ping(self))
@@ -99,8 +99,8 @@ impl SessionLedger for BoxLedger {
     async fn sessions(&self, subject: &str, now: i64) -> Result<Vec<SessionInfo>, StoreError> {
         self.0.sessions(subject, now).await
     }
-    async fn access_state(&self, subject: &str, access_id: TokenId, now: i64) -> Result<AccessState, StoreError> {
-        self.0.access_state(subject, access_id, now).await
+    async fn access_state(&self, subject: &str, access_id: TokenId) -> Result<AccessState, StoreError> {
+        self.0.access_state(subject, access_id).await
     }
     async fn ping(&self) -> Result<(), StoreError> {
         self.0.ping().await

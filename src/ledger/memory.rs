@@ -57,15 +57,15 @@
 use std::borrow::Borrow;
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeSet, HashMap};
-use std::future::{Future, ready};
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::error::StoreError;
+use crate::ledger::rules::{self, Decision, SessionView};
 use crate::ledger::{
-    self, AccessState, Created, Decision, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionInfo,
-    SessionLedger, SessionView, TOMBSTONE_SECONDS,
+    AccessState, Created, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionInfo, SessionLedger,
+    SessionTimes, TOMBSTONE_SECONDS, UnixTime,
 };
 use crate::token::ids::{SessionId, TokenId};
 
@@ -365,17 +365,20 @@ impl SessionRecord {
     /// Neither revoked nor past its absolute or idle lifetime.
     fn is_live(&self, now: i64) -> bool {
         let (absolute, refresh) = (self.absolute_expires_at(), self.refresh_expires_at());
-        ledger::is_live(self.revoked, absolute, refresh, i64::from(self.leeway.0), now)
+        rules::is_live(self.revoked, absolute, refresh, i64::from(self.leeway.0), now)
     }
 
     fn info(&self, session: SessionId) -> SessionInfo {
+        let at = UnixTime::from_seconds;
         SessionInfo::new(
             session,
-            self.created_at,
-            self.time(self.rotated_at),
             self.generation(),
-            self.refresh_expires_at(),
-            self.absolute_expires_at(),
+            SessionTimes {
+                created_at: at(self.created_at),
+                rotated_at: at(self.time(self.rotated_at)),
+                refresh_expires_at: at(self.refresh_expires_at()),
+                absolute_expires_at: at(self.absolute_expires_at()),
+            },
         )
     }
 }
@@ -384,19 +387,6 @@ impl MemoryLedger {
     /// An empty ledger.
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// Removes every record past its retention, in every shard, and takes
-    /// them out of their users' indexes. One pass over the table.
-    fn purge_now(&self, now: i64) -> u64 {
-        let mut purged = 0_u64;
-        for i in 0..SHARDS {
-            let swept: Vec<(u64, SessionRecord)> =
-                self.sessions.lock(i).map.extract_if(|_, record| record.retain_until() <= now).collect();
-            purged = purged.saturating_add(u64::try_from(swept.len()).unwrap_or(u64::MAX));
-            self.unlist(swept);
-        }
-        purged
     }
 
     /// A summary of everything held, for monitoring and for tests that
@@ -508,8 +498,75 @@ impl MemoryLedger {
         }
     }
 
-    fn create_now(&self, new: &NewSession) -> Result<Created, StoreError> {
-        ledger::check_pair_ids(new.session, &new.pair)?;
+    /// Applies the contract's decision ([`rules::decide`]) to one session;
+    /// runs under its shard's lock.
+    fn decide(
+        record: &mut SessionRecord,
+        session: SessionId,
+        request: &RotationRequest,
+    ) -> Result<Rotation, StoreError> {
+        let now = request.now;
+        let view = SessionView {
+            subject_matches: record.identity.subject() == request.subject,
+            revoked: record.revoked,
+            absolute_expires_at: record.absolute_expires_at(),
+            generation: record.generation(),
+            refresh_id: record.refresh_id.id(session),
+            previous_refresh_id: (record.previous_refresh_id != IdBits::NONE)
+                .then(|| record.previous_refresh_id.id(session)),
+            refresh_expires_at: record.refresh_expires_at(),
+            leeway: i64::from(record.leeway.0),
+            rotated_at: record.time(record.rotated_at),
+            replays: record.replays,
+        };
+        Ok(match rules::decide(&view, request) {
+            Decision::Unknown => Rotation::Unknown,
+            Decision::Revoked => Rotation::Revoked { session },
+            Decision::Expired => Rotation::Expired { session },
+            Decision::Rotate { generation, refresh_expires_at } => {
+                let successor = &request.successor;
+                // The fallible step first: a failure changes nothing.
+                // A session keeps its subject (the decision checked it);
+                // account and role may change. The new identity is the
+                // session's own: interning it would take a user shard under
+                // this session shard, against the lock order.
+                let identity = if record.identity.is(&successor.subject, &successor.account, &successor.role) {
+                    None
+                } else {
+                    Some(Arc::new(
+                        Identity::new(&successor.subject, &successor.account, &successor.role)
+                            .ok_or_else(|| StoreError::new("subject or account longer than 4 GiB"))?,
+                    ))
+                };
+                let pair = PairClaims { refresh_expires_at, ..successor.clone() };
+                let offset = |time| Offset::from(time, record.created_at);
+                let times = (offset(now)?, offset(pair.access_expires_at)?, offset(refresh_expires_at)?);
+                if let Some(identity) = identity {
+                    record.identity = identity;
+                }
+                record.previous_refresh_id = record.refresh_id;
+                record.generation = u32::try_from(generation).unwrap_or(u32::MAX);
+                record.access_id = IdBits::of(pair.access_id);
+                record.refresh_id = IdBits::of(pair.refresh_id);
+                (record.rotated_at, record.access_expires_at, record.refresh_expires_at) = times;
+                record.replays = 0;
+                Rotation::Rotated { session, generation, pair }
+            }
+            Decision::Replay { replay } => {
+                record.replays = replay;
+                Rotation::Replayed { session, generation: record.generation(), pair: record.pair(session), replay }
+            }
+            Decision::Reuse { presented_generation } => {
+                record.revoke(now);
+                Rotation::Reused { session, presented_generation, current_generation: record.generation() }
+            }
+        })
+    }
+}
+
+impl SessionLedger for MemoryLedger {
+    async fn create(&self, new: &NewSession) -> Result<Created, StoreError> {
+        rules::check_pair_ids(new.session, &new.pair)?;
         let pair = &new.pair;
         let subject = pair.subject.as_str();
         let now = new.created_at;
@@ -593,8 +650,8 @@ impl MemoryLedger {
         Ok(Created::evicting(evicted))
     }
 
-    fn rotate_now(&self, request: &RotationRequest) -> Result<Rotation, StoreError> {
-        ledger::check_successor(request)?;
+    async fn rotate(&self, request: &RotationRequest) -> Result<Rotation, StoreError> {
+        rules::check_successor(request)?;
         let session = request.presented.session();
         let tag = session.tag();
         let subject = request.subject.as_str();
@@ -628,74 +685,9 @@ impl MemoryLedger {
         Ok(outcome)
     }
 
-    /// Applies the contract's decision ([`ledger::decide`]) to one session;
-    /// runs under its shard's lock.
-    fn decide(
-        record: &mut SessionRecord,
-        session: SessionId,
-        request: &RotationRequest,
-    ) -> Result<Rotation, StoreError> {
-        let now = request.now;
-        let view = SessionView {
-            subject_matches: record.identity.subject() == request.subject,
-            revoked: record.revoked,
-            absolute_expires_at: record.absolute_expires_at(),
-            generation: record.generation(),
-            refresh_id: record.refresh_id.id(session),
-            previous_refresh_id: (record.previous_refresh_id != IdBits::NONE)
-                .then(|| record.previous_refresh_id.id(session)),
-            refresh_expires_at: record.refresh_expires_at(),
-            leeway: i64::from(record.leeway.0),
-            rotated_at: record.time(record.rotated_at),
-            replays: record.replays,
-        };
-        Ok(match ledger::decide(&view, request) {
-            Decision::Unknown => Rotation::Unknown,
-            Decision::Revoked => Rotation::Revoked { session },
-            Decision::Expired => Rotation::Expired { session },
-            Decision::Rotate { generation, refresh_expires_at } => {
-                let successor = &request.successor;
-                // The fallible step first: a failure changes nothing.
-                // A session keeps its subject (the decision checked it);
-                // account and role may change. The new identity is the
-                // session's own: interning it would take a user shard under
-                // this session shard, against the lock order.
-                let identity = if record.identity.is(&successor.subject, &successor.account, &successor.role) {
-                    None
-                } else {
-                    Some(Arc::new(
-                        Identity::new(&successor.subject, &successor.account, &successor.role)
-                            .ok_or_else(|| StoreError::new("subject or account longer than 4 GiB"))?,
-                    ))
-                };
-                let pair = PairClaims { refresh_expires_at, ..successor.clone() };
-                let offset = |time| Offset::from(time, record.created_at);
-                let times = (offset(now)?, offset(pair.access_expires_at)?, offset(refresh_expires_at)?);
-                if let Some(identity) = identity {
-                    record.identity = identity;
-                }
-                record.previous_refresh_id = record.refresh_id;
-                record.generation = u32::try_from(generation).unwrap_or(u32::MAX);
-                record.access_id = IdBits::of(pair.access_id);
-                record.refresh_id = IdBits::of(pair.refresh_id);
-                (record.rotated_at, record.access_expires_at, record.refresh_expires_at) = times;
-                record.replays = 0;
-                Rotation::Rotated { session, generation, pair }
-            }
-            Decision::Replay { replay } => {
-                record.replays = replay;
-                Rotation::Replayed { session, generation: record.generation(), pair: record.pair(session), replay }
-            }
-            Decision::Reuse { presented_generation } => {
-                record.revoke(now);
-                Rotation::Reused { session, presented_generation, current_generation: record.generation() }
-            }
-        })
-    }
-
-    fn revoke_session_now(&self, subject: &str, session: SessionId, now: i64) -> Revocation {
+    async fn revoke_session(&self, subject: &str, session: SessionId, now: i64) -> Result<Revocation, StoreError> {
         let tag = session.tag();
-        self.users.with_str(subject, |users| {
+        Ok(self.users.with_str(subject, |users| {
             let (revocation, listed) = self.with_record(tag, |record| match record {
                 Some(record) if record.identity.subject() == subject => {
                     if record.revoked {
@@ -712,12 +704,12 @@ impl MemoryLedger {
                 self.relist(users, subject, None, entry, None);
             }
             revocation
-        })
+        }))
     }
 
     /// Revokes the user's live sessions and empties the user's index.
-    fn revoke_user_now(&self, subject: &str, now: i64) -> u64 {
-        self.users.with_str(subject, |users| {
+    async fn revoke_user(&self, subject: &str, now: i64) -> Result<u64, StoreError> {
+        Ok(self.users.with_str(subject, |users| {
             let tags = users.map.remove(subject).map(|sessions| sessions.tags()).unwrap_or_default();
             let mut revoked = 0_u64;
             for tag in tags {
@@ -731,11 +723,11 @@ impl MemoryLedger {
                 revoked = revoked.saturating_add(u64::from(was_live));
             }
             revoked
-        })
+        }))
     }
 
     /// The user's live sessions, oldest login first.
-    fn sessions_now(&self, subject: &str, now: i64) -> Vec<SessionInfo> {
+    async fn sessions(&self, subject: &str, now: i64) -> Result<Vec<SessionInfo>, StoreError> {
         let tags = self.users.with_str(subject, |shard| shard.map.get(subject).map(UserSessions::tags));
         let mut listed: Vec<(u64, SessionInfo)> = tags
             .unwrap_or_default()
@@ -749,12 +741,12 @@ impl MemoryLedger {
             })
             .collect();
         listed.sort_unstable_by_key(|(login, _)| *login);
-        listed.into_iter().map(|(_, info)| info).collect()
+        Ok(listed.into_iter().map(|(_, info)| info).collect())
     }
 
-    fn access_state_now(&self, subject: &str, access_id: TokenId) -> AccessState {
+    async fn access_state(&self, subject: &str, access_id: TokenId) -> Result<AccessState, StoreError> {
         let session = access_id.session();
-        self.with_record(session.tag(), |record| match record {
+        Ok(self.with_record(session.tag(), |record| match record {
             Some(r) if r.identity.subject() == subject && !r.revoked => {
                 if r.access_id == IdBits::of(access_id) {
                     AccessState::Current
@@ -763,47 +755,25 @@ impl MemoryLedger {
                 }
             }
             _ => AccessState::Revoked,
-        })
-    }
-}
-
-impl SessionLedger for MemoryLedger {
-    fn create(&self, session: &NewSession) -> impl Future<Output = Result<Created, StoreError>> + Send {
-        ready(self.create_now(session))
+        }))
     }
 
-    fn rotate(&self, request: &RotationRequest) -> impl Future<Output = Result<Rotation, StoreError>> + Send {
-        ready(self.rotate_now(request))
+    /// Removes every record past its retention, in every shard, and takes
+    /// them out of their users' indexes. One pass over the table.
+    async fn purge(&self, now: i64) -> Result<u64, StoreError> {
+        let mut purged = 0_u64;
+        for i in 0..SHARDS {
+            let swept: Vec<(u64, SessionRecord)> =
+                self.sessions.lock(i).map.extract_if(|_, record| record.retain_until() <= now).collect();
+            purged = purged.saturating_add(u64::try_from(swept.len()).unwrap_or(u64::MAX));
+            self.unlist(swept);
+        }
+        Ok(purged)
     }
 
-    fn revoke_session(
-        &self,
-        subject: &str,
-        session: SessionId,
-        now: i64,
-    ) -> impl Future<Output = Result<Revocation, StoreError>> + Send {
-        ready(Ok(self.revoke_session_now(subject, session, now)))
-    }
-
-    fn revoke_user(&self, subject: &str, now: i64) -> impl Future<Output = Result<u64, StoreError>> + Send {
-        ready(Ok(self.revoke_user_now(subject, now)))
-    }
-
-    fn sessions(&self, subject: &str, now: i64) -> impl Future<Output = Result<Vec<SessionInfo>, StoreError>> + Send {
-        ready(Ok(self.sessions_now(subject, now)))
-    }
-
-    fn access_state(
-        &self,
-        subject: &str,
-        access_id: TokenId,
-        _now: i64,
-    ) -> impl Future<Output = Result<AccessState, StoreError>> + Send {
-        ready(Ok(self.access_state_now(subject, access_id)))
-    }
-
-    fn purge(&self, now: i64) -> impl Future<Output = Result<u64, StoreError>> + Send {
-        ready(Ok(self.purge_now(now)))
+    /// In process: it cannot be unreachable.
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
     }
 }
 
@@ -933,6 +903,12 @@ impl<K: Eq + Hash, V, S: BuildHasher> Shard<K, V, S> {
 mod tests {
     use super::*;
     use crate::ledger::{DEFAULT_MAX_SESSIONS_PER_USER, Grace};
+    use futures_util::FutureExt;
+
+    /// The memory ledger's futures are ready at once: no runtime.
+    fn ready<T>(call: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+        call.now_or_never().expect("the memory ledger answers at once")
+    }
 
     fn pair(session: SessionId, subject: &str, now: i64) -> PairClaims {
         PairClaims {
@@ -949,16 +925,15 @@ mod tests {
     fn start_capped(ledger: &MemoryLedger, subject: &str, now: i64, cap: u32) -> (SessionId, PairClaims, Created) {
         let session = SessionId::random();
         let first = pair(session, subject, now);
-        let created = ledger
-            .create_now(&NewSession {
-                session,
-                pair: first.clone(),
-                created_at: now,
-                absolute_expires_at: now + 30 * 86_400,
-                leeway: 0,
-                max_sessions_per_user: cap,
-            })
-            .unwrap();
+        let created = ready(ledger.create(&NewSession {
+            session,
+            pair: first.clone(),
+            created_at: now,
+            absolute_expires_at: now + 30 * 86_400,
+            leeway: 0,
+            max_sessions_per_user: cap,
+        }))
+        .unwrap();
         (session, first, created)
     }
 
@@ -968,16 +943,15 @@ mod tests {
     }
 
     fn rotate(ledger: &MemoryLedger, presented: TokenId, now: i64, grace: Grace) -> Rotation {
-        ledger
-            .rotate_now(&RotationRequest {
-                presented,
-                subject: "bob".into(),
-                successor: pair(presented.session(), "bob", now),
-                now,
-                grace,
-                leeway: 0,
-            })
-            .unwrap()
+        ready(ledger.rotate(&RotationRequest {
+            presented,
+            subject: "bob".into(),
+            successor: pair(presented.session(), "bob", now),
+            now,
+            grace,
+            leeway: 0,
+        }))
+        .unwrap()
     }
 
     fn listed(ledger: &MemoryLedger, subject: &str) -> Option<usize> {
@@ -993,11 +967,11 @@ mod tests {
         else {
             panic!("first rotation must succeed")
         };
-        assert_eq!(ledger.access_state_now("bob", first.access_id), AccessState::Superseded);
-        assert_eq!(ledger.access_state_now("bob", second.access_id), AccessState::Current);
+        assert_eq!(ready(ledger.access_state("bob", first.access_id)).unwrap(), AccessState::Superseded);
+        assert_eq!(ready(ledger.access_state("bob", second.access_id)).unwrap(), AccessState::Current);
         let reused = rotate(&ledger, first.refresh_id, 1002, Grace::default());
         assert_eq!(reused, Rotation::Reused { session, presented_generation: Some(0), current_generation: 1 });
-        assert_eq!(ledger.access_state_now("bob", second.access_id), AccessState::Revoked);
+        assert_eq!(ready(ledger.access_state("bob", second.access_id)).unwrap(), AccessState::Revoked);
         assert_eq!(rotate(&ledger, second.refresh_id, 1003, Grace::default()), Rotation::Revoked { session });
     }
 
@@ -1069,10 +1043,13 @@ mod tests {
         assert!(sessions.iter().all(|(_, _, created)| created.evicted.is_empty()));
         let (_, _, created) = start_capped(&ledger, "bob", 10, 3);
         assert_eq!(created.evicted, vec![sessions[0].0]);
-        assert_eq!(ledger.access_state_now("bob", sessions[0].1.access_id), AccessState::Revoked);
-        assert_eq!(ledger.sessions_now("bob", 10).len(), 3);
+        assert_eq!(ready(ledger.access_state("bob", sessions[0].1.access_id)).unwrap(), AccessState::Revoked);
+        assert_eq!(ready(ledger.sessions("bob", 10)).unwrap().len(), 3);
         // A revoked session frees its place: no eviction.
-        assert_eq!(ledger.revoke_session_now("bob", sessions[1].0, 0), Revocation::Revoked { session: sessions[1].0 });
+        assert_eq!(
+            ready(ledger.revoke_session("bob", sessions[1].0, 0)).unwrap(),
+            Revocation::Revoked { session: sessions[1].0 }
+        );
         let (_, _, created) = start_capped(&ledger, "bob", 11, 3);
         assert!(created.evicted.is_empty());
     }
@@ -1106,10 +1083,10 @@ mod tests {
     fn a_revoked_session_is_a_tombstone_for_a_minute() {
         let ledger = MemoryLedger::new();
         let (session, first) = start_as(&ledger, "bob", 1_000);
-        assert_eq!(ledger.revoke_session_now("bob", session, 1_010), Revocation::Revoked { session });
-        assert_eq!(ledger.purge_now(1_010 + TOMBSTONE_SECONDS - 1), 0, "revoked, still answering so");
+        assert_eq!(ready(ledger.revoke_session("bob", session, 1_010)).unwrap(), Revocation::Revoked { session });
+        assert_eq!(ready(ledger.purge(1_010 + TOMBSTONE_SECONDS - 1)).unwrap(), 0, "revoked, still answering so");
         assert_eq!(rotate(&ledger, first.refresh_id, 1_011, Grace::default()), Rotation::Revoked { session });
-        assert_eq!(ledger.purge_now(1_010 + TOMBSTONE_SECONDS), 1);
+        assert_eq!(ready(ledger.purge(1_010 + TOMBSTONE_SECONDS)).unwrap(), 1);
         assert_eq!(ledger.stats().sessions, 0);
         assert_eq!(rotate(&ledger, first.refresh_id, 1_100, Grace::default()), Rotation::Unknown);
     }
@@ -1119,11 +1096,11 @@ mod tests {
         let ledger = MemoryLedger::new();
         let (_, old) = start_as(&ledger, "bob", 0);
         start_as(&ledger, "alice", 86_000);
-        assert_eq!(ledger.purge_now(86_399), 0);
-        assert_eq!(ledger.purge_now(86_400), 1, "bob's tokens expired at 86 400");
+        assert_eq!(ready(ledger.purge(86_399)).unwrap(), 0);
+        assert_eq!(ready(ledger.purge(86_400)).unwrap(), 1, "bob's tokens expired at 86 400");
         assert_eq!(ledger.stats().sessions, 1);
         assert_eq!(listed(&ledger, "bob"), None);
-        assert_eq!(ledger.access_state_now("bob", old.access_id), AccessState::Revoked);
+        assert_eq!(ready(ledger.access_state("bob", old.access_id)).unwrap(), AccessState::Revoked);
     }
 
     #[test]
@@ -1138,8 +1115,8 @@ mod tests {
             leeway: 0,
             max_sessions_per_user: 100,
         };
-        assert!(ledger.create_now(&again).is_err());
-        assert_eq!(ledger.access_state_now("bob", first.access_id), AccessState::Current);
+        assert!(ready(ledger.create(&again)).is_err());
+        assert_eq!(ready(ledger.access_state("bob", first.access_id)).unwrap(), AccessState::Current);
         assert_eq!(listed(&ledger, "mallory"), None);
     }
 

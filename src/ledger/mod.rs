@@ -77,6 +77,38 @@
 //! - **No bearer material.** Only ids, expiries and claims are stored,
 //!   never a token string: reading the store lets nobody mint or replay a
 //!   token.
+//!
+//! # What a backend must do that the types cannot show
+//!
+//! - **Atomic, and cancel-safe.** Each call is one atomic step, and a
+//!   future dropped at any `.await` (a request deadline drops it) leaves
+//!   the whole operation or none of it: never a consumed token without its
+//!   successor, a login without its evictions, half a revocation. Work
+//!   already sent to a server may still complete after the drop; it then
+//!   completes whole. The conformance suite drops each call after every
+//!   number of polls and checks this.
+//! - **Lost connections.** The same holds for a call that fails because
+//!   its connection died: a rotation that errs has either happened fully
+//!   or not at all, and is never sent again on its own (a second send
+//!   would look like reuse). The suite checks it through
+//!   `conformance::Harness::disrupt` (feature `conformance`).
+//! - **Retention.** [`purge`](SessionLedger::purge) deletes what has
+//!   ended. The ledger never calls it itself: the service does, once per
+//!   deployment, every few minutes
+//!   ([`TokenService::purge_every`](crate::TokenService::purge_every) is
+//!   that loop, whatever ledger the service holds, one chosen by
+//!   [`LedgerUrl`] included). A store that expires records by itself
+//!   (Redis TTLs) answers 0.
+//! - **`now`.** The rules decide on the caller's `now`, never on the
+//!   backend's clock: instances of a service may disagree by a few
+//!   seconds, and the answers must not. (A store may still expire records
+//!   on its own clock, later than their retention by a slack.)
+//! - **Readiness.** [`ping`](SessionLedger::ping) has no default: a
+//!   networked ledger does one cheap round trip, an in-process one answers
+//!   `Ok` and says why.
+//! - **The rules are shared.** A backend that reads, locks and writes
+//!   applies [`rules::decide`] under its lock rather than writing the
+//!   rules again; [`rules`] has the other checks it needs.
 
 mod boxed;
 #[cfg(feature = "conformance")]
@@ -86,13 +118,20 @@ pub(crate) mod memory;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
+mod records;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
+pub mod rules;
 mod url;
 
 pub use boxed::BoxLedger;
+pub(crate) use boxed::DynLedger;
 pub use memory::{LedgerStats, MemoryLedger};
+pub use records::{
+    AccessState, Created, Grace, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionInfo,
+    SessionTimes, UnixTime,
+};
 pub use url::{ConnectError, Connected, LedgerKind, LedgerOptions, LedgerUrl, LedgerUrlError};
 
 use std::future::Future;
@@ -108,216 +147,6 @@ pub const TOMBSTONE_SECONDS: i64 = 60;
 /// Default for [`NewSession::max_sessions_per_user`] and
 /// [`Policy`](crate::Policy)'s cap.
 pub const DEFAULT_MAX_SESSIONS_PER_USER: u32 = 100;
-
-/// The claims of one access/refresh pair: all a ledger stores about it, and
-/// all that is needed to sign it again byte for byte.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PairClaims {
-    /// `sub` of both tokens.
-    pub subject: String,
-    /// `acc` of the access token.
-    pub account: String,
-    /// `role` of the access token.
-    pub role: String,
-    /// `jti` of the access token (`acjti` of the refresh token).
-    pub access_id: TokenId,
-    /// `exp` of the access token.
-    pub access_expires_at: i64,
-    /// `jti` of the refresh token.
-    pub refresh_id: TokenId,
-    /// `exp` of the refresh token.
-    pub refresh_expires_at: i64,
-}
-
-/// A session to record at login.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewSession {
-    /// The new session's id. Both ids of `pair` must carry its tag
-    /// ([`SessionId::new_token_id`]).
-    pub session: SessionId,
-    /// The first pair (generation 0).
-    pub pair: PairClaims,
-    /// When the session started (unix seconds).
-    pub created_at: i64,
-    /// No refresh token of this session may expire later than this.
-    pub absolute_expires_at: i64,
-    /// Extra seconds to keep the record past its tokens' expiry.
-    pub leeway: i64,
-    /// Most live sessions the subject may hold, this one included (at
-    /// least 1): the ones nearest their end of life are evicted.
-    pub max_sessions_per_user: u32,
-}
-
-/// What [`SessionLedger::create`] did besides recording the session.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Created {
-    /// The user's live sessions revoked to keep within the per-user cap,
-    /// nearest their end of life first (see the [contract](crate::ledger)).
-    pub evicted: Vec<SessionId>,
-}
-
-impl Created {
-    /// A session recorded without evicting another.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// A session recorded after evicting `evicted`.
-    pub fn evicting(evicted: Vec<SessionId>) -> Self {
-        Self { evicted }
-    }
-}
-
-/// The grace-window rule for one rotation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Grace {
-    /// Seconds after a rotation during which the predecessor may be
-    /// replayed; 0 disables the rule.
-    pub window: i64,
-    /// How many replays one rotation tolerates.
-    pub max_replays: u32,
-}
-
-/// One refresh: the presented token and the proposed successor.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RotationRequest {
-    /// `jti` of the presented refresh token (its signature already checked).
-    pub presented: TokenId,
-    /// `sub` of the presented token; must match the session's subject.
-    pub subject: String,
-    /// The successor pair, its ids of the presented token's session. Its
-    /// refresh expiry is capped by the ledger at the session's absolute
-    /// expiry.
-    pub successor: PairClaims,
-    /// Now, unix seconds.
-    pub now: i64,
-    /// The grace rule.
-    pub grace: Grace,
-    /// The clock tolerance of the grace rule's lower bound. (The idle
-    /// expiry uses the leeway the session was created with.)
-    pub leeway: i64,
-}
-
-/// What a rotation did. Every variant but `Rotated` and `Replayed` is a 401.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Rotation {
-    /// The presented token was current; it is consumed and `pair` is the
-    /// new current pair (refresh expiry possibly capped).
-    Rotated {
-        /// The session.
-        session: SessionId,
-        /// Generation of the new pair (the login pair is 0).
-        generation: u64,
-        /// The recorded successor.
-        pair: PairClaims,
-    },
-    /// Grace replay of the immediate predecessor: `pair` is the current
-    /// pair, as recorded at the rotation.
-    Replayed {
-        /// The session.
-        session: SessionId,
-        /// Generation of the current pair.
-        generation: u64,
-        /// The current pair.
-        pair: PairClaims,
-        /// How many replays of this rotation there have been, this one
-        /// included.
-        replay: u32,
-    },
-    /// A token of the session other than the current one was presented
-    /// outside the grace rule: the session is now revoked.
-    Reused {
-        /// The session.
-        session: SessionId,
-        /// Generation of the presented token when it is the immediate
-        /// predecessor (often a client that lost a response); `None` for
-        /// anything older (more likely a stolen token). The ledger keeps
-        /// nothing per rotation, so older generations are not told apart.
-        presented_generation: Option<u64>,
-        /// Generation of the session's current pair.
-        current_generation: u64,
-    },
-    /// The ledger does not know the token's session.
-    Unknown,
-    /// The session was revoked before.
-    Revoked {
-        /// The session.
-        session: SessionId,
-    },
-    /// The session is past its absolute or idle lifetime.
-    Expired {
-        /// The session.
-        session: SessionId,
-    },
-}
-
-/// What a logout or a revocation by session id did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Revocation {
-    /// The session is now revoked.
-    Revoked {
-        /// The session.
-        session: SessionId,
-    },
-    /// The session was already revoked (logout is idempotent).
-    AlreadyRevoked {
-        /// The session.
-        session: SessionId,
-    },
-    /// The ledger does not know the session (or it is another subject's).
-    Unknown,
-}
-
-/// Where an access token stands with its session; see
-/// [`SessionLedger::access_state`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum AccessState {
-    /// The access token of the session's current pair.
-    Current,
-    /// An access token of a live session, superseded by a rotation. Valid
-    /// until its own `exp` unless the policy revokes superseded access
-    /// tokens.
-    Superseded,
-    /// The session was revoked, or is unknown (forgotten, another subject's,
-    /// never issued): refuse the token.
-    Revoked,
-}
-
-/// A live session of a user, as [`SessionLedger::sessions`] lists it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct SessionInfo {
-    /// The session's id.
-    pub session: SessionId,
-    /// When it started (unix seconds).
-    pub created_at: i64,
-    /// When it was last rotated (its start, before the first rotation).
-    pub rotated_at: i64,
-    /// Generation of its current pair (the login pair is 0).
-    pub generation: u64,
-    /// When its current refresh token expires (idle expiry).
-    pub refresh_expires_at: i64,
-    /// When it ends whatever happens (absolute expiry).
-    pub absolute_expires_at: i64,
-}
-
-impl SessionInfo {
-    /// A listing entry; for ledger implementations.
-    pub fn new(
-        session: SessionId,
-        created_at: i64,
-        rotated_at: i64,
-        generation: u64,
-        refresh_expires_at: i64,
-        absolute_expires_at: i64,
-    ) -> Self {
-        Self { session, created_at, rotated_at, generation, refresh_expires_at, absolute_expires_at }
-    }
-}
 
 /// Storage of sessions: one record each. Read the module documentation for
 /// the contract; the `conformance` feature's suite checks an
@@ -340,7 +169,10 @@ pub trait SessionLedger: Send + Sync {
     fn rotate(&self, request: &RotationRequest) -> impl Future<Output = Result<Rotation, StoreError>> + Send;
 
     /// Revokes one session of `subject` (logout, or an administrator's
-    /// revocation from [`sessions`](SessionLedger::sessions)).
+    /// revocation from [`sessions`](SessionLedger::sessions)). `now` is
+    /// the revocation's instant: the tombstone it leaves may go
+    /// [`TOMBSTONE_SECONDS`] after it (a store that expires records on its
+    /// own clock, Redis, may time the tombstone there instead).
     fn revoke_session(
         &self,
         subject: &str,
@@ -360,23 +192,26 @@ pub trait SessionLedger: Send + Sync {
         &self,
         subject: &str,
         access_id: TokenId,
-        now: i64,
     ) -> impl Future<Output = Result<AccessState, StoreError>> + Send;
 
     /// Whether the ledger answers: one cheap round trip to a shared
-    /// backend, for readiness probes. The default (an in-process ledger)
-    /// is always ready. Callers bound it with their own timeout: a backend
-    /// that hangs makes this hang too.
-    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
-        std::future::ready(Ok(()))
-    }
+    /// backend, for readiness probes. Required: an in-process ledger
+    /// answers `Ok` (it cannot be unreachable), a networked one must ask
+    /// its server. Callers bound it with their own timeout: a backend that
+    /// hangs makes this hang too.
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Removes the records of sessions that ended before `now` (expired
     /// past their retention, tombstones past [`TOMBSTONE_SECONDS`]), and
     /// returns how many it removed. The ledger is correct without it; it
-    /// bounds the store's size. Run it periodically
-    /// ([`TokenService::purge_every`](crate::TokenService::purge_every) does);
-    /// a ledger whose store expires records by itself returns 0.
+    /// bounds the store's size. The service calls it, never the ledger
+    /// itself: once per deployment, every few minutes
+    /// ([`TokenService::purge_every`](crate::TokenService::purge_every) is
+    /// that loop). A ledger whose store expires records by itself returns
+    /// 0. A backend may keep records a little longer than asked (a clock
+    /// slack between instances), never less: the conformance suite checks
+    /// that a purge keeps what the contract needs and, a while later,
+    /// removes what ended.
     fn purge(&self, now: i64) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
@@ -405,9 +240,8 @@ impl<L: SessionLedger + ?Sized> SessionLedger for std::sync::Arc<L> {
         &self,
         subject: &str,
         access_id: TokenId,
-        now: i64,
     ) -> impl Future<Output = Result<AccessState, StoreError>> + Send {
-        (**self).access_state(subject, access_id, now)
+        (**self).access_state(subject, access_id)
     }
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).ping()
@@ -415,124 +249,4 @@ impl<L: SessionLedger + ?Sized> SessionLedger for std::sync::Arc<L> {
     fn purge(&self, now: i64) -> impl Future<Output = Result<u64, StoreError>> + Send {
         (**self).purge(now)
     }
-}
-
-/// Checks that both ids of `pair` carry `session`'s tag: a successor or
-/// first pair of another session would file the session's tokens where the
-/// ledger cannot find them.
-pub(crate) fn check_pair_ids(session: SessionId, pair: &PairClaims) -> Result<(), StoreError> {
-    if pair.refresh_id.session() == session && pair.access_id.session() == session {
-        Ok(())
-    } else {
-        Err(StoreError::new("the pair's token ids do not carry the session's tag"))
-    }
-}
-
-/// Checks a rotation request before a backend acts on it: the successor's
-/// ids carry the presented token's session, and it keeps the subject.
-pub(crate) fn check_successor(request: &RotationRequest) -> Result<(), StoreError> {
-    check_pair_ids(request.presented.session(), &request.successor)?;
-    if request.successor.subject == request.subject {
-        Ok(())
-    } else {
-        Err(StoreError::new("a successor pair must keep the session's subject"))
-    }
-}
-
-/// Whether a session is live at `now` (see the module docs).
-pub(crate) fn is_live(revoked: bool, absolute_expires_at: i64, refresh_expires_at: i64, leeway: i64, now: i64) -> bool {
-    !revoked && now < absolute_expires_at && now < refresh_expires_at.saturating_add(leeway)
-}
-
-/// Until when a session's record must be kept: its current tokens' expiry
-/// plus leeway (the shared ledgers store it; the memory ledger computes it).
-#[cfg_attr(not(any(feature = "postgres", feature = "redis")), expect(dead_code, reason = "used by the shared ledgers"))]
-pub(crate) fn retain_until(pair: &PairClaims, leeway: i64) -> i64 {
-    pair.refresh_expires_at.max(pair.access_expires_at).saturating_add(leeway)
-}
-
-/// What a ledger knows about a session when one of its tokens is presented:
-/// the inputs of the rotation decision, without the strings.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct SessionView {
-    /// Whether the presented token's `sub` is the session's subject.
-    pub(crate) subject_matches: bool,
-    pub(crate) revoked: bool,
-    pub(crate) absolute_expires_at: i64,
-    /// Generation of the session's current pair.
-    pub(crate) generation: u64,
-    /// The current refresh token.
-    pub(crate) refresh_id: TokenId,
-    /// Its immediate predecessor, if the session was ever rotated.
-    pub(crate) previous_refresh_id: Option<TokenId>,
-    /// `exp` of the current refresh token.
-    pub(crate) refresh_expires_at: i64,
-    /// The leeway the session was created with: its idle expiry is
-    /// `refresh_expires_at + leeway`, the same instant its liveness ends.
-    pub(crate) leeway: i64,
-    pub(crate) rotated_at: i64,
-    pub(crate) replays: u32,
-}
-
-/// The contract's decision for one rotation; each backend applies it to
-/// its own storage in one atomic step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Decision {
-    Unknown,
-    Revoked,
-    Expired,
-    /// Record the successor as generation `generation`, its refresh expiry
-    /// capped at `refresh_expires_at`, the presented token as its
-    /// predecessor.
-    Rotate {
-        generation: u64,
-        refresh_expires_at: i64,
-    },
-    /// Count one more grace replay (`replay` is the new count).
-    Replay {
-        replay: u32,
-    },
-    /// Revoke the session.
-    Reuse {
-        presented_generation: Option<u64>,
-    },
-}
-
-/// The rotation rules of the module docs, in one place for every backend
-/// written in Rust (the Redis Lua script mirrors them, and the conformance
-/// suite holds them to the same answers).
-pub(crate) fn decide(view: &SessionView, request: &RotationRequest) -> Decision {
-    let now = request.now;
-    if !view.subject_matches {
-        return Decision::Unknown;
-    }
-    if view.revoked {
-        return Decision::Revoked;
-    }
-    if now >= view.absolute_expires_at {
-        return Decision::Expired;
-    }
-    if request.presented == view.refresh_id {
-        // The session's own leeway, fixed at login, so that a session can
-        // be rotated exactly while it is live (listed, counted, revocable).
-        if now >= view.refresh_expires_at.saturating_add(view.leeway) {
-            return Decision::Expired;
-        }
-        return Decision::Rotate {
-            generation: view.generation.saturating_add(1),
-            refresh_expires_at: request.successor.refresh_expires_at.min(view.absolute_expires_at),
-        };
-    }
-    let is_predecessor = view.previous_refresh_id == Some(request.presented);
-    let grace = request.grace;
-    let since_rotation = now.saturating_sub(view.rotated_at);
-    let within_grace = is_predecessor
-        && grace.window > 0
-        && since_rotation >= request.leeway.saturating_neg()
-        && since_rotation <= grace.window
-        && view.replays < grace.max_replays;
-    if within_grace {
-        return Decision::Replay { replay: view.replays.saturating_add(1) };
-    }
-    Decision::Reuse { presented_generation: is_predecessor.then(|| view.generation.saturating_sub(1)) }
 }

@@ -12,9 +12,10 @@ use tokio_postgres::{IsolationLevel, Row};
 use uuid::Uuid;
 
 use crate::error::StoreError;
+use crate::ledger::rules::{self, Decision, SessionView};
 use crate::ledger::{
-    self, AccessState, Created, Decision, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionInfo,
-    SessionLedger, SessionView, TOMBSTONE_SECONDS,
+    AccessState, Created, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionInfo, SessionLedger,
+    SessionTimes, TOMBSTONE_SECONDS, UnixTime,
 };
 use crate::token::ids::{SessionId, TokenId};
 
@@ -567,84 +568,6 @@ impl PostgresLedger {
         }
     }
 
-    async fn create_now(&self, new: &NewSession) -> Result<Created, StoreError> {
-        ledger::check_pair_ids(new.session, &new.pair)?;
-        let pair = &new.pair;
-        let cap = i64::from(new.max_sessions_per_user.max(1));
-        let retain_until = ledger::retain_until(pair, new.leeway);
-        let ends_at = new.absolute_expires_at.min(pair.refresh_expires_at.saturating_add(new.leeway));
-        let ended = new.created_at.saturating_sub(LIST_SLACK);
-        let mut client = self.client().await?;
-        let lock = client.prepare_cached(&self.sql.lock_user).await.map_err(StoreError::new)?;
-        let prune = client.prepare_cached(&self.sql.prune).await.map_err(StoreError::new)?;
-        let evict = client.prepare_cached(&self.sql.evict).await.map_err(StoreError::new)?;
-        let create = client.prepare_cached(&self.sql.create).await.map_err(StoreError::new)?;
-        let transaction = read_committed(&mut client).await?;
-        transaction.execute(&lock, &[&pair.subject]).await.map_err(StoreError::new)?;
-        // The user's sessions that ended more than the slack ago leave the
-        // index (an index range, not a walk); the answer is the count left.
-        let listed: i32 =
-            get(&transaction.query_one(&prune, &[&pair.subject, &ended]).await.map_err(StoreError::new)?, 0)?;
-        let mut evicted = Vec::new();
-        let excess = i64::from(listed).saturating_sub(cap).saturating_add(1);
-        if excess > 0 {
-            let row = transaction
-                .query_one(&evict, &[&pair.subject, &new.created_at, &excess])
-                .await
-                .map_err(StoreError::new)?;
-            evicted = get::<Vec<Uuid>>(&row, 0)?;
-        }
-        let row = transaction
-            .query_one(
-                &create,
-                &[
-                    new.session.as_uuid(),
-                    &pair.subject,
-                    &pair.account,
-                    &pair.role,
-                    pair.access_id.as_uuid(),
-                    &pair.access_expires_at,
-                    pair.refresh_id.as_uuid(),
-                    &pair.refresh_expires_at,
-                    &new.absolute_expires_at,
-                    &new.created_at,
-                    &new.leeway,
-                    &retain_until,
-                    &ends_at,
-                ],
-            )
-            .await
-            .map_err(StoreError::new)?;
-        if !get::<bool>(&row, 0)? {
-            // The evictions go too.
-            transaction.rollback().await.map_err(StoreError::new)?;
-            return Err(StoreError::new("session id already taken"));
-        }
-        transaction.commit().await.map_err(StoreError::new)?;
-        Ok(Created::evicting(evicted.iter().map(|id| SessionId::from_bytes(*id.as_bytes())).collect()))
-    }
-
-    async fn rotate_now(&self, request: &RotationRequest) -> Result<Rotation, StoreError> {
-        ledger::check_successor(request)?;
-        let session = request.presented.session();
-        let params = RotateParams::new(session, request, not_after_ms(self.timeout));
-        let mut client = self.client().await?;
-        let rotate = client.prepare_cached(&self.sql.rotate).await.map_err(StoreError::new)?;
-        // The common case: the presented token is current. One statement,
-        // its own transaction.
-        match client.query_opt(&rotate, &params.as_params()).await {
-            Ok(Some(row)) => return rotated(session, request, &row),
-            // Not current, or no such live session: decide below.
-            Ok(None) => {}
-            // A stricter default isolation than ours on a pool from
-            // `from_pool`: the statement changed nothing; decide below, at
-            // READ COMMITTED.
-            Err(error) if must_retry(&error) => {}
-            Err(error) => return Err(StoreError::new(error)),
-        }
-        self.rotate_locked(&mut client, session, request, &params).await
-    }
-
     /// The rotation's slow path: reads the session row under its lock,
     /// applies the contract's decision and writes it, in one transaction.
     async fn rotate_locked(
@@ -666,7 +589,7 @@ impl PostgresLedger {
             return Ok(Rotation::Unknown);
         };
         let record = Record::from_row(&row)?;
-        let outcome = match ledger::decide(&record.view(request), request) {
+        let outcome = match rules::decide(&record.view(request), request) {
             Decision::Unknown => Rotation::Unknown,
             Decision::Revoked => Rotation::Revoked { session },
             Decision::Expired => Rotation::Expired { session },
@@ -699,70 +622,6 @@ impl PostgresLedger {
         transaction.commit().await.map_err(StoreError::new)?;
         Ok(outcome)
     }
-
-    async fn revoke_session_now(&self, subject: &str, session: SessionId, now: i64) -> Result<Revocation, StoreError> {
-        let tombstone_until = now.saturating_add(TOMBSTONE_SECONDS);
-        let mut client = self.client().await?;
-        let lock = client.prepare_cached(&self.sql.lock_user).await.map_err(StoreError::new)?;
-        let revoke = client.prepare_cached(&self.sql.revoke_session).await.map_err(StoreError::new)?;
-        let transaction = read_committed(&mut client).await?;
-        transaction.execute(&lock, &[&subject]).await.map_err(StoreError::new)?;
-        let row = transaction
-            .query_one(&revoke, &[session.as_uuid(), &subject, &tombstone_until])
-            .await
-            .map_err(StoreError::new)?;
-        transaction.commit().await.map_err(StoreError::new)?;
-        let (revoked_now, known): (bool, bool) = (get(&row, 0)?, get(&row, 1)?);
-        Ok(match (revoked_now, known) {
-            (true, _) => Revocation::Revoked { session },
-            (false, true) => Revocation::AlreadyRevoked { session },
-            (false, false) => Revocation::Unknown,
-        })
-    }
-
-    async fn revoke_user_now(&self, subject: &str, now: i64) -> Result<u64, StoreError> {
-        let mut client = self.client().await?;
-        let lock = client.prepare_cached(&self.sql.lock_user).await.map_err(StoreError::new)?;
-        let revoke = client.prepare_cached(&self.sql.revoke_user).await.map_err(StoreError::new)?;
-        let transaction = read_committed(&mut client).await?;
-        // Ordered with the user's logins (each may evict some of the same
-        // rows), so the two never deadlock.
-        transaction.execute(&lock, &[&subject]).await.map_err(StoreError::new)?;
-        let tombstone_until = now.saturating_add(TOMBSTONE_SECONDS);
-        let row = transaction.query_one(&revoke, &[&subject, &now, &tombstone_until]).await.map_err(StoreError::new)?;
-        transaction.commit().await.map_err(StoreError::new)?;
-        u64::try_from(get::<i64>(&row, 0)?).map_err(StoreError::new)
-    }
-
-    async fn sessions_now(&self, subject: &str, now: i64) -> Result<Vec<SessionInfo>, StoreError> {
-        let client = self.client().await?;
-        let list = client.prepare_cached(&self.sql.sessions).await.map_err(StoreError::new)?;
-        let rows = client.query(&list, &[&subject, &now]).await.map_err(StoreError::new)?;
-        rows.iter()
-            .map(|row| {
-                Ok(SessionInfo::new(
-                    SessionId::from_bytes(*get::<Uuid>(row, 0)?.as_bytes()),
-                    get(row, 1)?,
-                    get(row, 2)?,
-                    from_db_generation(get(row, 3)?)?,
-                    get(row, 4)?,
-                    get(row, 5)?,
-                ))
-            })
-            .collect()
-    }
-
-    async fn access_state_now(&self, subject: &str, access_id: TokenId) -> Result<AccessState, StoreError> {
-        let client = self.client().await?;
-        let select = client.prepare_cached(&self.sql.access_state).await.map_err(StoreError::new)?;
-        let session = access_id.session();
-        let row = client.query_opt(&select, &[session.as_uuid(), &subject]).await.map_err(StoreError::new)?;
-        Ok(match row {
-            None => AccessState::Revoked,
-            Some(row) if get::<Uuid>(&row, 0)? == *access_id.as_uuid() => AccessState::Current,
-            Some(_) => AccessState::Superseded,
-        })
-    }
 }
 
 impl SessionLedger for PostgresLedger {
@@ -774,38 +633,166 @@ impl SessionLedger for PostgresLedger {
         PostgresLedger::purge(self, now).await.map(|purged| purged.sessions)
     }
 
-    fn create(&self, session: &NewSession) -> impl Future<Output = Result<Created, StoreError>> + Send {
-        self.bounded("create", self.create_now(session))
+    async fn create(&self, new: &NewSession) -> Result<Created, StoreError> {
+        self.bounded("create", async {
+            rules::check_pair_ids(new.session, &new.pair)?;
+            let pair = &new.pair;
+            let cap = i64::from(new.max_sessions_per_user.max(1));
+            let retain_until = rules::retain_until(pair, new.leeway);
+            let ends_at = new.absolute_expires_at.min(pair.refresh_expires_at.saturating_add(new.leeway));
+            let ended = new.created_at.saturating_sub(LIST_SLACK);
+            let mut client = self.client().await?;
+            let lock = client.prepare_cached(&self.sql.lock_user).await.map_err(StoreError::new)?;
+            let prune = client.prepare_cached(&self.sql.prune).await.map_err(StoreError::new)?;
+            let evict = client.prepare_cached(&self.sql.evict).await.map_err(StoreError::new)?;
+            let create = client.prepare_cached(&self.sql.create).await.map_err(StoreError::new)?;
+            let transaction = read_committed(&mut client).await?;
+            transaction.execute(&lock, &[&pair.subject]).await.map_err(StoreError::new)?;
+            // The user's sessions that ended more than the slack ago leave the
+            // index (an index range, not a walk); the answer is the count left.
+            let listed: i32 =
+                get(&transaction.query_one(&prune, &[&pair.subject, &ended]).await.map_err(StoreError::new)?, 0)?;
+            let mut evicted = Vec::new();
+            let excess = i64::from(listed).saturating_sub(cap).saturating_add(1);
+            if excess > 0 {
+                let row = transaction
+                    .query_one(&evict, &[&pair.subject, &new.created_at, &excess, new.session.as_uuid()])
+                    .await
+                    .map_err(StoreError::new)?;
+                evicted = get::<Vec<Uuid>>(&row, 0)?;
+            }
+            let row = transaction
+                .query_one(
+                    &create,
+                    &[
+                        new.session.as_uuid(),
+                        &pair.subject,
+                        &pair.account,
+                        &pair.role,
+                        pair.access_id.as_uuid(),
+                        &pair.access_expires_at,
+                        pair.refresh_id.as_uuid(),
+                        &pair.refresh_expires_at,
+                        &new.absolute_expires_at,
+                        &new.created_at,
+                        &new.leeway,
+                        &retain_until,
+                        &ends_at,
+                    ],
+                )
+                .await
+                .map_err(StoreError::new)?;
+            if !get::<bool>(&row, 0)? {
+                // The evictions go too.
+                transaction.rollback().await.map_err(StoreError::new)?;
+                return Err(StoreError::new("session id already taken"));
+            }
+            transaction.commit().await.map_err(StoreError::new)?;
+            Ok(Created::evicting(evicted.iter().map(|id| SessionId::from_bytes(*id.as_bytes())).collect()))
+        })
+        .await
     }
 
-    fn rotate(&self, request: &RotationRequest) -> impl Future<Output = Result<Rotation, StoreError>> + Send {
-        self.bounded("rotate", self.rotate_now(request))
+    async fn rotate(&self, request: &RotationRequest) -> Result<Rotation, StoreError> {
+        self.bounded("rotate", async {
+            rules::check_successor(request)?;
+            let session = request.presented.session();
+            let params = RotateParams::new(session, request, not_after_ms(self.timeout));
+            let mut client = self.client().await?;
+            let rotate = client.prepare_cached(&self.sql.rotate).await.map_err(StoreError::new)?;
+            // The common case: the presented token is current. One statement,
+            // its own transaction.
+            match client.query_opt(&rotate, &params.as_params()).await {
+                Ok(Some(row)) => return rotated(session, request, &row),
+                // Not current, or no such live session: decide below.
+                Ok(None) => {}
+                // A stricter default isolation than ours on a pool from
+                // `from_pool`: the statement changed nothing; decide below, at
+                // READ COMMITTED.
+                Err(error) if must_retry(&error) => {}
+                Err(error) => return Err(StoreError::new(error)),
+            }
+            self.rotate_locked(&mut client, session, request, &params).await
+        })
+        .await
     }
 
-    fn revoke_session(
-        &self,
-        subject: &str,
-        session: SessionId,
-        now: i64,
-    ) -> impl Future<Output = Result<Revocation, StoreError>> + Send {
-        self.bounded("revoke_session", self.revoke_session_now(subject, session, now))
+    async fn revoke_session(&self, subject: &str, session: SessionId, now: i64) -> Result<Revocation, StoreError> {
+        self.bounded("revoke_session", async {
+            let tombstone_until = now.saturating_add(TOMBSTONE_SECONDS);
+            let mut client = self.client().await?;
+            let lock = client.prepare_cached(&self.sql.lock_user).await.map_err(StoreError::new)?;
+            let revoke = client.prepare_cached(&self.sql.revoke_session).await.map_err(StoreError::new)?;
+            let transaction = read_committed(&mut client).await?;
+            transaction.execute(&lock, &[&subject]).await.map_err(StoreError::new)?;
+            let row = transaction
+                .query_one(&revoke, &[session.as_uuid(), &subject, &tombstone_until])
+                .await
+                .map_err(StoreError::new)?;
+            transaction.commit().await.map_err(StoreError::new)?;
+            let (revoked_now, known): (bool, bool) = (get(&row, 0)?, get(&row, 1)?);
+            Ok(match (revoked_now, known) {
+                (true, _) => Revocation::Revoked { session },
+                (false, true) => Revocation::AlreadyRevoked { session },
+                (false, false) => Revocation::Unknown,
+            })
+        })
+        .await
     }
 
-    fn revoke_user(&self, subject: &str, now: i64) -> impl Future<Output = Result<u64, StoreError>> + Send {
-        self.bounded("revoke_user", self.revoke_user_now(subject, now))
+    async fn revoke_user(&self, subject: &str, now: i64) -> Result<u64, StoreError> {
+        self.bounded("revoke_user", async {
+            let mut client = self.client().await?;
+            let lock = client.prepare_cached(&self.sql.lock_user).await.map_err(StoreError::new)?;
+            let revoke = client.prepare_cached(&self.sql.revoke_user).await.map_err(StoreError::new)?;
+            let transaction = read_committed(&mut client).await?;
+            // Ordered with the user's logins (each may evict some of the same
+            // rows), so the two never deadlock.
+            transaction.execute(&lock, &[&subject]).await.map_err(StoreError::new)?;
+            let tombstone_until = now.saturating_add(TOMBSTONE_SECONDS);
+            let row =
+                transaction.query_one(&revoke, &[&subject, &now, &tombstone_until]).await.map_err(StoreError::new)?;
+            transaction.commit().await.map_err(StoreError::new)?;
+            u64::try_from(get::<i64>(&row, 0)?).map_err(StoreError::new)
+        })
+        .await
     }
 
-    fn sessions(&self, subject: &str, now: i64) -> impl Future<Output = Result<Vec<SessionInfo>, StoreError>> + Send {
-        self.bounded("sessions", self.sessions_now(subject, now))
+    async fn sessions(&self, subject: &str, now: i64) -> Result<Vec<SessionInfo>, StoreError> {
+        self.bounded("sessions", async {
+            let client = self.client().await?;
+            let list = client.prepare_cached(&self.sql.sessions).await.map_err(StoreError::new)?;
+            let rows = client.query(&list, &[&subject, &now]).await.map_err(StoreError::new)?;
+            rows.iter()
+                .map(|row| {
+                    let at = |column| get(row, column).map(UnixTime::from_seconds);
+                    let times = SessionTimes {
+                        created_at: at(1)?,
+                        rotated_at: at(2)?,
+                        refresh_expires_at: at(4)?,
+                        absolute_expires_at: at(5)?,
+                    };
+                    let session = SessionId::from_bytes(*get::<Uuid>(row, 0)?.as_bytes());
+                    Ok(SessionInfo::new(session, from_db_generation(get(row, 3)?)?, times))
+                })
+                .collect()
+        })
+        .await
     }
 
-    fn access_state(
-        &self,
-        subject: &str,
-        access_id: TokenId,
-        _now: i64,
-    ) -> impl Future<Output = Result<AccessState, StoreError>> + Send {
-        self.bounded("access_state", self.access_state_now(subject, access_id))
+    async fn access_state(&self, subject: &str, access_id: TokenId) -> Result<AccessState, StoreError> {
+        self.bounded("access_state", async {
+            let client = self.client().await?;
+            let select = client.prepare_cached(&self.sql.access_state).await.map_err(StoreError::new)?;
+            let session = access_id.session();
+            let row = client.query_opt(&select, &[session.as_uuid(), &subject]).await.map_err(StoreError::new)?;
+            Ok(match row {
+                None => AccessState::Revoked,
+                Some(row) if get::<Uuid>(&row, 0)? == *access_id.as_uuid() => AccessState::Current,
+                Some(_) => AccessState::Superseded,
+            })
+        })
+        .await
     }
 }
 
@@ -1031,6 +1018,9 @@ impl Statements {
             ),
             // Under the user's lock, at the cap: the first `$3` listed
             // sessions by end of life, then login order, leave the index.
+            // Never the new session's own id `$4`: a login whose id is
+            // taken must fail changing nothing, not evict the holder of
+            // the id and take its place.
             // The live ones among them (ending after `$2`) are deleted, so
             // that a flood of logins leaves the cap's rows and no more
             // (their tokens become unknown: a 401, as revoked ones get),
@@ -1042,7 +1032,7 @@ impl Statements {
             evict: format!(
                 "WITH victims AS (
                     SELECT session_id, ends_at > $2 AS live FROM {s}.sessions
-                    WHERE subject = $1 AND listed
+                    WHERE subject = $1 AND listed AND session_id <> $4
                     ORDER BY ends_at, login_seq
                     LIMIT $3),
                  deleted AS (
@@ -1078,9 +1068,9 @@ impl Statements {
             ),
             // The compare-and-swap of the current refresh id, with the
             // successor recorded, in one statement (see `PostgresLedger`).
-            // The conditions are `ledger::decide`'s for `Rotate`; the
+            // The conditions are `rules::decide`'s for `Rotate`; the
             // successor's refresh expiry is capped at the absolute expiry,
-            // and the retention is `ledger::retain_until` of the capped
+            // and the retention is `rules::retain_until` of the capped
             // pair with the larger of the request's and the session's
             // leeway, never lowered. `SET` expressions read the row as it
             // was. `RETURNING` runs once the row is locked and written,
@@ -1221,7 +1211,7 @@ impl Record {
         })
     }
 
-    /// The inputs of [`ledger::decide`].
+    /// The inputs of [`rules::decide`].
     fn view(&self, request: &RotationRequest) -> SessionView {
         SessionView {
             subject_matches: self.pair.subject == request.subject,

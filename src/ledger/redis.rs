@@ -8,7 +8,6 @@
 //! ([`RedisLedger`] § A full Redis).
 
 use std::fmt;
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -20,9 +19,10 @@ use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
 use redis::{Cmd, ErrorKind, FromRedisValue, RedisFuture, Script, ScriptInvocation, ServerErrorKind, Value};
 
 use crate::error::StoreError;
+use crate::ledger::rules;
 use crate::ledger::{
-    self, AccessState, Created, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionInfo,
-    SessionLedger, TOMBSTONE_SECONDS,
+    AccessState, Created, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionInfo, SessionLedger,
+    SessionTimes, TOMBSTONE_SECONDS, UnixTime,
 };
 use crate::token::ids::{SessionId, TokenId};
 
@@ -428,7 +428,7 @@ fn check_prefix(prefix: &str) -> Result<(), StoreError> {
 /// - **Consume once.** A rotation is one Lua script (`EVALSHA`, loaded on
 ///   `NOSCRIPT` by [`redis::Script`]) on the session's one key. Redis runs
 ///   a script to completion before it serves any other command, so the
-///   read, the decision (`ledger::decide`'s rules, in Lua) and the write
+///   read, the decision (`rules::decide`'s rules, in Lua) and the write
 ///   are one step for every client of that server or slot: of N
 ///   concurrent rotations of one token, exactly one sees it current.
 /// - **No half rotation.** Every script reads and validates all it needs
@@ -910,13 +910,40 @@ impl RedisLedger {
         not_after_of(self.timeout)
     }
 
-    async fn create_now(&self, new: &NewSession) -> Result<Created, StoreError> {
-        ledger::check_pair_ids(new.session, &new.pair)?;
+    async fn list_batch(
+        &self,
+        index: &str,
+        base: &str,
+        subject: &str,
+        now: i64,
+        members: &[Vec<u8>],
+    ) -> Result<Reply, StoreError> {
+        let mut invocation = LIST_BATCH.prepare_invoke();
+        invocation.key(index).arg(base).arg(subject).arg(lua_int(now)?).arg(BATCH);
+        for member in members {
+            invocation.arg(member.as_slice());
+        }
+        Ok(Reply(self.eval("sessions", &invocation).await?))
+    }
+}
+
+impl SessionLedger for RedisLedger {
+    async fn ping(&self) -> Result<(), StoreError> {
+        RedisLedger::ping(self).await
+    }
+
+    /// Redis expires every record by its TTL: nothing to do.
+    async fn purge(&self, _now: i64) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    async fn create(&self, new: &NewSession) -> Result<Created, StoreError> {
+        rules::check_pair_ids(new.session, &new.pair)?;
         let pair = &new.pair;
         if new.created_at < 0 {
             return Err(StoreError::new("a session cannot start before 1970"));
         }
-        let retain_until = ledger::retain_until(pair, new.leeway);
+        let retain_until = rules::retain_until(pair, new.leeway);
         let (index, base) = self.user_keys(&pair.subject);
         let mut invocation = CREATE.prepare_invoke();
         invocation
@@ -948,8 +975,8 @@ impl RedisLedger {
         Ok(Created::evicting(evicted))
     }
 
-    async fn rotate_now(&self, request: &RotationRequest) -> Result<Rotation, StoreError> {
-        ledger::check_successor(request)?;
+    async fn rotate(&self, request: &RotationRequest) -> Result<Rotation, StoreError> {
+        rules::check_successor(request)?;
         let session = request.presented.session();
         let successor = &request.successor;
         let mut invocation = ROTATE.prepare_invoke();
@@ -1008,7 +1035,7 @@ impl RedisLedger {
         })
     }
 
-    async fn revoke_session_now(&self, subject: &str, session: SessionId) -> Result<Revocation, StoreError> {
+    async fn revoke_session(&self, subject: &str, session: SessionId, _now: i64) -> Result<Revocation, StoreError> {
         let (index, _) = self.user_keys(subject);
         let mut invocation = REVOKE_SESSION.prepare_invoke();
         invocation
@@ -1027,7 +1054,7 @@ impl RedisLedger {
         })
     }
 
-    async fn revoke_user_now(&self, subject: &str, now: i64) -> Result<u64, StoreError> {
+    async fn revoke_user(&self, subject: &str, now: i64) -> Result<u64, StoreError> {
         let (index, base) = self.user_keys(subject);
         let mut revoked = 0_u64;
         loop {
@@ -1046,12 +1073,12 @@ impl RedisLedger {
         }
     }
 
-    /// The live sessions, oldest login first. Up to [`BATCH`] candidates
+    /// The live sessions, oldest login first. Up to `BATCH` candidates
     /// (index members that end after `now`) take one script, an atomic
     /// snapshot. Beyond that, one `ZRANGE … BYSCORE` reads every candidate
     /// (a snapshot too, so no session is skipped while the index changes),
-    /// then their records are read [`BATCH`] per script.
-    async fn sessions_now(&self, subject: &str, now: i64) -> Result<Vec<SessionInfo>, StoreError> {
+    /// then their records are read `BATCH` per script.
+    async fn sessions(&self, subject: &str, now: i64) -> Result<Vec<SessionInfo>, StoreError> {
         let (index, base) = self.user_keys(subject);
         let mut sessions = Vec::new();
         let first = self.list_batch(&index, &base, subject, now, &[]).await?;
@@ -1077,23 +1104,7 @@ impl RedisLedger {
         Ok(sessions.into_iter().map(|(_, info)| info).collect())
     }
 
-    async fn list_batch(
-        &self,
-        index: &str,
-        base: &str,
-        subject: &str,
-        now: i64,
-        members: &[Vec<u8>],
-    ) -> Result<Reply, StoreError> {
-        let mut invocation = LIST_BATCH.prepare_invoke();
-        invocation.key(index).arg(base).arg(subject).arg(lua_int(now)?).arg(BATCH);
-        for member in members {
-            invocation.arg(member.as_slice());
-        }
-        Ok(Reply(self.eval("sessions", &invocation).await?))
-    }
-
-    async fn access_state_now(&self, subject: &str, access_id: TokenId) -> Result<AccessState, StoreError> {
+    async fn access_state(&self, subject: &str, access_id: TokenId) -> Result<AccessState, StoreError> {
         let mut connection = self.connection.clone();
         let fields: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
             .arg(self.session_key(subject, access_id.session()))
@@ -1109,51 +1120,6 @@ impl RedisLedger {
             }
             _ => AccessState::Revoked,
         })
-    }
-}
-
-impl SessionLedger for RedisLedger {
-    async fn ping(&self) -> Result<(), StoreError> {
-        RedisLedger::ping(self).await
-    }
-
-    /// Redis expires every record by its TTL: nothing to do.
-    async fn purge(&self, _now: i64) -> Result<u64, StoreError> {
-        Ok(0)
-    }
-
-    fn create(&self, session: &NewSession) -> impl Future<Output = Result<Created, StoreError>> + Send {
-        self.create_now(session)
-    }
-
-    fn rotate(&self, request: &RotationRequest) -> impl Future<Output = Result<Rotation, StoreError>> + Send {
-        self.rotate_now(request)
-    }
-
-    fn revoke_session(
-        &self,
-        subject: &str,
-        session: SessionId,
-        _now: i64,
-    ) -> impl Future<Output = Result<Revocation, StoreError>> + Send {
-        self.revoke_session_now(subject, session)
-    }
-
-    fn revoke_user(&self, subject: &str, now: i64) -> impl Future<Output = Result<u64, StoreError>> + Send {
-        self.revoke_user_now(subject, now)
-    }
-
-    fn sessions(&self, subject: &str, now: i64) -> impl Future<Output = Result<Vec<SessionInfo>, StoreError>> + Send {
-        self.sessions_now(subject, now)
-    }
-
-    fn access_state(
-        &self,
-        subject: &str,
-        access_id: TokenId,
-        _now: i64,
-    ) -> impl Future<Output = Result<AccessState, StoreError>> + Send {
-        self.access_state_now(subject, access_id)
     }
 }
 
@@ -1192,11 +1158,13 @@ fn push_listed(reply: &Reply, sessions: &mut Vec<(u64, SessionInfo)>) -> Result<
             sequence_of(member)?,
             SessionInfo::new(
                 session_of(member)?,
-                reply.int(at + 1)?,
-                reply.int(at + 2)?,
                 reply.unsigned(at + 3)?,
-                reply.int(at + 4)?,
-                reply.int(at + 5)?,
+                SessionTimes {
+                    created_at: UnixTime::from_seconds(reply.int(at + 1)?),
+                    rotated_at: UnixTime::from_seconds(reply.int(at + 2)?),
+                    refresh_expires_at: UnixTime::from_seconds(reply.int(at + 4)?),
+                    absolute_expires_at: UnixTime::from_seconds(reply.int(at + 5)?),
+                },
             ),
         ));
         at += 6;

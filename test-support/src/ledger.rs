@@ -1,12 +1,11 @@
 //! The ledger backends' fixtures: Bob's sessions and rotations at a given
-//! instant, and a chain of rotations that must survive lost connections
-//! without a half rotation.
+//! instant. (Lost connections are the conformance suite's check now,
+//! through its `Harness::disrupt` hook.)
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use token_refresh::{
-    SessionId, ledger::Grace, ledger::NewSession, ledger::PairClaims, ledger::Rotation, ledger::RotationRequest,
-    ledger::SessionLedger, token::TokenId,
+    SessionId, ledger::Grace, ledger::NewSession, ledger::PairClaims, ledger::RotationRequest, token::TokenId,
 };
 
 use crate::users::{BOB, BOB_ACCOUNT, BOB_ROLE};
@@ -63,86 +62,4 @@ pub fn rotation(presented: TokenId, now: i64) -> RotationRequest {
         grace: Grace::default(),
         leeway: 0,
     }
-}
-
-/// Rotates a chain of tokens of one of Bob's sessions while another
-/// connection keeps terminating the ledger's backends. Every failed
-/// rotation must have happened fully or not at all: afterwards the
-/// session's generation, as `generation` reads it, tells which, and the
-/// current token is either the successor (it committed) or still the
-/// presented one. Returns the errors, how many of them had committed, and
-/// the current token.
-pub async fn rotate_through_faults_probed<L, P, F>(
-    ledger: &L,
-    generation: P,
-    mut current: TokenId,
-    rounds: usize,
-) -> (usize, usize, TokenId)
-where
-    L: SessionLedger,
-    P: Fn(SessionId) -> F,
-    F: Future<Output = u64>,
-{
-    let (mut errors, mut committed_despite_error) = (0, 0);
-    let mut known = generation(current.session()).await;
-    for _ in 0..rounds {
-        let request = rotation(current, now());
-        match ledger.rotate(&request).await {
-            Ok(Rotation::Rotated { pair, generation: g, .. }) => {
-                assert_eq!(g, known + 1, "a rotation adds one generation");
-                current = pair.refresh_id;
-                known = g;
-            }
-            Ok(other) => panic!("a current token must rotate, got {other:?}"),
-            Err(_) => {
-                errors += 1;
-                let after = generation(current.session()).await;
-                if after == known + 1 {
-                    // Committed, only the reply was lost: the successor is
-                    // current, whole.
-                    committed_despite_error += 1;
-                    current = request.successor.refresh_id;
-                    known = after;
-                } else {
-                    assert_eq!(after, known, "half rotation: the generation moved by {}", after.abs_diff(known));
-                }
-            }
-        }
-    }
-    (errors, committed_despite_error, current)
-}
-
-/// [`rotate_through_faults_probed`], reading the generation from the
-/// ledger's own listing.
-pub async fn rotate_through_faults<L: SessionLedger>(
-    ledger: &L,
-    current: TokenId,
-    rounds: usize,
-) -> (usize, usize, TokenId) {
-    rotate_through_faults_probed(ledger, |session| generation_of(ledger, session), current, rounds).await
-}
-
-/// The listed generation of one of Bob's sessions, asking until the ledger
-/// answers (it may be mid-fault: connections keep being cut, and a client
-/// reconnects at its own pace, slower on a loaded machine). Gives up after
-/// 60 s.
-pub async fn generation_of<L: SessionLedger>(ledger: &L, session: SessionId) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut pause = Duration::from_millis(5);
-    while Instant::now() < deadline {
-        if let Ok(listed) = ledger.sessions(SUBJECT, now()).await {
-            return listed.iter().find(|info| info.session == session).expect("the session is listed").generation;
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(200));
-    }
-    panic!("the ledger never answered a listing within 60 s");
-}
-
-/// After the faults stop: connections that died in the pool fail once
-/// each (at most `dead` of them), then the chain's current token rotates.
-pub async fn recovers<L: SessionLedger>(ledger: &L, current: TokenId, dead: usize) {
-    let (_, _, current) = rotate_through_faults(ledger, current, dead + 1).await;
-    let last = ledger.rotate(&rotation(current, now())).await.expect("the ledger recovered");
-    assert!(matches!(last, Rotation::Rotated { .. }), "the chain is intact after the faults: {last:?}");
 }

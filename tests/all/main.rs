@@ -17,6 +17,7 @@ mod properties;
 mod readme;
 mod resigning;
 mod rotation;
+mod scratch_ledger;
 mod server_cli;
 mod spec_table;
 mod vectors;

@@ -303,12 +303,10 @@ mod failing {
         fn sessions(&self, _: &str, _: i64) -> impl Future<Output = Result<Vec<SessionInfo>, StoreError>> + Send {
             down()
         }
-        fn access_state(
-            &self,
-            _: &str,
-            _: TokenId,
-            _: i64,
-        ) -> impl Future<Output = Result<AccessState, StoreError>> + Send {
+        fn access_state(&self, _: &str, _: TokenId) -> impl Future<Output = Result<AccessState, StoreError>> + Send {
+            down()
+        }
+        fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
             down()
         }
         fn purge(&self, _: i64) -> impl Future<Output = Result<u64, StoreError>> + Send {

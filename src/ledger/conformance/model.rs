@@ -70,7 +70,7 @@ use proptest::prelude::*;
 
 use crate::ledger::{
     AccessState, Grace, NewSession, PairClaims, Revocation, Rotation, RotationRequest, SessionInfo, SessionLedger,
-    TOMBSTONE_SECONDS,
+    SessionTimes, TOMBSTONE_SECONDS, UnixTime,
 };
 use crate::token::ids::{SessionId, TokenId};
 
@@ -240,7 +240,14 @@ impl Model {
             .into_iter()
             .map(|id| {
                 let s = &self.sessions[&id];
-                SessionInfo::new(id, s.created_at, s.rotated_at, s.generation, s.pair.refresh_expires_at, s.absolute)
+                let at = UnixTime::from_seconds;
+                let times = SessionTimes {
+                    created_at: at(s.created_at),
+                    rotated_at: at(s.rotated_at),
+                    refresh_expires_at: at(s.pair.refresh_expires_at),
+                    absolute_expires_at: at(s.absolute),
+                };
+                SessionInfo::new(id, s.generation, times)
             })
             .collect()
     }
@@ -495,7 +502,7 @@ pub async fn check_sequence<L: SessionLedger>(ledger: &L, ops: &[Op]) -> Result<
                     .find(|(s, _, _)| *s == id.session())
                     .map_or_else(|| subjects[0].clone(), |(_, subject, _)| subject.clone());
                 let subject = if wrong_subject { mallory.clone() } else { subject };
-                let got = ledger.access_state(&subject, id, now).await.map_err(fail)?;
+                let got = ledger.access_state(&subject, id).await.map_err(fail)?;
                 let expected = model.access_state(&subject, id);
                 let stale = model.past_retention(id.session(), now);
                 prop_assert!(
