@@ -463,28 +463,98 @@ impl From<crate::token::DecodeError> for Error {
     }
 }
 
-/// A store failed (connection lost, timeout, corrupt row). Becomes a 500;
-/// the cause is kept for logs only.
+/// A store failed. Becomes a 500 (a full ledger at login: 503); the
+/// cause is kept for logs only. Its [`kind`](StoreError::kind) tells an
+/// outage from a caller's mistake, so a log or an alert can treat "the
+/// backend is down" and "this code broke the ledger contract" apart.
 #[derive(Debug, thiserror::Error)]
-#[error("store failed: {0}")]
-pub struct StoreError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+#[error("store failed ({kind:?}): {source}")]
+pub struct StoreError {
+    kind: StoreErrorKind,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// What kind of failure a [`StoreError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// The backend could not be reached or failed (connection refused or
+    /// lost, a server error). Retrying later may succeed.
+    Unavailable,
+    /// The backend did not answer in time, or answered after the caller's
+    /// deadline and so did nothing (the Redis ledger's stale-call guard).
+    Timeout,
+    /// The backend is at its storage limit and wrote nothing
+    /// ([`StoreError::full`]); a login meeting it answers 503.
+    Full,
+    /// What the backend holds or answered cannot be read (a malformed row
+    /// or reply): data, not connectivity, is wrong.
+    Corrupt,
+    /// The caller broke the contract (a successor pair of another session
+    /// or subject, a malformed configuration): a bug to fix, not an outage
+    /// to wait out.
+    Misuse,
+}
 
 impl StoreError {
-    /// Wraps any error as a store failure.
+    /// Wraps any error as a store failure of kind
+    /// [`Unavailable`](StoreErrorKind::Unavailable).
     pub fn new(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Self(cause.into())
+        Self::with_kind(StoreErrorKind::Unavailable, cause)
+    }
+
+    /// A store failure of `kind`, caused by `cause`.
+    ///
+    /// ```
+    /// use token_refresh::StoreError;
+    /// use token_refresh::error::StoreErrorKind;
+    ///
+    /// let error = StoreError::with_kind(StoreErrorKind::Misuse, "successor of another session");
+    /// assert_eq!(error.kind(), StoreErrorKind::Misuse);
+    /// assert!(!error.is_full());
+    /// ```
+    pub fn with_kind(kind: StoreErrorKind, cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self { kind, source: cause.into() }
+    }
+
+    /// The backend did not answer in time ([`StoreErrorKind::Timeout`]).
+    pub fn timeout(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::with_kind(StoreErrorKind::Timeout, cause)
+    }
+
+    /// The caller broke the ledger contract ([`StoreErrorKind::Misuse`]).
+    pub fn misuse(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::with_kind(StoreErrorKind::Misuse, cause)
+    }
+
+    /// What the backend holds or answered is unreadable
+    /// ([`StoreErrorKind::Corrupt`]).
+    pub fn corrupt(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::with_kind(StoreErrorKind::Corrupt, cause)
     }
 
     /// The ledger refused to grow (it is at its memory limit) and wrote
     /// nothing. A login that meets it answers 503
     /// ([`Error::LedgerFull`]) instead of 500.
     pub fn full(detail: impl Into<String>) -> Self {
-        Self(Box::new(LedgerFullError(detail.into())))
+        Self::with_kind(StoreErrorKind::Full, LedgerFullError(detail.into()))
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
     }
 
     /// Whether this is [`StoreError::full`].
     pub fn is_full(&self) -> bool {
-        self.0.is::<LedgerFullError>()
+        self.kind == StoreErrorKind::Full
+    }
+
+    /// The cause, for logs and for backends that look into their own
+    /// driver's error.
+    pub(crate) fn cause(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self.source.as_ref()
     }
 }
 

@@ -563,7 +563,7 @@ impl PostgresLedger {
             }
             Err(_) => {
                 timed_out(op, self.timeout, "client");
-                Err(StoreError::new(TimedOut { op, timeout: self.timeout }))
+                Err(StoreError::timeout(TimedOut { op, timeout: self.timeout }))
             }
         }
     }
@@ -845,7 +845,7 @@ fn not_after_ms(timeout: Duration) -> i64 {
 /// (`57014`). Either way the statement, and its transaction, rolled back.
 fn server_timed_out(error: &StoreError) -> bool {
     error
-        .0
+        .cause()
         .downcast_ref::<tokio_postgres::Error>()
         .and_then(tokio_postgres::Error::code)
         .is_some_and(|code| *code == SqlState::LOCK_NOT_AVAILABLE || *code == SqlState::QUERY_CANCELED)

@@ -279,7 +279,7 @@ impl RedisLedgerBuilder {
         let link = match (nodes, &self.target) {
             (Some(nodes), _) => Link::Cluster(connect_cluster(&nodes, self.timeout, roots).await?),
             (None, Target::Url(url)) => Link::Single(connect_single(url, self.timeout, roots).await?),
-            (None, Target::Cluster(_)) => return Err(StoreError::new("no Redis Cluster node given")),
+            (None, Target::Cluster(_)) => return Err(StoreError::misuse("no Redis Cluster node given")),
         };
         let ledger = RedisLedger {
             connection: RedisConnection(link),
@@ -336,7 +336,7 @@ async fn connect_cluster(
     roots: Option<&[u8]>,
 ) -> Result<ClusterConnection, StoreError> {
     if nodes.is_empty() {
-        return Err(StoreError::new("no Redis Cluster node given"));
+        return Err(StoreError::misuse("no Redis Cluster node given"));
     }
     // No retries: the cluster client would send a command again after a
     // lost connection, and a rotation whose first attempt ran would then
@@ -372,14 +372,14 @@ fn cluster_nodes(target: &str) -> Result<Option<Vec<String>>, StoreError> {
         .map(|host| format!("{scheme}://{credentials}{host}"))
         .collect();
     if nodes.is_empty() || hosts.contains('/') {
-        return Err(StoreError::new("a Redis Cluster target is redis-cluster://HOST:PORT[,HOST:PORT…]"));
+        return Err(StoreError::misuse("a Redis Cluster target is redis-cluster://HOST:PORT[,HOST:PORT…]"));
     }
     Ok(Some(nodes))
 }
 
 fn check_prefix(prefix: &str) -> Result<(), StoreError> {
     if prefix.contains(['{', '}']) {
-        Err(StoreError::new("a Redis ledger key prefix must not contain '{' or '}' (they set the Cluster hash tag)"))
+        Err(StoreError::misuse("a Redis ledger key prefix must not contain '{' or '}' (they set the Cluster hash tag)"))
     } else {
         Ok(())
     }
@@ -854,7 +854,7 @@ impl RedisLedger {
                         .into_iter()
                         .map(|(node, reply)| (format!("Redis node {}", text_of(&node)), server_reply(reply)))
                         .collect(),
-                    Ok(_) => return Err(StoreError::new("unexpected reply from a Redis Cluster")),
+                    Ok(_) => return Err(StoreError::corrupt("unexpected reply from a Redis Cluster")),
                     Err(error) => return Err(self.failed(op, error)),
                 }
             }
@@ -896,6 +896,7 @@ impl RedisLedger {
     fn failed(&self, op: &'static str, error: redis::RedisError) -> StoreError {
         if error.is_timeout() {
             timed_out(op, self.timeout);
+            return StoreError::timeout(error);
         }
         if error.code() == Some("OOM") {
             return StoreError::full("Redis is at its maxmemory (noeviction) and refused to grow: nothing was written");
@@ -969,7 +970,7 @@ impl SessionLedger for RedisLedger {
         match reply.field(0)? {
             b"created" => {}
             b"stale" => return Err(stale("create")),
-            _ => return Err(StoreError::new("unexpected reply from the login script")),
+            _ => return Err(StoreError::corrupt("unexpected reply from the login script")),
         }
         let evicted = reply.0.iter().skip(1).map(|member| session_of(member)).collect::<Result<Vec<_>, _>>()?;
         Ok(Created::evicting(evicted))
@@ -1031,7 +1032,7 @@ impl SessionLedger for RedisLedger {
                 },
                 current_generation: reply.unsigned(2)?,
             },
-            _ => return Err(StoreError::new("unexpected reply from the rotation script")),
+            _ => return Err(StoreError::corrupt("unexpected reply from the rotation script")),
         })
     }
 
@@ -1050,7 +1051,7 @@ impl SessionLedger for RedisLedger {
             b"revoked" => Revocation::Revoked { session },
             b"already" => Revocation::AlreadyRevoked { session },
             b"unknown" => Revocation::Unknown,
-            _ => return Err(StoreError::new("unexpected reply from the revoke script")),
+            _ => return Err(StoreError::corrupt("unexpected reply from the revoke script")),
         })
     }
 
@@ -1184,7 +1185,7 @@ fn session_of(member: &[u8]) -> Result<SessionId, StoreError> {
     let tag = member
         .last_chunk::<8>()
         .filter(|_| member.len() == 16)
-        .ok_or_else(|| StoreError::new("a malformed member in a Redis ledger user index"))?;
+        .ok_or_else(|| StoreError::corrupt("a malformed member in a Redis ledger user index"))?;
     Ok(SessionId::from_tag(u64::from_be_bytes(*tag)))
 }
 
@@ -1196,7 +1197,7 @@ fn sequence_of(member: &[u8]) -> Result<u64, StoreError> {
     let sequence = member
         .first_chunk::<8>()
         .filter(|_| member.len() == 16)
-        .ok_or_else(|| StoreError::new("a malformed member in a Redis ledger user index"))?;
+        .ok_or_else(|| StoreError::corrupt("a malformed member in a Redis ledger user index"))?;
     Ok(u64::from_be_bytes(*sequence))
 }
 
@@ -1206,7 +1207,7 @@ fn sequence_of(member: &[u8]) -> Result<u64, StoreError> {
 fn stale(op: &'static str) -> StoreError {
     #[cfg(feature = "tracing")]
     tracing::warn!(target: "token_refresh", op, "Redis ran a ledger call after its caller's deadline and refused it, writing nothing (a stall, or Redis's clock ahead of this host's)");
-    StoreError::new(StaleCall(op))
+    StoreError::timeout(StaleCall(op))
 }
 
 /// The cause of [`stale`].

@@ -75,7 +75,7 @@ pub fn check_pair_ids(session: SessionId, pair: &PairClaims) -> Result<(), Store
     if pair.refresh_id.session() == session && pair.access_id.session() == session {
         Ok(())
     } else {
-        Err(StoreError::new("the pair's token ids do not carry the session's tag"))
+        Err(StoreError::misuse("the pair's token ids do not carry the session's tag"))
     }
 }
 
@@ -86,7 +86,7 @@ pub fn check_successor(request: &RotationRequest) -> Result<(), StoreError> {
     if request.successor.subject == request.subject {
         Ok(())
     } else {
-        Err(StoreError::new("a successor pair must keep the session's subject"))
+        Err(StoreError::misuse("a successor pair must keep the session's subject"))
     }
 }
 
@@ -210,4 +210,29 @@ pub fn decide(view: &SessionView, request: &RotationRequest) -> Decision {
         return Decision::Replay { replay: view.replays.saturating_add(1) };
     }
     Decision::Reuse { presented_generation: is_predecessor.then(|| view.generation.saturating_sub(1)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::StoreErrorKind;
+    use crate::ledger::PairClaims;
+    use crate::token::ids::SessionId;
+
+    #[test]
+    fn a_pair_of_another_session_is_the_callers_mistake_not_an_outage() {
+        let (ours, theirs) = (SessionId::random(), SessionId::random());
+        let pair = PairClaims {
+            subject: "bob@mail.com".to_owned(),
+            account: String::new(),
+            role: String::new(),
+            refresh_id: theirs.new_token_id(),
+            access_id: theirs.new_token_id(),
+            refresh_expires_at: 1,
+            access_expires_at: 1,
+        };
+        let refused = check_pair_ids(ours, &pair).err().map(|error| error.kind());
+        assert_eq!(refused, Some(StoreErrorKind::Misuse));
+        assert!(check_pair_ids(theirs, &pair).is_ok());
+    }
 }

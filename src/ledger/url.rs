@@ -273,8 +273,8 @@ impl LedgerUrl {
 /// An error and its causes on one line, each cause once.
 #[cfg(any(feature = "redis", feature = "postgres"))]
 fn one_line(error: &crate::error::StoreError) -> String {
-    let mut text = error.0.to_string();
-    let mut source = error.0.source();
+    let mut text = error.cause().to_string();
+    let mut source = error.cause().source();
     while let Some(next) = source {
         let next_text = next.to_string();
         if !text.contains(&next_text) {
