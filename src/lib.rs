@@ -102,9 +102,12 @@
 //!   [`SessionLedger`](ledger::SessionLedger) must pass.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+/// The axum 0.8 integration; it lives with the other HTTP adapters
+/// ([`http`]'s answers and session routine), and is named here for short
+/// paths.
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
-pub mod axum;
+pub use http::axum;
 pub mod clock;
 mod envelope;
 pub mod error;

@@ -17,7 +17,7 @@ use tower_service::Service;
 
 use super::answers;
 use super::scope::{DEFAULT_DEADLINE, scoped};
-use crate::envelope::{Reply, ReplyData};
+use super::session::{self, refused};
 use crate::error::{Error, InternalKind};
 use crate::service::TokenService;
 
@@ -263,20 +263,6 @@ impl<B> Service<Request<B>> for NotFound {
     }
 }
 
-/// In the extensions of an [`Endpoint`]'s answer when a flow refused the
-/// request or failed: the [`Error`], for the application's logs (which
-/// check refused; a 500's cause through [`std::error::Error::source`]).
-/// Never sent: the body carries the public message only.
-#[derive(Debug, Clone)]
-pub struct FlowError(Arc<Error>);
-
-impl FlowError {
-    /// The flow's error.
-    pub fn error(&self) -> &Error {
-        &self.0
-    }
-}
-
 /// Which part of the endpoint a request's path reaches.
 enum Target {
     Session,
@@ -348,26 +334,8 @@ impl Shared {
         B: Body,
         B::Error: Into<BoxError>,
     {
-        let method = request.method().clone();
-        if !matches!(method, Method::POST | Method::PATCH | Method::DELETE) {
-            return answers::method_not_allowed(answers::SESSION_METHODS);
-        }
         let (parts, body) = request.into_parts();
-        let authorization = match answers::authorization(&parts.headers) {
-            Ok(authorization) => authorization,
-            Err(error) => return refused(error),
-        };
-        match method {
-            Method::POST => match answers::read_login_body(&parts.headers, body).await {
-                Some(body) => flow(self.service.login(&body).await),
-                None => answers::login_body_too_large(),
-            },
-            Method::PATCH => flow(self.service.refresh(authorization).await),
-            _ => match self.service.logout(authorization).await {
-                Ok(()) => answers::reply(Reply::empty()),
-                Err(error) => refused(error),
-            },
-        }
+        session::answer(&self.service, &parts.method, &parts.headers, body).await
     }
 
     /// `GET`/`HEAD` the JWKS document; 405 otherwise. A `HEAD` answer keeps
@@ -385,22 +353,6 @@ impl Shared {
             }
         }
     }
-}
-
-/// The answer for a flow's result; a refusal keeps its [`Error`] in the
-/// extensions ([`FlowError`]).
-fn flow<T: ReplyData>(result: Result<T, Error>) -> Response<Vec<u8>> {
-    match result {
-        Ok(data) => answers::reply(data.reply()),
-        Err(error) => refused(error),
-    }
-}
-
-/// The failure answer for `error`, which it keeps in the extensions.
-fn refused(error: Error) -> Response<Vec<u8>> {
-    let mut response = answers::error(&error);
-    response.extensions_mut().insert(FlowError(Arc::new(error)));
-    response
 }
 
 /// The future of an [`Endpoint`]'s answer.

@@ -113,16 +113,20 @@
 //! ```
 
 pub(crate) mod answers;
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
 pub use answers::sole_authorization;
 mod endpoint;
 mod probes;
 mod scope;
 #[cfg(feature = "server")]
 mod serve;
+pub(crate) mod session;
 
 pub use endpoint::{
-    DEFAULT_JWKS_PATH, DEFAULT_SESSION_PATH, Endpoint, EndpointConfig, EndpointConfigError, FlowError, NotFound,
-    ResponseBody, ResponseFuture,
+    DEFAULT_JWKS_PATH, DEFAULT_SESSION_PATH, Endpoint, EndpointConfig, EndpointConfigError, NotFound, ResponseBody,
+    ResponseFuture,
 };
 pub use probes::{READY_TIMEOUT, readiness};
 pub use scope::{
@@ -130,3 +134,4 @@ pub use scope::{
 };
 #[cfg(feature = "server")]
 pub use serve::{ServeOptions, serve};
+pub use session::FlowError;

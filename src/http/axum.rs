@@ -49,10 +49,10 @@
 use ::axum::body::Body;
 use ::axum::extract::{FromRef, FromRequestParts, State};
 use ::axum::handler::Handler;
-use ::axum::http::HeaderMap;
 use ::axum::http::request::Parts;
+use ::axum::http::{HeaderMap, Method};
 use ::axum::response::{IntoResponse, Response};
-use ::axum::routing::{MethodRouter, get, post};
+use ::axum::routing::{MethodRouter, any, get};
 
 use crate::envelope::Reply;
 use crate::error::{Error, Forbidden};
@@ -87,7 +87,7 @@ where
     S: Clone + Send + Sync + 'static,
     TokenService: FromRef<S>,
 {
-    post(login).patch(refresh).delete(logout).fallback(method_not_allowed)
+    any(session)
 }
 
 /// `GET` the JWKS document: the keys tokens verify under, `public,
@@ -182,38 +182,8 @@ where
     }
 }
 
-async fn login(State(service): State<TokenService>, headers: HeaderMap, body: Body) -> Response {
-    if let Err(error) = authorization(&headers) {
-        return error.into_response();
-    }
-    // Over the limit, declared or actual (or cut off): 400 and
-    // `Connection: close`, as every adapter answers it.
-    match answers::read_login_body(&headers, body).await {
-        Some(body) => service.login(&body).await.into_response(),
-        None => answers::login_body_too_large().map(Body::from),
-    }
-}
-
-async fn refresh(State(service): State<TokenService>, headers: HeaderMap) -> Response {
-    match authorization(&headers) {
-        Ok(authorization) => service.refresh(authorization).await.into_response(),
-        Err(error) => error.into_response(),
-    }
-}
-
-async fn logout(State(service): State<TokenService>, headers: HeaderMap) -> Response {
-    let result = match authorization(&headers) {
-        Ok(authorization) => service.logout(authorization).await,
-        Err(error) => Err(error),
-    };
-    match result {
-        Ok(()) => Reply::empty().into_response(),
-        Err(error) => error.into_response(),
-    }
-}
-
-async fn method_not_allowed() -> Response {
-    answers::method_not_allowed(answers::SESSION_METHODS).map(Body::from)
+async fn session(State(service): State<TokenService>, method: Method, headers: HeaderMap, body: Body) -> Response {
+    crate::http::session::answer(&service, &method, &headers, body).await.map(Body::from)
 }
 
 async fn get_method_not_allowed() -> Reply {
