@@ -10,6 +10,8 @@
 
 use std::fmt;
 
+use crate::token::DecodeError;
+
 /// Why a request was refused (or failed), one variant per [spec §4](crate::spec#4-which-outcome-in-which-order) outcome
 /// class. The detail enums say exactly which check decided.
 #[derive(Debug, thiserror::Error)]
@@ -85,29 +87,13 @@ pub enum Unauthorized {
     /// A scheme other than `Bearer` (or none where one is required).
     #[error("authorization scheme is not Bearer")]
     WrongScheme,
-    /// Not three base64url segments, or a segment of the wrong size.
-    #[error("token is not a compact JWS")]
-    Malformed,
-    /// The JOSE header or the payload is not JSON.
-    #[error("token segment is not JSON")]
-    NotJson,
-    /// `alg` is not the configured algorithm name.
-    #[error("token algorithm is not accepted")]
-    Algorithm,
-    /// `typ` is present and not `JWT`.
-    #[error("token type is not accepted")]
-    TokenType,
-    /// The header has a member this crate refuses (`crit`, `jku`, `jwk`,
-    /// `x5u`, `x5c`, or any member other than `typ`, `alg`, `kid`), a member
-    /// given twice, or a member of the wrong JSON type.
-    #[error("token header is not accepted")]
-    Header,
-    /// `kid` names no configured key.
-    #[error("token key id is unknown")]
-    UnknownKey,
-    /// The signature does not verify under the configured key(s).
-    #[error("token signature is invalid")]
-    Signature,
+    /// The token itself was refused: not a compact JWS, not JSON, another
+    /// algorithm or type, a refused header, an unknown key, or a signature
+    /// that does not verify. The token layer's own reason, embedded rather
+    /// than mirrored; never [`DecodeError::Claims`], which is a 422
+    /// ([`Unprocessable::Claims`]).
+    #[error("{0}")]
+    Token(DecodeError),
     /// `exp` has been reached.
     #[error("token has expired")]
     Expired,
@@ -322,13 +308,8 @@ impl Error {
             },
             Self::Unauthorized(detail) => match detail {
                 Unauthorized::WrongScheme => "authorization scheme is not Bearer",
-                Unauthorized::Malformed
-                | Unauthorized::NotJson
-                | Unauthorized::Algorithm
-                | Unauthorized::TokenType
-                | Unauthorized::Header
-                | Unauthorized::UnknownKey => "token could not be parsed",
-                Unauthorized::Signature => "token signature is invalid",
+                Unauthorized::Token(DecodeError::Signature) => "token signature is invalid",
+                Unauthorized::Token(_) => "token could not be parsed",
                 Unauthorized::Expired => "token has expired",
                 Unauthorized::UserDisabled => "user is disabled",
                 Unauthorized::UnknownToken => "refresh token is not valid",
@@ -432,7 +413,7 @@ mod tests {
     fn statuses_and_names_match_the_spec_table() {
         let cases = [
             (Error::from(BadRequest::MissingHeader), 400, "BAD_REQUEST"),
-            (Error::from(Unauthorized::Signature), 401, "UNAUTHORIZED"),
+            (Error::from(Unauthorized::Token(DecodeError::Signature)), 401, "UNAUTHORIZED"),
             (Error::UserNotFound, 404, "NOT_FOUND"),
             (Error::from(Unprocessable::Claims), 422, "UNPROCESSABLE_ENTITY"),
             (Error::TooManyLogins, 429, "TOO_MANY_REQUESTS"),
@@ -445,20 +426,13 @@ mod tests {
     }
 }
 
-impl From<crate::token::DecodeError> for Error {
+impl From<DecodeError> for Error {
     /// The one place a token refusal becomes a status: an authentic token
     /// with the wrong claims is 422, anything else is 401.
-    fn from(error: crate::token::DecodeError) -> Self {
-        use crate::token::DecodeError as D;
+    fn from(error: DecodeError) -> Self {
         match error {
-            D::Claims => Unprocessable::Claims.into(),
-            D::Malformed => Unauthorized::Malformed.into(),
-            D::NotJson => Unauthorized::NotJson.into(),
-            D::Algorithm => Unauthorized::Algorithm.into(),
-            D::TokenType => Unauthorized::TokenType.into(),
-            D::Header => Unauthorized::Header.into(),
-            D::UnknownKey => Unauthorized::UnknownKey.into(),
-            D::Signature => Unauthorized::Signature.into(),
+            DecodeError::Claims => Unprocessable::Claims.into(),
+            other => Unauthorized::Token(other).into(),
         }
     }
 }

@@ -68,6 +68,13 @@ impl From<Unauthorized> for Refusal {
     }
 }
 
+/// A token-layer refusal, as the flows report it (401, or 422 for claims).
+impl From<token_refresh::token::DecodeError> for Refusal {
+    fn from(detail: token_refresh::token::DecodeError) -> Self {
+        Self::of(&Error::from(detail))
+    }
+}
+
 impl From<Unprocessable> for Refusal {
     fn from(detail: Unprocessable) -> Self {
         Self::Unprocessable(detail)

@@ -15,6 +15,7 @@ use base64::Engine as _;
 use ed25519_dalek::{Signer as _, SigningKey};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Sha256, Sha512};
+use token_refresh::token::DecodeError;
 use token_refresh::{
     Error, Policy, Reply, VerificationKey, error::BadRequest, error::Unauthorized, error::Unprocessable,
     keys::Algorithm,
@@ -89,13 +90,13 @@ struct Case {
 use Target::{Access, Refresh, RefreshEd25519};
 use Want::{Bad, NotFound, Unauth, Unproc};
 
-const MALFORMED: Want = Unauth(Unauthorized::Malformed);
-const NOT_JSON: Want = Unauth(Unauthorized::NotJson);
-const ALG: Want = Unauth(Unauthorized::Algorithm);
-const TYP: Want = Unauth(Unauthorized::TokenType);
-const HEADER_REFUSED: Want = Unauth(Unauthorized::Header);
-const UNKNOWN_KID: Want = Unauth(Unauthorized::UnknownKey);
-const BAD_SIG: Want = Unauth(Unauthorized::Signature);
+const MALFORMED: Want = Unauth(Unauthorized::Token(DecodeError::Malformed));
+const NOT_JSON: Want = Unauth(Unauthorized::Token(DecodeError::NotJson));
+const ALG: Want = Unauth(Unauthorized::Token(DecodeError::Algorithm));
+const TYP: Want = Unauth(Unauthorized::Token(DecodeError::TokenType));
+const HEADER_REFUSED: Want = Unauth(Unauthorized::Token(DecodeError::Header));
+const UNKNOWN_KID: Want = Unauth(Unauthorized::Token(DecodeError::UnknownKey));
+const BAD_SIG: Want = Unauth(Unauthorized::Token(DecodeError::Signature));
 const CLAIMS: Want = Unproc(Unprocessable::Claims);
 
 fn bearer(token: &str) -> Option<Vec<u8>> {

@@ -20,6 +20,7 @@ use std::sync::{Arc, OnceLock};
 use serde_json::{Value, json};
 use token_refresh::ed25519_dalek::SigningKey;
 use token_refresh::error::{Unauthorized, Unprocessable::Claims};
+use token_refresh::token::DecodeError;
 use token_refresh::{AccessVerifier, Ed25519Signer, KeyId, Policy, Signer as _, clock::ManualClock, keys::Algorithm};
 use token_refresh_test_support::flow::{SharedStore, service_over, shared_store};
 use token_refresh_test_support::keys::{SEED, private_pem, signer};
@@ -207,7 +208,7 @@ async fn the_rfc_9864_name_is_refused_unless_opted_in() {
         Peer::Jose.call("mint", &json!({"pem": d.pem, "alg": "Ed25519", "claims": [payload(&first.access_token)]}));
     let token = minted[0].as_str().unwrap();
     let error = d.verifier(&Policy::default()).verify(Some(token.as_bytes()));
-    assert_refused(error, Unauthorized::Algorithm);
+    assert_refused(error, Unauthorized::Token(DecodeError::Algorithm));
     let ed25519 = Policy::builder().algorithm(Algorithm::Ed25519).build().unwrap();
     assert!(d.verifier(&ed25519).verify(Some(token.as_bytes())).is_ok());
 }

@@ -4,7 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use std::sync::Arc;
-use token_refresh::error::Unauthorized::{self, UnknownKey};
+use token_refresh::error::Unauthorized;
+use token_refresh::token::DecodeError;
 
 use token_refresh::{Ed25519Signer, KeyId, Policy, VerificationKey, keys::Algorithm, keys::KeyError, keys::SecretKey};
 use token_refresh_test_support::clock;
@@ -42,7 +43,7 @@ async fn kid_appears_only_when_configured_and_must_be_known() {
     let other_kid =
         Arc::new(Ed25519Signer::from_seed(&[1; 32]).unwrap().with_key_id(KeyId::new("old").unwrap()).unwrap());
     let error = token_refresh::refresh(Some(pair.access_token.as_bytes()), &store, &other_kid, &clock).await;
-    assert_refused(error, UnknownKey);
+    assert_refused(error, DecodeError::UnknownKey);
 }
 
 #[tokio::test]
@@ -80,10 +81,10 @@ async fn the_fully_specified_name_is_opt_in_and_exclusive() {
     let eddsa_pair = service_over(&Policy::default(), &store, &signer, &clock).issue(BOB).await.unwrap();
     let error =
         service_over(&Policy::default(), &store, &signer, &clock).refresh(Some(pair.refresh_token.as_bytes())).await;
-    assert_refused(error, Unauthorized::Algorithm);
+    assert_refused(error, Unauthorized::Token(DecodeError::Algorithm));
     let error =
         service_over(&ed25519, &store, &signer, &clock).refresh(Some(eddsa_pair.refresh_token.as_bytes())).await;
-    assert_refused(error, Unauthorized::Algorithm);
+    assert_refused(error, Unauthorized::Token(DecodeError::Algorithm));
     assert_eq!(payload(&eddsa_pair.refresh_token)["sub"], BOB);
 }
 

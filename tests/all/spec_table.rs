@@ -7,10 +7,9 @@
 use std::sync::Arc;
 use token_refresh::ed25519_dalek::SigningKey;
 use token_refresh::error::BadRequest::{EmptyHeader, HeaderNotAscii, HeaderTooLong, MissingHeader};
-use token_refresh::error::Unauthorized::{
-    Expired, Malformed, NotJson, Reused, SessionRevoked, Signature, UnknownToken, UserDisabled, WrongScheme,
-};
+use token_refresh::error::Unauthorized::{Expired, Reused, SessionRevoked, UnknownToken, UserDisabled, WrongScheme};
 use token_refresh::error::Unprocessable::Claims;
+use token_refresh::token::DecodeError::{Malformed, NotJson, Signature};
 
 use token_refresh::{Error, Reply, TokenService};
 use token_refresh_test_support::NOW;
@@ -80,7 +79,7 @@ async fn step_2_shape_problems_are_401() {
 async fn step_3_header_rules_are_401() {
     let (fx, _) = fixture_with_session().await;
     let claims = refresh_claims(BOB, NOW + 60);
-    use token_refresh::error::Unauthorized::{Algorithm, Header, TokenType, UnknownKey};
+    use token_refresh::token::DecodeError::{Algorithm, Header, TokenType, UnknownKey};
     for (header, why) in [
         (r#"{"typ":"JWT","alg":"none"}"#, Algorithm),
         (r#"{"typ":"JWT","alg":"HS256"}"#, Algorithm),
@@ -98,7 +97,10 @@ async fn step_3_header_rules_are_401() {
         // Signed with our own key: the header alone must decide.
         let error =
             refused(&fx, Some(mint_with(&signing_key(), header, &claims).as_bytes()), 401, "UNAUTHORIZED", why).await;
-        assert!(matches!(error, Error::Unauthorized(got) if got == why), "{header}: {error:?}, expected {why:?}");
+        assert!(
+            matches!(error, Error::Unauthorized(got) if got == token_refresh::error::Unauthorized::Token(why)),
+            "{header}: {error:?}, expected {why:?}"
+        );
     }
     // typ is optional.
     let pair = fx.login(BOB).await;
