@@ -14,6 +14,7 @@
 // Bench code: a failed setup should stop the run loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+#[path = "../tools/benches/measured/mod.rs"]
 mod measured;
 
 use std::hint::black_box;

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Refreshes/s over HTTP: the reference server against the baseline (what a
 # team writes instead: axum + jsonwebtoken/aws-lc + a mutexed map,
-# examples/baseline.rs), in alternating rounds, with the load generator
-# (examples/loadgen.rs: SESSIONS chained refresh sessions for SECONDS each
+# tools/src/bin/baseline.rs), in alternating rounds, with the load generator
+# (tools/src/bin/loadgen.rs: SESSIONS chained refresh sessions for SECONDS each
 # round).
 #
 #   scripts/http-speed.sh [ROUNDS] [SECONDS] [SESSIONS]
@@ -17,10 +17,10 @@
 #                         refresh (each server gets one whole core). Needs
 #                         util-linux's taskset and at least two cores.
 #
-# BIN_DIR (default target/release/examples) holds `server`, `baseline` and
+# BIN_DIR (default target/release) holds `server`, `baseline` and
 # `loadgen`; build them first, with or without the aws-lc feature:
 #
-#   cargo build --release [--features aws-lc] --example server --example baseline --example loadgen
+#   cargo build --release -p token-refresh-examples -p token-refresh-tools [--features token-refresh-examples/aws-lc] --bin server --bin baseline --bin loadgen
 #
 # Prints each round's figures and the ratio server / baseline of the means.
 set -euo pipefail

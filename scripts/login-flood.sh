@@ -7,10 +7,10 @@
 #   scripts/login-flood.sh STORE [LOGINS]
 #
 # STORE is `memory`, `redis://…` or `postgres://…`, as --store takes it;
-# LOGINS defaults to 10 000. BIN_DIR (default target/debug/examples) holds
+# LOGINS defaults to 10 000. BIN_DIR (default target/debug) holds
 # the `server` built with the store's feature, e.g.
 #
-#   cargo build --features postgres,redis --example server
+#   cargo build -p token-refresh-examples --features postgres,redis --bin server
 #
 # The server runs with the default cap (100 live sessions per user) and
 # the login rate limit off (LIMIT_FLAG="" for a server without the flag),

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Measures the session ledger from outside the release server: refreshes/s
-# over HTTP (examples/loadgen.rs), the server's RSS growth per rotation, and
+# over HTTP (tools/src/bin/loadgen.rs), the server's RSS growth per rotation, and
 # what the shared backends hold per session (PostgreSQL rows, Redis keys).
 #
 #   scripts/measure-ledger.sh STORE [SESSIONS] [SECONDS]
 #
 # STORE is `memory`, `postgres://…`, `redis://…` or `redis-cluster://…`, as
-# the server's --store takes it. BIN_DIR (default target/release/examples)
+# the server's --store takes it. BIN_DIR (default target/release)
 # names the directory holding `server` and `loadgen`; build them first:
 #
-#   cargo build --release --features postgres,redis --example server --example loadgen
+#   cargo build --release -p token-refresh-examples -p token-refresh-tools --features token-refresh-examples/postgres,token-refresh-examples/redis --bin server --bin loadgen
 #
 # SERVER_ARGS adds server flags (all sessions are the demo user's, so more
 # than 100 need e.g. SERVER_ARGS="--max-sessions-per-user 10000"). The run

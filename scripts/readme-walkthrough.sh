@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the README quick start the way a user would:
 #
-#   1. `cargo run --example server -- --listen 127.0.0.1:0`, reading the bound
+#   1. `cargo run -p token-refresh-examples --bin server -- --listen 127.0.0.1:0`, reading the bound
 #      address and the demo login body from its stdout;
 #   2. checks that the walkthrough the server prints is the one the document
 #      shows (only the address and the login body differ);
@@ -74,7 +74,7 @@ start_server() {
   local name=$1
   shift
   # shellcheck disable=SC2086 # cargo flags, split on purpose
-  cargo run --quiet --manifest-path "$root/Cargo.toml" ${server_cargo_flags:-} --example "$example" -- --listen 127.0.0.1:0 "$@" >"$work/$name.stdout" 2>"$work/$name.stderr" &
+  cargo run --quiet --manifest-path "$root/Cargo.toml" ${server_cargo_flags:-} -p token-refresh-examples --bin "$example" -- --listen 127.0.0.1:0 "$@" >"$work/$name.stdout" 2>"$work/$name.stderr" &
   server_pid=$!
   for _ in $(seq 1 600); do
     grep -qs '^listening on http://' "$work/$name.stdout" && break
@@ -85,16 +85,16 @@ start_server() {
   [ -n "$address" ] || fail "no 'listening on' line"
 }
 
-# The hyper example serves the library's endpoint (feature `http`).
+# Every example builds with the examples crate's defaults (no flags).
 example_flags=
-if [ "$example" = hyper ]; then example_flags="--features http"; fi
+
 server_cargo_flags=$example_flags
 
 echo "==> building the $example example"
 # shellcheck disable=SC2086 # cargo flags, split on purpose
-cargo build --quiet $example_flags --example "$example"
+cargo build --quiet $example_flags -p token-refresh-examples --bin "$example"
 
-echo "==> cargo run --example $example -- --listen 127.0.0.1:0"
+echo "==> cargo run -p token-refresh-examples --bin $example -- --listen 127.0.0.1:0"
 start_server demo
 # The walkthrough is printed right after the listening line; wait for its end.
 for _ in $(seq 1 100); do
@@ -139,7 +139,7 @@ expect_store_error() {
   shift
   local code=0
   # shellcheck disable=SC2086 # cargo flags, split on purpose
-  cargo run --quiet $cargo_flags --example "$example" -- "$@" >"$work/$name.stdout" 2>"$work/$name.stderr" || code=$?
+  cargo run --quiet $cargo_flags -p token-refresh-examples --bin "$example" -- "$@" >"$work/$name.stdout" 2>"$work/$name.stderr" || code=$?
   [ "$code" -eq 2 ] || fail "$name: exited with $code, expected 2"
   [ -s "$work/$name.stderr" ] || fail "$name: no message"
   if grep -q s3cret "$work/$name.stderr" "$work/$name.stdout"; then fail "$name: the store URL's password was printed"; fi
@@ -152,7 +152,7 @@ expect_store_error store-scheme --store 'bogus://app:s3cret@127.0.0.1/x'
 if grep -q bogus "$work/store-scheme.stderr"; then fail "the unknown --store value was echoed"; fi
 expect_store_error store-feature --store 'redis://:s3cret@127.0.0.1:6379/0'
 grep -q '`redis` feature' "$work/store-feature.stderr" || fail "the message does not name the redis feature"
-cargo build --quiet --all-features --example "$example"
+cargo build --quiet --all-features -p token-refresh-examples --bin "$example"
 cargo_flags=--all-features
 expect_store_error store-redis-down --store 'redis://:s3cret@127.0.0.1:1/0'
 expect_store_error store-postgres-down --store 'postgres://app:s3cret@127.0.0.1:1/test'
@@ -163,7 +163,7 @@ command -v openssl >/dev/null || fail "openssl is needed for the own-key block"
   # The block's last line starts the server; the script starts it itself
   # with the same arguments plus --listen.
   doc_block keys | grep -v '^cargo run' >"$work/keys.sh"
-  server_args=$(doc_block keys | sed -n 's/^cargo run --example server -- //p')
+  server_args=$(doc_block keys | sed -n 's/^cargo run -p token-refresh-examples --bin server -- //p')
   (cd "$work" && bash -euo pipefail -c "source keys.sh; printf '%s' \"\$LOGIN\" > login.json")
   # From the work directory, so the block's relative paths resolve.
   pushd "$work" >/dev/null
@@ -189,7 +189,7 @@ command -v openssl >/dev/null || fail "openssl is needed for the own-key block"
   doc_block rotation | grep -v '^cargo run' >"$work/rotation.sh"
   (cd "$work" && bash -euo pipefail rotation.sh) || fail "the rotation block's openssl lines failed"
   expected_keys=(2 2 1)
-  mapfile -t starts < <(doc_block rotation | sed -n 's/^cargo run --example server -- //p')
+  mapfile -t starts < <(doc_block rotation | sed -n 's/^cargo run -p token-refresh-examples --bin server -- //p')
   [ "${#starts[@]}" -eq 3 ] || fail "the rotation block has ${#starts[@]} server starts, expected 3"
   step=0
   for rotation_args in "${starts[@]}"; do

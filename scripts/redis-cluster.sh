@@ -12,7 +12,7 @@
 # Environment:
 #   TOKEN_REFRESH_CLUSTER_PORTS  the three ports (default "7101 7102 7103":
 #                                redis-cluster://127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103,
-#                                what examples/ledger_throughput.rs uses when
+#                                what tools/src/bin/ledger_throughput.rs uses when
 #                                TOKEN_REFRESH_REDIS_CLUSTER_URL is unset)
 #   TOKEN_REFRESH_CLUSTER_DIR    where the nodes keep their config, pid and log
 #                                files (default /tmp/token-refresh-redis-cluster)

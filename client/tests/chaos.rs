@@ -46,7 +46,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use token_refresh::{Event, MemoryLedger, MemoryUserStore, Policy, SystemClock, TokenService};
 use token_refresh_client::Credentials;
 use token_refresh_test_support::keys::{SEED, private_pem, signer};
-use token_refresh_test_support::process::{self, example_binary};
+use token_refresh_test_support::process::{self, target_binary};
 use token_refresh_test_support::reference;
 use token_refresh_test_support::users::{BOB, BOB_LOGIN_SEED, demo, demo_users_json};
 use tokio::net::TcpListener;
@@ -242,7 +242,7 @@ async fn skewed_scenario(naive: bool, strict: bool, processes: u32, tasks: u32, 
     std::fs::write(&login, Credentials::sign(BOB, &key).body()).unwrap();
     let store = directory.path().join("session.json");
 
-    let mut command = tokio::process::Command::new(example_binary("soak").unwrap());
+    let mut command = tokio::process::Command::new(target_binary("examples/soak").unwrap());
     command
         .args(["--base", &format!("http://{address}"), "--path", RESOURCE_PATH])
         .arg("--login-body")
@@ -370,12 +370,12 @@ async fn naive_versus_client_rows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_soak_keeps_one_session_on_the_server_binary() {
     let args = ["--listen", "127.0.0.1:0", "--access-ttl", "3"].map(str::to_owned);
-    let server = process::running("server", &args).await.unwrap();
+    let server = process::running(&target_binary("server").unwrap(), &args).await.unwrap();
     let body = server.stdout_line("login body: ").await.unwrap();
     let directory = tempfile::tempdir().unwrap();
     let login = directory.path().join("login.json");
     std::fs::write(&login, body).unwrap();
-    let output = tokio::process::Command::new(example_binary("soak").unwrap())
+    let output = tokio::process::Command::new(target_binary("examples/soak").unwrap())
         .args(["--base", &format!("http://{}", server.address), "--path", RESOURCE_PATH])
         .arg("--login-body")
         .arg(&login)
@@ -428,7 +428,10 @@ impl Drop for RedisPrefix {
 
 /// The built server with `args`, rotations logged (debug level).
 async fn restartable_server(args: &[String]) -> process::Server {
-    match process::start_with("server", args, &[("RUST_LOG", "info,token_refresh=debug")]).await.unwrap() {
+    match process::start_with(&target_binary("server").unwrap(), args, &[("RUST_LOG", "info,token_refresh=debug")])
+        .await
+        .unwrap()
+    {
         Ok(server) => server,
         Err(failure) => panic!("the server did not start: built with the redis feature, Redis reachable? {failure:?}"),
     }
@@ -472,7 +475,7 @@ async fn a_server_restart_on_a_shared_ledger_keeps_the_session() {
     let first = restartable_server(&args("127.0.0.1:0")).await;
     let address = first.address.clone();
 
-    let soak = tokio::process::Command::new(example_binary("soak").unwrap())
+    let soak = tokio::process::Command::new(target_binary("examples/soak").unwrap())
         .args(["--base", &format!("http://{address}"), "--path", RESOURCE_PATH])
         .args(["--login-body", &path("login.json"), "--store", &path("session.json")])
         .args(["--processes", "3", "--tasks", "8", "--requests", "100", "--interval-ms", "100", "--attempts", "10"])

@@ -43,7 +43,7 @@
 //! Add [`RequestScopeLayer`](crate::http::RequestScopeLayer) around the
 //! router for `X-Request-Id`, the request deadline and (feature `tracing`)
 //! the access log. A header-read timeout is a server setting: see the
-//! README's axum section; the reference server (`examples/server.rs`)
+//! README's axum section; the reference server (`examples/src/bin/server.rs`)
 //! shows both.
 
 use ::axum::body::Body;

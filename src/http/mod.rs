@@ -64,7 +64,7 @@
 //!         tokio::spawn(async move {
 //!             // A production server also bounds request heads and
 //!             // connections and drains them on shutdown: `serve` does
-//!             // (examples/hyper.rs uses it).
+//!             // (examples/src/bin/hyper.rs uses it).
 //!             let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
 //!         });
 //!     }

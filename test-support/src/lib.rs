@@ -45,7 +45,7 @@ pub mod keys;
 #[cfg(feature = "ledger")]
 pub mod ledger;
 pub mod outcome;
-#[cfg(feature = "http-client")]
+#[cfg(feature = "process")]
 pub mod process;
 #[cfg(feature = "http-client")]
 pub mod raw;
@@ -53,7 +53,7 @@ pub mod raw;
 pub mod redis_cluster;
 #[cfg(feature = "redis-cluster")]
 pub mod redis_server;
-#[cfg(feature = "http-client")]
+#[cfg(all(feature = "axum", feature = "server"))]
 pub mod reference;
 pub mod tls;
 pub mod tokens;

@@ -1,8 +1,8 @@
-//! The built example servers (`target/<profile>/examples/{server,actix,hyper}`)
-//! as child processes: what an operator runs, flags and all. `cargo test`
-//! builds the examples before it runs the tests.
+//! The built example servers (the `token-refresh-examples` crate's `server`,
+//! `actix` and `hyper` binaries) as child processes: what an operator runs,
+//! flags and all. The tests pass `env!("CARGO_BIN_EXE_server")` and the like
+//! (Cargo builds a package's binaries before its integration tests).
 
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -16,19 +16,23 @@ use crate::http_client::{Http, TestResult};
 /// migration included).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The path of the built example `name`: the test binary is
-/// `target/<profile>/deps/<test>-<hash>`, the examples are in
-/// `target/<profile>/examples/`.
-pub fn example_binary(name: &str) -> TestResult<PathBuf> {
+/// A binary in the target directory, for a package's tests that run
+/// another package's binaries (the client's chaos test runs the reference
+/// server and its own `soak` example): the test binary is
+/// `target/<profile>/deps/<test>-<hash>`, so `relative` is taken from
+/// `target/<profile>/` (`"server"`, `"examples/soak"`). A package's own
+/// binaries are `env!("CARGO_BIN_EXE_<name>")` instead.
+pub fn target_binary(relative: &str) -> TestResult<String> {
     let binary = std::env::current_exe()?
         .parent()
         .and_then(std::path::Path::parent)
-        .map(|dir| dir.join("examples").join(name))
+        .map(|dir| dir.join(relative))
         .ok_or("no target dir")?;
     if !binary.exists() {
-        return Err(format!("{} is not built (cargo test builds the examples)", binary.display()).into());
+        let hint = "cargo test --workspace builds it; or cargo build -p token-refresh-examples";
+        return Err(format!("{} is not built ({hint})", binary.display()).into());
     }
-    Ok(binary)
+    Ok(binary.to_string_lossy().into_owned())
 }
 
 /// A running example server.
@@ -60,15 +64,19 @@ pub struct StartFailure {
     pub stdout: String,
 }
 
-/// Starts example `name` with `args`; `Ok(Err(_))` when it exits before
+/// Starts the server binary at `binary` with `args`; `Ok(Err(_))` when it exits before
 /// printing `listening on http://ADDR`.
-pub async fn start(name: &str, args: &[String]) -> TestResult<Result<Server, StartFailure>> {
-    start_with(name, args, &[]).await
+pub async fn start(binary: &str, args: &[String]) -> TestResult<Result<Server, StartFailure>> {
+    start_with(binary, args, &[]).await
 }
 
 /// [`start`] with environment variables set.
-pub async fn start_with(name: &str, args: &[String], env: &[(&str, &str)]) -> TestResult<Result<Server, StartFailure>> {
-    let mut command = Command::new(example_binary(name)?);
+pub async fn start_with(
+    binary: &str,
+    args: &[String],
+    env: &[(&str, &str)],
+) -> TestResult<Result<Server, StartFailure>> {
+    let mut command = Command::new(binary);
     command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
     for (key, value) in env {
         command.env(key, value);
@@ -125,11 +133,12 @@ fn drain(stderr: Option<ChildStderr>) -> tokio::task::JoinHandle<String> {
     })
 }
 
-/// Starts example `name` with `args`, failing the test if it does not start.
-pub async fn running(name: &str, args: &[String]) -> TestResult<Server> {
-    match start(name, args).await? {
+/// Starts the server binary at `binary` with `args`, failing the test if it
+/// does not start.
+pub async fn running(binary: &str, args: &[String]) -> TestResult<Server> {
+    match start(binary, args).await? {
         Ok(server) => Ok(server),
-        Err(failure) => Err(format!("{name} did not start: {failure:?}").into()),
+        Err(failure) => Err(format!("{binary} did not start: {failure:?}").into()),
     }
 }
 

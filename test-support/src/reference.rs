@@ -1,4 +1,4 @@
-//! The reference server's routes (`examples/server.rs`) composed from the
+//! The reference server's routes (`examples/src/bin/server.rs`) composed from the
 //! library's pieces, for tests that run them in process: on a
 //! [`ManualClock`](token_refresh::clock::ManualClock), with a user directory
 //! the test edits mid-way, with a short deadline. The example binary itself

@@ -1,4 +1,4 @@
-//! The reference server (`examples/server.rs`, axum) over real HTTP on an
+//! The reference server (`examples/src/bin/server.rs`, axum) over real HTTP on an
 //! ephemeral loopback port: the whole SPEC through the wire.
 //!
 //! The server's routes run in process, composed from the library's pieces

@@ -3,10 +3,10 @@
 //! instances (`--store`, with the crate's `postgres` / `redis` features).
 //!
 //! ```text
-//! cargo run --example server
-//! cargo run --example server -- --signing-key key.pem --users users.json --listen 0.0.0.0:8080
-//! cargo run --features postgres --example server -- --store postgres://app@db/auth --signing-key key.pem
-//! cargo run --example server -- --help
+//! cargo run -p token-refresh-examples --bin server
+//! cargo run -p token-refresh-examples --bin server -- --signing-key key.pem --users users.json --listen 0.0.0.0:8080
+//! cargo run -p token-refresh-examples --features postgres --bin server -- --store postgres://app@db/auth --signing-key key.pem
+//! cargo run -p token-refresh-examples --bin server -- --help
 //! ```
 //!
 //! Endpoints:
@@ -30,11 +30,10 @@
 //! carry a request id, never a token, key or signature.
 //!
 //! Everything here is the library's (`token_refresh::axum`,
-//! `token_refresh::http`); `examples/common` holds the command line, keys,
+//! `token_refresh::http`); `examples/src/lib.rs` holds the command line, keys,
 //! users and ledger set-up the three examples share.
 
-#[path = "common/mod.rs"]
-mod common;
+use token_refresh_examples as common;
 
 use std::process::ExitCode;
 
@@ -90,10 +89,9 @@ fn admin_router(service: TokenService) -> Router {
 }
 
 fn with_probes(router: Router<TokenService>) -> Router<TokenService> {
-    router
-        .route(common::HEALTH_PATH, get_only(liveness))
-        .route(common::READY_PATH, get_only(readiness))
-        .route(common::METRICS_PATH, get_only(metrics))
+    let router = router.route(common::HEALTH_PATH, get_only(liveness)).route(common::READY_PATH, get_only(readiness));
+    // No recorder, no route: a 404 says so, an empty 200 would not.
+    if common::serves_metrics() { router.route(common::METRICS_PATH, get_only(metrics)) } else { router }
 }
 
 /// A protected resource: [`AccessToken`] has checked the token and that its
@@ -103,5 +101,5 @@ async fn me(AccessToken(claims): AccessToken) -> Reply {
 }
 
 async fn metrics() -> impl IntoResponse {
-    (common::METRICS_HEADERS, common::metrics())
+    (common::METRICS_HEADERS, common::metrics().unwrap_or_default())
 }

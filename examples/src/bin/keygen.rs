@@ -1,7 +1,7 @@
 //! Makes an Ed25519 signing key for the server and prints its public half.
 //!
 //! ```text
-//! cargo run --example keygen -- key.pem [--kid ID]
+//! cargo run -p token-refresh-examples --bin keygen -- key.pem [--kid ID]
 //! ```
 //!
 //! Writes a PKCS#8 PEM file (the same v1 form `openssl genpkey -algorithm

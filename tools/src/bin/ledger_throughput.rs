@@ -4,7 +4,7 @@
 //! backend. Bounded: a fixed number of refreshes per backend.
 //!
 //! ```text
-//! cargo run --release --features postgres,redis --example ledger_throughput -- [TASKS] [REFRESHES]
+//! cargo run --release -p token-refresh-tools --features ledgers --bin ledger_throughput -- [TASKS] [REFRESHES]
 //! ```
 //!
 //! PostgreSQL at `TOKEN_REFRESH_POSTGRES_URL` (default
@@ -77,7 +77,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 /// cluster holds some).
 async fn delete_keys(nodes: &[String], prefix: &str) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     for node in nodes {
-        let mut connection = redis::Client::open(node.as_str())?.get_multiplexed_async_connection().await?;
+        let mut connection =
+            token_refresh::redis::Client::open(node.as_str())?.get_multiplexed_async_connection().await?;
         let keys: Vec<Vec<u8>> = {
             let mut iter = connection.scan_match::<_, Vec<u8>>(format!("{prefix}*")).await?;
             let mut keys = Vec::new();

@@ -1,7 +1,7 @@
 //! The performance report: one command, one markdown document.
 //!
 //! ```text
-//! cargo bench --features aws-lc --bench report
+//! cargo bench -p token-refresh-tools --bench report
 //! ```
 //!
 //! It measures this build, then builds and runs itself again with
@@ -357,7 +357,7 @@ fn run_native() -> Result<(String, Summary), String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     eprintln!("native build: {} (RUSTFLAGS=\"-C target-cpu=native\")", target.join("native").display());
     let output = Command::new(cargo)
-        .args(["bench", "--features", "aws-lc", "--bench", "report"])
+        .args(["bench", "-p", "token-refresh-tools", "--bench", "report"])
         .env("RUSTFLAGS", "-C target-cpu=native")
         .env("CARGO_TARGET_DIR", target.join("native"))
         .env(CHILD_SUMMARY, &summary_path)

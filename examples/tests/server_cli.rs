@@ -1,4 +1,4 @@
-//! The reference server's command line (`examples/server.rs`), run as the
+//! The reference server's command line (`examples/src/bin/server.rs`), run as the
 //! built binary (`target/<profile>/examples/server`, which `cargo test`
 //! builds before it runs the tests) with the features of this test run:
 //! which flags it takes and refuses (exit code 2, a message naming the
@@ -14,10 +14,24 @@ use token_refresh::ed25519_dalek::{Signature, SigningKey, Verifier as _, Verifyi
 
 use token_refresh_test_support::http_client::{Http, TestResult};
 use token_refresh_test_support::keys::{SEED, jwk_x, private_der, private_pem, public_der, public_pem};
-use token_refresh_test_support::process::{self, Server, StartFailure, example_binary};
+use token_refresh_test_support::process::{self, Server, StartFailure};
 use token_refresh_test_support::raw::{HEALTHZ, RawConnection};
 use token_refresh_test_support::tokens::{bearer, jose_header, payload};
 use token_refresh_test_support::users::{BOB, BOB_LOGIN_SEED, demo_users_json, login_body};
+
+/// The reference server, as built by Cargo for this package's tests.
+const SERVER: &str = env!("CARGO_BIN_EXE_server");
+
+/// The built binary of example `name` (Cargo builds a package's binaries
+/// before its integration tests).
+fn binary(name: &str) -> TestResult<&'static str> {
+    match name {
+        "server" => Ok(env!("CARGO_BIN_EXE_server")),
+        "actix" => Ok(env!("CARGO_BIN_EXE_actix")),
+        "hyper" => Ok(env!("CARGO_BIN_EXE_hyper")),
+        other => Err(format!("no example {other}").into()),
+    }
+}
 
 /// A directory of key and users files, removed when dropped.
 struct Dir(std::path::PathBuf);
@@ -52,13 +66,13 @@ fn owned(args: &[&str]) -> Vec<String> {
 
 /// The server started with `args` (give `--listen 127.0.0.1:0`).
 async fn running(args: &[&str]) -> TestResult<Server> {
-    process::running("server", &owned(args)).await
+    process::running(SERVER, &owned(args)).await
 }
 
 /// Runs the server with `args`, which must end without listening: its exit
 /// code, stderr and stdout.
 async fn refused(args: &[&str]) -> TestResult<StartFailure> {
-    match process::start("server", &owned(args)).await? {
+    match process::start(SERVER, &owned(args)).await? {
         Ok(server) => {
             server.stop().await?;
             Err(format!("the server started with {args:?}").into())
@@ -117,7 +131,6 @@ fn expires_in(token: &str) -> TestResult<i64> {
 /// a replayed token move the request, session, rotation and reuse counters
 /// and the ledger histogram by exactly that much (the server process is
 /// this test's alone), and no token, subject or key appears in the scrape.
-#[cfg(feature = "metrics")]
 #[tokio::test]
 async fn metrics_count_the_flows_without_secrets() -> TestResult {
     let dir = Dir::new()?;
@@ -170,7 +183,7 @@ async fn the_server_raises_its_open_file_limit() -> TestResult {
     use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
     let mut child = tokio::process::Command::new("bash")
         .args(["-c", r#"ulimit -Sn 1024 && exec "$0" --listen 127.0.0.1:0"#])
-        .arg(example_binary("server")?)
+        .arg(SERVER)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -361,7 +374,7 @@ async fn admin_listen_serves_probes_and_metrics_apart() -> TestResult {
 async fn the_other_stacks_refuse_admin_listen() -> TestResult {
     for stack in ["actix", "hyper"] {
         let args = owned(&["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]);
-        match process::start(stack, &args).await? {
+        match process::start(binary(stack)?, &args).await? {
             Ok(server) => {
                 server.kill().await?;
                 return Err(format!("{stack} served with --admin-listen").into());
@@ -720,7 +733,7 @@ async fn verify_only_keys_load_and_are_published() -> TestResult {
     let verify = |value: String| vec!["--verify-key".to_owned(), value];
 
     let extra = [verify(format!("{}#old", dir.path("0.pub"))), verify(dir.path("1.pem"))].concat();
-    let server = process::running("server", &args(&extra)).await?;
+    let server = process::running(SERVER, &args(&extra)).await?;
     let (active_x, old, older) = (jwk_x(&SEED), jwk_x(&seeds[0]), jwk_x(&seeds[1]));
     let now = |kid: &str| Some(kid.to_owned());
     assert_eq!(jwks(&server.http).await?, [(active_x.clone(), now("now")), (old.clone(), now("old")), (older, None)]);
@@ -739,7 +752,7 @@ async fn verify_only_keys_load_and_are_published() -> TestResult {
     dir.write("2.der", public_der(&seeds[2]))?;
     dir.write("3.der", private_der(&seeds[3]))?;
     let server =
-        process::running("server", &args(&[verify(dir.path("2.der")), verify(dir.path("3.der"))].concat())).await?;
+        process::running(SERVER, &args(&[verify(dir.path("2.der")), verify(dir.path("3.der"))].concat())).await?;
     let xs: Vec<String> = jwks(&server.http).await?.into_iter().map(|(x, _)| x).collect();
     assert_eq!(xs, [jwk_x(&SEED), jwk_x(&seeds[2]), jwk_x(&seeds[3])]);
     server.stop().await?;
@@ -758,7 +771,7 @@ async fn verify_only_keys_load_and_are_published() -> TestResult {
         ("a certificate", verify(dir.path("cert.pem"))),
         ("junk DER", verify(dir.path("junk.der"))),
     ] {
-        let failure = match process::start("server", &args(&extra)).await? {
+        let failure = match process::start(SERVER, &args(&extra)).await? {
             Ok(server) => {
                 server.stop().await?;
                 return Err(format!("{what}: the server started").into());
@@ -796,7 +809,7 @@ async fn demo_login_body_logs_in() -> TestResult {
 /// README's block against the server).
 #[tokio::test]
 async fn the_printed_walkthrough_is_the_readmes() -> TestResult {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))?;
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))?;
     let block = readme
         .split_once("<!-- walkthrough:begin -->\n")
         .and_then(|(_, rest)| rest.split_once("<!-- walkthrough:end -->"))

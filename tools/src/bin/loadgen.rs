@@ -3,11 +3,11 @@
 //! requests/s, p50/p99 latency and the non-200 count.
 //!
 //! ```text
-//! # against the example server (cargo run --release --example server):
-//! cargo run --release --example loadgen -- --login-body login.json --sessions 64 --duration 10
+//! # against the example server (cargo run --release -p token-refresh-examples --bin server):
+//! cargo run --release -p token-refresh-tools --bin loadgen -- --login-body login.json --sessions 64 --duration 10
 //! # self-contained: an in-process stub server backed by this crate's
 //! # in-memory stores, on 127.0.0.1 (client and server share the cores):
-//! cargo run --release --example loadgen -- --stub --sessions 64 --duration 10
+//! cargo run --release -p token-refresh-tools --bin loadgen -- --stub --sessions 64 --duration 10
 //! ```
 //!
 //! Login (`POST`, body `{email, signature, publicKey}`) needs the user's

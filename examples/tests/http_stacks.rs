@@ -51,12 +51,23 @@ impl Stack {
     }
 }
 
+/// The built binary of example `name` (Cargo builds a package's binaries
+/// before its integration tests).
+fn binary(name: &str) -> TestResult<&'static str> {
+    match name {
+        "server" => Ok(env!("CARGO_BIN_EXE_server")),
+        "actix" => Ok(env!("CARGO_BIN_EXE_actix")),
+        "hyper" => Ok(env!("CARGO_BIN_EXE_hyper")),
+        other => Err(format!("no example {other}").into()),
+    }
+}
+
 /// The example `name` on the fixture key (no `kid`) and the demo users.
 async fn start_example(name: &str, dir: &std::path::Path) -> TestResult<Stack> {
     let path = |file: &str| dir.join(file).display().to_string();
     let args = ["--listen", "127.0.0.1:0", "--signing-key", &path("key.pem"), "--users", &path("users.json")];
     let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
-    Ok(Stack::Process(Box::new(process::running(name, &args).await?)))
+    Ok(Stack::Process(Box::new(process::running(binary(name)?, &args).await?)))
 }
 
 /// The reference router in process, on the same key, users and the system

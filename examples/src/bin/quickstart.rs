@@ -5,7 +5,7 @@
 //! send.
 //!
 //! ```text
-//! cargo run --example quickstart
+//! cargo run -p token-refresh-examples --bin quickstart
 //! ```
 
 use token_refresh::{Ed25519Signer, MemoryLedger, MemoryUserStore, Policy, Reply, SystemClock, TokenService, User};

@@ -1,9 +1,7 @@
-//! What the HTTP examples share, none of it HTTP: the command line, keys,
-//! users, the `--store` ledger, the announcement, metrics and signals.
-//! Nothing here logs or prints a token, key, signature or store URL.
-
-// Each example uses a different part of this module.
-#![allow(dead_code)]
+//! What the HTTP examples (`src/bin/{server,actix,hyper,postgres_users}.rs`)
+//! share, none of it HTTP: the command line, keys, users, the `--store`
+//! ledger, the announcement, metrics and signals. Nothing here logs or
+//! prints a token, key, signature or store URL.
 
 use std::ffi::OsStr;
 use std::future::Future;
@@ -20,13 +18,20 @@ use token_refresh::{AccessClaims, KeyId, MemoryUserStore, Policy, Reply, Signer,
 use token_refresh::{VerificationKey, time::Duration};
 use zeroize::Zeroizing;
 
-pub(crate) const SESSION_PATH: &str = "/auth/api/v1/authentication-management/session";
-pub(crate) const ME_PATH: &str = "/api/v1/me";
-pub(crate) const JWKS_PATH: &str = "/.well-known/jwks.json";
-pub(crate) const METRICS_PATH: &str = "/metrics";
-pub(crate) const HEALTH_PATH: &str = "/healthz";
-pub(crate) const READY_PATH: &str = "/readyz";
-pub(crate) const DEMO_EMAIL: &str = "bob@mail.com";
+/// The session endpoint: log in (POST), refresh (PATCH), log out (DELETE).
+pub const SESSION_PATH: &str = "/auth/api/v1/authentication-management/session";
+/// A protected resource: who the access token belongs to.
+pub const ME_PATH: &str = "/api/v1/me";
+/// The public key set (RFC 8037 OKP JWKs).
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+/// Prometheus text, when the process has a recorder.
+pub const METRICS_PATH: &str = "/metrics";
+/// Liveness probe.
+pub const HEALTH_PATH: &str = "/healthz";
+/// Readiness probe (the ledger answers).
+pub const READY_PATH: &str = "/readyz";
+/// The demo user the `--demo` walkthrough logs in as.
+pub const DEMO_EMAIL: &str = "bob@mail.com";
 
 // The flags are a public interface: change them only compatibly.
 /// A reference token-refresh service.
@@ -39,98 +44,98 @@ pub(crate) const DEMO_EMAIL: &str = "bob@mail.com";
                   `listening on http://ADDR` line (after `admin listening on http://ADDR` with\n\
                   --admin-listen) and the demo walkthrough."
 )]
-pub(crate) struct Config {
+pub struct Config {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
-    pub(crate) listen: SocketAddr,
+    pub listen: SocketAddr,
     /// Ed25519 PKCS#8 PEM signing key (openssl genpkey -algorithm ed25519
     /// -out key.pem); without it a fresh key is made per start and tokens
     /// die with the process.
     #[arg(long, value_name = "FILE")]
-    pub(crate) signing_key: Option<PathBuf>,
+    pub signing_key: Option<PathBuf>,
     /// Key id written into tokens and the JWKS (A-Z a-z 0-9 - _ . ~, at
     /// most 64).
     #[arg(long, value_name = "ID")]
-    pub(crate) kid: Option<String>,
+    pub kid: Option<String>,
     /// JSON array of {"email","account","role","publicKey"} (publicKey: hex
     /// of the user's 32-byte Ed25519 login key; optional "disabled": true);
     /// without it one demo user bob@mail.com with a fresh login key, whose
     /// login body is printed.
     #[arg(long, value_name = "FILE")]
-    pub(crate) users: Option<PathBuf>,
+    pub users: Option<PathBuf>,
     /// Also accept tokens signed by this key, never sign with it (key
     /// rotation); FILE is a public key PEM (openssl pkey -pubout) or a
     /// PKCS#8 private key PEM, of which only the public half is kept; #KID
     /// gives its key id; repeatable, at most 3.
     #[arg(long = "verify-key", value_name = "FILE[#KID]", value_parser = parse_verify_key)]
-    pub(crate) verify_keys: Vec<(PathBuf, Option<String>)>,
+    pub verify_keys: Vec<(PathBuf, Option<String>)>,
     /// Session ledger: memory (one process), redis://… or
     /// redis-cluster://HOST:PORT[,HOST:PORT…] (feature redis; the server
     /// must run maxmemory-policy noeviction) or postgres://… /
     /// postgresql://… (feature postgres; tables created at start) for
     /// several instances sharing sessions; the URL is never printed.
     #[arg(long, value_name = "URL", default_value = "memory", value_parser = StoreUrlParser)]
-    pub(crate) store: LedgerUrl,
+    pub store: LedgerUrl,
     /// PEM bundle of the CA certificates to trust for a TLS store
     /// (rediss://, rediss-cluster://, postgres://…?sslmode=verify-ca or
     /// verify-full) instead of the platform's roots; a server certificate
     /// that does not verify is refused at start.
     #[arg(long, value_name = "FILE")]
-    pub(crate) store_ca: Option<PathBuf>,
+    pub store_ca: Option<PathBuf>,
     /// Redis key prefix NAME: / PostgreSQL schema NAME (a-z 0-9 _, at most
     /// 63) [default: token_refresh].
     #[arg(long, value_name = "NAME", value_parser = parse_store_prefix)]
-    pub(crate) store_prefix: Option<String>,
+    pub store_prefix: Option<String>,
     /// Access token lifetime in seconds.
     #[arg(long, value_name = "SECS", allow_hyphen_values = true, default_value_t = default_secs(Policy::access_lifetime))]
-    pub(crate) access_ttl: u32,
+    pub access_ttl: u32,
     /// Refresh token (idle session) lifetime in seconds.
     #[arg(long, value_name = "SECS", allow_hyphen_values = true, default_value_t = default_secs(Policy::refresh_lifetime))]
-    pub(crate) refresh_ttl: u32,
+    pub refresh_ttl: u32,
     /// Grace window for a retried refresh, 0 (off: strict rotation) to 60
     /// seconds.
     #[arg(long, value_name = "SECS", allow_hyphen_values = true, default_value_t = default_secs(Policy::grace_window))]
-    pub(crate) grace: u32,
+    pub grace: u32,
     /// Replays of one rotation the grace window tolerates (1 to 100).
     #[arg(long, value_name = "N", allow_hyphen_values = true, default_value_t = Policy::default().grace_max_replays(),
           value_parser = clap::value_parser!(u32).range(1..=i64::from(token_refresh::policy::MAX_GRACE_REPLAYS)))]
-    pub(crate) grace_replays: u32,
+    pub grace_replays: u32,
     /// Live sessions one user may hold; the login beyond it ends the user's
     /// session nearest its end of life.
     #[arg(long, value_name = "N", allow_hyphen_values = true, default_value_t = Policy::default().max_sessions_per_user(),
           value_parser = clap::value_parser!(u32).range(1..=i64::from(token_refresh::policy::MAX_SESSIONS_PER_USER)))]
-    pub(crate) max_sessions_per_user: u32,
+    pub max_sessions_per_user: u32,
     /// Authentic logins one user may make per minute (a burst of N, then one
     /// every 60/N s; beyond it 429); 0 turns the limit off (load tests).
     #[arg(long, value_name = "N", allow_hyphen_values = true, default_value_t = Policy::default().login_rate_limit())]
-    pub(crate) login_rate_limit: u32,
+    pub login_rate_limit: u32,
     /// Clock tolerance in seconds (0 to 300) for token expiry and the grace
     /// window's lower bound: set it to the clock skew between instances
     /// that share a ledger, or a retry on a slower instance is reuse.
     #[arg(long, value_name = "SECS", allow_hyphen_values = true, default_value_t = default_secs(Policy::leeway))]
-    pub(crate) leeway: u32,
+    pub leeway: u32,
     /// Verify every token with an Ed25519 verification, never by
     /// re-signing it with our own key (`PolicyBuilder::verify_by_resigning(false)`):
     /// for measuring the difference, or a deployment whose key is also
     /// used by a non-deterministic signer.
     #[arg(long)]
-    pub(crate) no_verify_by_resigning: bool,
+    pub no_verify_by_resigning: bool,
     /// Open connections served at once; beyond it new connections wait in
     /// the listen queue. The open-file limit is raised at start to fit it
     /// where the hard limit allows (otherwise the cap is lowered to fit).
     #[arg(long, value_name = "N", default_value_t = 10_000, allow_hyphen_values = true,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    pub(crate) max_connections: u32,
+    pub max_connections: u32,
     /// Serve /healthz, /readyz and /metrics on this address only (an
     /// internal port for probes and scrapes; 404 on --listen); without it
     /// they share --listen. The `server` example only.
     #[arg(long, value_name = "ADDR")]
-    pub(crate) admin_listen: Option<SocketAddr>,
+    pub admin_listen: Option<SocketAddr>,
     /// Serve the demo user and a per-start signing key on a non-loopback
     /// --listen too (refused without it: anyone reaching the address could
     /// log in as the admin).
     #[arg(long)]
-    pub(crate) demo: bool,
+    pub demo: bool,
 }
 
 /// `--store`'s parser. Not a plain function: clap quotes the refused value
@@ -161,7 +166,8 @@ fn parse_store_prefix(name: &str) -> Result<String, String> {
     LedgerOptions::is_valid_name(name).then(|| name.to_owned()).ok_or_else(|| refused.to_owned())
 }
 
-pub(crate) type Shutdown = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+/// Resolves when the process is asked to stop (SIGINT or SIGTERM).
+pub type Shutdown = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// The stacks that serve `--admin-listen` (the others refuse it rather
 /// than serve the probes and metrics where the operator said not to).
@@ -174,22 +180,29 @@ const ADMIN_CONNECTIONS: usize = 64;
 
 /// The service, its shutdown signal, its connection cap, and what the
 /// announcement tells.
-pub(crate) struct Setup {
-    pub(crate) service: TokenService,
-    pub(crate) shutdown: Shutdown,
-    pub(crate) serve: ServeOptions,
+#[allow(missing_debug_implementations, reason = "the shutdown future has no Debug")]
+pub struct Setup {
+    /// The service every stack serves.
+    pub service: TokenService,
+    /// When to drain and stop.
+    pub shutdown: Shutdown,
+    /// The API listener's serve options (connection cap, timeouts).
+    pub serve: ServeOptions,
     /// The `--admin-listen` socket, bound.
-    pub(crate) admin: Option<tokio::net::TcpListener>,
-    pub(crate) demo_login: Option<String>,
-    pub(crate) ephemeral_key: bool,
-    pub(crate) store: String,
+    pub admin: Option<tokio::net::TcpListener>,
+    /// The demo login body, printed for `--demo`.
+    pub demo_login: Option<String>,
+    /// No `--signing-key`: the key is fresh and dies with the process.
+    pub ephemeral_key: bool,
+    /// The ledger's kind for the announcement (never its URL).
+    pub store: String,
 }
 
 /// Start-up: flags, logs, metrics, keys, users, policy, the ledger
 /// (inside the runtime that will serve, as its connections live there),
 /// then the socket and the announcement. Usage errors exit as clap says,
 /// configuration errors with 2.
-pub(crate) async fn start(stack: &str) -> Result<(tokio::net::TcpListener, Setup), ExitCode> {
+pub async fn start(stack: &str) -> Result<(tokio::net::TcpListener, Setup), ExitCode> {
     let config = <Config as clap::Parser>::try_parse().map_err(|error| {
         let _ = error.print();
         ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2))
@@ -227,7 +240,7 @@ async fn bind(address: SocketAddr) -> Result<tokio::net::TcpListener, ExitCode> 
 }
 
 /// The `--admin-listen` listener's limits.
-pub(crate) fn admin_serve_options() -> ServeOptions {
+pub fn admin_serve_options() -> ServeOptions {
     ServeOptions::new().max_connections(ADMIN_CONNECTIONS)
 }
 
@@ -283,12 +296,15 @@ fn refuse_demo_beyond_loopback(config: &Config) -> Result<(), String> {
 }
 
 /// AWS-LC with the `aws-lc` feature (twice as fast), else ed25519-dalek.
+/// The signer the servers sign with.
 #[cfg(feature = "aws-lc")]
-pub(crate) type ServerSigner = token_refresh::AwsLcSigner;
+pub type ServerSigner = token_refresh::AwsLcSigner;
+/// The signer the servers sign with.
 #[cfg(not(feature = "aws-lc"))]
-pub(crate) type ServerSigner = token_refresh::Ed25519Signer;
+pub type ServerSigner = token_refresh::Ed25519Signer;
 
-pub(crate) const SIGNER_NAME: &str = if cfg!(feature = "aws-lc") { "aws-lc" } else { "ed25519-dalek" };
+/// The signer's name, for the announcement.
+pub const SIGNER_NAME: &str = if cfg!(feature = "aws-lc") { "aws-lc" } else { "ed25519-dalek" };
 
 /// The signing key (or a fresh one), `--kid`, `--verify-key`s. Key files
 /// are wiped after reading; messages never quote key bytes.
@@ -431,7 +447,7 @@ fn announce(bound: SocketAddr, admin: Option<SocketAddr>, setup: &Setup, stack: 
 }
 
 /// The curl walkthrough, the same lines the README shows.
-pub(crate) fn walkthrough(address: SocketAddr, login_body: &str) -> String {
+pub fn walkthrough(address: SocketAddr, login_body: &str) -> String {
     format!(
         r#"BASE=http://{address}
 API=$BASE/auth/api/v1/authentication-management/session
@@ -466,7 +482,7 @@ fn init_logging() {
 }
 
 /// Runs a tokio stack: [`start`], then `serve` until it returns.
-pub(crate) async fn run_tokio<F, Fut>(stack: &str, serve: F) -> ExitCode
+pub async fn run_tokio<F, Fut>(stack: &str, serve: F) -> ExitCode
 where
     F: FnOnce(tokio::net::TcpListener, Setup) -> Fut,
     Fut: Future<Output = ()>,
@@ -481,7 +497,7 @@ where
 }
 
 /// `shutdown` for two listeners: both resolve when it does.
-pub(crate) fn shutdown_twice(shutdown: Shutdown) -> (Shutdown, Shutdown) {
+pub fn shutdown_twice(shutdown: Shutdown) -> (Shutdown, Shutdown) {
     let (sender, receiver) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -520,16 +536,25 @@ static PROMETHEUS: std::sync::LazyLock<Option<metrics_exporter_prometheus::Prome
         builder.install_recorder().map_err(|error| tracing::warn!(%error, "no metrics recorder")).ok()
     });
 
-/// `GET /metrics` (labels are fixed words, never a token, subject or key).
-pub(crate) fn metrics() -> String {
-    PROMETHEUS.as_ref().map(|handle| handle.render()).unwrap_or_default()
+/// Whether the process has a recorder: without one there is no `/metrics`
+/// route (404), rather than a 200 with an empty body that a scraper would
+/// take for "no traffic".
+pub fn serves_metrics() -> bool {
+    PROMETHEUS.is_some()
 }
 
-pub(crate) const METRICS_HEADERS: [(&str, &str); 2] =
+/// `GET /metrics` (labels are fixed words, never a token, subject or key);
+/// `None` without a recorder ([`serves_metrics`]).
+pub fn metrics() -> Option<String> {
+    PROMETHEUS.as_ref().map(|handle| handle.render())
+}
+
+/// The `/metrics` answer's headers.
+pub const METRICS_HEADERS: [(&str, &str); 2] =
     [("content-type", "text/plain; version=0.0.4"), ("cache-control", "no-store")];
 
 /// The `/api/v1/me` answer: who a checked access token belongs to.
-pub(crate) fn me(claims: &AccessClaims) -> Reply {
+pub fn me(claims: &AccessClaims) -> Reply {
     #[derive(Serialize)]
     struct Me<'a> {
         sub: &'a str,

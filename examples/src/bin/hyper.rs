@@ -3,7 +3,7 @@
 //! in the library's HTTP/1 loop (`token_refresh::http::serve`).
 //!
 //! ```text
-//! cargo run --example hyper -- --listen 127.0.0.1:8080
+//! cargo run -p token-refresh-examples --bin hyper -- --listen 127.0.0.1:8080
 //! ```
 //!
 //! Same flags, endpoints and bytes on the wire as `server`. The endpoint
@@ -13,8 +13,7 @@
 //! fallback: `/api/v1/me`, the probes, the metrics, and the 404 for
 //! anything else.
 
-#[path = "common/mod.rs"]
-mod common;
+use token_refresh_examples as common;
 
 use std::convert::Infallible;
 use std::process::ExitCode;
@@ -48,6 +47,7 @@ async fn rest(service: TokenService, request: Request<Incoming>) -> Result<Respo
     let path = request.uri().path();
     let reading = matches!(*request.method(), Method::GET | Method::HEAD);
     let reply = match path {
+        common::METRICS_PATH if !common::serves_metrics() => Reply::not_found(),
         common::ME_PATH | common::HEALTH_PATH | common::READY_PATH | common::METRICS_PATH if !reading => {
             Reply::method_not_allowed("GET, HEAD")
         }
@@ -65,7 +65,7 @@ async fn rest(service: TokenService, request: Request<Incoming>) -> Result<Respo
         common::HEALTH_PATH => Reply::live(),
         common::READY_PATH => readiness(&service).await,
         common::METRICS_PATH => {
-            let mut response = Response::new(Full::new(Bytes::from(common::metrics())));
+            let mut response = Response::new(Full::new(Bytes::from(common::metrics().unwrap_or_default())));
             for (name, value) in common::METRICS_HEADERS {
                 response.headers_mut().insert(name, HeaderValue::from_static(value));
             }

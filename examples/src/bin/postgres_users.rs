@@ -2,8 +2,8 @@
 //! PostgreSQL session ledger, served with the axum integration.
 //!
 //! ```text
-//! cargo run --features postgres,axum --example postgres_users             # check and exit
-//! cargo run --features postgres,axum --example postgres_users -- --serve  # serve on 127.0.0.1:8080
+//! cargo run -p token-refresh-examples --features postgres --bin postgres_users             # check and exit
+//! cargo run -p token-refresh-examples --features postgres --bin postgres_users -- --serve  # serve on 127.0.0.1:8080
 //! ```
 //!
 //! It creates `app_users` (if missing) in the database at

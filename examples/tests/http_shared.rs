@@ -1,7 +1,7 @@
 //! Several server instances on one shared ledger behave as one service, and
 //! a restart with a new signing key keeps the sessions of the old one.
 //!
-//! Every instance is the built reference server (`examples/server.rs`, axum;
+//! Every instance is the built reference server (`examples/src/bin/server.rs`, axum;
 //! `cargo test` builds it into `target/<profile>/examples/server`) run as a
 //! child process, so the `--store`, `--store-prefix`, `--signing-key`,
 //! `--kid` and `--verify-key` flags are exercised as an operator types them;
@@ -38,6 +38,9 @@ use token_refresh_test_support::process::{self, Server, StartFailure};
 use token_refresh_test_support::tokens::{bearer, jose_header, signed_by};
 use token_refresh_test_support::users::{BOB, BOB_LOGIN_SEED};
 
+/// The reference server, as built by Cargo for this package's tests.
+const SERVER: &str = env!("CARGO_BIN_EXE_server");
+
 const REUSED: &str = "refresh token was already used; the session is revoked";
 const SESSION_REVOKED: &str = "session has been revoked";
 
@@ -67,7 +70,7 @@ impl Backend {
     /// One plain connection per server holding keys: the standalone server,
     /// or each node the cluster URL names (all primaries in the throwaway
     /// cluster the tests start).
-    async fn redis_nodes(self) -> TestResult<Vec<redis::aio::MultiplexedConnection>> {
+    async fn redis_nodes(self) -> TestResult<Vec<token_refresh::redis::aio::MultiplexedConnection>> {
         let urls: Vec<String> = match self {
             Self::RedisCluster => {
                 let url = self.url();
@@ -78,7 +81,7 @@ impl Backend {
         };
         let mut nodes = Vec::new();
         for url in urls {
-            let client = redis::Client::open(url.as_str())?;
+            let client = token_refresh::redis::Client::open(url.as_str())?;
             nodes.push(client.get_multiplexed_async_connection().await.map_err(|e| format!("Redis at {url}: {e}"))?);
         }
         Ok(nodes)
@@ -102,10 +105,13 @@ impl Backend {
 
     /// The keys under the Redis prefix of `name`, each with the connection
     /// of the node holding it.
-    async fn redis_keys(self, name: &str) -> TestResult<Vec<(redis::aio::MultiplexedConnection, Vec<u8>)>> {
+    async fn redis_keys(
+        self,
+        name: &str,
+    ) -> TestResult<Vec<(token_refresh::redis::aio::MultiplexedConnection, Vec<u8>)>> {
         let mut found = Vec::new();
         for mut node in self.redis_nodes().await? {
-            let mut iter: redis::AsyncIter<'_, Vec<u8>> = node.scan_match(format!("{name}:*")).await?;
+            let mut iter: token_refresh::redis::AsyncIter<'_, Vec<u8>> = node.scan_match(format!("{name}:*")).await?;
             let mut keys = Vec::new();
             while let Some(key) = iter.next_item().await {
                 keys.push(key?);
@@ -208,7 +214,7 @@ struct Instance {
 impl Instance {
     async fn start(args: &[String]) -> TestResult<Self> {
         // A backend that cannot be reached fails here: the test fails.
-        let server = process::running("server", args).await?;
+        let server = process::running(SERVER, args).await?;
         Ok(Self { http: server.http.clone(), server })
     }
 
@@ -231,7 +237,7 @@ fn owned<'a>(args: impl IntoIterator<Item = &'a str>) -> Vec<String> {
 /// Runs the server with `args`, which must not start: its exit code, stderr
 /// and stdout.
 async fn refused(args: &[String]) -> TestResult<StartFailure> {
-    match process::start("server", args).await? {
+    match process::start(SERVER, args).await? {
         Ok(server) => {
             server.stop().await?;
             Err("the server started; it must refuse this configuration".into())
@@ -743,10 +749,9 @@ async fn a_tls_redis_needs_its_ca_trusted() -> TestResult {
     let ca = certs.path("ca.crt");
     // The server takes a moment to listen.
     accepting(server.port).await?;
-    let trusting =
-        process::running("server", &owned(["--listen", "127.0.0.1:0", "--store", &store, "--store-ca", &ca]))
-            .await
-            .map_err(|e| format!("the server did not start with its CA trusted: {e}"))?;
+    let trusting = process::running(SERVER, &owned(["--listen", "127.0.0.1:0", "--store", &store, "--store-ca", &ca]))
+        .await
+        .map_err(|e| format!("the server did not start with its CA trusted: {e}"))?;
     let login = trusting.http.login(&trusting.stdout_line("login body: ").await?).await?;
     assert_eq!(login.status, 200, "{login:?}");
     let logs = trusting.stop().await?;
@@ -778,7 +783,7 @@ async fn outage_and_recovery(
     failed_refresh_never_ran: bool,
 ) -> TestResult {
     let args = owned(["--listen", "127.0.0.1:0"].into_iter().chain(store_args.iter().copied()));
-    let server = process::running("server", &args).await?;
+    let server = process::running(SERVER, &args).await?;
     let login = server.stdout_line("login body: ").await?;
     let http = server.http.clone();
 
@@ -849,7 +854,7 @@ async fn a_verifying_postgres_store_needs_its_ca_trusted() -> TestResult {
     let url = "postgres://postgres:s3cret-pw@localhost:5432/test?sslmode=verify-full";
     let args =
         |ca: &str| owned(["--listen", "127.0.0.1:0", "--store", url, "--store-prefix", &schema, "--store-ca", ca]);
-    let trusted = process::start("server", &args(&snakeoil.to_string_lossy())).await?;
+    let trusted = process::start(SERVER, &args(&snakeoil.to_string_lossy())).await?;
     let outcome = async {
         let trusted = trusted.map_err(|failure| format!("the server's own certificate must verify: {failure:?}"))?;
         trusted.stop().await?;

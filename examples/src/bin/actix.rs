@@ -2,7 +2,7 @@
 //! `TokenService` directly.
 //!
 //! ```text
-//! cargo run --example actix -- --listen 127.0.0.1:8080
+//! cargo run -p token-refresh-examples --bin actix -- --listen 127.0.0.1:8080
 //! ```
 //!
 //! Same flags, endpoints and bytes on the wire as `server`. actix-web 4 is
@@ -11,8 +11,7 @@
 //! header as bytes, and every answer is a `Reply` (status, headers, body).
 //! SIGINT/SIGTERM drain in-flight requests for up to 10 s.
 
-#[path = "common/mod.rs"]
-mod common;
+use token_refresh_examples as common;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -98,6 +97,7 @@ async fn answer(service: &TokenService, request: &HttpRequest, payload: web::Pay
             },
             _ => Reply::method_not_allowed("POST, PATCH, DELETE"),
         },
+        common::METRICS_PATH if !common::serves_metrics() => Reply::not_found(),
         common::JWKS_PATH | common::ME_PATH | common::HEALTH_PATH | common::READY_PATH | common::METRICS_PATH
             if !reading =>
         {
@@ -115,7 +115,7 @@ async fn answer(service: &TokenService, request: &HttpRequest, payload: web::Pay
             for header in common::METRICS_HEADERS {
                 response.insert_header(header);
             }
-            return response.body(common::metrics());
+            return response.body(common::metrics().unwrap_or_default());
         }
         _ => Reply::not_found(),
     };

@@ -2,7 +2,7 @@
 //! this crate, on axum + `jsonwebtoken` (aws-lc-rs) + a mutexed map.
 //!
 //! ```text
-//! cargo run --release --example baseline -- --listen 127.0.0.1:8081
+//! cargo run --release -p token-refresh-tools --bin baseline -- --listen 127.0.0.1:8081
 //! ```
 //!
 //! Same endpoint and wire shape as the reference server for what the load
