@@ -25,8 +25,8 @@ pub enum Error {
     #[error("unauthorized: {0}")]
     Unauthorized(#[from] Unauthorized),
     /// 403: an authentic, unrevoked access token whose holder may not do
-    /// what the request asks (an application's role check, e.g.
-    /// [`AccessClaims::require_role`](crate::AccessClaims::require_role)).
+    /// what the request asks (an application's role check, e.g. the axum
+    /// extractor's `AccessToken::require_role`).
     /// Never produced by the token flows themselves.
     #[error("forbidden: {0}")]
     Forbidden(#[from] Forbidden),
@@ -527,6 +527,7 @@ impl StoreError {
 
     /// The cause, for logs and for backends that look into their own
     /// driver's error.
+    #[cfg(any(feature = "postgres", feature = "redis"))]
     pub(crate) fn cause(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
         self.source.as_ref()
     }

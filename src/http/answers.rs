@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http_body::Body;
 use http_body_util::{BodyExt as _, Limited};
 
-use crate::envelope::{JWKS_CACHE_CONTROL, Reply, ReplyData};
+use crate::envelope::{JWKS_CACHE_CONTROL, Reply};
 use crate::error::{BadRequest, Error, InternalKind};
 use crate::keys::jwk::Jwks;
 use crate::policy::MAX_LOGIN_BODY;
@@ -31,7 +31,8 @@ pub(crate) fn reply(reply: Reply) -> Response<Vec<u8>> {
 }
 
 /// The answer for a flow's result.
-pub(crate) fn result<T: ReplyData>(result: &Result<T, Error>) -> Response<Vec<u8>> {
+#[cfg(feature = "axum")]
+pub(crate) fn result<T: crate::envelope::ReplyData>(result: &Result<T, Error>) -> Response<Vec<u8>> {
     reply(Reply::from_result(result))
 }
 

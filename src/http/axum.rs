@@ -160,7 +160,7 @@ pub struct AccessToken(pub AccessClaims);
 
 impl AccessToken {
     /// The claims when the token's `role` is one of `allowed`; otherwise a
-    /// 403 ([`Forbidden::Role`](crate::error::Forbidden::Role)), answered
+    /// 403 ([`Forbidden::Role`]), answered
     /// in the crate's envelope with `WWW-Authenticate: Bearer
     /// error="insufficient_scope"` (RFC 6750 §3.1).
     pub fn require_role(&self, allowed: &[&str]) -> Result<&AccessClaims, Error> {

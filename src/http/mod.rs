@@ -23,7 +23,7 @@
 //!   `Content-Type: application/json`, `Cache-Control: no-store` and
 //!   `Pragma: no-cache` (the JWKS document excepted), and
 //!   `WWW-Authenticate` on 400 and 401: the same bytes and headers as
-//!   [`Reply`](crate::Reply) and the [`axum`](crate::axum) integration,
+//!   [`Reply`](crate::Reply) and the [`axum`] integration,
 //!   which build them with the same code;
 //! - carries `X-Request-Id`: the request's own when it is 1 to 64 of
 //!   `A-Z a-z 0-9 - _ .`, a fresh UUID otherwise;
