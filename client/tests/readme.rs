@@ -26,7 +26,7 @@ fn the_workspace_readme_shows_the_tested_client_program() {
     );
     // The soak command, too (tests/chaos.rs runs it against the server binary).
     assert_eq!(
-        block(workspace, "```sh\ncargo run --example server -- --access-ttl 3"),
-        block(client, "```sh\ncargo run --example server -- --access-ttl 3")
+        block(workspace, "```sh\ncargo run -p token-refresh-examples --bin server -- --access-ttl 3"),
+        block(client, "```sh\ncargo run -p token-refresh-examples --bin server -- --access-ttl 3")
     );
 }
