@@ -10,13 +10,13 @@ use crate::events::EventSink;
 use crate::flows::login_limit::LoginLimiter;
 use crate::flows::parts::Parts;
 use crate::keys::jwk::Jwks;
-use crate::keys::signer::{BoxSigner, DynSigner, Signer};
-use crate::ledger::{BoxLedger, DynLedger, SessionInfo, SessionLedger};
+use crate::keys::signer::{BoxSigner, Signer};
+use crate::ledger::{BoxLedger, SessionInfo, SessionLedger};
 use crate::policy::Policy;
 use crate::token::claims::AccessClaims;
 use crate::token::ids::SessionId;
 use crate::token::pair::TokenPair;
-use crate::users::{BoxUserStore, DynUserStore, UserStore};
+use crate::users::{BoxUserStore, UserStore};
 use crate::verifier::AccessVerifier;
 
 /// Everything a deployment's token endpoints need, in one cheap-to-clone
@@ -65,13 +65,9 @@ pub struct TokenService(Arc<Inner>);
 #[derive(Clone)]
 struct Inner {
     policy: Policy,
-    /// The parts as the core calls them: one boxed future per call.
-    core_users: Arc<dyn DynUserStore>,
-    core_ledger: Arc<dyn DynLedger>,
-    core_signer: Arc<dyn DynSigner>,
-    /// The same parts as the accessors hand them out. Lending these to the
-    /// core instead would box each future twice (the `Box*` type's own
-    /// box, then the core's).
+    /// The parts, erased once: the accessors hand these out, and the core
+    /// borrows the trait object inside each (`as_dyn`), so a call boxes its
+    /// future once.
     users: BoxUserStore,
     ledger: BoxLedger,
     signer: BoxSigner,
@@ -94,16 +90,12 @@ impl TokenService {
         C: Clock + 'static,
     {
         let jwks = signer.keyring().to_jwks(policy.algorithm());
-        let (users, ledger, signer) = (Arc::new(users), Arc::new(ledger), Arc::new(signer));
         let clock: Arc<dyn Clock> = Arc::new(clock);
-        let boxed_signer = BoxSigner::new(Arc::clone(&signer));
+        let boxed_signer = BoxSigner::new(signer);
         Self(Arc::new(Inner {
             login_limiter: LoginLimiter::new(policy.login_rate_limit()),
             verifier: AccessVerifier::issuer(policy.clone(), boxed_signer.clone(), Arc::clone(&clock)),
             policy,
-            core_users: Arc::clone(&users) as Arc<dyn DynUserStore>,
-            core_ledger: Arc::clone(&ledger) as Arc<dyn DynLedger>,
-            core_signer: signer,
             users: BoxUserStore::new(users),
             ledger: BoxLedger::new(ledger),
             signer: boxed_signer,
@@ -129,9 +121,9 @@ impl TokenService {
         let p = &*self.0;
         Parts {
             policy: &p.policy,
-            users: &*p.core_users,
-            ledger: &*p.core_ledger,
-            signer: &*p.core_signer,
+            users: p.users.as_dyn(),
+            ledger: p.ledger.as_dyn(),
+            signer: p.signer.as_dyn(),
             clock: &*p.clock,
             events: p.events.as_deref(),
         }

@@ -99,6 +99,13 @@ impl<U: UserStore + ?Sized> UserStore for Arc<U> {
 pub struct BoxUserStore(Arc<dyn DynUserStore>);
 
 impl BoxUserStore {
+    /// The erased store itself, for the core: one boxed future per call.
+    pub(crate) fn as_dyn(&self) -> &dyn DynUserStore {
+        &*self.0
+    }
+}
+
+impl BoxUserStore {
     /// Boxes `users`.
     pub fn new<U: UserStore + 'static>(users: U) -> Self {
         Self(Arc::new(users))

@@ -78,6 +78,13 @@ impl<S: Signer + ?Sized> Signer for std::sync::Arc<S> {
 pub struct BoxSigner(std::sync::Arc<dyn DynSigner>);
 
 impl BoxSigner {
+    /// The erased signer itself, for the core: one boxed future per call.
+    pub(crate) fn as_dyn(&self) -> &dyn DynSigner {
+        &*self.0
+    }
+}
+
+impl BoxSigner {
     /// Boxes `signer`.
     pub fn new<S: Signer + 'static>(signer: S) -> Self {
         Self(std::sync::Arc::new(signer))

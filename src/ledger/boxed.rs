@@ -32,6 +32,14 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Sen
 pub struct BoxLedger(Arc<dyn DynLedger>);
 
 impl BoxLedger {
+    /// The erased ledger itself, for the core: one boxed future per call
+    /// (going through `BoxLedger`'s own `SessionLedger` impl would box twice).
+    pub(crate) fn as_dyn(&self) -> &dyn DynLedger {
+        &*self.0
+    }
+}
+
+impl BoxLedger {
     /// Boxes `ledger`.
     pub fn new<L: SessionLedger + 'static>(ledger: L) -> Self {
         Self(Arc::new(ledger))
